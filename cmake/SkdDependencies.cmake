@@ -1,0 +1,17 @@
+# Third-party dependencies. Debian packages by default; a LibTorch 2.x is picked up through
+# CMAKE_PREFIX_PATH (python3 -c 'import torch;print(torch.utils.cmake_prefix_path)').
+find_package(Torch REQUIRED)
+message(STATUS "LibTorch ${Torch_VERSION} from ${Torch_DIR}")
+find_package(nlohmann_json 3 REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(ZLIB REQUIRED)
+find_package(Threads REQUIRED)
+if(SKD_BUILD_APPS)
+  find_package(CLI11 CONFIG QUIET)
+  if(NOT CLI11_FOUND)
+    find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)
+    add_library(CLI11::CLI11 INTERFACE IMPORTED)
+    set_target_properties(CLI11::CLI11 PROPERTIES INTERFACE_INCLUDE_DIRECTORIES ${CLI11_INCLUDE_DIR})
+  endif()
+endif()
+find_package(OpenCV QUIET COMPONENTS core imgproc imgcodecs)

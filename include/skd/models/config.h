@@ -1,0 +1,102 @@
+// Architecture descriptions: ModelConfig (ViT/DeiT or Swin, timm constructor semantics), the
+// per-block elastic widths, named configs (deit_tiny ... swin_base) and JSON (timm kwarg names).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace skd::models {
+
+enum class Family { VIT, SWIN };
+
+const char* family_name(Family family);
+
+// Widths of one block: `attn` = leading dims kept in every head for q, k and v (0 = attention
+// branch and its LayerNorm removed); `mlp` = leading MLP hidden units kept (0 = MLP removed).
+struct BlockWidth {
+  int64_t attn = 0;
+  int64_t mlp = 0;
+  bool operator==(const BlockWidth& o) const { return attn == o.attn && mlp == o.mlp; }
+  bool operator!=(const BlockWidth& o) const { return !(*this == o); }
+};
+using Widths = std::vector<BlockWidth>;
+
+struct ModelConfig {
+  Family family = Family::VIT;
+  std::string name = "custom";  // registry name when built from one
+  int64_t img_size = 224;
+  int64_t patch_size = 16;
+  int64_t in_chans = 3;
+  int64_t num_classes = 1000;
+  int64_t embed_dim = 192;
+  double mlp_ratio = 4.0;
+  bool qkv_bias = true;
+  // ViT/DeiT
+  int64_t depth = 12;
+  int64_t num_heads = 3;
+  // Swin
+  std::vector<int64_t> depths;       // blocks per stage
+  std::vector<int64_t> stage_heads;  // heads per stage
+  int64_t window_size = 7;
+  // LayerNorm eps: 1e-6 for ViT (timm), 1e-5 for Swin.
+  double norm_eps = 1e-6;
+  // Attention softmax scale; 0 means original_head_dim^-0.5 (fixed from the *original* head dim,
+  // kept in every sub-network as the reference does).
+  double attn_scale = 0.0;
+  // Widths of the parameters this model holds (one per block, in block order). Empty = full.
+  Widths widths;
+
+  int64_t num_blocks() const;
+};
+
+// Static description of one block (index over all blocks; Swin blocks are counted across stages).
+struct BlockSpec {
+  int64_t index = 0;
+  int64_t stage = 0;      // Swin stage (0 for ViT)
+  int64_t dim = 0;        // channels
+  int64_t num_heads = 0;
+  int64_t head_dim = 0;   // original head dim
+  int64_t mlp_hidden = 0; // original MLP hidden size
+  int64_t tokens = 0;     // tokens the block sees per image (ViT: 1 + patches; Swin: H*W)
+  // Swin only
+  int64_t res_h = 0, res_w = 0;  // stage resolution
+  int64_t window = 0;            // window size after clamping to the resolution
+  int64_t shift = 0;             // shift after clamping (0 when window == resolution)
+  BlockWidth full() const { return {head_dim, mlp_hidden}; }
+};
+
+std::vector<BlockSpec> block_specs(const ModelConfig& config);
+// state_dict key prefix of a block: "blocks.3." (ViT) or "layers.2.blocks.1." (Swin).
+std::string block_prefix(const ModelConfig& config, const BlockSpec& spec);
+// Full widths (every block at head_dim / mlp_hidden).
+Widths full_widths(const ModelConfig& config);
+// config.widths, or full widths when empty.
+Widths stored_widths(const ModelConfig& config);
+// Softmax scale of a block: config.attn_scale if set, else the block's original head_dim^-0.5.
+double attention_scale(const ModelConfig& config, const BlockSpec& spec);
+
+// Throws std::invalid_argument (naming the field) if the config is inconsistent, e.g. embed_dim
+// not divisible by num_heads, image not divisible by patch, widths out of range.
+void validate(const ModelConfig& config);
+// Throws std::invalid_argument if `widths` does not fit this config (count, ranges), naming
+// `what` (a flag or file) in the message.
+void validate_widths(const ModelConfig& config, const Widths& widths, const std::string& what);
+
+// Named configs: deit_tiny/small/base (alias vit_*, deit_*_patch16_224), swin_tiny/small/base
+// (alias swin_*_patch4_window7_224), and the fixtures' vit_micro_32 / swin_micro_32.
+std::vector<std::string> named_configs();
+// Throws std::invalid_argument listing the known names if `name` is unknown.
+ModelConfig named_config(const std::string& name);
+
+// JSON with timm constructor keyword names plus "family" ("vit"|"swin"), optional "model_name"
+// (a named config to start from), "attn_scale", "widths" ([[a, m], ...]). Unknown keys and
+// unsupported values (e.g. global_pool other than token/avg) are errors naming the key.
+ModelConfig config_from_json(const nlohmann::json& j, const std::string& source = "config");
+nlohmann::json config_to_json(const ModelConfig& config);
+// `arch` is a named config or a path to a JSON file (a "create_kwargs" object inside is used).
+ModelConfig resolve_arch(const std::string& arch);
+
+}  // namespace skd::models

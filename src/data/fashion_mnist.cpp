@@ -1,0 +1,95 @@
+#include <filesystem>
+
+#include "skd/core/error.h"
+#include "skd/data/dataset.h"
+#include "skd/io/idx.h"
+
+namespace skd::data {
+namespace {
+
+constexpr double kMean = 0.2860, kStd = 0.3530;
+
+std::string find_idx(const std::string& root, const std::string& stem) {
+  for (const char* ext : {".gz", ""}) {
+    const auto p = std::filesystem::path(root) / (stem + ext);
+    if (std::filesystem::exists(p)) return p.string();
+  }
+  throw std::invalid_argument(cat("Fashion-MNIST: '", stem, "[.gz]' not found in '", root,
+                                  "' (install Debian's dataset-fashion-mnist or pass --data <folder>)"));
+}
+
+class FashionMnist : public Dataset {
+ public:
+  explicit FashionMnist(const FashionMnistOptions& o) : opt_(o) {
+    if (o.split != "train" && o.split != "test")
+      throw std::invalid_argument(cat("--split '", o.split, "': Fashion-MNIST has 'train' and 'test'"));
+    if (o.img_size <= 0 || o.channels <= 0)
+      throw std::invalid_argument("Fashion-MNIST: image size and channels must be positive");
+    const std::string prefix = o.split == "train" ? "train" : "t10k";
+    const std::string ipath = find_idx(o.root, prefix + "-images-idx3-ubyte");
+    const std::string lpath = find_idx(o.root, prefix + "-labels-idx1-ubyte");
+    auto images = io::read_idx(ipath);
+    auto labels = io::read_idx(lpath);
+    if (images.shape.size() != 3 || images.shape[1] != 28 || images.shape[2] != 28)
+      throw FormatError(cat(ipath, ": expected images [N, 28, 28]"));
+    if (labels.shape.size() != 1 || labels.shape[0] != images.shape[0])
+      throw FormatError(cat(lpath, ": ", labels.shape.empty() ? 0 : labels.shape[0], " labels for ",
+                            images.shape[0], " images in ", ipath));
+    for (uint8_t l : labels.data)
+      if (l >= 10) throw FormatError(cat(lpath, ": label ", int{l}, " outside 0..9"));
+    images_ = torch::from_blob(images.data.data(), {images.shape[0], 28, 28}, torch::kUInt8).clone();
+    labels_ = torch::from_blob(labels.data.data(), {labels.shape[0]}, torch::kUInt8).to(torch::kLong);
+    source_ = ipath;
+  }
+
+  int64_t size() const override { return images_.size(0); }
+  int64_t num_classes() const override { return 10; }
+  std::string describe() const override {
+    return cat("Fashion-MNIST ", opt_.split, " (", size(), " images, ", source_, ")");
+  }
+
+  Batch get_batch(const std::vector<int64_t>& indices) const override {
+    auto idx = torch::tensor(indices, torch::kLong);
+    auto x = images_.index_select(0, idx).to(torch::kFloat32).div_(255.0).unsqueeze(1);
+    if (opt_.img_size != 28)
+      x = torch::nn::functional::interpolate(
+          x, torch::nn::functional::InterpolateFuncOptions()
+                 .size(std::vector<int64_t>{opt_.img_size, opt_.img_size})
+                 .mode(torch::kBilinear)
+                 .align_corners(false));
+    x = x.sub_(kMean).div_(kStd);
+    if (opt_.channels != 1) x = x.expand({-1, opt_.channels, -1, -1}).contiguous();
+    return {x, labels_.index_select(0, idx)};
+  }
+
+  torch::Tensor labels() const { return labels_; }
+
+ private:
+  FashionMnistOptions opt_;
+  torch::Tensor images_, labels_;
+  std::string source_;
+};
+
+}  // namespace
+
+std::unique_ptr<Dataset> open_fashion_mnist(const FashionMnistOptions& options) {
+  return std::make_unique<FashionMnist>(options);
+}
+
+std::unique_ptr<Dataset> open_dataset(const std::string& spec, const std::string& split, int64_t img_size,
+                                      int64_t channels) {
+  FashionMnistOptions o;
+  o.split = split;
+  o.img_size = img_size;
+  o.channels = channels;
+  if (spec == "fashion-mnist" || spec == "fmnist") {
+    o.root = kFashionMnistDebianDir;
+  } else {
+    if (!std::filesystem::is_directory(spec))
+      throw std::invalid_argument(cat("--data '", spec, "': not 'fashion-mnist' and not a folder"));
+    o.root = spec;
+  }
+  return open_fashion_mnist(o);
+}
+
+}  // namespace skd::data

@@ -1,0 +1,327 @@
+#include "skd/models/checkpoint.h"
+
+#include <torch/version.h>
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <set>
+
+#include "skd/core/error.h"
+#include "skd/core/fs.h"
+#include "skd/io/pth.h"
+#include "skd/io/safetensors.h"
+#include "skd/io/sha256.h"
+#include "skd/models/macs.h"
+
+namespace skd::models {
+
+namespace {
+
+torch::ScalarType scalar_type(io::DType d) {
+  switch (d) {
+    case io::DType::F64: return torch::kFloat64;
+    case io::DType::F32: return torch::kFloat32;
+    case io::DType::F16: return torch::kFloat16;
+    case io::DType::BF16: return torch::kBFloat16;
+    case io::DType::I64: return torch::kInt64;
+    case io::DType::I32: return torch::kInt32;
+    case io::DType::I16: return torch::kInt16;
+    case io::DType::I8: return torch::kInt8;
+    case io::DType::U8: return torch::kUInt8;
+    case io::DType::Bool: return torch::kBool;
+  }
+  SKD_CHECK(false, "unknown dtype");
+  return torch::kFloat32;
+}
+
+io::DType record_dtype(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat64: return io::DType::F64;
+    case torch::kFloat32: return io::DType::F32;
+    case torch::kFloat16: return io::DType::F16;
+    case torch::kBFloat16: return io::DType::BF16;
+    case torch::kInt64: return io::DType::I64;
+    case torch::kInt32: return io::DType::I32;
+    case torch::kInt16: return io::DType::I16;
+    case torch::kInt8: return io::DType::I8;
+    case torch::kUInt8: return io::DType::U8;
+    case torch::kBool: return io::DType::Bool;
+    default: throw std::invalid_argument(cat("cannot store tensors of dtype ", t));
+  }
+}
+
+bool is_float(io::DType d) {
+  return d == io::DType::F64 || d == io::DType::F32 || d == io::DType::F16 || d == io::DType::BF16;
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += cat(i ? ", " : "", s[i]);
+  return out + "]";
+}
+
+bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
+
+std::string utc_now() {
+  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+torch::Tensor tensor_from_record(const io::TensorRecord& r) {
+  auto opts = torch::TensorOptions().dtype(scalar_type(r.dtype));
+  if (r.numel() == 0) return torch::empty(r.shape, opts);
+  return torch::from_blob(const_cast<uint8_t*>(r.data.data()), r.shape, opts).clone();
+}
+
+io::TensorRecord record_from_tensor(const torch::Tensor& t) {
+  io::TensorRecord r;
+  auto c = t.detach().to(torch::kCPU).contiguous();
+  r.dtype = record_dtype(c.scalar_type());
+  r.shape = c.sizes().vec();
+  r.data.resize(static_cast<size_t>(c.numel()) * c.element_size());
+  if (!r.data.empty()) std::memcpy(r.data.data(), c.data_ptr(), r.data.size());
+  return r;
+}
+
+Checkpoint read_checkpoint(const std::string& path) {
+  Checkpoint ck;
+  ck.source = path;
+  const auto bytes = read_file_bytes(path);
+  // safetensors: u64 header length, then '{'. torch.save: a zip, or (pre-1.6) a bare pickle.
+  const bool safetensors = bytes.size() >= 9 && bytes[8] == '{';
+  const bool zip = bytes.size() >= 4 && std::memcmp(bytes.data(), "PK\x03\x04", 4) == 0;
+  const bool pickle = !safetensors && !bytes.empty() && bytes[0] == 0x80;
+  if (zip || pickle) {
+    ck.format = "pth";
+    ck.tensors = io::pth_state_dict(io::parse_pth(bytes.data(), bytes.size(), path), path, &ck.wrapper);
+    return ck;
+  }
+  ck.format = "safetensors";
+  auto content = io::parse_safetensors(bytes.data(), bytes.size(), path);
+  ck.tensors = std::move(content.tensors);
+  if (auto it = content.metadata.find(kManifestKey); it != content.metadata.end()) {
+    try {
+      ck.manifest = nlohmann::json::parse(it->second);
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError(cat(path, ": __metadata__ key '", kManifestKey, "' is not valid JSON: ", e.what()));
+    }
+    if (!ck.manifest->is_object() || ck.manifest->value("format", "") != "skd-artifact")
+      throw FormatError(cat(path, ": __metadata__ '", kManifestKey, "' is not an skd-artifact manifest"));
+    const int version = ck.manifest->value("format_version", 0);
+    if (version < 1 || version > kArtifactFormatVersion)
+      throw FormatError(cat(path, ": artifact format_version ", version, " is not supported (this build reads 1..",
+                            kArtifactFormatVersion, ")"));
+  }
+  return ck;
+}
+
+std::vector<std::string> normalize_keys(const ModelConfig& c, io::TensorMap& t) {
+  std::vector<std::string> notes;
+  if (!t.empty()) {
+    bool all_module = true;
+    for (const auto& kv : t) all_module = all_module && starts_with(kv.first, "module.");
+    if (all_module) {
+      io::TensorMap out;
+      for (auto& kv : t) out.emplace(kv.first.substr(7), std::move(kv.second));
+      t.swap(out);
+      notes.push_back("stripped the DDP 'module.' prefix");
+    }
+  }
+  if (c.family != Family::SWIN) return notes;
+  size_t dropped = 0;
+  for (auto it = t.begin(); it != t.end();) {
+    if (it->first.find("relative_position_index") != std::string::npos ||
+        it->first.find("attn_mask") != std::string::npos) {
+      it = t.erase(it);
+      ++dropped;
+    } else {
+      ++it;
+    }
+  }
+  if (dropped) notes.push_back(cat("dropped ", dropped, " derived Swin buffers (recomputed)"));
+  // Microsoft / timm < 0.9 layout: PatchMerging at the end of stage N, classifier 'head.'.
+  const bool legacy = t.count("layers.0.downsample.reduction.weight") > 0 ||
+                      (t.count("head.weight") > 0 && t.count("head.fc.weight") == 0);
+  if (legacy) {
+    io::TensorMap out;
+    for (auto& kv : t) {
+      std::string k = kv.first;
+      if (starts_with(k, "layers.")) {
+        const size_t dot = k.find('.', 7);
+        if (dot != std::string::npos && k.compare(dot, 12, ".downsample.") == 0) {
+          const int64_t n = std::stoll(k.substr(7, dot - 7));
+          k = cat("layers.", n + 1, k.substr(dot));
+        }
+      } else if (starts_with(k, "head.") && !starts_with(k, "head.fc.")) {
+        k = "head.fc." + k.substr(5);
+      }
+      out.emplace(std::move(k), std::move(kv.second));
+    }
+    t.swap(out);
+    notes.push_back("mapped legacy Swin keys (Microsoft / timm < 0.9 layout)");
+  }
+  return notes;
+}
+
+Widths infer_widths(const ModelConfig& c, const io::TensorMap& t, const std::string& source) {
+  Widths w;
+  for (const auto& s : block_specs(c)) {
+    const std::string p = block_prefix(c, s);
+    BlockWidth b{0, 0};
+    if (auto it = t.find(p + "attn.qkv.weight"); it != t.end()) {
+      const auto& shape = it->second.shape;
+      if (shape.size() != 2 || shape[0] % (3 * s.num_heads) != 0 || shape[0] / (3 * s.num_heads) > s.head_dim)
+        throw std::runtime_error(cat(source, ": key '", it->first, "' has shape ", shape_str(shape),
+                                     ", expected [3*", s.num_heads, "*a, ", s.dim, "] with a <= ", s.head_dim,
+                                     " (is the architecture right?)"));
+      b.attn = shape[0] / (3 * s.num_heads);
+    }
+    if (auto it = t.find(p + "mlp.fc1.weight"); it != t.end()) {
+      const auto& shape = it->second.shape;
+      if (shape.size() != 2 || shape[0] > s.mlp_hidden)
+        throw std::runtime_error(cat(source, ": key '", it->first, "' has shape ", shape_str(shape),
+                                     ", expected [m, ", s.dim, "] with m <= ", s.mlp_hidden,
+                                     " (is the architecture right?)"));
+      b.mlp = shape[0];
+    }
+    w.push_back(b);
+  }
+  return w;
+}
+
+void load_state_dict(ElasticModelImpl& model, const io::TensorMap& tensors, const std::string& source) {
+  const auto params = model.named_parameters(true);
+  std::vector<std::string> missing, unexpected;
+  std::set<std::string> known;
+  for (const auto& p : params) {
+    known.insert(p.key());
+    if (!tensors.count(p.key())) missing.push_back(p.key());
+  }
+  for (const auto& kv : tensors)
+    if (!known.count(kv.first)) unexpected.push_back(kv.first);
+  auto list = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (size_t i = 0; i < v.size() && i < 8; ++i) out += cat(i ? ", " : "", "'", v[i], "'");
+    if (v.size() > 8) out += cat(", ... (", v.size() - 8, " more)");
+    return out;
+  };
+  if (!missing.empty() || !unexpected.empty()) {
+    std::string msg = cat(source, ": checkpoint does not match architecture '", model.config().name, "'");
+    if (!missing.empty()) msg += cat("; missing keys (", missing.size(), "): ", list(missing));
+    if (!unexpected.empty()) msg += cat("; unexpected keys (", unexpected.size(), "): ", list(unexpected));
+    throw std::runtime_error(msg);
+  }
+  torch::NoGradGuard guard;
+  for (const auto& p : params) {
+    const auto& rec = tensors.at(p.key());
+    auto value = p.value();
+    if (rec.shape != value.sizes().vec())
+      throw std::runtime_error(cat(source, ": key '", p.key(), "' has shape ", shape_str(rec.shape),
+                                   ", the model expects ", shape_str(value.sizes().vec())));
+    if (!is_float(rec.dtype))
+      throw std::runtime_error(cat(source, ": key '", p.key(), "' has dtype ", io::dtype_name(rec.dtype),
+                                   ", expected a floating-point tensor (F32/F16/BF16/F64)"));
+    auto t = tensor_from_record(rec).to(torch::kFloat32);
+    const int64_t bad = t.numel() - torch::isfinite(t).sum().item<int64_t>();
+    if (bad > 0)
+      throw std::runtime_error(cat(source, ": key '", p.key(), "' contains ", bad, " non-finite values (NaN/Inf)"));
+    value.copy_(t);
+  }
+}
+
+io::TensorMap state_dict(const ElasticModelImpl& model) {
+  io::TensorMap out;
+  for (const auto& p : model.named_parameters(true))
+    out.emplace(p.key(), record_from_tensor(p.value().to(torch::kFloat32)));
+  return out;
+}
+
+nlohmann::json make_manifest(const ElasticModelImpl& model, const nlohmann::json& provenance) {
+  const auto& c = model.config();
+  ModelConfig full = c;
+  full.widths = model.widths();
+  nlohmann::json m;
+  m["format"] = "skd-artifact";
+  m["format_version"] = kArtifactFormatVersion;
+  m["family"] = family_name(c.family);
+  m["config"] = config_to_json(full);
+  nlohmann::json widths = nlohmann::json::array(), scales = nlohmann::json::array();
+  for (const auto& s : block_specs(c)) scales.push_back(attention_scale(c, s));
+  for (const auto& w : full.widths) widths.push_back({w.attn, w.mlp});
+  m["widths"] = widths;
+  m["attn_scale"] = scales;
+  const auto cost = macs_count(full);
+  m["macs"] = {{"paper", cost.macs_paper}, {"full", cost.macs_full}, {"params", cost.params}};
+  nlohmann::json prov = provenance.is_object() ? provenance : nlohmann::json::object();
+  prov["skd_version"] = SKD_VERSION;
+  prov["torch_version"] = TORCH_VERSION;
+  if (!prov.contains("created")) prov["created"] = utc_now();
+  m["provenance"] = prov;
+  return m;
+}
+
+void save_artifact(const std::string& path, const ElasticModelImpl& model, const nlohmann::json& provenance) {
+  io::SafetensorsContent content;
+  content.tensors = state_dict(model);
+  content.metadata["format"] = "pt";
+  content.metadata[kManifestKey] = make_manifest(model, provenance).dump();
+  io::write_safetensors(path, content);
+}
+
+std::string file_sha256(const std::string& path) { return io::sha256_file(path); }
+
+LoadedModel load_model(const std::string& path, const std::string& arch) {
+  Checkpoint ck = read_checkpoint(path);
+  ModelConfig config;
+  if (ck.manifest) {
+    try {
+      config = config_from_json((*ck.manifest).at("config"), path + " manifest");
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError(cat(path, ": manifest has no valid 'config': ", e.what()));
+    }
+    if (!arch.empty()) {
+      const ModelConfig given = resolve_arch(arch);
+      const auto a = config_to_json(given), b = config_to_json(config);
+      for (const char* key : {"family", "embed_dim", "depth", "depths", "num_heads", "num_classes", "img_size",
+                              "patch_size"}) {
+        if (a.value(key, nlohmann::json()) != b.value(key, nlohmann::json()))
+          throw std::invalid_argument(cat("--arch ", arch, " disagrees with the manifest of '", path, "' on '", key,
+                                          "' (", a.value(key, nlohmann::json()).dump(), " vs ",
+                                          b.value(key, nlohmann::json()).dump(), "); drop --arch for artifacts"));
+      }
+    }
+  } else {
+    if (arch.empty())
+      throw std::invalid_argument(cat("'", path, "' carries no architecture (no skd manifest); pass --arch with a "
+                                      "named config (e.g. deit_small) or a JSON config file"));
+    config = resolve_arch(arch);
+  }
+  const auto notes = normalize_keys(config, ck.tensors);
+  if (config.widths.empty()) {
+    const Widths w = infer_widths(config, ck.tensors, path);
+    if (w != full_widths(config)) config.widths = w;
+  }
+  LoadedModel out;
+  out.source = path;
+  out.model = create_model(config);
+  load_state_dict(*out.model, ck.tensors, path);
+  if (ck.manifest) {
+    out.manifest = *ck.manifest;
+  } else {
+    nlohmann::json prov = {{"source", path}, {"source_format", ck.format}};
+    if (!ck.wrapper.empty()) prov["source_wrapper"] = ck.wrapper;
+    if (!notes.empty()) prov["key_mapping"] = notes;
+    out.manifest = make_manifest(*out.model, prov);
+  }
+  return out;
+}
+
+}  // namespace skd::models

@@ -1,0 +1,83 @@
+#include "layers.h"
+
+#include "skd/core/error.h"
+
+namespace skd::models::detail {
+
+void init_linear(torch::nn::Linear& l) {
+  torch::NoGradGuard g;
+  l->weight.normal_(0.0, 0.02);
+  if (l->bias.defined()) l->bias.zero_();
+}
+
+torch::Tensor zero_touch(torch::nn::Module& module) {
+  torch::Tensor acc;
+  for (auto& p : module.parameters()) {
+    auto s = p.sum();
+    acc = acc.defined() ? acc + s : s;
+  }
+  return acc.defined() ? acc * 0.0 : acc;
+}
+
+AttentionImpl::AttentionImpl(int64_t dim, int64_t heads_, int64_t stored_, bool qkv_bias,
+                             int64_t rel_window)
+    : heads(heads_), stored(stored_) {
+  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, 3 * heads * stored).bias(qkv_bias)));
+  proj = register_module("proj", torch::nn::Linear(heads * stored, dim));
+  init_linear(qkv);
+  init_linear(proj);
+  if (rel_window > 0) {
+    relative_position_bias_table = register_parameter(
+        "relative_position_bias_table",
+        torch::empty({(2 * rel_window - 1) * (2 * rel_window - 1), heads}).normal_(0.0, 0.02));
+  }
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, int64_t a, double scale,
+                                     Probes* probes, const torch::Tensor& rel_index,
+                                     const torch::Tensor& mask) {
+  const int64_t B = x.size(0), T = x.size(1);
+  const auto w = slice_qkv_rows(qkv->weight, heads, a);
+  const auto b = qkv->bias.defined() ? slice_qkv_rows(qkv->bias, heads, a) : torch::Tensor();
+  auto f = torch::nn::functional::linear(x, w, b);
+  if (probes && probes->capture_qkv) {
+    if (probes->retain_grad && f.requires_grad()) f.retain_grad();
+    probes->qkv.push_back(f);
+  }
+  auto parts = f.reshape({B, T, 3, heads, a}).permute({2, 0, 3, 1, 4});
+  auto q = parts[0] * scale, k = parts[1], v = parts[2];
+  auto attn = torch::matmul(q, k.transpose(-2, -1));
+  if (relative_position_bias_table.defined()) {
+    auto bias = relative_position_bias_table.index_select(0, rel_index).view({T, T, heads}).permute({2, 0, 1});
+    attn = attn + bias.unsqueeze(0);
+  }
+  if (mask.defined()) {
+    const int64_t nw = mask.size(0);
+    attn = (attn.view({-1, nw, heads, T, T}) + mask.unsqueeze(1).unsqueeze(0)).view({-1, heads, T, T});
+  }
+  attn = attn.softmax(-1);
+  auto out = torch::matmul(attn, v).transpose(1, 2).reshape({B, T, heads * a});
+  return torch::nn::functional::linear(out, slice_proj_cols(proj->weight, heads, a), proj->bias);
+}
+
+MlpImpl::MlpImpl(int64_t dim, int64_t stored_) : stored(stored_) {
+  fc1 = register_module("fc1", torch::nn::Linear(dim, stored));
+  fc2 = register_module("fc2", torch::nn::Linear(stored, dim));
+  init_linear(fc1);
+  init_linear(fc2);
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x, int64_t m, Probes* probes) {
+  namespace F = torch::nn::functional;
+  const bool full = m == stored;
+  auto h = F::linear(x, full ? fc1->weight : fc1->weight.narrow(0, 0, m),
+                     full ? fc1->bias : fc1->bias.narrow(0, 0, m));
+  h = torch::gelu(h);  // exact erf form, as timm's nn.GELU()
+  if (probes && probes->capture_mlp_act) {
+    if (probes->retain_grad && h.requires_grad()) h.retain_grad();
+    probes->mlp_act.push_back(h);
+  }
+  return F::linear(h, full ? fc2->weight : fc2->weight.narrow(1, 0, m), fc2->bias);
+}
+
+}  // namespace skd::models::detail

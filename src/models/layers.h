@@ -1,0 +1,42 @@
+// Elastic building blocks shared by ViT and Swin (private to src/models): multi-head attention
+// and MLP whose parameters are held at a stored width and can run at any smaller width.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "skd/models/model.h"
+
+namespace skd::models::detail {
+
+// Fused-qkv multi-head attention. `stored` = dims per head held in the parameters (q, k and v
+// share it). Optional Swin relative-position bias table [(2w-1)^2, heads].
+class AttentionImpl : public torch::nn::Module {
+ public:
+  AttentionImpl(int64_t dim, int64_t heads, int64_t stored, bool qkv_bias, int64_t rel_window);
+
+  // x [B*, T, C]; runs at width a (1 <= a <= stored). rel_index [T*T] (Swin), mask [nW, T, T].
+  torch::Tensor forward(const torch::Tensor& x, int64_t a, double scale, Probes* probes,
+                        const torch::Tensor& rel_index = {}, const torch::Tensor& mask = {});
+
+  int64_t heads, stored;
+  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  torch::Tensor relative_position_bias_table;
+};
+TORCH_MODULE(Attention);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(int64_t dim, int64_t stored);
+  torch::Tensor forward(const torch::Tensor& x, int64_t m, Probes* probes);
+
+  int64_t stored;
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+// timm-style init: Linear weights N(0, 0.02), zero biases; LayerNorm (1, 0).
+void init_linear(torch::nn::Linear& l);
+// 0 * sum(params of `module`), to keep removed branches in the autograd graph.
+torch::Tensor zero_touch(torch::nn::Module& module);
+
+}  // namespace skd::models::detail

@@ -1,0 +1,56 @@
+#include "skd/models/slice.h"
+
+#include <set>
+
+#include "skd/core/error.h"
+
+namespace skd::models {
+
+ElasticModel slice_model(const ElasticModelImpl& model, const Widths& widths) {
+  ModelConfig target = model.config();
+  validate_widths(target, widths, "slice widths");
+  const Widths stored = model.widths();
+  for (size_t i = 0; i < widths.size(); ++i)
+    if (widths[i].attn > stored[i].attn || widths[i].mlp > stored[i].mlp)
+      throw std::invalid_argument(cat("slice widths: block ", i, " asks for (", widths[i].attn, ", ",
+                                      widths[i].mlp, ") but the model holds (", stored[i].attn, ", ",
+                                      stored[i].mlp, ")"));
+  target.widths = widths;
+  ElasticModel out = create_model(target);
+  const auto src = model.named_parameters(true);
+  auto dst = out->named_parameters(true);
+  torch::NoGradGuard guard;
+  std::set<std::string> done;
+  auto copy = [&](const std::string& key, const torch::Tensor& value) {
+    auto* d = dst.find(key);
+    SKD_CHECK(d != nullptr, "target model lacks ", key);
+    d->copy_(value);
+    done.insert(key);
+  };
+  // Block parameters: leading `a` dims of every head in q, k, v (rows of qkv, columns of proj),
+  // leading `m` MLP units (rows of fc1, columns of fc2). Norms and proj/fc2 biases are copied.
+  for (const auto& s : block_specs(target)) {
+    const std::string p = block_prefix(target, s);
+    const int64_t a = widths[s.index].attn, m = widths[s.index].mlp;
+    if (a > 0) {
+      copy(p + "attn.qkv.weight", slice_qkv_rows(src[p + "attn.qkv.weight"], s.num_heads, a));
+      if (src.find(p + "attn.qkv.bias"))
+        copy(p + "attn.qkv.bias", slice_qkv_rows(src[p + "attn.qkv.bias"], s.num_heads, a));
+      copy(p + "attn.proj.weight", slice_proj_cols(src[p + "attn.proj.weight"], s.num_heads, a));
+    }
+    if (m > 0) {
+      copy(p + "mlp.fc1.weight", src[p + "mlp.fc1.weight"].narrow(0, 0, m));
+      copy(p + "mlp.fc1.bias", src[p + "mlp.fc1.bias"].narrow(0, 0, m));
+      copy(p + "mlp.fc2.weight", src[p + "mlp.fc2.weight"].narrow(1, 0, m));
+    }
+  }
+  for (auto& d : dst) {
+    if (done.count(d.key())) continue;
+    const auto* v = src.find(d.key());
+    SKD_CHECK(v != nullptr && v->sizes() == d.value().sizes(), "cannot copy ", d.key());
+    d.value().copy_(*v);
+  }
+  return out;
+}
+
+}  // namespace skd::models

@@ -1,0 +1,187 @@
+// Checkpoint loading: artifact round trips, foreign checkpoints, and bad input that must give a
+// clear error naming the file and key.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <limits>
+
+#include "skd/core/error.h"
+#include "skd/core/fs.h"
+#include "skd/io/safetensors.h"
+#include "skd/models/checkpoint.h"
+#include "skd/models/slice.h"
+#include "test_util.h"
+
+using namespace skd::models;
+namespace io = skd::io;
+
+namespace {
+
+std::string micro_weights() { return skd::test::fixture("timm/vit_micro_32.safetensors"); }
+std::string micro_arch() { return skd::test::fixture("timm/vit_micro_32.json"); }
+
+// Loads the micro weights, lets `edit` damage them, writes them to a scratch file and returns
+// the error message of loading it (or "" when it loads).
+std::string load_error(const std::string& name, const std::function<void(io::TensorMap&)>& edit) {
+  auto content = io::read_safetensors(micro_weights());
+  edit(content.tensors);
+  const auto path = skd::test::scratch_dir("checkpoint_test") + "/" + name + ".safetensors";
+  io::write_safetensors(path, content);
+  try {
+    load_model(path, micro_arch());
+  } catch (const std::exception& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(name + ".safetensors"), std::string::npos) << "message lacks the file: " << msg;
+    return msg;
+  }
+  return "";
+}
+
+TEST(Checkpoint, ArtifactRoundTripNeedsNoArch) {
+  auto loaded = load_model(micro_weights(), micro_arch());
+  const auto dir = skd::test::scratch_dir("checkpoint_rt");
+  const auto path = dir + "/model.safetensors";
+  save_artifact(path, *loaded.model, {{"source", micro_weights()}});
+  auto again = load_model(path);
+  EXPECT_EQ(again.manifest["format"], "skd-artifact");
+  EXPECT_EQ(again.manifest["family"], "vit");
+  EXPECT_EQ(again.manifest["macs"]["params"], 208074);
+  EXPECT_EQ(again.manifest["provenance"]["source"], micro_weights());
+  torch::NoGradGuard g;
+  loaded.model->eval();
+  again.model->eval();
+  const auto x = torch::randn({2, 3, 32, 32});
+  EXPECT_TRUE(torch::equal(loaded.model->forward(x), again.model->forward(x)));
+  // Serialization is deterministic apart from the creation time.
+  const auto a = state_dict(*loaded.model), b = state_dict(*again.model);
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [k, v] : a) EXPECT_EQ(v.data, b.at(k).data) << k;
+  // A matching --arch is accepted, a contradicting one is refused.
+  EXPECT_NO_THROW(load_model(path, micro_arch()));
+  EXPECT_THROW(load_model(path, "deit_tiny"), std::invalid_argument);
+}
+
+TEST(Checkpoint, SlicedArtifactKeepsWidthsAndFunction) {
+  auto loaded = load_model(skd::test::fixture("timm/swin_micro_32.safetensors"),
+                           skd::test::fixture("timm/swin_micro_32.json"));
+  Widths w = loaded.model->widths();
+  w[0] = {8, 64};
+  w[3] = {0, 128};
+  auto sliced = slice_model(*loaded.model, w);
+  const auto path = skd::test::scratch_dir("checkpoint_sliced") + "/sub.safetensors";
+  save_artifact(path, *sliced);
+  auto back = load_model(path);
+  EXPECT_EQ(back.model->widths(), w);
+  torch::NoGradGuard g;
+  const auto x = torch::randn({1, 3, 32, 32});
+  ForwardOptions opt;
+  opt.widths = &w;
+  loaded.model->eval();
+  back.model->eval();
+  EXPECT_LE((back.model->forward(x) - loaded.model->forward(x, opt)).abs().max().item<double>(), 1e-5);
+}
+
+TEST(Checkpoint, ForeignFileWithoutArchIsRefused) {
+  try {
+    load_model(micro_weights());
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--arch"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Checkpoint, ReducedShapesInferWidths) {
+  // A foreign sub-network (official peeled layout: smaller shapes, removed keys) loads by --arch.
+  auto loaded = load_model(micro_weights(), micro_arch());
+  Widths w = loaded.model->widths();
+  w[2] = {0, 96};
+  auto sliced = slice_model(*loaded.model, w);
+  io::SafetensorsContent content;
+  content.tensors = state_dict(*sliced);
+  const auto path = skd::test::scratch_dir("checkpoint_peeled") + "/peeled.safetensors";
+  io::write_safetensors(path, content);
+  EXPECT_EQ(load_model(path, micro_arch()).model->widths(), w);
+}
+
+TEST(Checkpoint, MissingKeyIsNamed) {
+  const auto msg = load_error("missing", [](io::TensorMap& t) { t.erase("blocks.1.norm2.bias"); });
+  EXPECT_NE(msg.find("blocks.1.norm2.bias"), std::string::npos) << msg;
+}
+
+TEST(Checkpoint, UnexpectedKeyIsNamed) {
+  const auto msg = load_error("unexpected", [](io::TensorMap& t) { t["dist_token"] = t.at("cls_token"); });
+  EXPECT_NE(msg.find("dist_token"), std::string::npos) << msg;
+}
+
+TEST(Checkpoint, ShapeMismatchIsNamed) {
+  const auto msg = load_error("shape", [](io::TensorMap& t) { t["head.bias"].shape = {5, 2}; });
+  EXPECT_NE(msg.find("head.bias"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("[5, 2]"), std::string::npos) << msg;
+}
+
+TEST(Checkpoint, WrongDtypeIsNamed) {
+  const auto msg = load_error("dtype", [](io::TensorMap& t) { t["head.bias"].dtype = io::DType::I32; });
+  EXPECT_NE(msg.find("head.bias"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("I32"), std::string::npos) << msg;
+}
+
+TEST(Checkpoint, NonFiniteWeightsAreRefused) {
+  const auto msg = load_error("nan", [](io::TensorMap& t) {
+    auto& r = t["blocks.0.attn.proj.weight"];
+    const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+    std::memcpy(r.data.data(), &nan, 4);
+    std::memcpy(r.data.data() + 8, &inf, 4);
+  });
+  EXPECT_NE(msg.find("blocks.0.attn.proj.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("2 non-finite"), std::string::npos) << msg;
+}
+
+TEST(Checkpoint, HalfAndBfloatWeightsAreConverted) {
+  auto content = io::read_safetensors(micro_weights());
+  auto ref = load_model(micro_weights(), micro_arch());
+  for (auto dtype : {torch::kFloat16, torch::kBFloat16}) {
+    io::SafetensorsContent c = content;
+    for (auto& [k, r] : c.tensors) r = record_from_tensor(tensor_from_record(r).to(dtype));
+    const auto path = skd::test::scratch_dir("checkpoint_half") + "/w.safetensors";
+    io::write_safetensors(path, c);
+    auto m = load_model(path, micro_arch());
+    const auto p = m.model->named_parameters(true)["blocks.0.mlp.fc1.weight"];
+    const auto r = ref.model->named_parameters(true)["blocks.0.mlp.fc1.weight"];
+    EXPECT_LE((p - r).abs().max().item<double>(), dtype == torch::kFloat16 ? 1e-3 : 1e-2);
+  }
+}
+
+TEST(Checkpoint, CorruptFilesGiveFormatErrors) {
+  const auto dir = skd::test::scratch_dir("checkpoint_corrupt");
+  const auto bytes = skd::read_file_bytes(micro_weights());
+  const auto path = dir + "/truncated.safetensors";
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), bytes.size() / 2);
+  try {
+    load_model(path, micro_arch());
+    FAIL();
+  } catch (const skd::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated.safetensors"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(load_model(dir + "/does_not_exist.pth", micro_arch()), std::runtime_error);
+}
+
+TEST(Checkpoint, ForeignManifestIsValidated) {
+  auto content = io::read_safetensors(micro_weights());
+  content.metadata[kManifestKey] = "{\"format\": \"something-else\"}";
+  const auto path = skd::test::scratch_dir("checkpoint_manifest") + "/m.safetensors";
+  io::write_safetensors(path, content);
+  EXPECT_THROW(load_model(path), skd::FormatError);
+  content.metadata[kManifestKey] = "{\"format\": \"skd-artifact\", \"format_version\": 99}";
+  io::write_safetensors(path, content);
+  try {
+    load_model(path);
+    FAIL();
+  } catch (const skd::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("format_version 99"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace

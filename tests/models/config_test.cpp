@@ -1,0 +1,100 @@
+// Architecture configs: named configs, timm-kwarg JSON, validation errors that name the key.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "skd/models/config.h"
+#include "test_util.h"
+
+using namespace skd::models;
+using nlohmann::json;
+
+namespace {
+
+std::string error_of(const json& j) {
+  try {
+    config_from_json(j, "cfg.json");
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Config, NamedConfigsAndAliases) {
+  EXPECT_EQ(named_config("deit_small").embed_dim, 384);
+  EXPECT_EQ(named_config("vit_base").num_heads, 12);
+  EXPECT_EQ(named_config("deit_tiny_patch16_224").name, "deit_tiny");
+  const auto s = named_config("swin_base");
+  EXPECT_EQ(s.family, Family::SWIN);
+  EXPECT_EQ(s.stage_heads, (std::vector<int64_t>{4, 8, 16, 32}));
+  EXPECT_DOUBLE_EQ(s.norm_eps, 1e-5);
+  EXPECT_DOUBLE_EQ(named_config("deit_base").norm_eps, 1e-6);
+  try {
+    named_config("resnet50");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("deit_small"), std::string::npos);
+  }
+}
+
+TEST(Config, FixtureCreateKwargsResolve) {
+  const auto v = resolve_arch(skd::test::fixture("timm/vit_micro_32.json"));
+  EXPECT_EQ(v.family, Family::VIT);
+  EXPECT_EQ(v.embed_dim, 64);
+  EXPECT_EQ(v.num_classes, 10);
+  const auto s = resolve_arch(skd::test::fixture("timm/swin_micro_32.json"));
+  EXPECT_EQ(s.family, Family::SWIN);
+  EXPECT_EQ(s.depths, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(s.window_size, 4);
+  const auto d = resolve_arch(skd::test::fixture("timm/deit_tiny_patch16_224.json"));
+  EXPECT_EQ(d.embed_dim, 192);
+}
+
+TEST(Config, SwinBlockSpecsFollowTimmClamping) {
+  const auto specs = block_specs(named_config("swin_tiny"));
+  ASSERT_EQ(specs.size(), 12u);
+  EXPECT_EQ(specs[1].shift, 3);
+  EXPECT_EQ(specs[10].res_h, 7);
+  EXPECT_EQ(specs[11].shift, 0);  // 7x7 stage with window 7: no shift
+  EXPECT_EQ(specs[11].head_dim, 32);
+  EXPECT_EQ(block_prefix(named_config("swin_tiny"), specs[5]), "layers.2.blocks.1.");
+}
+
+TEST(Config, JsonRoundTripIncludingWidths) {
+  auto c = named_config("swin_micro_32");
+  c.widths = full_widths(c);
+  c.widths[1] = {8, 0};
+  const auto back = config_from_json(config_to_json(c));
+  EXPECT_EQ(back.family, c.family);
+  EXPECT_EQ(back.depths, c.depths);
+  EXPECT_EQ(back.stage_heads, c.stage_heads);
+  EXPECT_EQ(back.widths, c.widths);
+  EXPECT_EQ(back.window_size, c.window_size);
+  EXPECT_DOUBLE_EQ(back.norm_eps, c.norm_eps);
+}
+
+TEST(Config, BadValuesNameTheKey) {
+  EXPECT_NE(error_of({{"family", "vit"}, {"embed_dim", 100}, {"num_heads", 3}}).find("num_heads"), std::string::npos);
+  EXPECT_NE(error_of({{"family", "vit"}, {"depht", 3}}).find("'depht'"), std::string::npos);
+  EXPECT_NE(error_of({{"family", "vit"}, {"depth", "twelve"}}).find("'depth'"), std::string::npos);
+  EXPECT_NE(error_of({{"family", "cnn"}}).find("'family'"), std::string::npos);
+  EXPECT_NE(error_of({{"family", "vit"}, {"global_pool", "avg"}}).find("global_pool"), std::string::npos);
+  EXPECT_NE(error_of({{"family", "vit"}, {"img_size", 30}, {"patch_size", 4}}).find("img_size"), std::string::npos);
+  EXPECT_NE(error_of({{"family", "vit"}, {"depth", 2}, {"widths", {{64, 10}}}}).find("widths"), std::string::npos);
+  EXPECT_NE(error_of({{"family", "swin"}, {"depths", {2, 2}}, {"num_heads", {3}}}).find("num_heads"), std::string::npos);
+  EXPECT_NE(error_of(json::array()).find("cfg.json"), std::string::npos);
+}
+
+TEST(Config, ResolveArchFileErrors) {
+  const auto dir = skd::test::scratch_dir("config_test");
+  EXPECT_THROW(resolve_arch(dir + "/missing.json"), std::invalid_argument);
+  std::ofstream(dir + "/bad.json") << "{not json";
+  try {
+    resolve_arch(dir + "/bad.json");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.json"), std::string::npos);
+  }
+}
