@@ -32,7 +32,8 @@ inline int run(CLI::App& app, int argc, char** argv, const std::function<int()>&
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int rc = app.exit(e);  // prints help / the usage error
+    return rc == 0 ? 0 : 2;
   }
   try {
     return body();

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Compares float32 tensors of two safetensors files (stdlib only): max abs difference per key.
+
+Usage: compare_outputs.py A.safetensors B.safetensors KEY[,KEY...] [--atol 1e-5]
+Exit 0 when every key is within atol, 1 otherwise.
+"""
+import json
+import struct
+import sys
+
+
+def read(path):
+    with open(path, "rb") as f:
+        blob = f.read()
+    n = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8:8 + n])
+    base = 8 + n
+    out = {}
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        if info["dtype"] != "F32":
+            raise SystemExit(f"{path}: {key} is {info['dtype']}, only F32 is compared")
+        b, e = info["data_offsets"]
+        raw = blob[base + b:base + e]
+        out[key] = (info["shape"], struct.unpack(f"<{len(raw) // 4}f", raw))
+    return out
+
+
+def main():
+    args = sys.argv[1:]
+    atol = 1e-5
+    if "--atol" in args:
+        i = args.index("--atol")
+        atol = float(args[i + 1])
+        del args[i:i + 2]
+    a, b, keys = read(args[0]), read(args[1]), args[2].split(",")
+    ok = True
+    for k in keys:
+        (sa, va), (sb, vb) = a[k], b[k]
+        if sa != sb:
+            print(f"{k}: shape {sa} vs {sb}")
+            ok = False
+            continue
+        diff = max(abs(x - y) for x, y in zip(va, vb)) if va else 0.0
+        print(f"{k}: max abs diff {diff:.3g}")
+        ok = ok and diff <= atol
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

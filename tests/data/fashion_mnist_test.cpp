@@ -1,0 +1,40 @@
+// Fashion-MNIST dataset: model-ready batches (size, channels, normalisation) and error paths.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "skd/data/dataset.h"
+#include "test_util.h"
+
+using namespace skd::data;
+
+TEST(FashionMnist, BatchesAreResizedReplicatedAndNormalised) {
+  auto test = open_dataset("fashion-mnist", "test", 32, 3);
+  EXPECT_EQ(test->size(), 10000);
+  EXPECT_EQ(test->num_classes(), 10);
+  const auto b = test->get_batch({0, 1, 9999});
+  EXPECT_EQ(b.images.sizes(), (std::vector<int64_t>{3, 3, 32, 32}));
+  EXPECT_EQ(b.labels.sizes(), (std::vector<int64_t>{3}));
+  EXPECT_TRUE(torch::equal(b.images.select(1, 0), b.images.select(1, 2)));
+  // Normalised with the dataset statistics: over many images, mean ~0 and std ~1.
+  std::vector<int64_t> idx(2000);
+  for (int i = 0; i < 2000; ++i) idx[i] = i;
+  auto x = open_dataset("fashion-mnist", "test", 28, 1)->get_batch(idx).images;
+  EXPECT_NEAR(x.mean().item<double>(), 0.0, 0.05);
+  EXPECT_NEAR(x.std().item<double>(), 1.0, 0.05);
+  // The first test image is an ankle boot (class 9), as in every Fashion-MNIST copy.
+  EXPECT_EQ(b.labels[0].item<int64_t>(), 9);
+  EXPECT_EQ(open_dataset("fashion-mnist", "train", 28, 1)->size(), 60000);
+}
+
+TEST(FashionMnist, ErrorsNameTheProblem) {
+  EXPECT_THROW(open_dataset("/nonexistent/folder", "test", 28, 1), std::invalid_argument);
+  EXPECT_THROW(open_dataset("fashion-mnist", "val", 28, 1), std::invalid_argument);
+  const auto empty = skd::test::scratch_dir("fmnist_empty");
+  try {
+    open_dataset(empty, "test", 28, 1);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("t10k-images-idx3-ubyte"), std::string::npos) << e.what();
+  }
+}
