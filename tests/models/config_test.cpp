@@ -98,3 +98,11 @@ TEST(Config, ResolveArchFileErrors) {
     EXPECT_NE(std::string(e.what()).find("bad.json"), std::string::npos);
   }
 }
+
+TEST(Config, ShippedConfigFilesParseAndMatchNamedConfigs) {
+  for (const std::string name : {"deit_tiny", "deit_small", "deit_base", "swin_tiny", "swin_small", "swin_base"}) {
+    const auto from_file = resolve_arch(std::string(SKD_SOURCE_DIR) + "/configs/models/" + name + ".json");
+    EXPECT_EQ(config_to_json(from_file), config_to_json(named_config(name))) << name;
+  }
+  EXPECT_NO_THROW(resolve_arch(std::string(SKD_SOURCE_DIR) + "/configs/models/vit_fmnist_demo.json"));
+}
