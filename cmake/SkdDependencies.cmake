@@ -14,4 +14,8 @@ if(SKD_BUILD_APPS)
     set_target_properties(CLI11::CLI11 PROPERTIES INTERFACE_INCLUDE_DIRECTORIES ${CLI11_INCLUDE_DIR})
   endif()
 endif()
-find_package(OpenCV QUIET COMPONENTS core imgproc imgcodecs)
+# Image decoding. Off only for builds that need no image folders (e.g. a GPU box without the
+# -dev packages); decode_image then throws.
+if(SKD_WITH_OPENCV)
+  find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
+endif()

@@ -1,4 +1,5 @@
 #include <filesystem>
+#include <stdexcept>
 
 #include "skd/core/error.h"
 #include "skd/data/dataset.h"
@@ -62,7 +63,14 @@ class FashionMnist : public Dataset {
     return {x, labels_.index_select(0, idx)};
   }
 
-  torch::Tensor labels() const { return labels_; }
+  Sample get(int64_t index, Rng*) const override {
+    if (index < 0 || index >= size()) throw std::out_of_range(cat("Fashion-MNIST index ", index));
+    const auto b = get_batch({index});
+    return {b.images[0], b.labels[0].item<int64_t>()};
+  }
+  std::vector<std::string> class_names() const override {
+    return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+  }
 
  private:
   FashionMnistOptions opt_;
@@ -74,22 +82,6 @@ class FashionMnist : public Dataset {
 
 std::unique_ptr<Dataset> open_fashion_mnist(const FashionMnistOptions& options) {
   return std::make_unique<FashionMnist>(options);
-}
-
-std::unique_ptr<Dataset> open_dataset(const std::string& spec, const std::string& split, int64_t img_size,
-                                      int64_t channels) {
-  FashionMnistOptions o;
-  o.split = split;
-  o.img_size = img_size;
-  o.channels = channels;
-  if (spec == "fashion-mnist" || spec == "fmnist") {
-    o.root = kFashionMnistDebianDir;
-  } else {
-    if (!std::filesystem::is_directory(spec))
-      throw std::invalid_argument(cat("--data '", spec, "': not 'fashion-mnist' and not a folder"));
-    o.root = spec;
-  }
-  return open_fashion_mnist(o);
 }
 
 }  // namespace skd::data

@@ -29,12 +29,16 @@ TEST(FashionMnist, BatchesAreResizedReplicatedAndNormalised) {
 
 TEST(FashionMnist, ErrorsNameTheProblem) {
   EXPECT_THROW(open_dataset("/nonexistent/folder", "test", 28, 1), std::invalid_argument);
-  EXPECT_THROW(open_dataset("fashion-mnist", "val", 28, 1), std::invalid_argument);
-  const auto empty = skd::test::scratch_dir("fmnist_empty");
+  EXPECT_THROW(open_dataset("fashion-mnist", "validation", 28, 1), std::invalid_argument);
+  EXPECT_EQ(open_dataset("fashion-mnist", "val", 28, 1)->size(), 10000);  // val = the test split
+  // A folder with the images but not the labels is a Fashion-MNIST folder missing a file.
+  const auto dir = skd::test::scratch_dir("fmnist_partial");
+  std::filesystem::copy_file(std::string(kFashionMnistDebianDir) + "/t10k-images-idx3-ubyte.gz",
+                             dir + "/t10k-images-idx3-ubyte.gz");
   try {
-    open_dataset(empty, "test", 28, 1);
+    open_dataset(dir, "test", 28, 1);
     FAIL();
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("t10k-images-idx3-ubyte"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("t10k-labels-idx1-ubyte"), std::string::npos) << e.what();
   }
 }

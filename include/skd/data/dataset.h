@@ -1,12 +1,17 @@
-// Labelled image datasets as the models consume them: random access to batches of model-ready
-// float tensors [B, C, H, W] and int64 labels [B].
+// Labelled image datasets as the models consume them: per-example access to model-ready float
+// tensors [C, H, W] (eval transform, or training augmentation when given an Rng), plus a batch
+// fast path for in-memory datasets. Opening by spec: "fashion-mnist", an IDX folder, or an
+// ImageNet-style folder (root/<class>/<image>).
 #pragma once
 
 #include <torch/torch.h>
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "skd/data/image.h"
 
 namespace skd::data {
 
@@ -15,13 +20,32 @@ struct Batch {
   torch::Tensor labels;  // int64 [B]
 };
 
+struct Sample {
+  torch::Tensor image;  // float32 [C, H, W]
+  int64_t label = -1;
+};
+
+// One example could not be read (corrupt or unreadable image); the loader may skip and count it.
+class BadSampleError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class Dataset {
  public:
   virtual ~Dataset() = default;
   virtual int64_t size() const = 0;
   virtual int64_t num_classes() const = 0;
-  virtual Batch get_batch(const std::vector<int64_t>& indices) const = 0;
+  // Example `index`; with `rng` the training augmentation is applied, without it the eval
+  // transform. Throws BadSampleError for an unreadable example.
+  virtual Sample get(int64_t index, Rng* rng) const = 0;
+  // Eval-transformed batch (stacks get() unless a dataset has a faster way).
+  virtual Batch get_batch(const std::vector<int64_t>& indices) const;
   virtual std::string describe() const = 0;
+  // Where example `index` comes from (file path), "" when not from a file.
+  virtual std::string path(int64_t index) const { return ""; }
+  // Class names in label order (may be empty).
+  virtual std::vector<std::string> class_names() const { return {}; }
 };
 
 // Where Debian's dataset-fashion-mnist puts the IDX files.
@@ -37,8 +61,21 @@ struct FashionMnistOptions {
 // Fashion-MNIST from IDX files, normalised with its mean/std (0.2860, 0.3530).
 std::unique_ptr<Dataset> open_fashion_mnist(const FashionMnistOptions& options);
 
-// `spec` is "fashion-mnist" (Debian location) or a folder holding the Fashion-MNIST IDX files.
-// Throws std::invalid_argument naming the flag value when it cannot be opened.
+struct DataSpec {
+  std::string spec = "fashion-mnist";  // "fashion-mnist", an IDX folder, or an image folder
+  std::string split = "test";          // "train" | "test"/"val"
+  int64_t img_size = 224;              // model input size
+  int64_t channels = 3;                // model input channels
+  double crop_pct = 0.875;             // eval: resize to int(img_size / crop_pct), center crop
+  std::string class_index;             // image folders: optional class-index file
+  bool train_augment = false;          // image folders: timm/DeiT training augmentation with an Rng
+};
+
+// Opens `spec.spec`: "fashion-mnist" (Debian location) or a folder. A folder holding the
+// Fashion-MNIST IDX files is read as such; otherwise it is an image folder, using
+// <folder>/<split> when that exists ("test" also tries "val"). Throws std::invalid_argument
+// naming the value when it cannot be opened.
+std::unique_ptr<Dataset> open_dataset(const DataSpec& spec);
 std::unique_ptr<Dataset> open_dataset(const std::string& spec, const std::string& split, int64_t img_size,
                                       int64_t channels);
 

@@ -1,36 +1,57 @@
-// Classification accuracy of a model on a dataset (top-1, top-5, cross-entropy), with progress.
+// Classification accuracy of a model on a dataset (top-1, top-5, cross-entropy) through the
+// threaded loader, on CPU or CUDA (optionally under autocast), and forward latency.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <functional>
 #include <string>
+#include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "skd/core/device.h"
 #include "skd/data/dataset.h"
+#include "skd/data/loader.h"
 #include "skd/models/model.h"
 
 namespace skd::eval {
 
 struct EvalOptions {
   int64_t batch_size = 256;
-  int64_t limit = 0;        // evaluate only the first N images (0 = all)
-  bool keep_logits = false; // return every image's logits in dataset order
+  int64_t limit = 0;         // evaluate only the first N images (0 = all)
+  int workers = 2;           // decoding threads (0 = in the calling thread)
+  data::BadImagePolicy on_bad_image = data::BadImagePolicy::SKIP;
+  bool keep_logits = false;  // return every evaluated image's logits, in dataset order
   const models::Widths* widths = nullptr;
+  torch::Device device = torch::kCPU;
+  Amp amp = Amp::NONE;
 };
 
 struct EvalResult {
   double top1 = 0, top5 = 0, loss = 0;  // percent, percent, mean cross-entropy
   int64_t images = 0;
+  int64_t bad_images = 0;
+  std::vector<std::string> bad_paths;  // first 100
   double seconds = 0, images_per_s = 0;
-  torch::Tensor logits;  // [images, classes] when keep_logits
+  torch::Tensor logits;          // [images, classes] (float32, CPU) when keep_logits
+  std::vector<int64_t> indices;  // dataset index of each logits row
 };
 
 // Called after each batch with (images done, images total).
 using ProgressFn = std::function<void(int64_t, int64_t)>;
 
+// The model must already be on options.device.
 EvalResult evaluate(models::ElasticModelImpl& model, const data::Dataset& dataset, const EvalOptions& options,
                     const ProgressFn& progress = nullptr);
+
+struct LatencyResult {
+  int64_t batch_size = 0;
+  double median_ms = 0, p10_ms = 0, p90_ms = 0;
+  double images_per_s = 0;  // batch_size / median
+};
+
+// Forward latency on random inputs: `warmup` untimed runs, then `repeats` timed runs, each
+// synchronised on CUDA; median and 10th/90th percentiles.
+LatencyResult measure_latency(models::ElasticModelImpl& model, int64_t batch_size, const torch::Device& device,
+                              Amp amp, int warmup = 5, int repeats = 20, const models::Widths* widths = nullptr);
 
 }  // namespace skd::eval

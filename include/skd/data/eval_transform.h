@@ -1,0 +1,44 @@
+// Image decoding (OpenCV, to RGB like PIL's convert('RGB')) and the timm/DeiT eval transform:
+// resize the shorter side to int(size / crop_pct) with PIL bicubic, center crop, normalize.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <array>
+#include <string>
+
+#include "skd/data/image.h"
+
+namespace skd::data {
+
+inline constexpr std::array<float, 3> kImagenetMean = {0.485f, 0.456f, 0.406f};
+inline constexpr std::array<float, 3> kImagenetStd = {0.229f, 0.224f, 0.225f};
+
+// Decodes JPEG/PNG/WebP/BMP/... from a file or memory into RGB (gray and alpha images are converted
+// as PIL's convert('RGB') does). Throws std::runtime_error naming `source` when it cannot decode.
+Image decode_image_file(const std::string& path);
+Image decode_image(const uint8_t* data, size_t size, const std::string& source);
+
+// torchvision Resize(int): shorter side to `size`, the other int(size * long / short) (PIL rounding
+// as torchvision 0.14 does), bicubic.
+Image resize_shorter_side(const Image& img, int size);
+// torchvision CenterCrop (with its rounding of the offsets; pads with 0 if the image is smaller).
+Image center_crop(const Image& img, int width, int height);
+
+struct EvalTransform {
+  int size = 224;
+  double crop_pct = 0.875;  // resize to int(size / crop_pct) first
+  std::array<float, 3> mean = kImagenetMean, std = kImagenetStd;
+};
+
+// The shorter-side size eval_crop resizes to: int(size / crop_pct) exactly as Python computes it
+// (e.g. 256 for 224 / 0.875). Throws std::invalid_argument for non-positive size or crop_pct.
+int eval_resize_size(const EvalTransform& t);
+// The uint8 crop (HWC) before normalisation.
+Image eval_crop(const Image& img, const EvalTransform& t);
+// ToTensor + Normalize: float32 CHW.
+torch::Tensor to_normalized_tensor(const Image& img, const std::array<float, 3>& mean,
+                                   const std::array<float, 3>& std);
+torch::Tensor eval_transform(const Image& img, const EvalTransform& t);
+
+}  // namespace skd::data

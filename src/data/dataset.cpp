@@ -1,0 +1,76 @@
+#include <filesystem>
+
+#include "skd/core/error.h"
+#include "skd/data/dataset.h"
+#include "skd/data/image_folder.h"
+
+namespace skd::data {
+
+namespace fs = std::filesystem;
+
+Batch Dataset::get_batch(const std::vector<int64_t>& indices) const {
+  std::vector<torch::Tensor> images;
+  std::vector<int64_t> labels;
+  for (int64_t i : indices) {
+    auto s = get(i, nullptr);
+    images.push_back(s.image);
+    labels.push_back(s.label);
+  }
+  return {torch::stack(images), torch::tensor(labels, torch::kLong)};
+}
+
+namespace {
+
+bool holds_fashion_mnist(const fs::path& dir) {
+  for (const char* f : {"t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz", "train-images-idx3-ubyte",
+                        "train-images-idx3-ubyte.gz"})
+    if (fs::exists(dir / f)) return true;
+  return false;
+}
+
+}  // namespace
+
+std::unique_ptr<Dataset> open_dataset(const DataSpec& s) {
+  if (s.spec == "fashion-mnist" || s.spec == "fmnist" || (fs::is_directory(s.spec) && holds_fashion_mnist(s.spec))) {
+    FashionMnistOptions o;
+    if (s.spec != "fashion-mnist" && s.spec != "fmnist") o.root = s.spec;
+    o.split = s.split == "val" ? "test" : s.split;
+    o.img_size = s.img_size;
+    o.channels = s.channels;
+    return open_fashion_mnist(o);
+  }
+  if (!fs::is_directory(s.spec))
+    throw std::invalid_argument(cat("--data '", s.spec, "': not 'fashion-mnist' and not a folder"));
+  ImageFolderOptions o;
+  o.root = s.spec;
+  // A dataset root with train/ and val/ (ImageNet layout) is entered at the requested split.
+  std::vector<std::string> candidates = {s.split};
+  if (s.split == "test") candidates.push_back("val");
+  if (s.split == "val") candidates.push_back("test");
+  for (const auto& c : candidates) {
+    if (fs::is_directory(fs::path(s.spec) / c)) {
+      o.root = (fs::path(s.spec) / c).string();
+      break;
+    }
+  }
+  o.class_index = s.class_index;
+  o.img_size = s.img_size;
+  o.crop_pct = s.crop_pct;
+  o.train_augment = s.train_augment;
+  if (s.channels != 3)
+    throw std::invalid_argument(cat("--data '", s.spec, "': image folders give 3-channel images, the model expects ",
+                                    s.channels));
+  return open_image_folder(o);
+}
+
+std::unique_ptr<Dataset> open_dataset(const std::string& spec, const std::string& split, int64_t img_size,
+                                      int64_t channels) {
+  DataSpec s;
+  s.spec = spec;
+  s.split = split;
+  s.img_size = img_size;
+  s.channels = channels;
+  return open_dataset(s);
+}
+
+}  // namespace skd::data

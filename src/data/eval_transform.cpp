@@ -1,0 +1,215 @@
+// Image decoding to RGB (OpenCV) and the torchvision/timm eval transform (resize, crop, normalize).
+#include "skd/data/eval_transform.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "skd/core/error.h"
+#include "skd/core/fs.h"
+#include "skd/data/resize.h"
+
+#ifdef SKD_HAVE_OPENCV
+#define SKD_DECODE_WITH_OPENCV 1
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#endif
+
+namespace skd::data {
+namespace {
+
+// libjpeg (inside OpenCV) only warns on a truncated JPEG and pads the missing part with grey, while
+// PIL refuses to load it ("image file is truncated"). Walking the marker segments up to EOI tells
+// the two apart; segment lengths are followed, so thumbnails inside APPn segments do not count as
+// the end and trailing bytes after EOI stay allowed, as in PIL. Stray bytes between segments are
+// skipped, as libjpeg does (with a warning).
+bool jpeg_reaches_eoi(const uint8_t* d, size_t n) {
+  size_t i = 2;  // after SOI
+  while (i + 1 < n) {
+    if (d[i] != 0xFF) {
+      ++i;
+      continue;
+    }
+    const uint8_t m = d[i + 1];
+    if (m == 0xFF) {  // fill byte before a marker
+      ++i;
+      continue;
+    }
+    i += 2;
+    if (m == 0xD9) return true;                                        // EOI
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;  // stray/TEM/RSTn/SOI
+    if (i + 2 > n) return false;
+    const size_t len = (static_cast<size_t>(d[i]) << 8) | d[i + 1];
+    if (len < 2 || i + len > n) return false;
+    i += len;
+    if (m != 0xDA) continue;
+    // Entropy-coded data after SOS runs to the next marker other than stuffing (FF00) or RSTn.
+    while (i + 1 < n) {
+      if (d[i] == 0xFF && d[i + 1] != 0x00 && !(d[i + 1] >= 0xD0 && d[i + 1] <= 0xD7)) break;
+      ++i;
+    }
+  }
+  return false;
+}
+
+// torchvision pads a too-small image symmetrically (extra pixel right/bottom) with zeros.
+Image pad_to_at_least(const Image& img, int width, int height) {
+  const int pad_l = width > img.width ? (width - img.width) / 2 : 0;
+  const int pad_t = height > img.height ? (height - img.height) / 2 : 0;
+  const int pad_r = width > img.width ? (width - img.width + 1) / 2 : 0;
+  const int pad_b = height > img.height ? (height - img.height + 1) / 2 : 0;
+  Image out = blank_image(img.width + pad_l + pad_r, img.height + pad_t + pad_b, img.channels);
+  const size_t len = static_cast<size_t>(img.width) * img.channels;
+  for (int y = 0; y < img.height; ++y)
+    std::memcpy(out.row(y + pad_t) + static_cast<size_t>(pad_l) * img.channels, img.row(y), len);
+  return out;
+}
+
+// Python's int(round(d / 2.0)) for d >= 0: halves go to the even neighbour.
+int round_half_even_half(int d) {
+  const int q = d / 2;
+  return (d % 2 == 0 || q % 2 == 0) ? q : q + 1;
+}
+
+void check_image(const Image& img, const char* what) {
+  if (img.width <= 0 || img.height <= 0 || img.channels <= 0 ||
+      img.pixels.size() != static_cast<size_t>(img.width) * img.height * img.channels)
+    throw std::invalid_argument(cat(what, ": invalid image ", img.width, "x", img.height, "x", img.channels,
+                                    " with ", img.pixels.size(), " bytes"));
+}
+
+}  // namespace
+
+Image decode_image(const uint8_t* data, size_t size, const std::string& source) {
+  if (data == nullptr || size == 0) throw FormatError(cat("'", source, "': empty image file"));
+  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF && !jpeg_reaches_eoi(data, size))
+    throw FormatError(cat("'", source, "': truncated or corrupt JPEG (no end-of-image marker)"));
+#ifdef SKD_DECODE_WITH_OPENCV
+  if (size > static_cast<size_t>(INT32_MAX))
+    throw FormatError(cat("'", source, "': image file too large (", size, " bytes)"));
+  cv::Mat m;
+  try {
+    // IMREAD_UNCHANGED: keep gray/alpha/16-bit so they are converted below like PIL's
+    // convert('RGB'), and ignore EXIF orientation, which Image.open does not apply either.
+    const cv::Mat buf(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t*>(data));
+    m = cv::imdecode(buf, cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception& e) {
+    throw FormatError(cat("'", source, "': cannot decode image: ", e.what()));
+  }
+  if (m.empty() || m.dims != 2)
+    throw FormatError(cat("'", source, "': not a decodable image (unknown format or corrupt data)"));
+  const int cn = m.channels();
+  if (cn < 1 || cn > 4) throw FormatError(cat("'", source, "': unsupported channel count ", cn));
+  if (m.depth() != CV_8U && m.depth() != CV_16U)
+    throw FormatError(cat("'", source, "': unsupported sample type (only 8- and 16-bit integer)"));
+  if (!m.isContinuous()) m = m.clone();
+  Image out = blank_image(m.cols, m.rows, 3);
+  const size_t n = static_cast<size_t>(m.cols) * m.rows;
+  uint8_t* dst = out.pixels.data();
+  // Channel order from OpenCV: gray, gray+alpha, BGR or BGRA. Alpha is dropped without
+  // compositing, as PIL's convert('RGB') does. 16-bit samples keep their high byte: that is
+  // what PIL does for 16-bit RGB(A) PNGs; for 16-bit gray PIL would instead clamp at 255
+  // ('I;16' -> 'L'), which is rarely what anyone wants and is not reproduced.
+  const int src_for_rgb[4][3] = {{0, 0, 0}, {0, 0, 0}, {2, 1, 0}, {2, 1, 0}};
+  const int* map = src_for_rgb[cn - 1];
+  if (m.depth() == CV_8U) {
+    const uint8_t* s = m.ptr<uint8_t>();
+    for (size_t i = 0; i < n; ++i, s += cn, dst += 3)
+      for (int c = 0; c < 3; ++c) dst[c] = s[map[c]];
+  } else {
+    const uint16_t* s = m.ptr<uint16_t>();
+    for (size_t i = 0; i < n; ++i, s += cn, dst += 3)
+      for (int c = 0; c < 3; ++c) dst[c] = static_cast<uint8_t>(s[map[c]] >> 8);
+  }
+  return out;
+#else
+  throw std::runtime_error(cat("'", source, "': cannot decode: skd was built without OpenCV"));
+#endif
+}
+
+Image decode_image_file(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_file_bytes(path);
+  return decode_image(bytes.data(), bytes.size(), path);
+}
+
+Image resize_shorter_side(const Image& img, int size) {
+  check_image(img, "resize_shorter_side");
+  if (size <= 0) throw std::invalid_argument(cat("resize_shorter_side: size ", size, " must be > 0"));
+  const bool w_short = img.width <= img.height;
+  const int shorter = w_short ? img.width : img.height;
+  const int longer = w_short ? img.height : img.width;
+  // torchvision: int(size * long / short), a true division of Python ints then truncation. The
+  // double quotient of two exact integers is correctly rounded in both languages.
+  const double q = static_cast<double>(static_cast<int64_t>(size) * longer) / shorter;
+  if (q >= 1 << 30)
+    throw std::invalid_argument(
+        cat("resize_shorter_side: ", img.width, "x", img.height, " to shorter side ", size, " is too large"));
+  const int new_long = static_cast<int>(q);
+  const int w = w_short ? size : new_long;
+  const int h = w_short ? new_long : size;
+  return resize_pil(img, w, h, Filter::BICUBIC);
+}
+
+Image center_crop(const Image& img, int width, int height) {
+  check_image(img, "center_crop");
+  if (width <= 0 || height <= 0)
+    throw std::invalid_argument(cat("center_crop: size ", width, "x", height, " must be > 0"));
+  if (width > img.width || height > img.height) {
+    Image padded = pad_to_at_least(img, width, height);
+    if (padded.width == width && padded.height == height) return padded;
+    return center_crop(padded, width, height);
+  }
+  const int top = round_half_even_half(img.height - height);
+  const int left = round_half_even_half(img.width - width);
+  Image out = blank_image(width, height, img.channels);
+  const size_t len = static_cast<size_t>(width) * img.channels;
+  for (int y = 0; y < height; ++y)
+    std::memcpy(out.row(y), img.row(top + y) + static_cast<size_t>(left) * img.channels, len);
+  return out;
+}
+
+int eval_resize_size(const EvalTransform& t) {
+  if (t.size <= 0 || !(t.crop_pct > 0) || !std::isfinite(t.crop_pct))
+    throw std::invalid_argument(
+        cat("eval transform: size ", t.size, " and crop_pct ", t.crop_pct, " must be positive"));
+  // Python's int(size / crop_pct) / math.floor: no epsilon, so e.g. 132 / 0.55 gives 239 here
+  // exactly as in timm (the IEEE quotient is 239.99999999999997 in both languages).
+  const double q = std::floor(t.size / t.crop_pct);
+  if (q < 1 || q > 1e6) throw std::invalid_argument(cat("eval transform: resize size ", q, " out of range"));
+  return static_cast<int>(q);
+}
+
+Image eval_crop(const Image& img, const EvalTransform& t) {
+  return center_crop(resize_shorter_side(img, eval_resize_size(t)), t.size, t.size);
+}
+
+torch::Tensor to_normalized_tensor(const Image& img, const std::array<float, 3>& mean,
+                                   const std::array<float, 3>& stdev) {
+  check_image(img, "to_normalized_tensor");
+  if (img.channels != 3 && img.channels != 1)
+    throw std::invalid_argument(cat("to_normalized_tensor: expected 1 or 3 channels, got ", img.channels));
+  // One table per channel; each entry is computed exactly as ToTensor + Normalize do in float32
+  // (x / 255, then (x - mean) / std), so results are bit-identical to torchvision.
+  float lut[3][256];
+  for (int c = 0; c < 3; ++c)
+    for (int v = 0; v < 256; ++v) lut[c][v] = (static_cast<float>(v) / 255.0f - mean[c]) / stdev[c];
+  const int64_t hw = static_cast<int64_t>(img.width) * img.height;
+  torch::Tensor out = torch::empty({3, img.height, img.width}, torch::kFloat32);
+  float* o = out.data_ptr<float>();
+  const uint8_t* p = img.pixels.data();
+  const int cn = img.channels;
+  for (int c = 0; c < 3; ++c) {
+    const int sc = cn == 1 ? 0 : c;  // gray is replicated, as convert('RGB') would
+    float* oc = o + c * hw;
+    for (int64_t i = 0; i < hw; ++i) oc[i] = lut[c][p[i * cn + sc]];
+  }
+  return out;
+}
+
+torch::Tensor eval_transform(const Image& img, const EvalTransform& t) {
+  return to_normalized_tensor(eval_crop(img, t), t.mean, t.std);
+}
+
+}  // namespace skd::data

@@ -1,0 +1,163 @@
+#include "skd/data/image_folder.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "skd/core/error.h"
+#include "skd/data/augment.h"
+#include "skd/data/eval_transform.h"
+#include "skd/data/mixup.h"
+
+namespace skd::data {
+
+namespace fs = std::filesystem;
+
+bool has_image_extension(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  static const std::set<std::string> kExt = {".jpg", ".jpeg", ".png", ".ppm", ".bmp",
+                                             ".pgm", ".tif",  ".tiff", ".webp"};
+  return kExt.count(ext) > 0;
+}
+
+namespace {
+
+// Class name -> index from a class-index file.
+std::map<std::string, int64_t> read_class_index(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument(cat("--class-index: cannot open '", path, "'"));
+  std::map<std::string, int64_t> out;
+  if (fs::path(path).extension() == ".json") {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw std::invalid_argument(cat("--class-index '", path, "': invalid JSON: ", e.what()));
+    }
+    if (!j.is_object()) throw std::invalid_argument(cat("--class-index '", path, "': expected a JSON object"));
+    for (const auto& [key, value] : j.items()) {
+      if (value.is_number_integer()) {
+        out[key] = value.get<int64_t>();  // {"n01440764": 0}
+      } else if (value.is_array() && !value.empty() && value[0].is_string()) {
+        try {
+          out[value[0].get<std::string>()] = std::stoll(key);  // {"0": ["n01440764", "tench"]}
+        } catch (const std::exception&) {
+          throw std::invalid_argument(cat("--class-index '", path, "': key '", key, "' is not an index"));
+        }
+      } else {
+        throw std::invalid_argument(cat("--class-index '", path, "': entry '", key,
+                                        "' is neither an index nor [name, label]"));
+      }
+    }
+  } else {
+    std::string line;
+    int64_t i = 0;
+    while (std::getline(in, line)) {
+      while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+      if (line.empty()) continue;
+      out[line.substr(0, line.find_first_of(" \t"))] = i++;
+    }
+  }
+  if (out.empty()) throw std::invalid_argument(cat("--class-index '", path, "' names no classes"));
+  return out;
+}
+
+class ImageFolder : public Dataset {
+ public:
+  ImageFolder(const ImageFolderOptions& o, ImageFolderStats* stats) : opt_(o) {
+    const fs::path root(o.root);
+    if (!fs::is_directory(root)) throw std::invalid_argument(cat("image folder '", o.root, "' does not exist"));
+    std::vector<std::string> classes;
+    for (const auto& e : fs::directory_iterator(root))
+      if (e.is_directory()) classes.push_back(e.path().filename().string());
+    std::sort(classes.begin(), classes.end());
+    if (classes.empty())
+      throw std::invalid_argument(cat("image folder '", o.root, "' has no class folders (expected root/<class>/<image>)"));
+    std::map<std::string, int64_t> index;
+    if (!o.class_index.empty()) {
+      index = read_class_index(o.class_index);
+      for (const auto& c : classes)
+        if (!index.count(c))
+          throw std::invalid_argument(cat("class folder '", c, "' of '", o.root, "' is not in --class-index '",
+                                          o.class_index, "'"));
+      num_classes_ = 0;
+      for (const auto& kv : index) num_classes_ = std::max(num_classes_, kv.second + 1);
+      names_.assign(static_cast<size_t>(num_classes_), "");
+      for (const auto& kv : index) names_[static_cast<size_t>(kv.second)] = kv.first;
+    } else {
+      for (size_t i = 0; i < classes.size(); ++i) index[classes[i]] = static_cast<int64_t>(i);
+      num_classes_ = static_cast<int64_t>(classes.size());
+      names_ = classes;
+    }
+    ImageFolderStats st;
+    for (const auto& c : classes) {
+      std::vector<std::string> files;
+      for (const auto& e : fs::recursive_directory_iterator(root / c, fs::directory_options::follow_directory_symlink)) {
+        if (!e.is_regular_file()) continue;
+        if (has_image_extension(e.path().string())) {
+          files.push_back(e.path().string());
+        } else {
+          ++st.skipped_files;
+        }
+      }
+      if (files.empty())
+        throw std::invalid_argument(cat("class folder '", (root / c).string(), "' holds no image files (",
+                                        "extensions .jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp)"));
+      std::sort(files.begin(), files.end());
+      for (auto& f : files) {
+        paths_.push_back(std::move(f));
+        labels_.push_back(index.at(c));
+      }
+    }
+    st.images = static_cast<int64_t>(paths_.size());
+    if (stats) *stats = st;
+    eval_.size = static_cast<int>(o.img_size);
+    eval_.crop_pct = o.crop_pct;
+    train_.crop.size = static_cast<int>(o.img_size);
+  }
+
+  int64_t size() const override { return static_cast<int64_t>(paths_.size()); }
+  int64_t num_classes() const override { return num_classes_; }
+  std::string path(int64_t i) const override { return paths_.at(static_cast<size_t>(i)); }
+  std::vector<std::string> class_names() const override { return names_; }
+  std::string describe() const override {
+    return cat("image folder ", opt_.root, " (", size(), " images, ", num_classes_, " classes)");
+  }
+
+  Sample get(int64_t i, Rng* rng) const override {
+    const auto& p = paths_.at(static_cast<size_t>(i));
+    Image img;
+    try {
+      img = decode_image_file(p);
+    } catch (const std::exception& e) {
+      throw BadSampleError(e.what());
+    }
+    Sample s;
+    s.label = labels_[static_cast<size_t>(i)];
+    s.image = (rng && opt_.train_augment) ? train_transform(img, train_, *rng) : eval_transform(img, eval_);
+    return s;
+  }
+
+ private:
+  ImageFolderOptions opt_;
+  std::vector<std::string> paths_;
+  std::vector<int64_t> labels_;
+  std::vector<std::string> names_;
+  int64_t num_classes_ = 0;
+  EvalTransform eval_;
+  TrainTransform train_;
+};
+
+}  // namespace
+
+std::unique_ptr<Dataset> open_image_folder(const ImageFolderOptions& options, ImageFolderStats* stats) {
+  return std::make_unique<ImageFolder>(options, stats);
+}
+
+}  // namespace skd::data
