@@ -1,16 +1,11 @@
 // skd-eval: accuracy on a dataset, outputs on given inputs, or a MACs/params summary.
-#include <unistd.h>
-
-#include <chrono>
-#include <fstream>
-#include <sstream>
 
 #include "app_common.h"
 #include "skd/core/device.h"
 #include "skd/core/fs.h"
 #include "skd/data/dataset.h"
 #include "skd/eval/evaluate.h"
-#include "skd/io/safetensors.h"
+#include "skd/eval/report.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
 
@@ -33,11 +28,6 @@ void write_json(const std::string& path, const nlohmann::json& j) {
   if (!path.empty()) write_file_atomic(path, j.dump(2) + "\n");
 }
 
-nlohmann::json cost_json(const models::ModelConfig& c) {
-  const auto cost = models::macs_count(c);
-  return {{"macs_paper", cost.macs_paper}, {"macs_full", cost.macs_full}, {"params", cost.params}};
-}
-
 int run_summary(const EvalCli& o) {
   models::ModelConfig config;
   if (!o.model.empty()) {
@@ -47,7 +37,7 @@ int run_summary(const EvalCli& o) {
   } else {
     config = models::resolve_arch(o.arch);
   }
-  const auto j = cost_json(config);
+  const auto j = eval::cost_json(models::macs_count(config));
   std::printf("architecture   %s (%s)\n", config.name.c_str(), models::family_name(config.family));
   std::printf("params         %lld (%.2f M)\n", static_cast<long long>(j["params"].get<int64_t>()),
               j["params"].get<int64_t>() / 1e6);
@@ -62,57 +52,19 @@ int run_summary(const EvalCli& o) {
   return 0;
 }
 
-int run_inputs(const EvalCli& o, models::ElasticModelImpl& model) {
-  const auto content = io::read_safetensors(o.inputs);
-  auto it = content.tensors.find("input");
-  if (it == content.tensors.end()) throw std::invalid_argument(cat("--inputs '", o.inputs, "' has no tensor 'input'"));
-  const auto x = models::tensor_from_record(it->second).to(model.parameters().front().device(), torch::kFloat32);
-  torch::NoGradGuard g;
-  model.eval();
-  const auto feats = model.forward_features(x);
-  const auto pre = model.forward_head(feats, true);
-  const auto logits = model.forward_head(feats, false);
-  io::SafetensorsContent out;
-  out.tensors["logits"] = models::record_from_tensor(logits);
-  out.tensors["features"] = models::record_from_tensor(pre);
-  out.tensors["forward_features"] = models::record_from_tensor(feats);
-  out.metadata["model"] = o.model;
-  io::write_safetensors(o.save_outputs, out);
-  std::printf("wrote logits %s, features %s to %s\n", cat(logits.sizes()).c_str(), cat(pre.sizes()).c_str(),
-              o.save_outputs.c_str());
-  return 0;
-}
-
-std::vector<int64_t> parse_sizes(const std::string& text) {
-  std::vector<int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t used = 0;
-      out.push_back(std::stoll(item, &used));
-      if (used != item.size() || out.back() <= 0) throw std::invalid_argument(item);
-    } catch (const std::exception&) {
-      throw std::invalid_argument(cat("--latency '", text, "': expected positive batch sizes like 1,8,64"));
-    }
-  }
-  return out;
-}
-
 int run_latency(const EvalCli& o, models::ElasticModelImpl& model, const torch::Device& device, Amp amp) {
   nlohmann::json rows = nlohmann::json::array();
   std::printf("%8s %12s %12s %12s %14s\n", "batch", "median ms", "p10 ms", "p90 ms", "images/s");
-  for (int64_t b : parse_sizes(o.latency)) {
+  for (int64_t b : app::parse_positive_list(o.latency, "--latency")) {
     const auto r = eval::measure_latency(model, b, device, amp, 5, o.latency_repeats);
     std::printf("%8lld %12.3f %12.3f %12.3f %14.1f\n", static_cast<long long>(b), r.median_ms, r.p10_ms, r.p90_ms,
                 r.images_per_s);
-    rows.push_back({{"batch_size", b}, {"median_ms", r.median_ms}, {"p10_ms", r.p10_ms}, {"p90_ms", r.p90_ms},
-                    {"images_per_s", r.images_per_s}});
+    rows.push_back(eval::latency_json(r));
   }
-  const auto cost = models::macs_count(model.config(), model.widths());
-  write_json(o.json, {{"model", o.model}, {"device", device.str()}, {"amp", o.amp.empty() ? "none" : o.amp},
-                      {"threads", o.threads}, {"latency", rows}, {"macs_paper", cost.macs_paper},
-                      {"macs_full", cost.macs_full}, {"params", cost.params}});
+  auto j = eval::cost_json(models::macs_count(model.config(), model.widths()));
+  j.update({{"model", o.model}, {"device", device.str()}, {"amp", o.amp.empty() ? "none" : o.amp},
+            {"threads", o.threads}, {"latency", rows}});
+  write_json(o.json, j);
   return 0;
 }
 
@@ -136,18 +88,9 @@ int run_dataset(const EvalCli& o, models::LoadedModel& loaded, const torch::Devi
   eo.device = device;
   eo.amp = amp;
   eo.keep_logits = !o.save_outputs.empty();
-  const bool tty = isatty(fileno(stderr));
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto r = eval::evaluate(model, *dataset, eo, [&](int64_t done, int64_t total) {
-    if (!tty) return;
-    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double rate = done / std::max(el, 1e-9);
-    const int width = 30, filled = static_cast<int>(width * done / std::max<int64_t>(total, 1));
-    std::fprintf(stderr, "\r[%s%s] %lld/%lld  %.0f img/s  ETA %.0f s ", std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total), rate, (total - done) / std::max(rate, 1e-9));
-  });
-  if (tty) std::fprintf(stderr, "\n");
+  app::ProgressBar bar("images");
+  const auto r = eval::evaluate(model, *dataset, eo, [&](int64_t done, int64_t total) { bar.update(done, total); });
+  bar.finish();
   const auto cost = models::macs_count(c, model.widths());
   std::printf("top-1 %.2f%%  top-5 %.2f%%  loss %.4f  images %lld  %.1f images/s\n", r.top1, r.top5, r.loss,
               static_cast<long long>(r.images), r.images_per_s);
@@ -157,20 +100,8 @@ int run_dataset(const EvalCli& o, models::LoadedModel& loaded, const torch::Devi
   }
   std::printf("MACs paper %s  full %s  params %.3f M\n", models::macs_format(cost.macs_paper).c_str(),
               models::macs_format(cost.macs_full).c_str(), cost.params / 1e6);
-  write_json(o.json, {{"top1", r.top1}, {"top5", r.top5}, {"loss", r.loss}, {"images", r.images},
-                      {"images_per_s", r.images_per_s}, {"macs_paper", cost.macs_paper},
-                      {"macs_full", cost.macs_full}, {"params", cost.params}, {"bad_images", r.bad_images},
-                      {"model", o.model}, {"data", dataset->describe()}});
-  if (!o.save_outputs.empty()) {
-    io::SafetensorsContent out;
-    out.tensors["logits"] = models::record_from_tensor(r.logits);
-    out.tensors["indices"] = models::record_from_tensor(torch::tensor(r.indices, torch::kLong));
-    nlohmann::json paths = nlohmann::json::array();
-    for (int64_t i : r.indices) paths.push_back(dataset->path(i));
-    out.metadata["data"] = dataset->describe();
-    out.metadata["paths"] = paths.dump();
-    io::write_safetensors(o.save_outputs, out);
-  }
+  write_json(o.json, eval::accuracy_json(r, cost, o.model, dataset->describe()));
+  if (!o.save_outputs.empty()) eval::save_dataset_outputs(r, *dataset, o.save_outputs);
   return 0;
 }
 
@@ -220,6 +151,10 @@ int main(int argc, char** argv) {
     auto loaded = models::load_model(o.model, o.arch);
     loaded.model->to(device);
     if (!o.latency.empty()) return run_latency(o, *loaded.model, device, amp);
-    return o.inputs.empty() ? run_dataset(o, loaded, device, amp) : run_inputs(o, *loaded.model);
+    if (!o.inputs.empty()) {
+      std::printf("%s\n", eval::save_model_outputs(*loaded.model, o.inputs, o.save_outputs, o.model).c_str());
+      return 0;
+    }
+    return run_dataset(o, loaded, device, amp);
   });
 }
