@@ -19,3 +19,5 @@ endif()
 if(SKD_WITH_OPENCV)
   find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
 endif()
+# JPEG decoding straight into RGB (faster than OpenCV's BGR path, identical pixels to PIL).
+find_package(JPEG)

@@ -11,6 +11,12 @@
 #include "skd/core/fs.h"
 #include "skd/data/resize.h"
 
+#ifdef SKD_HAVE_LIBJPEG
+#include <jpeglib.h>
+
+#include <csetjmp>
+#endif
+
 #ifdef SKD_HAVE_OPENCV
 #define SKD_DECODE_WITH_OPENCV 1
 #include <opencv2/core.hpp>
@@ -54,6 +60,61 @@ bool jpeg_reaches_eoi(const uint8_t* d, size_t n) {
   return false;
 }
 
+#ifdef SKD_HAVE_LIBJPEG
+// JPEGs go straight through libjpeg(-turbo) into RGB: the same library and default settings
+// (ISLOW IDCT, fancy upsampling) as PIL, so pixels are identical, and faster than OpenCV's path,
+// which decodes to BGR and needs a second pass. Colour spaces other than YCbCr/gray/RGB (CMYK,
+// YCCK) are left to OpenCV (returns false).
+struct JpegError {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+void jpeg_fail(j_common_ptr cinfo) {
+  auto* err = reinterpret_cast<JpegError*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, err->message);
+  std::longjmp(err->jump, 1);
+}
+
+void jpeg_quiet(j_common_ptr, int) {}  // corrupt-data warnings: decode anyway, as PIL does
+
+bool decode_jpeg_rgb(const uint8_t* data, size_t size, const std::string& source, Image& out) {
+  jpeg_decompress_struct cinfo;
+  JpegError err;
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = jpeg_fail;
+  err.mgr.emit_message = jpeg_quiet;
+  bool supported = true;
+  // Only plain data lives in this frame between setjmp and a possible longjmp; `out` was built
+  // by the caller and is simply left as it is on failure.
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    throw FormatError(cat("'", source, "': cannot decode JPEG: ", err.message));
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+  jpeg_read_header(&cinfo, TRUE);
+  const auto cs = cinfo.jpeg_color_space;
+  supported = cs == JCS_YCbCr || cs == JCS_GRAYSCALE || cs == JCS_RGB;
+  if (supported) {
+    cinfo.out_color_space = JCS_RGB;
+    jpeg_start_decompress(&cinfo);
+    out.width = static_cast<int>(cinfo.output_width);
+    out.height = static_cast<int>(cinfo.output_height);
+    out.channels = 3;
+    out.pixels.resize(static_cast<size_t>(out.width) * out.height * 3);
+    while (cinfo.output_scanline < cinfo.output_height) {
+      JSAMPROW row = out.pixels.data() + static_cast<size_t>(cinfo.output_scanline) * out.width * 3;
+      jpeg_read_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_decompress(&cinfo);
+  }
+  jpeg_destroy_decompress(&cinfo);
+  return supported;
+}
+#endif
+
 // torchvision pads a too-small image symmetrically (extra pixel right/bottom) with zeros.
 Image pad_to_at_least(const Image& img, int width, int height) {
   const int pad_l = width > img.width ? (width - img.width) / 2 : 0;
@@ -86,6 +147,12 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& source) 
   if (data == nullptr || size == 0) throw FormatError(cat("'", source, "': empty image file"));
   if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF && !jpeg_reaches_eoi(data, size))
     throw FormatError(cat("'", source, "': truncated or corrupt JPEG (no end-of-image marker)"));
+#ifdef SKD_HAVE_LIBJPEG
+  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
+    Image out;
+    if (decode_jpeg_rgb(data, size, source, out)) return out;
+  }
+#endif
 #ifdef SKD_DECODE_WITH_OPENCV
   if (size > static_cast<size_t>(INT32_MAX))
     throw FormatError(cat("'", source, "': image file too large (", size, " bytes)"));
