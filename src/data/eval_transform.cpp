@@ -145,10 +145,11 @@ void check_image(const Image& img, const char* what) {
 
 Image decode_image(const uint8_t* data, size_t size, const std::string& source) {
   if (data == nullptr || size == 0) throw FormatError(cat("'", source, "': empty image file"));
-  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF && !jpeg_reaches_eoi(data, size))
+  const bool jpeg = size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
+  if (jpeg && !jpeg_reaches_eoi(data, size))
     throw FormatError(cat("'", source, "': truncated or corrupt JPEG (no end-of-image marker)"));
 #ifdef SKD_HAVE_LIBJPEG
-  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
+  if (jpeg) {
     Image out;
     if (decode_jpeg_rgb(data, size, source, out)) return out;
   }

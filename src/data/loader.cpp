@@ -44,6 +44,9 @@ LoadedBatch Loader::load(int64_t b) {
   const int64_t begin = b * opt_.batch_size;
   const int64_t end = std::min<int64_t>(begin + opt_.batch_size, static_cast<int64_t>(order_.size()));
   LoadedBatch out;
+  auto pin = [&] {
+    if (opt_.pin_memory && torch::cuda::is_available()) out.images = out.images.pin_memory();
+  };
   if (!opt_.augment) {
     // Whole-batch fast path (in-memory datasets vectorise it); per example only if one is bad.
     std::vector<int64_t> idx(order_.begin() + begin, order_.begin() + end);
@@ -52,7 +55,7 @@ LoadedBatch Loader::load(int64_t b) {
       out.images = std::move(b.images);
       out.labels = std::move(b.labels);
       out.indices = std::move(idx);
-      if (opt_.pin_memory && torch::cuda::is_available()) out.images = out.images.pin_memory();
+      pin();
       return out;
     } catch (const BadSampleError&) {
     }
@@ -84,7 +87,7 @@ LoadedBatch Loader::load(int64_t b) {
   if (!images.empty()) {
     out.images = torch::stack(images);
     out.labels = torch::tensor(labels, torch::kLong);
-    if (opt_.pin_memory && torch::cuda::is_available()) out.images = out.images.pin_memory();
+    pin();
   }
   return out;
 }
