@@ -1,101 +1,176 @@
-// skd-train: plain supervised training / fine-tuning of a ViT or Swin on a dataset.
-// Values: command-line flag > --config JSON recipe > built-in default.
+// skd-train: supervised training / fine-tuning of a ViT or Swin with the DeiT recipe, on one or
+// many processes (torchrun/SLURM environment), with exact resume and graceful stop.
+// Values: command-line flag > --config JSON > the checkpoint's config (--resume) > defaults.
 #include <fstream>
+#include <map>
 
 #include "app_common.h"
+#include "skd/core/device.h"
 #include "skd/data/dataset.h"
 #include "skd/models/checkpoint.h"
+#include "skd/train/checkpointing.h"
+#include "skd/train/distributed.h"
+#include "skd/train/signals.h"
 #include "skd/train/trainer.h"
 
 using namespace skd;
 
+namespace {
+
+nlohmann::json read_json_file(const std::string& path, const std::string& flag) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument(cat(flag, ": cannot open '", path, "'"));
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(cat(flag, " '", path, "': invalid JSON: ", e.what()));
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  CLI::App app{"Train or fine-tune a model (plain supervised training).", "skd-train"};
-  train::TrainOptions o;
-  std::string model, arch, data = "fashion-mnist", config, log_level;
-  bool no_eval = false, dump_config = false;
+  CLI::App app{"Train or fine-tune a model (DeiT recipe; multi-process via torchrun/SLURM).", "skd-train"};
+  train::TrainConfig c;
+  std::string config_file, resume, log_level;
+  bool dump_config = false;
   int threads = app::default_threads();
-  auto* g_model = app.add_option_group("Model");
-  g_model->add_option("--model", model, "start from these weights (artifact or checkpoint)");
-  g_model->add_option("--arch", arch, "architecture (named or JSON); alone: train from scratch");
-  auto* g_data = app.add_option_group("Data");
-  g_data->add_option("--data", data, "'fashion-mnist' or a folder with its IDX files");
-  g_data->add_option("--limit", o.limit, "use only the first N training images");
-  g_data->add_flag("--no-eval", no_eval, "skip the per-epoch evaluation on the test split");
-  auto* g_opt = app.add_option_group("Recipe");
-  g_opt->add_option("--config", config, "JSON recipe; keys are the long flag names with '_' (e.g. batch_size)");
-  g_opt->add_option("--epochs", o.epochs);
-  g_opt->add_option("--batch-size", o.batch_size);
-  g_opt->add_option("--lr", o.lr, "peak learning rate");
-  g_opt->add_option("--min-lr", o.min_lr);
-  g_opt->add_option("--weight-decay", o.weight_decay);
-  g_opt->add_option("--warmup-epochs", o.warmup_epochs);
-  g_opt->add_option("--smoothing", o.label_smoothing, "label smoothing");
-  g_opt->add_option("--seed", o.seed);
-  auto* g_out = app.add_option_group("Output");
-  g_out->add_option("--out", o.out, "write the trained model as an artifact here");
-  g_out->add_option("--metrics", o.metrics_jsonl, "append per-epoch metrics as JSON lines");
-  g_out->add_option("--log-every", o.log_every, "steps between progress lines");
-  g_out->add_flag("--dump-config", dump_config, "print the resolved recipe as JSON and exit");
+  std::map<CLI::Option*, std::string> keys;  // option -> config key
+  auto opt = [&](CLI::App* g, const std::string& flags, auto& field, const std::string& key, const std::string& help) {
+    keys[g->add_option(flags, field, help)] = key;
+  };
+  auto flag = [&](CLI::App* g, const std::string& flags, bool& field, const std::string& key, const std::string& help) {
+    keys[g->add_flag(flags, field, help)] = key;
+  };
+  auto* gm = app.add_option_group("Model and data");
+  opt(gm, "--model", c.model, "model", "start from these weights (artifact or checkpoint)");
+  opt(gm, "--arch", c.arch, "arch", "architecture (named or JSON); alone: train from scratch");
+  opt(gm, "--data", c.data, "data", "'fashion-mnist', an IDX folder or an image folder (root/train, root/val)");
+  opt(gm, "--limit", c.limit, "limit", "use only the first N training images");
+  flag(gm, "--eval,!--no-eval", c.eval, "eval", "evaluate on the test/val split after every epoch");
+  flag(gm, "--augment,!--no-augment", c.augment, "augment", "training augmentation");
+  opt(gm, "--workers", c.workers, "workers", "data loader threads per process");
+  auto* gr = app.add_option_group("Recipe");
+  gr->add_option("--config", config_file, "JSON recipe (keys: the long flags with '_', e.g. batch_size)");
+  opt(gr, "--epochs", c.epochs, "epochs", "");
+  opt(gr, "--batch-size", c.batch_size, "batch_size", "per process");
+  opt(gr, "--lr", c.lr, "lr", "base LR; peak = lr * global batch / 512 unless --unscale-lr");
+  flag(gr, "--unscale-lr", c.unscale_lr, "unscale_lr", "use --lr as the peak LR");
+  opt(gr, "--min-lr", c.min_lr, "min_lr", "");
+  opt(gr, "--warmup-epochs", c.warmup_epochs, "warmup_epochs", "");
+  opt(gr, "--warmup-lr", c.warmup_lr, "warmup_lr", "");
+  opt(gr, "--weight-decay", c.weight_decay, "weight_decay", "");
+  opt(gr, "--opt-eps", c.opt_eps, "opt_eps", "");
+  opt(gr, "--beta1", c.beta1, "beta1", "");
+  opt(gr, "--beta2", c.beta2, "beta2", "");
+  opt(gr, "--smoothing", c.smoothing, "smoothing", "label smoothing");
+  opt(gr, "--mixup", c.mixup, "mixup", "mixup Beta alpha (0 = off)");
+  opt(gr, "--cutmix", c.cutmix, "cutmix", "cutmix Beta alpha (0 = off)");
+  opt(gr, "--mixup-prob", c.mixup_prob, "mixup_prob", "");
+  opt(gr, "--mixup-switch-prob", c.mixup_switch_prob, "mixup_switch_prob", "");
+  opt(gr, "--drop-path", c.drop_path, "drop_path", "stochastic depth rate (linear over blocks)");
+  opt(gr, "--clip-grad", c.clip_grad, "clip_grad", "max grad norm (0 = off)");
+  flag(gr, "--model-ema,!--no-model-ema", c.model_ema, "model_ema", "keep an EMA of the weights");
+  opt(gr, "--model-ema-decay", c.model_ema_decay, "model_ema_decay", "");
+  flag(gr, "--repeated-aug,!--no-repeated-aug", c.repeated_aug, "repeated_aug", "DeiT repeated augmentation");
+  opt(gr, "--amp", c.amp, "amp", "none | bf16 | fp16 (CUDA)");
+  opt(gr, "--device", c.device, "device", "cpu | cuda | cuda:N (distributed: cuda -> cuda:LOCAL_RANK)");
+  opt(gr, "--seed", c.seed, "seed", "");
+  auto* go = app.add_option_group("Run");
+  opt(go, "--run-dir", c.run_dir, "run_dir", "config.json, metrics.jsonl, train.log, checkpoints/");
+  opt(go, "--out", c.out, "out", "final model artifact (default <run-dir>/model.safetensors)");
+  opt(go, "--keep-last", c.keep_last, "keep_last", "epoch checkpoints to keep (plus best)");
+  opt(go, "--log-every", c.log_every, "log_every", "steps between progress lines off a terminal (0 = off)");
+  go->add_option("--resume", resume, "continue a run: its run directory or a checkpoint file");
+  opt(go, "--dist-backend", c.dist_backend, "dist_backend", "auto | gloo | nccl");
+  opt(go, "--dist-timeout", c.dist_timeout, "dist_timeout", "seconds before a silent peer counts as dead");
+  go->add_flag("--dump-config", dump_config, "print the resolved config as JSON and exit");
   app::add_common_options(app, threads, log_level);
   return app::run(app, argc, argv, [&] {
     app::apply_common_options(threads, log_level);
-    if (!config.empty()) {
-      std::ifstream in(config);
-      if (!in) throw std::invalid_argument(cat("--config: cannot open '", config, "'"));
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(in);
-      } catch (const nlohmann::json::exception& e) {
-        throw std::invalid_argument(cat("--config '", config, "': invalid JSON: ", e.what()));
-      }
-      for (const auto& [key, value] : j.items()) {
-        std::string flag = "--" + key;
-        for (auto& ch : flag) ch = ch == '_' ? '-' : ch;
-        CLI::Option* opt = nullptr;
-        try {
-          opt = app.get_option(flag);
-        } catch (const CLI::OptionNotFound&) {
-          throw std::invalid_argument(cat("--config '", config, "': unknown key '", key, "'"));
-        }
-        if (opt->count() > 0) continue;  // the command line wins
-        const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
-        try {
-          opt->add_result(text);
-          opt->run_callback();
-        } catch (const CLI::Error& e) {
-          throw std::invalid_argument(cat("--config '", config, "': key '", key, "': ", e.what()));
-        }
-      }
+    // Resolve: defaults < checkpoint config < --config < flags given.
+    nlohmann::json resolved = train::config_to_json(train::TrainConfig{});
+    std::string resume_path;
+    if (!resume.empty()) {
+      resume_path = train::resolve_resume_path(resume);
+      const auto state = train::read_training_state(resume_path);
+      for (auto& [k, v] : state.config.items()) resolved[k] = v;
     }
+    if (!config_file.empty()) {
+      const auto j = read_json_file(config_file, "--config");
+      train::config_from_json(j, "--config '" + config_file + "'");  // strict check of the file alone
+      for (auto& [k, v] : j.items()) resolved[k] = v;
+    }
+    const auto given = train::config_to_json(c);
+    for (const auto& [option, key] : keys)
+      if (option->count() > 0) resolved[key] = given.at(key);
+    const train::TrainConfig cfg = train::config_from_json(resolved, "resolved config");
+    train::validate(cfg);
     if (dump_config) {
-      std::printf("%s\n", nlohmann::json{{"model", model}, {"arch", arch}, {"data", data}, {"epochs", o.epochs},
-                                         {"batch_size", o.batch_size}, {"lr", o.lr}, {"min_lr", o.min_lr},
-                                         {"weight_decay", o.weight_decay}, {"warmup_epochs", o.warmup_epochs},
-                                         {"smoothing", o.label_smoothing}, {"seed", o.seed}, {"limit", o.limit}}
-                                      .dump(2)
-                                      .c_str());
+      std::printf("%s\n", train::config_to_json(cfg).dump(2).c_str());
       return 0;
     }
-    if (model.empty() && arch.empty()) throw std::invalid_argument("give --model and/or --arch");
-    torch::manual_seed(o.seed);
-    models::ElasticModel net;
-    if (!model.empty()) {
-      net = models::load_model(model, arch).model;
-    } else {
-      net = models::create_model(models::resolve_arch(arch));
+    if (resume_path.empty() && cfg.model.empty() && cfg.arch.empty())
+      throw std::invalid_argument("give --model and/or --arch (or --resume)");
+
+    train::install_stop_signals();
+    const auto env = train::dist_env_from_environment();
+    train::TrainConfig run_cfg = cfg;
+    if (env.world_size > 1 && cfg.device == "cuda") run_cfg.device = cat("cuda:", env.local_rank);
+    set_log_rank(env.rank);
+    if (env.rank == 0 && !cfg.run_dir.empty()) {
+      std::filesystem::create_directories(cfg.run_dir);
+      set_log_file(cfg.run_dir + "/train.log");
     }
-    const auto& c = net->config();
-    auto train_set = data::open_dataset(data, "train", c.img_size, c.in_chans);
+    std::shared_ptr<train::Communicator> comm;
+    if (env.world_size > 1) {
+      comm = train::Communicator::create(env, cfg.dist_backend, parse_device(run_cfg.device),
+                                         std::chrono::milliseconds(static_cast<int64_t>(cfg.dist_timeout * 1000)));
+      log_info("process ", env.rank, "/", env.world_size, " (", env.source, ", ", comm->backend(), ")");
+    }
+    torch::manual_seed(cfg.seed);
+    models::ElasticModel net;
+    nlohmann::json prov;
+    if (!resume_path.empty()) {
+      net = models::load_model(resume_path).model;
+      prov["resumed_from"] = resume_path;
+    } else if (!cfg.model.empty()) {
+      net = models::load_model(cfg.model, cfg.arch).model;
+      prov["init"] = cfg.model;
+      prov["init_sha256"] = models::file_sha256(cfg.model);
+    } else {
+      net = models::create_model(models::resolve_arch(cfg.arch));
+      prov["init"] = "scratch";
+    }
+    const auto& mc = net->config();
+    data::DataSpec spec;
+    spec.spec = cfg.data;
+    spec.split = "train";
+    spec.img_size = mc.img_size;
+    spec.channels = mc.in_chans;
+    spec.train_augment = cfg.augment;
+    auto train_set = data::open_dataset(spec);
     std::unique_ptr<data::Dataset> test_set;
-    if (!no_eval) test_set = data::open_dataset(data, "test", c.img_size, c.in_chans);
-    log_info("training ", c.name, " on ", train_set->describe(), " for ", o.epochs, " epoch(s), batch ",
-             o.batch_size, ", ", threads, " thread(s)");
-    const auto s = train::train_classifier(*net, *train_set, test_set.get(), o);
-    std::printf("trained %lld steps, last loss %.4f, %.1f images/s", static_cast<long long>(s.steps), s.last_loss,
-                s.images_per_s);
-    if (s.eval_top1 >= 0) std::printf(", test top-1 %.2f%%", s.eval_top1);
-    std::printf("\n");
-    return 0;
+    if (cfg.eval) {
+      spec.split = "test";
+      spec.train_augment = false;
+      test_set = data::open_dataset(spec);
+    }
+    log_info("training ", mc.name, " on ", train_set->describe(), " for ", cfg.epochs, " epoch(s), batch ",
+             cfg.batch_size, " x ", env.world_size, " process(es), ", threads, " thread(s)");
+    train::TrainContext ctx;
+    ctx.comm = comm;
+    ctx.resume = resume_path;
+    ctx.provenance = prov;
+    const auto r = train::train(*net, *train_set, test_set.get(), run_cfg, ctx);
+    if (env.rank == 0) {
+      std::printf("trained %lld steps, last loss %.4f, %.1f images/s", static_cast<long long>(r.steps), r.last_loss,
+                  r.images_per_s);
+      if (r.eval_top1 >= 0) std::printf(", test top-1 %.2f%% (best %.2f%%)", r.eval_top1, r.best_top1);
+      std::printf("\n");
+      if (r.stop_signal) std::printf("stopped by signal %d; resume with --resume %s\n", r.stop_signal,
+                                     cfg.run_dir.empty() ? "<checkpoint>" : cfg.run_dir.c_str());
+    }
+    return r.stop_signal ? 128 + r.stop_signal : 0;
   });
 }

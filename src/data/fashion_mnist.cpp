@@ -2,6 +2,7 @@
 #include <stdexcept>
 
 #include "skd/core/error.h"
+#include "skd/data/augment.h"
 #include "skd/data/dataset.h"
 #include "skd/io/idx.h"
 
@@ -51,7 +52,33 @@ class FashionMnist : public Dataset {
 
   Batch get_batch(const std::vector<int64_t>& indices) const override {
     auto idx = torch::tensor(indices, torch::kLong);
-    auto x = images_.index_select(0, idx).to(torch::kFloat32).div_(255.0).unsqueeze(1);
+    return {prepare(images_.index_select(0, idx)), labels_.index_select(0, idx)};
+  }
+
+  // With an Rng: the training augmentation (random crop of the zero-padded image, horizontal flip).
+  Sample get(int64_t index, Rng* rng) const override {
+    if (index < 0 || index >= size()) throw std::out_of_range(cat("Fashion-MNIST index ", index));
+    auto img = images_[index];
+    if (rng) {
+      if (opt_.train_pad > 0) {
+        const int64_t p = opt_.train_pad;
+        auto padded = torch::zeros({28 + 2 * p, 28 + 2 * p}, torch::kUInt8);
+        padded.narrow(0, p, 28).narrow(1, p, 28).copy_(img);
+        const int64_t dy = rng_int(*rng, 0, 2 * p), dx = rng_int(*rng, 0, 2 * p);
+        img = padded.narrow(0, dy, 28).narrow(1, dx, 28);
+      }
+      if (opt_.train_flip && rng_uniform01(*rng) < 0.5) img = img.flip({1});
+    }
+    return {prepare(img.unsqueeze(0))[0], labels_[index].item<int64_t>()};
+  }
+  std::vector<std::string> class_names() const override {
+    return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+  }
+
+ private:
+  // uint8 [B, 28, 28] -> normalised float [B, channels, img_size, img_size].
+  torch::Tensor prepare(const torch::Tensor& u8) const {
+    auto x = u8.to(torch::kFloat32).div_(255.0).unsqueeze(1);
     if (opt_.img_size != 28)
       x = torch::nn::functional::interpolate(
           x, torch::nn::functional::InterpolateFuncOptions()
@@ -60,19 +87,9 @@ class FashionMnist : public Dataset {
                  .align_corners(false));
     x = x.sub_(kMean).div_(kStd);
     if (opt_.channels != 1) x = x.expand({-1, opt_.channels, -1, -1}).contiguous();
-    return {x, labels_.index_select(0, idx)};
+    return x;
   }
 
-  Sample get(int64_t index, Rng*) const override {
-    if (index < 0 || index >= size()) throw std::out_of_range(cat("Fashion-MNIST index ", index));
-    const auto b = get_batch({index});
-    return {b.images[0], b.labels[0].item<int64_t>()};
-  }
-  std::vector<std::string> class_names() const override {
-    return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
-  }
-
- private:
   FashionMnistOptions opt_;
   torch::Tensor images_, labels_;
   std::string source_;

@@ -107,6 +107,11 @@ Checkpoint read_checkpoint(const std::string& path) {
   ck.format = "safetensors";
   auto content = io::parse_safetensors(bytes.data(), bytes.size(), path);
   ck.tensors = std::move(content.tensors);
+  // Training checkpoints (skd-train) carry optimizer/EMA state next to the weights.
+  if (content.metadata.count("skd_train_state")) {
+    for (auto it = ck.tensors.begin(); it != ck.tensors.end();)
+      it = it->first.compare(0, 12, "train_state/") == 0 ? ck.tensors.erase(it) : std::next(it);
+  }
   if (auto it = content.metadata.find(kManifestKey); it != content.metadata.end()) {
     try {
       ck.manifest = nlohmann::json::parse(it->second);

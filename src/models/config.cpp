@@ -32,6 +32,7 @@ std::vector<BlockSpec> block_specs(const ModelConfig& c) {
       s.tokens = 1 + grid * grid;
       specs.push_back(s);
     }
+    for (auto& s : specs) s.total_blocks = static_cast<int64_t>(specs.size());
     return specs;
   }
   int64_t res = c.img_size / c.patch_size;
@@ -56,6 +57,7 @@ std::vector<BlockSpec> block_specs(const ModelConfig& c) {
       specs.push_back(s);
     }
   }
+  for (auto& s : specs) s.total_blocks = static_cast<int64_t>(specs.size());
   return specs;
 }
 

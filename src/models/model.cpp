@@ -33,6 +33,19 @@ const Widths& ElasticModelImpl::run_widths(const ForwardOptions& opt, Widths& st
   return *opt.widths;
 }
 
+torch::Tensor drop_path(const torch::Tensor& x, double rate, bool training) {
+  if (rate <= 0 || !training) return x;
+  const double keep = 1.0 - rate;
+  std::vector<int64_t> shape(x.dim(), 1);
+  shape[0] = x.size(0);
+  auto mask = torch::empty(shape, x.options()).bernoulli_(keep);
+  return x * mask.div_(keep);
+}
+
+double block_drop_path(double rate, int64_t index, int64_t blocks) {
+  return blocks <= 1 ? 0.0 : rate * static_cast<double>(index) / static_cast<double>(blocks - 1);
+}
+
 ElasticModel create_model(const ModelConfig& config) {
   validate(config);
   if (config.family == Family::VIT) return std::make_shared<VisionTransformerImpl>(config);

@@ -45,6 +45,7 @@ torch::Tensor SwinBlockImpl::forward(torch::Tensor x, BlockWidth run, double sca
                                      const ForwardOptions& opt) {
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
   const int64_t w = spec.window, s = spec.shift;
+  const double dp = opt.drop_path > 0 ? block_drop_path(opt.drop_path, spec.index, spec.total_blocks) : 0.0;
   if (run.attn > 0) {
     if (rel_index.device() != x.device()) {
       rel_index = rel_index.to(x.device());
@@ -58,14 +59,14 @@ torch::Tensor SwinBlockImpl::forward(torch::Tensor x, BlockWidth run, double sca
                              attn_mask.defined() ? attn_mask.to(win.dtype()) : attn_mask);
     h = out.view({B, H / w, W / w, w, w, C}).permute({0, 1, 3, 2, 4, 5}).reshape({B, H, W, C});
     if (s > 0) h = torch::roll(h, {s, s}, {1, 2});
-    x = x + h;
+    x = x + drop_path(h, dp, is_training());
   } else if (attn && opt.zero_grad_removed) {
     x = x + (detail::zero_touch(*attn) + detail::zero_touch(*norm1));
   }
   if (run.mlp > 0) {
     if (opt.probes && opt.probes->capture_mlp_act) opt.probes->mlp_blocks.push_back(spec.index);
     auto t = x.reshape({B, H * W, C});
-    t = t + mlp->forward(norm2(t), run.mlp, opt.probes);
+    t = t + drop_path(mlp->forward(norm2(t), run.mlp, opt.probes), dp, is_training());
     x = t.reshape({B, H, W, C});
   } else if (mlp && opt.zero_grad_removed) {
     x = x + (detail::zero_touch(*mlp) + detail::zero_touch(*norm2));

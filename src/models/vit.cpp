@@ -18,15 +18,16 @@ VitBlockImpl::VitBlockImpl(const BlockSpec& s, BlockWidth st, bool qkv_bias, dou
 
 torch::Tensor VitBlockImpl::forward(torch::Tensor x, BlockWidth run, double scale,
                                     const ForwardOptions& opt) {
+  const double dp = opt.drop_path > 0 ? block_drop_path(opt.drop_path, spec.index, spec.total_blocks) : 0.0;
   if (run.attn > 0) {
     if (opt.probes && opt.probes->capture_qkv) opt.probes->qkv_blocks.push_back(spec.index);
-    x = x + attn->forward(norm1(x), run.attn, scale, opt.probes);
+    x = x + drop_path(attn->forward(norm1(x), run.attn, scale, opt.probes), dp, is_training());
   } else if (attn && opt.zero_grad_removed) {
     x = x + (detail::zero_touch(*attn) + detail::zero_touch(*norm1));
   }
   if (run.mlp > 0) {
     if (opt.probes && opt.probes->capture_mlp_act) opt.probes->mlp_blocks.push_back(spec.index);
-    x = x + mlp->forward(norm2(x), run.mlp, opt.probes);
+    x = x + drop_path(mlp->forward(norm2(x), run.mlp, opt.probes), dp, is_training());
   } else if (mlp && opt.zero_grad_removed) {
     x = x + (detail::zero_touch(*mlp) + detail::zero_touch(*norm2));
   }

@@ -1,130 +1,427 @@
 #include "skd/train/trainer.h"
 
+#include <unistd.h>
+
 #include <chrono>
+#include <csignal>
 #include <cmath>
-#include <fstream>
+#include <cstdio>
+#include <filesystem>
 
-#include <nlohmann/json.hpp>
-
+#include "skd/core/device.h"
 #include "skd/core/error.h"
+#include "skd/core/fs.h"
 #include "skd/core/logging.h"
+#include "skd/data/loader.h"
+#include "skd/data/mixup.h"
+#include "skd/data/sampler.h"
 #include "skd/eval/evaluate.h"
 #include "skd/models/checkpoint.h"
+#include "skd/train/checkpointing.h"
+#include "skd/train/distributed.h"
+#include "skd/train/optim.h"
+#include "skd/train/signals.h"
 
 namespace skd::train {
 
-double lr_at(const TrainOptions& o, double epoch) {
-  if (epoch < o.warmup_epochs) return o.lr * epoch / o.warmup_epochs;
-  const double span = std::max(1e-9, static_cast<double>(o.epochs) - o.warmup_epochs);
-  const double t = std::min(1.0, (epoch - o.warmup_epochs) / span);
-  return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + std::cos(M_PI * t));
+uint64_t step_seed(uint64_t seed, int64_t epoch, int64_t step, int rank) {
+  // Reuses the loader's mixing function on (seed, epoch, step) with the rank folded into the seed.
+  return data::example_seed(seed ^ (0xd1b54a32d192ed03ULL * static_cast<uint64_t>(rank + 1)), epoch, step);
 }
 
 namespace {
 
-bool no_decay(const std::string& key, const torch::Tensor& p) {
-  return p.dim() <= 1 || key == "cls_token" || key == "pos_embed" ||
-         key.find("relative_position_bias_table") != std::string::npos;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Every world-th example of a dataset from position rank (evaluation shards; no padding, so the
+// shards together hold each example exactly once).
+class Shard : public data::Dataset {
+ public:
+  Shard(const data::Dataset& base, int rank, int world) : base_(base) {
+    for (int64_t i = rank; i < base.size(); i += world) index_.push_back(i);
+  }
+  int64_t size() const override { return static_cast<int64_t>(index_.size()); }
+  int64_t num_classes() const override { return base_.num_classes(); }
+  data::Sample get(int64_t i, data::Rng* rng) const override { return base_.get(index_.at(i), rng); }
+  data::Batch get_batch(const std::vector<int64_t>& idx) const override {
+    std::vector<int64_t> mapped;
+    mapped.reserve(idx.size());
+    for (auto i : idx) mapped.push_back(index_.at(i));
+    return base_.get_batch(mapped);
+  }
+  std::string describe() const override { return base_.describe(); }
+  std::string path(int64_t i) const override { return base_.path(index_.at(i)); }
+
+ private:
+  const data::Dataset& base_;
+  std::vector<int64_t> index_;
+};
+
+// Progress on a terminal (one rewritten line), or a log line every `every` steps otherwise.
+class Progress {
+ public:
+  Progress(int64_t total_steps, int64_t images_per_step, int64_t every, bool enabled)
+      : total_(total_steps), per_step_(images_per_step), every_(every), enabled_(enabled),
+        tty_(enabled && isatty(fileno(stderr))) {}
+  void step(int64_t epoch, int64_t epochs, int64_t step, int64_t steps, int64_t done, double loss, double lr) {
+    if (!enabled_) return;
+    ++since_start_;
+    const double el = seconds_since(start_);
+    const double rate = since_start_ * per_step_ / std::max(el, 1e-9);
+    const double eta = (total_ - done) * per_step_ / std::max(rate, 1e-9);
+    if (tty_) {
+      if (seconds_since(last_) < 0.2 && step != steps) return;
+      last_ = Clock::now();
+      std::fprintf(stderr, "\repoch %lld/%lld step %lld/%lld  loss %.4f  lr %.3g  %.0f img/s  ETA %s   ",
+                   static_cast<long long>(epoch + 1), static_cast<long long>(epochs), static_cast<long long>(step),
+                   static_cast<long long>(steps), loss, lr, rate, format_eta(eta).c_str());
+      if (step == steps) std::fprintf(stderr, "\n");
+    } else if (every_ > 0 && (step % every_ == 0 || step == steps)) {
+      log_info("epoch ", epoch + 1, "/", epochs, " step ", step, "/", steps, " loss ", loss, " lr ", lr, " | ",
+               static_cast<int64_t>(rate), " img/s, ETA ", format_eta(eta));
+    }
+  }
+
+ private:
+  static std::string format_eta(double s) {
+    const int64_t t = static_cast<int64_t>(s);
+    char buf[32];
+    if (t >= 3600)
+      std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(t / 3600),
+                    static_cast<long long>(t / 60 % 60));
+    else
+      std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(t / 60), static_cast<long long>(t % 60));
+    return buf;
+  }
+  int64_t total_, per_step_, every_;
+  bool enabled_, tty_;
+  int64_t since_start_ = 0;
+  Clock::time_point start_ = Clock::now(), last_ = Clock::now() - std::chrono::seconds(1);
+};
+
+NamedTensors named_params(models::ElasticModelImpl& model) {
+  NamedTensors out;
+  for (auto& p : model.named_parameters(true)) out.emplace_back(p.key(), p.value());
+  return out;
 }
 
-void validate(const TrainOptions& o) {
-  if (o.epochs <= 0) throw std::invalid_argument("--epochs must be positive");
-  if (o.batch_size <= 0) throw std::invalid_argument("--batch-size must be positive");
-  if (!(o.lr > 0)) throw std::invalid_argument("--lr must be positive");
-  if (o.min_lr < 0 || o.min_lr > o.lr) throw std::invalid_argument("--min-lr must be in [0, --lr]");
-  if (o.weight_decay < 0) throw std::invalid_argument("--weight-decay must be >= 0");
-  if (o.warmup_epochs < 0 || o.warmup_epochs > o.epochs) throw std::invalid_argument("--warmup-epochs must be in [0, --epochs]");
-  if (o.label_smoothing < 0 || o.label_smoothing >= 1) throw std::invalid_argument("--smoothing must be in [0, 1)");
+NamedTensors named_state(models::ElasticModelImpl& model) {
+  NamedTensors out = named_params(model);
+  for (auto& b : model.named_buffers(true)) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+std::map<std::string, torch::Tensor> to_map(const NamedTensors& v) {
+  std::map<std::string, torch::Tensor> m;
+  for (const auto& [k, t] : v) m[k] = t;
+  return m;
+}
+
+// All ranks agree on one list of values (sum).
+std::vector<double> all_reduce_sum(Communicator* comm, std::vector<double> values) {
+  if (!comm || comm->world_size() == 1) return values;
+  std::vector<torch::Tensor> t{torch::tensor(values, torch::kFloat64)};
+  comm->all_reduce_sum(t);
+  auto c = t[0].contiguous();
+  return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
 
 }  // namespace
 
-TrainSummary train_classifier(models::ElasticModelImpl& model, const data::Dataset& train_set,
-                              const data::Dataset* eval_set, const TrainOptions& o) {
-  validate(o);
-  const int64_t n = o.limit > 0 ? std::min(o.limit, train_set.size()) : train_set.size();
-  const int64_t steps_per_epoch = n / o.batch_size;  // drop_last
+TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_set, const data::Dataset* eval_set,
+                  const TrainConfig& cfg, const TrainContext& ctx) {
+  validate(cfg);
+  Communicator* comm = ctx.comm.get();
+  const int rank = comm ? comm->rank() : 0;
+  const int world = comm ? comm->world_size() : 1;
+  const bool main = rank == 0;
+  const torch::Device device = parse_device(cfg.device);
+  const Amp amp = parse_amp(cfg.amp, device);
+  const int64_t B = cfg.batch_size;
+  const int64_t global_batch = B * world;
+  const double peak = cfg.unscale_lr ? cfg.lr : cfg.lr * static_cast<double>(global_batch) / 512.0;
+  const int64_t n = cfg.limit > 0 ? std::min(cfg.limit, train_set.size()) : train_set.size();
+  const int64_t num_classes = train_set.num_classes();
+  if (model.config().num_classes != num_classes)
+    throw std::invalid_argument(cat("the model has ", model.config().num_classes, " classes but the training data '",
+                                    cfg.data, "' has ", num_classes, "; use an --arch with num_classes ",
+                                    num_classes));
+
+  data::RepeatedAugOptions ra;
+  if (n < 256 * 3) ra.round_down_to = 0;
+  auto rank_indices = [&](int64_t epoch) {
+    return cfg.repeated_aug ? data::repeated_aug_indices(n, rank, world, epoch, cfg.seed, ra)
+                            : data::distributed_indices(n, rank, world, epoch, cfg.seed);
+  };
+  const int64_t per_rank = cfg.repeated_aug ? data::repeated_aug_length(n, world, ra) : data::distributed_length(n, world);
+  const int64_t steps_per_epoch = per_rank / B;  // drop_last
   if (steps_per_epoch == 0)
-    throw std::invalid_argument(cat("training set of ", n, " images is smaller than one batch of ", o.batch_size));
-  std::vector<torch::Tensor> decay, plain;
-  for (auto& p : model.named_parameters(true)) (no_decay(p.key(), p.value()) ? plain : decay).push_back(p.value());
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay)));
-  groups.emplace_back(plain, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(o.lr).weight_decay(0.0)));
-  torch::optim::AdamW opt(std::move(groups));
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
-  std::ofstream metrics;
-  if (!o.metrics_jsonl.empty()) {
-    metrics.open(o.metrics_jsonl, std::ios::app);
-    if (!metrics) throw std::runtime_error(cat("cannot open metrics file '", o.metrics_jsonl, "'"));
+    throw std::invalid_argument(cat("--batch-size ", B, ": each of the ", world, " process(es) gets ", per_rank,
+                                    " training images per epoch, less than one batch"));
+
+  model.to(device);
+  model.train();
+  const NamedTensors params = named_params(model);
+  std::vector<torch::Tensor> param_list;
+  for (const auto& [k, p] : params) param_list.push_back(p);
+  AdamW opt(params, AdamWConfig{cfg.beta1, cfg.beta2, cfg.opt_eps, cfg.weight_decay});
+  GradScaler scaler(amp == Amp::FP16);
+  std::unique_ptr<ModelEma> ema;
+  if (cfg.model_ema) ema = std::make_unique<ModelEma>(named_state(model), cfg.model_ema_decay);
+  LrSchedule sched{peak, cfg.min_lr, cfg.warmup_lr, cfg.warmup_epochs, cfg.epochs};
+  const bool mixing = cfg.mixup > 0 || cfg.cutmix > 0;
+  data::MixupConfig mix;
+  mix.mixup_alpha = cfg.mixup;
+  mix.cutmix_alpha = cfg.cutmix;
+  mix.prob = cfg.mixup_prob;
+  mix.switch_prob = cfg.mixup_switch_prob;
+  mix.label_smoothing = cfg.smoothing;
+  mix.num_classes = num_classes;
+  if (mixing) data::validate(mix);
+
+  TrainProgress progress;
+  progress.world_size = world;
+  progress.global_batch = global_batch;
+  if (!ctx.resume.empty()) {
+    const TrainingState st = read_training_state(ctx.resume);
+    {
+      auto ck = models::read_checkpoint(ctx.resume);
+      models::load_state_dict(model, ck.tensors, ctx.resume);
+    }
+    opt.load_state(st.optimizer, ctx.resume);
+    if (ema) {
+      if (st.ema.empty()) log_warn(ctx.resume, " has no EMA state; the EMA restarts from the current weights");
+      else ema->load(st.ema, ctx.resume);
+    }
+    scaler.set_state(st.scaler_scale, st.scaler_growth_tracker);
+    if (st.progress.world_size != world || st.progress.global_batch != global_batch)
+      log_warn("resuming a run made with ", st.progress.world_size, " process(es) and global batch ",
+               st.progress.global_batch, " with ", world, " and ", global_batch,
+               ": the data order differs from an uninterrupted run");
+    progress = st.progress;
+    progress.world_size = world;
+    progress.global_batch = global_batch;
+    if (progress.step_in_epoch >= steps_per_epoch) {
+      progress.epoch += 1;
+      progress.step_in_epoch = 0;
+    }
+    log_info("resumed from ", ctx.resume, " at epoch ", progress.epoch, " step ", progress.step_in_epoch,
+             " (global step ", progress.global_step, ")");
   }
-  TrainSummary summary;
-  const int64_t total_steps = steps_per_epoch * o.epochs;
-  const auto run_start = std::chrono::steady_clock::now();
-  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
+  if (comm && world > 1) {  // every rank starts from rank 0's weights
+    std::vector<torch::Tensor> state;
+    for (auto& [k, t] : named_state(model)) state.push_back(t.detach());
+    comm->broadcast(state, 0);
+  }
+
+  std::unique_ptr<RunDir> run;
+  if (main && !cfg.run_dir.empty()) {
+    run = std::make_unique<RunDir>(cfg.run_dir);
+    const std::string text = config_to_json(cfg).dump(2) + "\n";
+    write_file_atomic(run->config_path(), text);
+  }
+  nlohmann::json prov = ctx.provenance.is_object() ? ctx.provenance : nlohmann::json::object();
+  prov["trained_by"] = "skd-train";
+  prov["train_data"] = train_set.describe();
+
+  auto make_state = [&]() {
+    TrainingState st;
+    st.progress = progress;
+    st.config = config_to_json(cfg);
+    st.optimizer = opt.state();
+    if (ema) st.ema = to_map(ema->values());
+    st.scaler_scale = scaler.scale();
+    st.scaler_growth_tracker = scaler.growth_tracker();
+    return st;
+  };
+  TrainResult result;
+  auto save_checkpoint = [&](bool is_best) {
+    if (main && run) {
+      nlohmann::json p = prov;
+      p["epochs_completed"] = progress.epoch;
+      result.last_checkpoint = run->save(serialize_training_checkpoint(model, p, make_state()), progress, is_best,
+                                         cfg.keep_last);
+      log_info("checkpoint ", result.last_checkpoint);
+    }
+    if (comm && world > 1) comm->barrier();
+  };
+
+  models::ForwardOptions fwd;
+  fwd.drop_path = cfg.drop_path;
+  fwd.zero_grad_removed = ctx.hooks.zero_grad_removed;
+  const int64_t total_steps = steps_per_epoch * cfg.epochs;
+  Progress bar(total_steps, global_batch, cfg.log_every, main);
+  torch::nn::functional::CrossEntropyFuncOptions ce_opts;
+  ce_opts.label_smoothing(cfg.smoothing);
+
+  for (int64_t epoch = progress.epoch; epoch < cfg.epochs; ++epoch) {
+    if (ctx.hooks.on_epoch_start) ctx.hooks.on_epoch_start(epoch);
     model.train();
-    const auto epoch_start = std::chrono::steady_clock::now();
-    const auto perm = torch::randperm(n, gen, torch::kLong);
-    const auto* order = perm.data_ptr<int64_t>();
+    const auto epoch_start = Clock::now();
+    const int64_t first = epoch == progress.epoch ? progress.step_in_epoch : 0;
+    auto indices = rank_indices(epoch);
+    indices.resize(static_cast<size_t>(steps_per_epoch * B));
+    std::vector<int64_t> order(indices.begin() + first * B, indices.end());
+    data::LoaderOptions lo;
+    lo.batch_size = B;
+    lo.workers = cfg.workers;
+    lo.augment = cfg.augment;
+    lo.seed = cfg.seed;
+    lo.epoch = epoch;
+    lo.pin_memory = device.is_cuda();
+    data::Loader loader(train_set, std::move(order), lo);
     double loss_sum = 0;
-    for (int64_t step = 0; step < steps_per_epoch; ++step) {
-      const double lr = lr_at(o, epoch + static_cast<double>(step) / steps_per_epoch);
-      for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-      std::vector<int64_t> idx(order + step * o.batch_size, order + (step + 1) * o.batch_size);
-      const auto batch = train_set.get_batch(idx);
+    int64_t loss_count = 0;
+    data::LoadedBatch batch;
+    for (int64_t step = first; step < steps_per_epoch; ++step) {
+      if (!loader.next(batch)) throw std::runtime_error(cat("data loader ended early at step ", step));
+      const uint64_t s = step_seed(cfg.seed, epoch, step, rank);
+      torch::manual_seed(s);
+      data::Rng rng(s);
+      const double lr = sched.at(epoch + static_cast<double>(step) / steps_per_epoch);
+      models::Widths widths_storage;
+      fwd.widths = nullptr;
+      if (ctx.hooks.step_widths) {
+        data::Rng shared(step_seed(cfg.seed, epoch, step, 0));
+        fwd.widths = ctx.hooks.step_widths(epoch, step, shared);
+      }
+      torch::Tensor images = batch.images, labels = batch.labels, targets;
+      if (images.size(0) == 0) throw std::runtime_error(cat("epoch ", epoch, " step ", step, ": no readable image"));
+      if (mixing) {
+        if (images.size(0) % 2 != 0) {  // a skipped bad image left an odd batch
+          images = images.narrow(0, 0, images.size(0) - 1);
+          labels = labels.narrow(0, 0, labels.size(0) - 1);
+        }
+        targets = data::mixup_batch(images, labels, mix, rng).targets;
+      }
+      images = images.to(device, true);
+      torch::Tensor loss;
+      {
+        AutocastGuard autocast(amp);
+        auto logits = model.forward(images, fwd).to(torch::kFloat32);
+        loss = mixing ? data::soft_target_cross_entropy(logits, targets.to(device))
+                      : torch::nn::functional::cross_entropy(logits, labels.to(device), ce_opts);
+      }
+      // One small all-reduce makes every rank see the same loss and the same stop request.
+      const auto agreed = all_reduce_sum(comm, {loss.item<double>(), static_cast<double>(stop_signal())});
+      const double lv = agreed[0] / world;
+      if (!std::isfinite(lv) && !scaler.enabled())
+        throw std::runtime_error(cat("loss is ", lv, " at epoch ", epoch + 1, " step ", step + 1, " (global step ",
+                                     progress.global_step + 1, "); stopping. Lower --lr, set --clip-grad, or check "
+                                     "the data. ",
+                                     result.last_checkpoint.empty() ? std::string("No checkpoint was written.")
+                                                                    : "Last good checkpoint: " + result.last_checkpoint));
+      scaler.scale_loss(loss).backward();
+      if (comm && world > 1) comm->average_gradients(param_list);
+      const bool found_inf = scaler.enabled() ? scaler.unscale_and_check(params) : false;
+      if (!found_inf) {
+        if (cfg.clip_grad > 0) clip_grad_norm(params, cfg.clip_grad);
+        opt.step(lr);
+        if (ema) ema->update(named_state(model));
+      } else {
+        ++result.skipped_steps;
+        log_warn("fp16 overflow at global step ", progress.global_step + 1, ": step skipped, loss scale ",
+                 scaler.scale(), " -> ", scaler.scale() * 0.5);
+      }
+      scaler.update(found_inf);
       opt.zero_grad();
-      const auto logits = model.forward(batch.images);
-      const auto loss = torch::nn::functional::cross_entropy(
-          logits, batch.labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(o.label_smoothing));
-      const double lv = loss.item<double>();
-      if (!std::isfinite(lv))
-        throw std::runtime_error(cat("loss is ", lv, " at epoch ", epoch, " step ", step,
-                                     "; stopping (lower --lr or check the data)"));
-      loss.backward();
-      opt.step();
-      loss_sum += lv;
-      summary.last_loss = lv;
-      ++summary.steps;
-      if (o.log_every > 0 && (summary.steps % o.log_every == 0 || summary.steps == total_steps)) {
-        const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
-        const double rate = summary.steps * o.batch_size / el;
-        const double eta = (total_steps - summary.steps) * o.batch_size / std::max(rate, 1e-9);
-        log_info("epoch ", epoch + 1, "/", o.epochs, " step ", step + 1, "/", steps_per_epoch, " loss ",
-                 loss_sum / (step + 1), " lr ", lr, " | ", static_cast<int64_t>(rate), " img/s, ETA ",
-                 static_cast<int64_t>(eta), " s");
+      if (std::isfinite(lv)) {
+        loss_sum += lv;
+        ++loss_count;
+      }
+      result.last_loss = lv;
+      ++result.steps;
+      ++progress.global_step;
+      progress.step_in_epoch = step + 1;
+      bar.step(epoch, cfg.epochs, step + 1, steps_per_epoch, epoch * steps_per_epoch + step + 1, lv, lr);
+      const int sig = static_cast<int>(agreed[1] > 0 ? (stop_signal() ? stop_signal() : SIGTERM) : 0);
+      if (sig != 0 && step + 1 < steps_per_epoch) {
+        log_warn("signal ", sig, " received: writing a checkpoint at epoch ", epoch + 1, " step ", step + 1);
+        save_checkpoint(false);
+        result.stop_signal = sig;
+        return result;
       }
     }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    progress.epoch = epoch + 1;
+    progress.step_in_epoch = 0;
+    const double secs = seconds_since(epoch_start);
+    const auto train_stats = all_reduce_sum(comm, {loss_sum, static_cast<double>(loss_count)});
     nlohmann::json rec = {{"epoch", epoch + 1},
-                          {"train_loss", loss_sum / steps_per_epoch},
-                          {"lr", lr_at(o, epoch + 1.0 - 1e-9)},
-                          {"images_per_s", steps_per_epoch * o.batch_size / secs},
-                          {"epoch_seconds", secs}};
-    summary.images_per_s = steps_per_epoch * o.batch_size / secs;
-    if (eval_set) {
+                          {"global_step", progress.global_step},
+                          {"train_loss", train_stats[1] > 0 ? train_stats[0] / train_stats[1] : NAN},
+                          {"lr", sched.at(epoch + 1.0 - 1e-9)},
+                          {"images_per_s", (steps_per_epoch - first) * global_batch / secs},
+                          {"epoch_seconds", secs},
+                          {"skipped_steps", result.skipped_steps}};
+    result.images_per_s = rec["images_per_s"];
+    bool is_best = false;
+    if (eval_set && cfg.eval) {
+      Shard shard(*eval_set, rank, world);
       eval::EvalOptions eo;
-      eo.batch_size = std::max<int64_t>(o.batch_size, 256);
-      const auto r = eval::evaluate(model, *eval_set, eo);
-      rec["top1"] = r.top1;
-      rec["top5"] = r.top5;
-      rec["eval_loss"] = r.loss;
-      summary.eval_top1 = r.top1;
-      log_info("epoch ", epoch + 1, " eval: top-1 ", r.top1, "% top-5 ", r.top5, "% loss ", r.loss);
+      eo.batch_size = std::max<int64_t>(B, 256);
+      eo.workers = cfg.workers;
+      eo.device = device;
+      eo.amp = amp;
+      const auto r = eval::evaluate(model, shard, eo);
+      const auto tot = all_reduce_sum(comm, {r.top1 * r.images / 100.0, r.top5 * r.images / 100.0,
+                                             r.loss * r.images, static_cast<double>(r.images)});
+      const double top1 = 100.0 * tot[0] / tot[3], top5 = 100.0 * tot[1] / tot[3];
+      rec["top1"] = top1;
+      rec["top5"] = top5;
+      rec["eval_loss"] = tot[2] / tot[3];
+      result.eval_top1 = top1;
+      if (top1 > progress.best_top1) {
+        progress.best_top1 = top1;
+        progress.best_epoch = epoch + 1;
+        is_best = true;
+      }
+      rec["best_top1"] = progress.best_top1;
+      log_info("epoch ", epoch + 1, "/", cfg.epochs, ": train loss ", rec["train_loss"].get<double>(), ", top-1 ",
+               top1, "%, top-5 ", top5, "% (best ", progress.best_top1, "% at epoch ", progress.best_epoch, "), ",
+               static_cast<int64_t>(result.images_per_s), " img/s, ", secs, " s");
+      model.train();
+    } else {
+      log_info("epoch ", epoch + 1, "/", cfg.epochs, ": train loss ", rec["train_loss"].get<double>(), ", ",
+               static_cast<int64_t>(result.images_per_s), " img/s, ", secs, " s");
     }
-    if (metrics) metrics << rec.dump() << std::endl;
+    if (main && run) run->append_metrics(rec);
+    save_checkpoint(is_best);
+    const int sig = static_cast<int>(all_reduce_sum(comm, {static_cast<double>(stop_signal())})[0] > 0 ? SIGTERM : 0);
+    if (sig != 0 && epoch + 1 < cfg.epochs) {
+      result.stop_signal = stop_signal() ? stop_signal() : sig;
+      log_warn("signal ", result.stop_signal, " received: stopping after epoch ", epoch + 1);
+      return result;
+    }
   }
-  if (!o.out.empty()) {
-    nlohmann::json prov = {{"trained_by", "skd-train"},
-                           {"epochs", o.epochs},
-                           {"batch_size", o.batch_size},
-                           {"lr", o.lr},
-                           {"seed", o.seed},
-                           {"train_data", train_set.describe()}};
-    if (summary.eval_top1 >= 0) prov["eval_top1"] = summary.eval_top1;
-    models::save_artifact(o.out, model, prov);
-    log_info("wrote ", o.out);
+  result.best_top1 = progress.best_top1;
+  if (main) {
+    std::string out = cfg.out;
+    if (out.empty() && run) out = run->root() + "/model.safetensors";
+    if (!out.empty()) {
+      nlohmann::json p = prov;
+      p["epochs"] = cfg.epochs;
+      p["global_batch"] = global_batch;
+      p["seed"] = cfg.seed;
+      if (result.eval_top1 >= 0) p["eval_top1"] = result.eval_top1;
+      models::save_artifact(out, model, p);
+      result.artifact = out;
+      log_info("wrote ", out);
+      if (ema && run) {
+        const NamedTensors live = named_state(model);
+        std::vector<torch::Tensor> saved;
+        for (const auto& [k, t] : live) saved.push_back(t.detach().clone());
+        ema->copy_to(live);
+        p["weights"] = "ema";
+        models::save_artifact(run->root() + "/model_ema.safetensors", model, p);
+        torch::NoGradGuard ng;
+        for (size_t i = 0; i < live.size(); ++i) live[i].second.copy_(saved[i]);
+      }
+    }
   }
-  return summary;
+  if (comm && world > 1) comm->barrier();
+  return result;
 }
 
 }  // namespace skd::train

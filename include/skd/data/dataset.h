@@ -56,6 +56,10 @@ struct FashionMnistOptions {
   std::string split = "test";                  // "train" (60k) or "test" (10k)
   int64_t img_size = 28;                       // resized (bilinear) when not 28
   int64_t channels = 3;                        // gray replicated to this many channels
+  // Training augmentation (get() with an Rng): random crop of the image zero-padded by train_pad
+  // pixels on each side (0 = none), then a horizontal flip with probability 0.5.
+  int64_t train_pad = 2;
+  bool train_flip = true;
 };
 
 // Fashion-MNIST from IDX files, normalised with its mean/std (0.2860, 0.3530).

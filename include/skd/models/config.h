@@ -55,6 +55,7 @@ struct ModelConfig {
 // Static description of one block (index over all blocks; Swin blocks are counted across stages).
 struct BlockSpec {
   int64_t index = 0;
+  int64_t total_blocks = 0;  // blocks in the model (for the drop-path rule)
   int64_t stage = 0;      // Swin stage (0 for ViT)
   int64_t dim = 0;        // channels
   int64_t num_heads = 0;

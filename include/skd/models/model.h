@@ -34,7 +34,16 @@ struct ForwardOptions {
   // Keep parameters of branches removed by `widths` in the autograd graph with zero gradient
   // (0 * sum(params)), so optimizers treat them exactly like the reference (PIAD).
   bool zero_grad_removed = false;
+  // Stochastic depth (timm drop_path): in training mode each residual branch of block i is dropped
+  // per sample with probability drop_path * i / (blocks - 1) (kept samples scaled by 1/keep).
+  // Draws come from torch's default generator.
+  double drop_path = 0;
 };
+
+// timm DropPath on a residual branch output x [B, ...] (identity when rate is 0 or not training).
+torch::Tensor drop_path(const torch::Tensor& x, double rate, bool training);
+// Drop-path rate of block `index` of `blocks` under the linear rule for a maximum `rate`.
+double block_drop_path(double rate, int64_t index, int64_t blocks);
 
 class ElasticModelImpl : public torch::nn::Module {
  public:

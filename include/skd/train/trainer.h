@@ -1,41 +1,65 @@
-// Plain supervised training of a classifier (AdamW, warmup + cosine LR, label smoothing), with
-// progress lines, per-epoch JSON-lines metrics and an atomically written artifact at the end.
-// The full DeiT recipe (mixup, EMA, AMP, resume, distributed) builds on this loop.
+// The training engine behind skd-train: the DeiT recipe (AdamW with no-decay groups, linearly
+// scaled LR, warmup + cosine, Mixup/CutMix + SoftTarget CE or label-smoothed CE, drop-path,
+// grad clipping, EMA, bf16/fp16 autocast with a dynamic loss scaler on CUDA) on one or many
+// processes (c10d), with a run directory, atomic keep-last-N/best checkpoints, exact resume and
+// graceful stop on SIGINT/SIGTERM.
+//
+// Randomness is a pure function of (seed, epoch, step, rank, dataset index): the epoch order,
+// every example's augmentation, the Mixup/CutMix draw and torch's generator (drop-path), which
+// is re-seeded before every step. A checkpoint therefore needs only its position to resume
+// exactly, even in the middle of an epoch.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "skd/data/dataset.h"
 #include "skd/models/model.h"
+#include "skd/train/config.h"
 
 namespace skd::train {
 
-struct TrainOptions {
-  int64_t epochs = 1;
-  int64_t batch_size = 128;
-  double lr = 1e-3;            // peak learning rate
-  double min_lr = 1e-5;
-  double weight_decay = 0.05;  // not applied to 1-D params, cls_token, pos_embed, bias tables
-  double warmup_epochs = 0;
-  double label_smoothing = 0.1;
-  int64_t limit = 0;           // use only the first N training images (0 = all)
-  uint64_t seed = 0;
-  int64_t log_every = 50;      // steps between progress lines
-  std::string out;             // artifact written at the end ("" = none)
-  std::string metrics_jsonl;   // per-epoch metrics ("" = none)
+class Communicator;
+
+// Extension points for training schemes built on this loop (PIAD).
+struct TrainHooks {
+  // Called at the start of every epoch (before its first step).
+  std::function<void(int64_t epoch)> on_epoch_start;
+  // Widths of the sub-network to train at this step (nullptr: the full model). `rng` is the
+  // step's generator, identical on every rank.
+  std::function<const models::Widths*(int64_t epoch, int64_t step, data::Rng& rng)> step_widths;
+  bool zero_grad_removed = false;
 };
 
-struct TrainSummary {
-  int64_t steps = 0;
+struct TrainContext {
+  std::shared_ptr<Communicator> comm;  // null: single process
+  std::string resume;                  // training checkpoint to continue from ("" = none)
+  nlohmann::json provenance = nlohmann::json::object();  // written into artifacts/checkpoints
+  TrainHooks hooks;
+};
+
+struct TrainResult {
+  int64_t steps = 0;          // optimizer steps taken in this call
+  int64_t skipped_steps = 0;  // fp16 overflow steps skipped
   double last_loss = 0;
-  double images_per_s = 0;
-  double eval_top1 = -1;  // on the eval dataset, when one is given
+  double images_per_s = 0;  // of the last epoch, all ranks together
+  double eval_top1 = -1;    // after the last epoch
+  double best_top1 = -1;
+  int stop_signal = 0;  // SIGINT/SIGTERM that ended the run early (a checkpoint was written)
+  std::string last_checkpoint;
+  std::string artifact;  // final model artifact
 };
 
-TrainSummary train_classifier(models::ElasticModelImpl& model, const data::Dataset& train_set,
-                              const data::Dataset* eval_set, const TrainOptions& options);
+// Trains `model` (moved to config.device) on `train_set`, evaluating on `eval_set` (may be null)
+// after every epoch. Throws std::invalid_argument for bad settings and std::runtime_error for a
+// non-finite loss (with the last good checkpoint named), I/O failures and dead peers.
+TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_set, const data::Dataset* eval_set,
+                  const TrainConfig& config, const TrainContext& context = {});
 
-// Learning rate at a fractional epoch: linear warmup from 0, then cosine from lr to min_lr.
-double lr_at(const TrainOptions& options, double epoch);
+// Per-step seed shared by torch's generator (drop-path) and the Mixup/CutMix Rng.
+uint64_t step_seed(uint64_t seed, int64_t epoch, int64_t step, int rank);
 
 }  // namespace skd::train

@@ -1,0 +1,103 @@
+// Optimisation pieces of the training engine, with state that checkpoints can save and restore
+// exactly: AdamW (torch.optim.AdamW arithmetic, DeiT's no-decay groups), the warmup + cosine LR
+// schedule, a dynamic loss scaler for fp16, and the EMA of the weights (timm ModelEma).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "skd/io/tensor_record.h"
+
+namespace skd::train {
+
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+// DeiT/timm: no weight decay on 1-D parameters (norms, biases), cls_token, pos_embed and Swin
+// relative-position bias tables.
+bool no_weight_decay(const std::string& name, const torch::Tensor& param);
+
+struct AdamWConfig {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.05;
+};
+
+// AdamW as torch.optim.AdamW (decoupled decay, bias-corrected moments, per-parameter step count).
+// Parameters whose grad is undefined are skipped, as torch does.
+class AdamW {
+ public:
+  AdamW(NamedTensors params, const AdamWConfig& config);
+  void step(double lr);
+  void zero_grad();  // sets grads to undefined (set_to_none)
+  const NamedTensors& params() const { return params_; }
+  // State as tensors: "<name>/exp_avg", "<name>/exp_avg_sq", "<name>/step" (int64 scalar).
+  std::map<std::string, torch::Tensor> state() const;
+  // Restores state(); throws std::runtime_error naming `source` and the key on a missing key or
+  // a shape mismatch.
+  void load_state(const std::map<std::string, torch::Tensor>& state, const std::string& source);
+
+ private:
+  struct Slot {
+    torch::Tensor exp_avg, exp_avg_sq;
+    int64_t step = 0;
+    double weight_decay = 0;
+  };
+  NamedTensors params_;
+  std::vector<Slot> slots_;
+  AdamWConfig config_;
+};
+
+// Learning rate at fractional epoch `epoch`: linear warmup from warmup_lr to peak over
+// warmup_epochs, then cosine from peak to min_lr at `epochs`.
+struct LrSchedule {
+  double peak = 5e-4, min_lr = 1e-5, warmup_lr = 1e-6, warmup_epochs = 0;
+  int64_t epochs = 1;
+  double at(double epoch) const;
+};
+
+// Dynamic loss scaling for fp16 (torch.cuda.amp.GradScaler defaults). Disabled: scale 1, never
+// skips.
+class GradScaler {
+ public:
+  explicit GradScaler(bool enabled, double init_scale = 65536.0, double growth_factor = 2.0,
+                      double backoff_factor = 0.5, int64_t growth_interval = 2000);
+  bool enabled() const { return enabled_; }
+  double scale() const { return enabled_ ? scale_ : 1.0; }
+  torch::Tensor scale_loss(const torch::Tensor& loss) const { return enabled_ ? loss * scale_ : loss; }
+  // Divides the grads by the scale; returns true when any is Inf/NaN (the step must be skipped).
+  bool unscale_and_check(const NamedTensors& params);
+  // After a step (or a skipped one): back off on overflow, grow after growth_interval clean steps.
+  void update(bool found_inf);
+  int64_t growth_tracker() const { return growth_tracker_; }
+  void set_state(double scale, int64_t growth_tracker);
+
+ private:
+  bool enabled_;
+  double scale_, growth_, backoff_;
+  int64_t interval_, growth_tracker_ = 0;
+};
+
+// Exponential moving average of a model's parameters and floating buffers:
+// ema = decay * ema + (1 - decay) * value, every step.
+class ModelEma {
+ public:
+  ModelEma(const NamedTensors& values, double decay);
+  void update(const NamedTensors& values);
+  const NamedTensors& values() const { return ema_; }
+  // Copies the averages into `values` (same names and shapes).
+  void copy_to(const NamedTensors& values) const;
+  void load(const std::map<std::string, torch::Tensor>& state, const std::string& source);
+
+ private:
+  NamedTensors ema_;
+  double decay_;
+};
+
+// Global L2 norm of the grads; scales them to at most max_norm (torch clip_grad_norm_). Returns
+// the norm before clipping.
+double clip_grad_norm(const NamedTensors& params, double max_norm);
+
+}  // namespace skd::train

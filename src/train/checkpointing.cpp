@@ -1,0 +1,169 @@
+#include "skd/train/checkpointing.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "skd/core/error.h"
+#include "skd/core/fs.h"
+#include "skd/io/safetensors.h"
+#include "skd/models/checkpoint.h"
+
+namespace skd::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kOptimizerPrefix = "train_state/optimizer/";
+constexpr const char* kEmaPrefix = "train_state/ema/";
+
+bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
+
+nlohmann::json progress_to_json(const TrainProgress& p) {
+  return {{"epoch", p.epoch},           {"step_in_epoch", p.step_in_epoch}, {"global_step", p.global_step},
+          {"best_top1", p.best_top1},   {"best_epoch", p.best_epoch},       {"world_size", p.world_size},
+          {"global_batch", p.global_batch}};
+}
+
+TrainProgress progress_from_json(const nlohmann::json& j) {
+  TrainProgress p;
+  p.epoch = j.at("epoch").get<int64_t>();
+  p.step_in_epoch = j.at("step_in_epoch").get<int64_t>();
+  p.global_step = j.at("global_step").get<int64_t>();
+  p.best_top1 = j.at("best_top1").get<double>();
+  p.best_epoch = j.at("best_epoch").get<int64_t>();
+  p.world_size = j.at("world_size").get<int>();
+  p.global_batch = j.at("global_batch").get<int64_t>();
+  return p;
+}
+
+}  // namespace
+
+std::vector<uint8_t> serialize_training_checkpoint(const models::ElasticModelImpl& model,
+                                                   const nlohmann::json& provenance, const TrainingState& state) {
+  io::SafetensorsContent content;
+  content.tensors = models::state_dict(model);
+  for (const auto& [key, t] : state.optimizer) content.tensors[kOptimizerPrefix + key] = models::record_from_tensor(t);
+  for (const auto& [key, t] : state.ema) content.tensors[kEmaPrefix + key] = models::record_from_tensor(t);
+  content.metadata["format"] = "pt";
+  content.metadata[models::kManifestKey] = models::make_manifest(model, provenance).dump();
+  nlohmann::json ts = {{"progress", progress_to_json(state.progress)},
+                       {"config", state.config},
+                       {"scaler", {{"scale", state.scaler_scale}, {"growth_tracker", state.scaler_growth_tracker}}},
+                       {"has_ema", !state.ema.empty()}};
+  content.metadata[kTrainStateKey] = ts.dump();
+  return io::serialize_safetensors(content);
+}
+
+void save_training_checkpoint(const std::string& path, const models::ElasticModelImpl& model,
+                              const nlohmann::json& provenance, const TrainingState& state) {
+  const auto bytes = serialize_training_checkpoint(model, provenance, state);
+  write_file_atomic(path, bytes.data(), bytes.size());
+}
+
+TrainingState read_training_state(const std::string& path) {
+  const auto content = io::read_safetensors(path);
+  auto it = content.metadata.find(kTrainStateKey);
+  if (it == content.metadata.end())
+    throw std::runtime_error(cat("'", path, "' is not a training checkpoint (no '", kTrainStateKey,
+                                 "' metadata); to fine-tune a model use --model instead of --resume"));
+  TrainingState st;
+  try {
+    const auto j = nlohmann::json::parse(it->second);
+    st.progress = progress_from_json(j.at("progress"));
+    st.config = j.at("config");
+    st.scaler_scale = j.at("scaler").at("scale").get<double>();
+    st.scaler_growth_tracker = j.at("scaler").at("growth_tracker").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(cat(path, ": malformed '", kTrainStateKey, "' metadata: ", e.what()));
+  }
+  for (const auto& [key, rec] : content.tensors) {
+    if (starts_with(key, kOptimizerPrefix))
+      st.optimizer[key.substr(std::strlen(kOptimizerPrefix))] = models::tensor_from_record(rec);
+    else if (starts_with(key, kEmaPrefix))
+      st.ema[key.substr(std::strlen(kEmaPrefix))] = models::tensor_from_record(rec);
+  }
+  return st;
+}
+
+RunDir::RunDir(std::string root) : root_(std::move(root)) {
+  std::error_code ec;
+  fs::create_directories(checkpoint_dir(), ec);
+  if (ec || !fs::is_directory(checkpoint_dir()))
+    throw std::runtime_error(cat("--run-dir '", root_, "': cannot create ", checkpoint_dir(), ": ", ec.message()));
+}
+
+std::string RunDir::checkpoint_name(const TrainProgress& p) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "ckpt-e%04lld-s%07lld.safetensors", static_cast<long long>(p.epoch),
+                static_cast<long long>(p.step_in_epoch));
+  return buf;
+}
+
+std::string RunDir::save(const std::vector<uint8_t>& bytes, const TrainProgress& progress, bool is_best,
+                         int keep_last) {
+  const std::string name = checkpoint_name(progress);
+  const std::string path = checkpoint_dir() + "/" + name;
+  write_file_atomic(path, bytes.data(), bytes.size());
+  write_file_atomic(checkpoint_dir() + "/latest", name + "\n");
+  if (is_best) {
+    // A hard link costs no space or time; copy where links are not supported.
+    const std::string tmp = best_path() + ".link.tmp";
+    ::unlink(tmp.c_str());
+    if (::link(path.c_str(), tmp.c_str()) == 0 && ::rename(tmp.c_str(), best_path().c_str()) == 0) {
+      // done
+    } else {
+      ::unlink(tmp.c_str());
+      write_file_atomic(best_path(), bytes.data(), bytes.size());
+    }
+  }
+  std::vector<std::string> ckpts;
+  for (const auto& e : fs::directory_iterator(checkpoint_dir())) {
+    const auto n = e.path().filename().string();
+    if (starts_with(n, "ckpt-e") && n.size() > 12 && n.substr(n.size() - 12) == ".safetensors") ckpts.push_back(n);
+  }
+  std::sort(ckpts.begin(), ckpts.end());
+  for (size_t i = 0; i + static_cast<size_t>(keep_last) < ckpts.size(); ++i)
+    if (ckpts[i] != name) fs::remove(checkpoint_dir() + "/" + ckpts[i]);
+  return path;
+}
+
+void RunDir::append_metrics(const nlohmann::json& record) const {
+  const std::string line = record.dump() + "\n";
+  const int fd = ::open(metrics_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error(cat("cannot open '", metrics_path(), "': ", std::strerror(errno)));
+  const ssize_t n = ::write(fd, line.data(), line.size());
+  const int err = errno;
+  ::fsync(fd);
+  ::close(fd);
+  if (n != static_cast<ssize_t>(line.size()))
+    throw std::runtime_error(cat("cannot append to '", metrics_path(), "': ", std::strerror(err)));
+}
+
+std::string resolve_resume_path(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) return path;
+  if (!fs::is_directory(path, ec)) throw std::invalid_argument(cat("--resume '", path, "': no such file or directory"));
+  for (const auto& dir : {path + "/checkpoints", path}) {
+    std::ifstream in(dir + "/latest");
+    if (!in) continue;
+    std::string name;
+    std::getline(in, name);
+    const std::string file = dir + "/" + name;
+    if (name.empty() || !fs::is_regular_file(file, ec))
+      throw std::invalid_argument(cat("--resume '", path, "': ", dir, "/latest names '", name,
+                                      "', which does not exist"));
+    return file;
+  }
+  throw std::invalid_argument(cat("--resume '", path, "': no checkpoints/latest in this directory (not a run "
+                                  "directory of skd-train?)"));
+}
+
+}  // namespace skd::train

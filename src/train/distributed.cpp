@@ -1,0 +1,537 @@
+// c10d process groups behind skd::train::Communicator: environment parsing, TCPStore rendezvous,
+// Gloo/NCCL construction, staging copies for what a backend cannot take directly, bucketed gradient
+// averaging, and the translation of every c10d failure into one std::runtime_error format.
+//
+// LibTorch 1.13 vs 2.x: ProcessGroupGloo/ProcessGroupNCCL derive from c10d::ProcessGroup in 1.13 and
+// from c10d::Backend in 2.x (with the same constructor, Options::create and collective signatures), so
+// the code holds them through `PgBase`; work handles are whatever `barrier()` returns
+// (c10::intrusive_ptr<c10d::Work> in both). Only TCPStoreOptions fields present in both are set.
+#include "skd/train/distributed.h"
+
+#include <torch/version.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <map>
+#include <stdexcept>
+#include <tuple>
+#include <utility>
+
+#include "skd/core/error.h"
+
+// The Gloo process group header is guarded by USE_C10D_GLOO (torch's CMake config passes it to
+// consumers of a Gloo-enabled LibTorch). Turn it on here when the gloo headers are installed.
+#if !defined(USE_C10D_GLOO) && defined(__has_include)
+#if __has_include(<gloo/rendezvous/store.h>)
+#define USE_C10D_GLOO
+#endif
+#endif
+
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/Types.hpp>
+#if TORCH_VERSION_MAJOR >= 2
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#endif
+#ifdef USE_C10D_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+namespace skd::train {
+
+namespace {
+
+#if TORCH_VERSION_MAJOR >= 2
+using PgBase = c10d::Backend;
+#else
+using PgBase = c10d::ProcessGroup;
+#endif
+using WorkPtr = decltype(std::declval<PgBase&>().barrier());
+
+// ---- environment ---------------------------------------------------------------------------------
+
+using GetEnv = std::function<const char*(const char*)>;
+
+// The value of `name`, or nullptr when unset or empty.
+const char* env_value(const GetEnv& getenv_fn, const char* name) {
+  const char* v = getenv_fn(name);
+  return (v && *v) ? v : nullptr;
+}
+
+int parse_env_int(const char* name, const char* value) {
+  const std::string s(value);
+  int out = 0;
+  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  if (ec != std::errc() || ptr != s.data() + s.size())
+    throw std::invalid_argument(cat("environment variable ", name, "='", s, "' is not an integer"));
+  return out;
+}
+
+int required_int(const GetEnv& getenv_fn, const char* name, const char* because) {
+  const char* v = env_value(getenv_fn, name);
+  if (!v) throw std::invalid_argument(cat("environment variable ", name, " is not set but ", because, " is"));
+  return parse_env_int(name, v);
+}
+
+// Range checks shared by the torchrun and SLURM layouts; `*_name` are the variables the values came
+// from, so the message points at what to fix.
+void check_layout(const DistEnv& e, const char* rank_name, const char* world_name, const char* local_name) {
+  if (e.world_size < 1)
+    throw std::invalid_argument(
+        cat("environment variable ", world_name, "='", e.world_size, "' must be >= 1"));
+  if (e.rank < 0)
+    throw std::invalid_argument(cat("environment variable ", rank_name, "='", e.rank, "' must be >= 0"));
+  if (e.rank >= e.world_size)
+    throw std::invalid_argument(cat("environment variable ", rank_name, "='", e.rank, "' must be below ",
+                                    world_name, "=", e.world_size));
+  if (e.local_rank < 0 || e.local_rank >= e.world_size)
+    throw std::invalid_argument(cat("environment variable ", local_name, "='", e.local_rank,
+                                    "' must be in [0, ", world_name, "=", e.world_size, ")"));
+}
+
+void read_master(const GetEnv& getenv_fn, DistEnv& e) {
+  if (const char* a = env_value(getenv_fn, "MASTER_ADDR")) e.master_addr = a;
+  if (const char* p = env_value(getenv_fn, "MASTER_PORT")) {
+    e.master_port = parse_env_int("MASTER_PORT", p);
+    if (e.master_port < 1 || e.master_port > 65535)
+      throw std::invalid_argument(cat("environment variable MASTER_PORT='", p, "' is not a port (1..65535)"));
+  }
+}
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+std::string describe(const std::exception& e) {
+  std::string s;
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) {
+    s = c10->what_without_backtrace();
+  } else {
+    s = e.what();
+  }
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string seconds(std::chrono::milliseconds t) {
+  return cat(static_cast<double>(t.count()) / 1000.0);
+}
+
+bool is_loopback(const std::string& addr) {
+  return addr == "localhost" || addr == "::1" || addr.rfind("127.", 0) == 0;
+}
+
+#ifdef USE_C10D_GLOO
+// Where Gloo listens: GLOO_SOCKET_IFNAME like torch; loopback when the master is local (then every rank
+// is on this machine); else torch's default (the address this host's name resolves to).
+std::vector<std::shared_ptr<::gloo::transport::Device>> gloo_devices(const std::string& master_addr) {
+  std::vector<std::shared_ptr<::gloo::transport::Device>> devices;
+  const char* ifnames = std::getenv("GLOO_SOCKET_IFNAME");
+  if (ifnames && *ifnames) {
+    std::string list(ifnames);
+    size_t start = 0;
+    while (start <= list.size()) {
+      const size_t comma = std::min(list.find(',', start), list.size());
+      const std::string name = list.substr(start, comma - start);
+      if (!name.empty()) devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+      start = comma + 1;
+    }
+  }
+  if (devices.empty()) {
+    if (is_loopback(master_addr)) {
+      devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(
+          master_addr == "localhost" ? std::string("127.0.0.1") : master_addr));
+    } else {
+      devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    }
+  }
+  return devices;
+}
+#endif
+
+#ifdef USE_C10D_NCCL
+// Blocking waits make WorkNCCL::wait() throw on timeout instead of leaving it to the watchdog (which
+// would abort the process or let the caller hang). Respect an explicit user setting.
+void enable_nccl_blocking_wait() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 2)
+  const char* var = "TORCH_NCCL_BLOCKING_WAIT";
+#else
+  const char* var = "NCCL_BLOCKING_WAIT";
+#endif
+  if (!std::getenv("TORCH_NCCL_BLOCKING_WAIT") && !std::getenv("NCCL_BLOCKING_WAIT")) setenv(var, "1", 0);
+}
+#endif
+
+}  // namespace
+
+DistEnv dist_env_from(const GetEnv& getenv_fn) {
+  DistEnv e;
+  const bool torchrun = env_value(getenv_fn, "RANK") || env_value(getenv_fn, "WORLD_SIZE");
+  const bool slurm = env_value(getenv_fn, "SLURM_PROCID") || env_value(getenv_fn, "SLURM_NTASKS");
+  if (torchrun) {
+    e.source = "torchrun";
+    const char* by = env_value(getenv_fn, "RANK") ? "RANK" : "WORLD_SIZE";
+    e.rank = required_int(getenv_fn, "RANK", by);
+    e.world_size = required_int(getenv_fn, "WORLD_SIZE", by);
+    const char* local = env_value(getenv_fn, "LOCAL_RANK");
+    e.local_rank = local ? parse_env_int("LOCAL_RANK", local) : e.rank;
+    check_layout(e, "RANK", "WORLD_SIZE", local ? "LOCAL_RANK" : "RANK (as LOCAL_RANK)");
+    read_master(getenv_fn, e);
+  } else if (slurm) {
+    e.source = "slurm";
+    const char* by = env_value(getenv_fn, "SLURM_PROCID") ? "SLURM_PROCID" : "SLURM_NTASKS";
+    e.rank = required_int(getenv_fn, "SLURM_PROCID", by);
+    e.world_size = required_int(getenv_fn, "SLURM_NTASKS", by);
+    const char* local = env_value(getenv_fn, "SLURM_LOCALID");
+    e.local_rank = local ? parse_env_int("SLURM_LOCALID", local) : 0;
+    check_layout(e, "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID");
+    read_master(getenv_fn, e);
+  }
+  return e;
+}
+
+DistEnv dist_env_from_environment() {
+  return dist_env_from([](const char* name) -> const char* { return std::getenv(name); });
+}
+
+// ---- Communicator --------------------------------------------------------------------------------
+
+struct Communicator::Impl {
+  int rank = 0, world = 1;
+  std::string backend = "none";
+  torch::Device device{torch::kCPU};
+  std::chrono::milliseconds timeout{0};
+  c10::intrusive_ptr<c10d::Store> store;  // declared before pg: destroyed after it
+  c10::intrusive_ptr<PgBase> pg;
+  std::string broken;  // set by the first failed collective; later calls fail fast with it
+
+  std::string where() const { return cat("distributed: rank ", rank, "/", world, ": "); }
+
+  void check_usable(const char* op) const {
+    if (!broken.empty())
+      throw std::runtime_error(cat(where(), op, " refused: the communicator failed earlier (", broken, ")"));
+  }
+
+  [[noreturn]] void fail(const char* op, const std::exception& e) {
+    broken = cat(op, " failed");
+    throw std::runtime_error(cat(where(), op, " failed (a peer may have died or the ", seconds(timeout),
+                                 " s timeout passed): ", describe(e)));
+  }
+
+  // The dtype a collective runs in: the tensor's own when the backend takes it, else a wider one.
+  torch::ScalarType wire_dtype(torch::ScalarType t, const char* op) const {
+    switch (t) {
+      case torch::kFloat:
+      case torch::kDouble:
+      case torch::kHalf:
+      case torch::kChar:
+      case torch::kByte:
+      case torch::kInt:
+      case torch::kLong:
+        return t;
+      case torch::kBFloat16:
+        return backend == "nccl" ? t : torch::kFloat;
+      case torch::kShort:
+      case torch::kBool:
+        return torch::kInt;
+      default:
+        throw std::invalid_argument(cat(where(), op, ": unsupported dtype ", t));
+    }
+  }
+
+  torch::Device wire_device(const torch::Tensor& t) const {
+    if (backend == "nccl") return t.is_cuda() ? t.device() : device;
+    return torch::Device(torch::kCPU);
+  }
+
+  bool needs_staging(const torch::Tensor& t, const char* op) const {
+    return wire_dtype(t.scalar_type(), op) != t.scalar_type() || wire_device(t) != t.device() ||
+           !t.is_contiguous();
+  }
+
+  torch::Tensor staged(const torch::Tensor& t, const char* op) const {
+    if (!needs_staging(t, op)) return t;
+    return t.to(wire_device(t), wire_dtype(t.scalar_type(), op)).contiguous();
+  }
+
+  void check_tensors(const std::vector<torch::Tensor>& tensors, const char* op) const {
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const auto& t = tensors[i];
+      if (!t.defined()) throw std::invalid_argument(cat(where(), op, ": tensor ", i, " is undefined"));
+      if (t.is_sparse()) throw std::invalid_argument(cat(where(), op, ": tensor ", i, " is sparse"));
+      wire_dtype(t.scalar_type(), op);  // throws for unsupported dtypes
+    }
+  }
+
+  void wait_all(std::vector<WorkPtr>& works) const {
+    for (auto& w : works) w->wait(timeout);
+  }
+
+  // Issues `issue(tensor)` for every tensor (through a staging copy where needed), then waits on all
+  // and copies staged results back.
+  template <typename Issue>
+  void run_each(const char* op, std::vector<torch::Tensor>& tensors, Issue issue) {
+    check_usable(op);
+    check_tensors(tensors, op);
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> wire(tensors.size());
+    for (size_t i = 0; i < tensors.size(); ++i) wire[i] = staged(tensors[i], op);
+    try {
+      std::vector<WorkPtr> works;
+      works.reserve(wire.size());
+      for (auto& w : wire) {
+        std::vector<at::Tensor> one{w};
+        works.push_back(issue(one));
+      }
+      wait_all(works);
+    } catch (const std::exception& e) {
+      fail(op, e);
+    }
+    for (size_t i = 0; i < tensors.size(); ++i)
+      if (!wire[i].is_same(tensors[i])) tensors[i].copy_(wire[i]);
+  }
+};
+
+Communicator::Communicator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Communicator::~Communicator() = default;
+
+bool Communicator::gloo_available() {
+#ifdef USE_C10D_GLOO
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool Communicator::nccl_available() {
+#ifdef USE_C10D_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const std::string& backend,
+                                                   torch::Device device, std::chrono::milliseconds timeout) {
+  if (env.world_size < 1 || env.rank < 0 || env.rank >= env.world_size)
+    throw std::invalid_argument(
+        cat("distributed: rank ", env.rank, " / world size ", env.world_size, " is not a valid layout"));
+  if (backend != "gloo" && backend != "nccl" && backend != "auto")
+    throw std::invalid_argument(cat("distributed: backend '", backend, "': expected gloo, nccl or auto"));
+  if (timeout.count() <= 0)
+    throw std::invalid_argument(cat("distributed: timeout must be positive, got ", timeout.count(), " ms"));
+  auto impl = std::make_unique<Impl>();
+  impl->rank = env.rank;
+  impl->world = env.world_size;
+  impl->device = device;
+  impl->timeout = timeout;
+  if (env.world_size == 1) return std::shared_ptr<Communicator>(new Communicator(std::move(impl)));
+
+  const std::string chosen = backend == "auto" ? (device.is_cuda() ? "nccl" : "gloo") : backend;
+  if (chosen == "nccl" && !nccl_available())
+    throw std::runtime_error(
+        "distributed: backend nccl was asked for but this build has no NCCL support "
+        "(a CPU-only LibTorch); use the gloo backend");
+  if (chosen == "nccl" && !device.is_cuda())
+    throw std::invalid_argument(cat("distributed: backend nccl needs a CUDA device, got ", device));
+  if (chosen == "gloo" && !gloo_available())
+    throw std::runtime_error("distributed: backend gloo was asked for but this build has no Gloo support");
+  if (env.master_port < 1 || env.master_port > 65535)
+    throw std::invalid_argument(cat("distributed: master port ", env.master_port, " is not in 1..65535"));
+  impl->backend = chosen;
+
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<std::uint16_t>(env.master_port);
+    so.isServer = env.rank == 0;
+    so.numWorkers = static_cast<std::size_t>(env.world_size);
+    so.waitWorkers = true;
+    so.timeout = timeout;
+    impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    if (chosen == "gloo") {
+#ifdef USE_C10D_GLOO
+      auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+      opts->devices = gloo_devices(env.master_addr);
+      impl->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world_size, opts);
+#endif
+    } else {
+#ifdef USE_C10D_NCCL
+      enable_nccl_blocking_wait();
+      auto opts = c10d::ProcessGroupNCCL::Options::create();
+      opts->timeout = timeout;
+      impl->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, env.rank, env.world_size, opts);
+#endif
+    }
+  } catch (const std::exception& e) {
+    throw std::runtime_error(cat("distributed: rank ", env.rank, "/", env.world_size, ": rendezvous (",
+                                 chosen, ") at ", env.master_addr, ":", env.master_port,
+                                 " failed (a peer may be missing or may have died, or the ", seconds(timeout),
+                                 " s timeout passed; check MASTER_ADDR/MASTER_PORT, and GLOO_SOCKET_IFNAME "
+                                 "for multi-node gloo): ",
+                                 describe(e)));
+  }
+  SKD_CHECK(impl->pg, "no process group was created for backend ", chosen);
+  return std::shared_ptr<Communicator>(new Communicator(std::move(impl)));
+}
+
+int Communicator::rank() const {
+  return impl_->rank;
+}
+int Communicator::world_size() const {
+  return impl_->world;
+}
+const std::string& Communicator::backend() const {
+  return impl_->backend;
+}
+std::chrono::milliseconds Communicator::timeout() const {
+  return impl_->timeout;
+}
+
+void Communicator::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
+  if (impl_->world == 1) return;
+  c10d::AllreduceOptions opts;
+  opts.reduceOp = c10d::ReduceOp::SUM;
+  opts.timeout = impl_->timeout;
+  auto& pg = impl_->pg;
+  impl_->run_each("all_reduce", tensors,
+                  [&](std::vector<at::Tensor>& one) { return pg->allreduce(one, opts); });
+}
+
+void Communicator::broadcast(std::vector<torch::Tensor>& tensors, int root) {
+  if (root < 0 || root >= impl_->world)
+    throw std::invalid_argument(cat(impl_->where(), "broadcast: root ", root, " is not a rank"));
+  if (impl_->world == 1) return;
+  c10d::BroadcastOptions opts;
+  opts.rootRank = root;
+  opts.rootTensor = 0;
+  opts.timeout = impl_->timeout;
+  auto& pg = impl_->pg;
+  impl_->run_each("broadcast", tensors,
+                  [&](std::vector<at::Tensor>& one) { return pg->broadcast(one, opts); });
+}
+
+void Communicator::barrier() {
+  if (impl_->world == 1) return;
+  if (impl_->backend == "nccl") {
+    // NCCL's own barrier guesses the GPU from the rank; a one-element all-reduce on our device does not.
+    std::vector<torch::Tensor> one{torch::zeros({1}, torch::TensorOptions().device(impl_->device))};
+    all_reduce_sum(one);
+    try {
+      (void)one[0].item<float>();
+    } catch (const std::exception& e) {
+      impl_->fail("barrier", e);
+    }
+    return;
+  }
+  impl_->check_usable("barrier");
+  try {
+    c10d::BarrierOptions opts;
+    opts.timeout = impl_->timeout;
+    std::vector<WorkPtr> works{impl_->pg->barrier(opts)};
+    impl_->wait_all(works);
+  } catch (const std::exception& e) {
+    impl_->fail("barrier", e);
+  }
+}
+
+void Communicator::average_gradients(const std::vector<torch::Tensor>& params, int64_t bucket_bytes) {
+  if (impl_->world == 1) return;
+  const char* op = "average_gradients";
+  impl_->check_usable(op);
+  if (bucket_bytes <= 0)
+    throw std::invalid_argument(
+        cat(impl_->where(), op, ": bucket_bytes must be positive, got ", bucket_bytes));
+  for (size_t i = 0; i < params.size(); ++i) {
+    const auto& p = params[i];
+    if (!p.defined())
+      throw std::invalid_argument(cat(impl_->where(), op, ": parameter ", i, " is undefined"));
+    const auto& g = p.grad();
+    if (g.defined() && g.is_sparse())
+      throw std::invalid_argument(cat(impl_->where(), op, ": parameter ", i, " has a sparse grad"));
+    impl_->wire_dtype(g.defined() ? g.scalar_type() : p.scalar_type(), op);
+  }
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  grads.reserve(params.size());
+  for (const auto& p : params) {
+    auto& g = p.mutable_grad();
+    if (!g.defined()) g = torch::zeros_like(p, torch::MemoryFormat::Contiguous);
+    grads.push_back(g);
+  }
+
+  // Group by (dtype, device) in order of first appearance, then cut each group into buckets.
+  struct Bucket {
+    std::vector<size_t> members;
+    int64_t bytes = 0;
+    torch::Tensor flat;
+    bool direct = false;  // flat is a view of the single member's grad: nothing to copy back
+  };
+  std::vector<std::pair<std::tuple<torch::ScalarType, torch::Device>, std::vector<size_t>>> groups;
+  for (size_t i = 0; i < grads.size(); ++i) {
+    const auto key = std::make_tuple(grads[i].scalar_type(), grads[i].device());
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == key; });
+    if (it == groups.end()) {
+      groups.push_back({key, {}});
+      it = std::prev(groups.end());
+    }
+    it->second.push_back(i);
+  }
+  std::vector<Bucket> buckets;
+  for (const auto& group : groups) {
+    Bucket current;
+    for (size_t i : group.second) {
+      const int64_t bytes = grads[i].numel() * static_cast<int64_t>(grads[i].element_size());
+      if (!current.members.empty() && current.bytes + bytes > bucket_bytes) {
+        buckets.push_back(std::move(current));
+        current = Bucket();
+      }
+      current.members.push_back(i);
+      current.bytes += bytes;
+    }
+    if (!current.members.empty()) buckets.push_back(std::move(current));
+  }
+
+  const auto world = impl_->world;
+  for (auto& b : buckets) {
+    const auto& first = grads[b.members.front()];
+    if (b.members.size() == 1 && !impl_->needs_staging(first, op)) {
+      b.flat = first.view({-1});
+      b.direct = true;
+    } else {
+      std::vector<torch::Tensor> pieces;
+      pieces.reserve(b.members.size());
+      for (size_t i : b.members) pieces.push_back(grads[i].reshape({-1}));
+      b.flat = impl_->staged(torch::cat(pieces), op);
+    }
+    // Divide before summing (like DDP) so half precision cannot overflow in the sum.
+    if (b.flat.is_floating_point()) b.flat.div_(world);
+  }
+  try {
+    c10d::AllreduceOptions opts;
+    opts.reduceOp = c10d::ReduceOp::SUM;
+    opts.timeout = impl_->timeout;
+    std::vector<WorkPtr> works;
+    works.reserve(buckets.size());
+    for (auto& b : buckets) {
+      std::vector<at::Tensor> one{b.flat};
+      works.push_back(impl_->pg->allreduce(one, opts));
+    }
+    impl_->wait_all(works);
+  } catch (const std::exception& e) {
+    impl_->fail(op, e);
+  }
+  for (auto& b : buckets) {
+    if (!b.flat.is_floating_point()) b.flat.div_(world, "trunc");
+    if (b.direct) continue;
+    int64_t offset = 0;
+    for (size_t i : b.members) {
+      auto& g = grads[i];
+      g.copy_(b.flat.narrow(0, offset, g.numel()).view(g.sizes()));
+      offset += g.numel();
+    }
+  }
+}
+
+}  // namespace skd::train

@@ -1,0 +1,181 @@
+#include "skd/train/optim.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "skd/core/error.h"
+
+namespace skd::train {
+
+bool no_weight_decay(const std::string& name, const torch::Tensor& param) {
+  auto ends_with = [&](const std::string& suffix) {
+    return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  return param.dim() <= 1 || ends_with(".bias") || name == "cls_token" || name == "pos_embed" ||
+         name.find("relative_position_bias_table") != std::string::npos;
+}
+
+AdamW::AdamW(NamedTensors params, const AdamWConfig& config) : params_(std::move(params)), config_(config) {
+  slots_.resize(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& [name, p] = params_[i];
+    slots_[i].weight_decay = no_weight_decay(name, p) ? 0.0 : config_.weight_decay;
+  }
+}
+
+void AdamW::step(double lr) {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& p = params_[i].second;
+    const auto& g = p.grad();
+    if (!g.defined()) continue;
+    auto& s = slots_[i];
+    if (!s.exp_avg.defined()) {
+      s.exp_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+      s.exp_avg_sq = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+    }
+    ++s.step;
+    if (s.weight_decay != 0) p.mul_(1.0 - lr * s.weight_decay);
+    s.exp_avg.mul_(config_.beta1).add_(g, 1.0 - config_.beta1);
+    s.exp_avg_sq.mul_(config_.beta2).addcmul_(g, g, 1.0 - config_.beta2);
+    const double bc1 = 1.0 - std::pow(config_.beta1, static_cast<double>(s.step));
+    const double bc2 = 1.0 - std::pow(config_.beta2, static_cast<double>(s.step));
+    const auto denom = (s.exp_avg_sq.sqrt() / std::sqrt(bc2)).add_(config_.eps);
+    p.addcdiv_(s.exp_avg, denom, -lr / bc1);
+  }
+}
+
+void AdamW::zero_grad() {
+  for (auto& [name, p] : params_) p.mutable_grad() = torch::Tensor();
+}
+
+std::map<std::string, torch::Tensor> AdamW::state() const {
+  std::map<std::string, torch::Tensor> out;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& name = params_[i].first;
+    const auto& s = slots_[i];
+    out[name + "/step"] = torch::tensor(s.step, torch::kLong);
+    if (s.exp_avg.defined()) {
+      out[name + "/exp_avg"] = s.exp_avg;
+      out[name + "/exp_avg_sq"] = s.exp_avg_sq;
+    }
+  }
+  return out;
+}
+
+void AdamW::load_state(const std::map<std::string, torch::Tensor>& state, const std::string& source) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& [name, p] = params_[i];
+    auto& s = slots_[i];
+    auto it = state.find(name + "/step");
+    if (it == state.end()) throw std::runtime_error(cat(source, ": optimizer state lacks '", name, "/step'"));
+    s.step = it->second.item<int64_t>();
+    auto a = state.find(name + "/exp_avg"), b = state.find(name + "/exp_avg_sq");
+    if (a == state.end() || b == state.end()) {
+      if (s.step != 0) throw std::runtime_error(cat(source, ": optimizer state lacks the moments of '", name, "'"));
+      s.exp_avg = s.exp_avg_sq = torch::Tensor();
+      continue;
+    }
+    if (a->second.sizes() != p.sizes() || b->second.sizes() != p.sizes())
+      throw std::runtime_error(cat(source, ": optimizer moments of '", name, "' have shape ", a->second.sizes(),
+                                   ", the parameter ", p.sizes()));
+    s.exp_avg = a->second.to(p.options()).clone();
+    s.exp_avg_sq = b->second.to(p.options()).clone();
+  }
+}
+
+double LrSchedule::at(double epoch) const {
+  if (epoch < warmup_epochs) return warmup_lr + (peak - warmup_lr) * epoch / warmup_epochs;
+  const double span = std::max(1e-9, static_cast<double>(epochs) - warmup_epochs);
+  const double t = std::min(1.0, std::max(0.0, (epoch - warmup_epochs) / span));
+  return min_lr + 0.5 * (peak - min_lr) * (1 + std::cos(M_PI * t));
+}
+
+GradScaler::GradScaler(bool enabled, double init_scale, double growth_factor, double backoff_factor,
+                       int64_t growth_interval)
+    : enabled_(enabled), scale_(init_scale), growth_(growth_factor), backoff_(backoff_factor),
+      interval_(growth_interval) {}
+
+bool GradScaler::unscale_and_check(const NamedTensors& params) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> flags;
+  const double inv = 1.0 / scale();
+  for (const auto& [name, p] : params) {
+    auto g = p.grad();
+    if (!g.defined()) continue;
+    if (enabled_) g.mul_(inv);
+    flags.push_back(torch::isfinite(g).all().logical_not());
+  }
+  if (flags.empty()) return false;
+  return torch::stack(flags).any().item<bool>();
+}
+
+void GradScaler::update(bool found_inf) {
+  if (!enabled_) return;
+  if (found_inf) {
+    scale_ *= backoff_;
+    growth_tracker_ = 0;
+  } else if (++growth_tracker_ >= interval_) {
+    scale_ *= growth_;
+    growth_tracker_ = 0;
+  }
+}
+
+void GradScaler::set_state(double scale, int64_t growth_tracker) {
+  scale_ = scale;
+  growth_tracker_ = growth_tracker;
+}
+
+ModelEma::ModelEma(const NamedTensors& values, double decay) : decay_(decay) {
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, v] : values)
+    if (v.is_floating_point()) ema_.emplace_back(name, v.detach().clone());
+}
+
+void ModelEma::update(const NamedTensors& values) {
+  torch::NoGradGuard no_grad;
+  size_t j = 0;
+  for (const auto& [name, v] : values) {
+    if (!v.is_floating_point()) continue;
+    SKD_CHECK(j < ema_.size() && ema_[j].first == name, "EMA: parameter list changed at '", name, "'");
+    ema_[j++].second.mul_(decay_).add_(v.detach(), 1.0 - decay_);
+  }
+}
+
+void ModelEma::copy_to(const NamedTensors& values) const {
+  torch::NoGradGuard no_grad;
+  size_t j = 0;
+  for (const auto& [name, v] : values) {
+    if (!v.is_floating_point()) continue;
+    SKD_CHECK(j < ema_.size() && ema_[j].first == name, "EMA: parameter list changed at '", name, "'");
+    const_cast<torch::Tensor&>(v).copy_(ema_[j++].second);
+  }
+}
+
+void ModelEma::load(const std::map<std::string, torch::Tensor>& state, const std::string& source) {
+  torch::NoGradGuard no_grad;
+  for (auto& [name, v] : ema_) {
+    auto it = state.find(name);
+    if (it == state.end()) throw std::runtime_error(cat(source, ": EMA state lacks '", name, "'"));
+    if (it->second.sizes() != v.sizes())
+      throw std::runtime_error(cat(source, ": EMA '", name, "' has shape ", it->second.sizes(), ", expected ",
+                                   v.sizes()));
+    v.copy_(it->second);
+  }
+}
+
+double clip_grad_norm(const NamedTensors& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> norms;
+  for (const auto& [name, p] : params)
+    if (p.grad().defined()) norms.push_back(p.grad().norm(2).to(torch::kFloat64));
+  if (norms.empty()) return 0;
+  const double total = torch::stack(norms).norm(2).item<double>();
+  const double coef = max_norm / (total + 1e-6);
+  if (coef < 1)
+    for (const auto& [name, p] : params)
+      if (p.grad().defined()) p.grad().mul_(coef);
+  return total;
+}
+
+}  // namespace skd::train

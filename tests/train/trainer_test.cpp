@@ -1,0 +1,198 @@
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <torch/torch.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+
+#include "skd/core/fs.h"
+#include "skd/data/augment.h"
+#include "skd/models/checkpoint.h"
+#include "skd/train/checkpointing.h"
+#include "skd/train/signals.h"
+#include "skd/train/trainer.h"
+#include "test_util.h"
+#include "tiny_training.h"
+
+using namespace skd;
+namespace fs = std::filesystem;
+
+using test::TinyData;
+using test::tiny_config;
+using test::tiny_model;
+
+namespace {
+
+std::map<std::string, torch::Tensor> weights(models::ElasticModelImpl& m) {
+  std::map<std::string, torch::Tensor> out;
+  for (auto& p : m.named_parameters(true)) out[p.key()] = p.value().detach().clone();
+  return out;
+}
+
+void expect_same(const std::map<std::string, torch::Tensor>& a, const std::map<std::string, torch::Tensor>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [k, t] : a) EXPECT_TRUE(torch::equal(t, b.at(k))) << k;
+}
+
+}  // namespace
+
+// A run stopped by a signal mid-epoch and resumed from its run directory ends bit-identical to
+// an uninterrupted run: weights, optimizer moments, EMA (mixup, drop-path, clipping all on).
+TEST(Trainer, ResumeMidEpochMatchesUninterruptedRun) {
+  TinyData data(64), eval(16);
+  const auto dir_a = test::scratch_dir("train_resume_a"), dir_b = test::scratch_dir("train_resume_b");
+  auto a = tiny_model();
+  const auto ra = train::train(*a, data, &eval, tiny_config(dir_a));
+  EXPECT_EQ(ra.steps, 24);
+  EXPECT_EQ(ra.stop_signal, 0);
+
+  auto b = tiny_model();
+  train::TrainContext stop_ctx;
+  stop_ctx.hooks.step_widths = [](int64_t epoch, int64_t step, data::Rng&) -> const models::Widths* {
+    if (epoch == 1 && step == 2) train::request_stop(SIGTERM);
+    return nullptr;
+  };
+  const auto rb = train::train(*b, data, &eval, tiny_config(dir_b), stop_ctx);
+  train::clear_stop_signal();
+  EXPECT_EQ(rb.stop_signal, SIGTERM);
+  EXPECT_EQ(rb.steps, 8 + 3);
+  ASSERT_FALSE(rb.last_checkpoint.empty());
+  EXPECT_NE(rb.last_checkpoint.find("ckpt-e0001-s0000003"), std::string::npos) << rb.last_checkpoint;
+
+  const std::string resume = train::resolve_resume_path(dir_b);
+  EXPECT_EQ(resume, rb.last_checkpoint);
+  auto c = models::load_model(resume).model;  // the checkpoint is a loadable artifact
+  train::TrainContext ctx;
+  ctx.resume = resume;
+  const auto rc = train::train(*c, data, &eval, tiny_config(dir_b), ctx);
+  EXPECT_EQ(rc.steps, 24 - 11);
+  expect_same(weights(*a), weights(*c));
+  EXPECT_DOUBLE_EQ(ra.eval_top1, rc.eval_top1);
+
+  const auto sa = train::read_training_state(train::resolve_resume_path(dir_a));
+  const auto sc = train::read_training_state(train::resolve_resume_path(dir_b));
+  ASSERT_EQ(sa.optimizer.size(), sc.optimizer.size());
+  for (const auto& [k, t] : sa.optimizer) EXPECT_TRUE(torch::equal(t, sc.optimizer.at(k))) << k;
+  ASSERT_FALSE(sa.ema.empty());
+  for (const auto& [k, t] : sa.ema) EXPECT_TRUE(torch::equal(t, sc.ema.at(k))) << k;
+  EXPECT_EQ(sa.progress.global_step, 24);
+  EXPECT_EQ(sc.progress.global_step, 24);
+  EXPECT_TRUE(fs::exists(dir_b + "/model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir_b + "/model_ema.safetensors"));
+}
+
+TEST(Trainer, RunDirectoryLayoutAndKeepLast) {
+  TinyData data(32), eval(8);
+  const auto dir = test::scratch_dir("train_layout");
+  auto m = tiny_model();
+  auto cfg = tiny_config(dir);
+  cfg.epochs = 4;
+  cfg.keep_last = 2;
+  cfg.model_ema = false;
+  const auto r = train::train(*m, data, &eval, cfg);
+  EXPECT_GT(r.eval_top1, 0);
+  std::vector<std::string> ckpts;
+  for (auto& e : fs::directory_iterator(dir + "/checkpoints")) ckpts.push_back(e.path().filename());
+  std::sort(ckpts.begin(), ckpts.end());
+  EXPECT_EQ(ckpts, (std::vector<std::string>{"best.safetensors", "ckpt-e0003-s0000000.safetensors",
+                                             "ckpt-e0004-s0000000.safetensors", "latest"}));
+  std::ifstream metrics(dir + "/metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(metrics, line)) {
+    const auto j = nlohmann::json::parse(line);
+    for (const char* key : {"epoch", "train_loss", "lr", "top1", "top5", "images_per_s", "epoch_seconds"})
+      EXPECT_TRUE(j.contains(key)) << key;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 4);
+  const auto saved = nlohmann::json::parse(std::ifstream(dir + "/config.json"));
+  EXPECT_EQ(saved.at("epochs"), 4);
+  // best.safetensors holds the best epoch's state.
+  const auto best = train::read_training_state(dir + "/checkpoints/best.safetensors");
+  EXPECT_DOUBLE_EQ(best.progress.best_top1, r.best_top1);
+  EXPECT_EQ(best.progress.epoch, best.progress.best_epoch);
+}
+
+TEST(Trainer, NonFiniteLossStopsWithClearError) {
+  TinyData poison(32, true);
+  auto m = tiny_model();
+  auto cfg = tiny_config("");
+  cfg.epochs = 1;
+  try {
+    train::train(*m, poison, nullptr, cfg);
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("nan"), std::string::npos) << what;
+    EXPECT_NE(what.find("stopping"), std::string::npos) << what;
+    EXPECT_NE(what.find("step 1"), std::string::npos) << what;
+  }
+}
+
+TEST(Trainer, RejectsBadSettings) {
+  TinyData data(32);
+  auto m = tiny_model();
+  auto cfg = tiny_config("");
+  cfg.batch_size = 64;  // more than the data
+  EXPECT_THROW(train::train(*m, data, nullptr, cfg), std::invalid_argument);
+  cfg.batch_size = 8;
+  cfg.epochs = 0;
+  EXPECT_THROW(train::train(*m, data, nullptr, cfg), std::invalid_argument);
+  auto wrong = models::create_model(models::config_from_json(
+      {{"family", "vit"}, {"img_size", 8}, {"patch_size", 4}, {"in_chans", 1}, {"num_classes", 5},
+       {"embed_dim", 16}, {"depth", 1}, {"num_heads", 2}}));
+  EXPECT_THROW(train::train(*wrong, data, nullptr, tiny_config("")), std::invalid_argument);
+}
+
+// A checkpoint that cannot be written (file-size limit, like a full disk) is an error, and the
+// previous checkpoint and the latest pointer stay intact.
+TEST(Checkpointing, WriteFailureKeepsPreviousCheckpoint) {
+  const auto dir = test::scratch_dir("train_diskfull");
+  train::RunDir run(dir);
+  auto m = tiny_model();
+  train::TrainingState st;
+  st.progress.epoch = 1;
+  const auto first = run.save(train::serialize_training_checkpoint(*m, {}, st), st.progress, false, 2);
+  const auto before = read_file_bytes(first);
+  train::install_stop_signals();  // ignores SIGXFSZ
+  rlimit old{};
+  getrlimit(RLIMIT_FSIZE, &old);
+  rlimit small = old;
+  small.rlim_cur = 1024;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  st.progress.epoch = 2;
+  bool threw = false;
+  try {
+    run.save(train::serialize_training_checkpoint(*m, {}, st), st.progress, true, 2);
+  } catch (const std::runtime_error& e) {
+    threw = true;
+    EXPECT_NE(std::string(e.what()).find("ckpt-e0002"), std::string::npos) << e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  EXPECT_TRUE(threw);
+  EXPECT_EQ(train::resolve_resume_path(dir), first);
+  EXPECT_EQ(read_file_bytes(first), before);
+  for (auto& e : fs::directory_iterator(dir + "/checkpoints"))
+    EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << "left a temp file: " << e.path();
+  EXPECT_FALSE(fs::exists(dir + "/checkpoints/ckpt-e0002-s0000000.safetensors"));
+}
+
+TEST(Checkpointing, ResumePathResolution) {
+  const auto dir = test::scratch_dir("train_resolve");
+  EXPECT_THROW(train::resolve_resume_path(dir + "/missing"), std::invalid_argument);
+  EXPECT_THROW(train::resolve_resume_path(dir), std::invalid_argument);  // no checkpoints/latest
+  train::RunDir run(dir);
+  write_file_atomic(dir + "/checkpoints/latest", std::string("ckpt-gone.safetensors\n"));
+  try {
+    train::resolve_resume_path(dir);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("ckpt-gone"), std::string::npos);
+  }
+  // A plain artifact is not a training checkpoint.
+  auto m = tiny_model();
+  models::save_artifact(dir + "/plain.safetensors", *m);
+  EXPECT_THROW(train::read_training_state(dir + "/plain.safetensors"), std::runtime_error);
+}
