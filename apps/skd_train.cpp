@@ -82,6 +82,9 @@ int main(int argc, char** argv) {
   opt(go, "--keep-last", c.keep_last, "keep_last", "epoch checkpoints to keep (plus best)");
   opt(go, "--log-every", c.log_every, "log_every", "steps between progress lines off a terminal (0 = off)");
   go->add_option("--resume", resume, "continue a run: its run directory or a checkpoint file");
+  int64_t max_steps = 0;
+  go->add_option("--max-steps", max_steps, "stop with a checkpoint after this many optimizer steps in total")
+      ->check(CLI::NonNegativeNumber);
   opt(go, "--dist-backend", c.dist_backend, "dist_backend", "auto | gloo | nccl");
   opt(go, "--dist-timeout", c.dist_timeout, "dist_timeout", "seconds before a silent peer counts as dead");
   go->add_flag("--dump-config", dump_config, "print the resolved config as JSON and exit");
@@ -162,14 +165,18 @@ int main(int argc, char** argv) {
     ctx.comm = comm;
     ctx.resume = resume_path;
     ctx.provenance = prov;
+    ctx.max_steps = max_steps;
     const auto r = train::train(*net, *train_set, test_set.get(), run_cfg, ctx);
     if (env.rank == 0) {
       std::printf("trained %lld steps, last loss %.4f, %.1f images/s", static_cast<long long>(r.steps), r.last_loss,
                   r.images_per_s);
-      if (r.eval_top1 >= 0) std::printf(", test top-1 %.2f%% (best %.2f%%)", r.eval_top1, r.best_top1);
+      if (r.eval_top1 >= 0) std::printf(", test top-1 %.2f%%", r.eval_top1);
+      if (r.best_top1 >= 0) std::printf(" (best %.2f%%)", r.best_top1);
       std::printf("\n");
-      if (r.stop_signal) std::printf("stopped by signal %d; resume with --resume %s\n", r.stop_signal,
-                                     cfg.run_dir.empty() ? "<checkpoint>" : cfg.run_dir.c_str());
+      const char* where = cfg.run_dir.empty() ? "<checkpoint> (no --run-dir: nothing was saved)" : cfg.run_dir.c_str();
+      if (r.stop_signal) std::printf("stopped by signal %d; resume with --resume %s\n", r.stop_signal, where);
+      if (r.stopped_at_max_steps) std::printf("stopped at --max-steps %lld; resume with --resume %s\n",
+                                             static_cast<long long>(max_steps), where);
     }
     return r.stop_signal ? 128 + r.stop_signal : 0;
   });

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Compares float32 tensors of two safetensors files (stdlib only): max abs difference per key.
 
-Usage: compare_outputs.py A.safetensors B.safetensors KEY[,KEY...] [--atol 1e-5]
-Exit 0 when every key is within atol, 1 otherwise.
+Usage: compare_outputs.py A.safetensors B.safetensors KEY[,KEY...]|ALL [--atol 1e-5]
+ALL compares every key of A (B must hold the same keys). Exit 0 when every key is within atol,
+1 otherwise.
 """
 import json
 import struct
@@ -34,8 +35,14 @@ def main():
         i = args.index("--atol")
         atol = float(args[i + 1])
         del args[i:i + 2]
-    a, b, keys = read(args[0]), read(args[1]), args[2].split(",")
+    a, b = read(args[0]), read(args[1])
+    keys = sorted(a) if args[2] == "ALL" else args[2].split(",")
     ok = True
+    if args[2] == "ALL" and sorted(a) != sorted(b):
+        print(f"key sets differ: {sorted(set(a) ^ set(b))}")
+        ok = False
+        keys = [k for k in keys if k in b]
+    worst = 0.0
     for k in keys:
         (sa, va), (sb, vb) = a[k], b[k]
         if sa != sb:
@@ -43,8 +50,12 @@ def main():
             ok = False
             continue
         diff = max(abs(x - y) for x, y in zip(va, vb)) if va else 0.0
-        print(f"{k}: max abs diff {diff:.3g}")
+        worst = max(worst, diff)
+        if args[2] != "ALL" or diff > atol:
+            print(f"{k}: max abs diff {diff:.3g}")
         ok = ok and diff <= atol
+    if args[2] == "ALL":
+        print(f"{len(keys)} tensors, max abs diff {worst:.3g}")
     sys.exit(0 if ok else 1)
 
 

@@ -9,6 +9,9 @@ PACKAGES=(
   libopencv-dev libjpeg-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev zlib1g-dev
   libgtest-dev
   dataset-fashion-mnist
+  # torchrun (the multi-process e2e test launches skd-train with it) and the Python loop of the
+  # training benchmark
+  python3-torch
 )
 
 missing=()

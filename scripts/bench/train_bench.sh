@@ -91,8 +91,8 @@ run_cpp() {  # $1 = round; appends "round load images_per_s" to $OUT/cpp.tsv
   rm -rf "$dir"
   load="$(load1)"
   CPP_CMD=("$SKD_TRAIN" --arch "$ARCH" --data fashion-mnist --epochs 1 --limit "$LIMIT" --batch-size "$BATCH"
-           --threads "$THREADS" --no-eval --mixup 0 --cutmix 0 --smoothing 0.1 --lr 5e-4 --warmup-epochs 0
-           --run-dir "$dir" --log-every 0)
+           --threads "$THREADS" --no-eval --mixup 0 --cutmix 0 --smoothing 0.1 --lr 5e-4 --unscale-lr
+           --warmup-epochs 0 --drop-path 0 --no-augment --workers 1 --run-dir "$dir" --log-every 0)
   "${CPP_CMD[@]}" >"$log" 2>&1 || fail_run "C++ run $1 failed: ${CPP_CMD[*]}" "$log"
   [ -s "$dir/metrics.jsonl" ] || fail_run "C++ run $1 wrote no $dir/metrics.jsonl" "$log"
   ips="$("$PY" -c 'import json, sys

@@ -75,6 +75,8 @@ void set_log_file(const std::string& path) {
     auto fsink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, false);
     fsink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
     sinks.push_back(fsink);
+    // Every message reaches the file at once (people tail -f it; a crash loses nothing).
+    lg->flush_on(spdlog::level::trace);
   }
 }
 

@@ -99,7 +99,7 @@ void validate(const TrainConfig& c) {
   need(c.batch_size > 0, "batch-size", "must be positive");
   need(c.lr > 0, "lr", "must be positive");
   need(c.min_lr >= 0, "min-lr", "must be >= 0");
-  need(c.warmup_epochs >= 0 && c.warmup_epochs <= c.epochs, "warmup-epochs", "must be in [0, --epochs]");
+  need(c.warmup_epochs >= 0, "warmup-epochs", "must be >= 0");
   need(c.warmup_lr >= 0, "warmup-lr", "must be >= 0");
   need(c.weight_decay >= 0, "weight-decay", "must be >= 0");
   need(c.opt_eps > 0, "opt-eps", "must be positive");

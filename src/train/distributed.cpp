@@ -28,6 +28,7 @@
 #endif
 #endif
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/distributed/c10d/Types.hpp>
@@ -179,6 +180,10 @@ DistEnv dist_env_from(const GetEnv& getenv_fn) {
     e.local_rank = local ? parse_env_int("LOCAL_RANK", local) : e.rank;
     check_layout(e, "RANK", "WORLD_SIZE", local ? "LOCAL_RANK" : "RANK (as LOCAL_RANK)");
     read_master(getenv_fn, e);
+    const char* agent = env_value(getenv_fn, "TORCHELASTIC_USE_AGENT_STORE");
+    e.agent_store = agent && std::string(agent) == "True";
+    if (const char* restarts = env_value(getenv_fn, "TORCHELASTIC_RESTART_COUNT"))
+      e.restart_count = parse_env_int("TORCHELASTIC_RESTART_COUNT", restarts);
   } else if (slurm) {
     e.source = "slurm";
     const char* by = env_value(getenv_fn, "SLURM_PROCID") ? "SLURM_PROCID" : "SLURM_NTASKS";
@@ -329,7 +334,9 @@ std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const std
   impl->timeout = timeout;
   if (env.world_size == 1) return std::shared_ptr<Communicator>(new Communicator(std::move(impl)));
 
-  const std::string chosen = backend == "auto" ? (device.is_cuda() ? "nccl" : "gloo") : backend;
+  // auto: NCCL for CUDA when this build has it, else Gloo (which also moves CUDA tensors, slower).
+  const std::string chosen =
+      backend == "auto" ? (device.is_cuda() && nccl_available() ? "nccl" : "gloo") : backend;
   if (chosen == "nccl" && !nccl_available())
     throw std::runtime_error(
         "distributed: backend nccl was asked for but this build has no NCCL support "
@@ -345,11 +352,13 @@ std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const std
   try {
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(env.master_port);
-    so.isServer = env.rank == 0;
+    so.isServer = env.rank == 0 && !env.agent_store;
     so.numWorkers = static_cast<std::size_t>(env.world_size);
     so.waitWorkers = true;
     so.timeout = timeout;
     impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    if (env.agent_store)
+      impl->store = c10::make_intrusive<c10d::PrefixStore>(cat("/worker/attempt_", env.restart_count), impl->store);
     if (chosen == "gloo") {
 #ifdef USE_C10D_GLOO
       auto opts = c10d::ProcessGroupGloo::Options::create(timeout);

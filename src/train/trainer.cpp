@@ -337,10 +337,17 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
       progress.step_in_epoch = step + 1;
       bar.step(epoch, cfg.epochs, step + 1, steps_per_epoch, epoch * steps_per_epoch + step + 1, lv, lr);
       const int sig = static_cast<int>(agreed[1] > 0 ? (stop_signal() ? stop_signal() : SIGTERM) : 0);
-      if (sig != 0 && step + 1 < steps_per_epoch) {
-        log_warn("signal ", sig, " received: writing a checkpoint at epoch ", epoch + 1, " step ", step + 1);
+      const bool at_max = ctx.max_steps > 0 && progress.global_step >= ctx.max_steps;
+      if ((sig != 0 || at_max) && step + 1 < steps_per_epoch) {
+        if (sig != 0)
+          log_warn("signal ", sig, " received: writing a checkpoint at epoch ", epoch + 1, " step ", step + 1);
+        else
+          log_info("reached --max-steps ", ctx.max_steps, ": writing a checkpoint at epoch ", epoch + 1, " step ",
+                   step + 1);
         save_checkpoint(false);
         result.stop_signal = sig;
+        result.stopped_at_max_steps = at_max;
+        result.best_top1 = progress.best_top1;
         return result;
       }
     }
@@ -389,9 +396,16 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
     if (main && run) run->append_metrics(rec);
     save_checkpoint(is_best);
     const int sig = static_cast<int>(all_reduce_sum(comm, {static_cast<double>(stop_signal())})[0] > 0 ? SIGTERM : 0);
-    if (sig != 0 && epoch + 1 < cfg.epochs) {
-      result.stop_signal = stop_signal() ? stop_signal() : sig;
-      log_warn("signal ", result.stop_signal, " received: stopping after epoch ", epoch + 1);
+    const bool at_max = ctx.max_steps > 0 && progress.global_step >= ctx.max_steps;
+    if ((sig != 0 || at_max) && epoch + 1 < cfg.epochs) {
+      if (sig != 0) {
+        result.stop_signal = stop_signal() ? stop_signal() : sig;
+        log_warn("signal ", result.stop_signal, " received: stopping after epoch ", epoch + 1);
+      } else {
+        result.stopped_at_max_steps = true;
+        log_info("reached --max-steps ", ctx.max_steps, ": stopping after epoch ", epoch + 1);
+      }
+      result.best_top1 = progress.best_top1;
       return result;
     }
   }

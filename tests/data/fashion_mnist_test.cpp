@@ -42,3 +42,44 @@ TEST(FashionMnist, ErrorsNameTheProblem) {
     EXPECT_NE(std::string(e.what()).find("t10k-labels-idx1-ubyte"), std::string::npos) << e.what();
   }
 }
+
+// Training augmentation: a random crop of the zero-padded image and a horizontal flip, drawn from
+// the Rng (same seed, same sample); without an Rng the example equals the eval batch path.
+TEST(FashionMnist, TrainAugmentationIsPadCropAndFlip) {
+  FashionMnistOptions o;
+  o.split = "test";
+  o.channels = 1;
+  auto ds = open_fashion_mnist(o);
+  const auto plain = ds->get(0, nullptr).image;
+  EXPECT_TRUE(torch::equal(plain, ds->get_batch({0}).images[0]));
+  Rng a(42), b(42);
+  EXPECT_TRUE(torch::equal(ds->get(0, &a).image, ds->get(0, &b).image));
+  // Every augmented view is one of the 5 x 5 shifts of the padded image, maybe mirrored.
+  const double background = (0.0 - 0.2860) / 0.3530;
+  auto padded = torch::full({1, 32, 32}, background);
+  padded.narrow(1, 2, 28).narrow(2, 2, 28).copy_(plain);
+  int flips = 0, shifted = 0;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    Rng rng(seed);
+    const auto v = ds->get(0, &rng).image;
+    bool found = false;
+    for (int dy = 0; dy <= 4 && !found; ++dy)
+      for (int dx = 0; dx <= 4 && !found; ++dx) {
+        const auto crop = padded.narrow(1, dy, 28).narrow(2, dx, 28);
+        if (torch::allclose(v, crop)) {
+          found = true;
+          shifted += (dy != 2 || dx != 2);
+        } else if (torch::allclose(v, crop.flip({2}))) {
+          found = true;
+          ++flips;
+        }
+      }
+    EXPECT_TRUE(found) << "seed " << seed;
+  }
+  EXPECT_GT(flips, 5);
+  EXPECT_GT(shifted, 5);
+  o.train_pad = 0;
+  o.train_flip = false;
+  Rng rng(1);
+  EXPECT_TRUE(torch::equal(open_fashion_mnist(o)->get(0, &rng).image, plain));
+}

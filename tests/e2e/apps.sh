@@ -8,24 +8,7 @@ SRC="${SKD_SOURCE_DIR:?}"
 [ -d "$FIX" ] || { echo "FIXTURES MISSING: $FIX"; exit 1; }
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
-fails=0
-pass=0
-check() {  # check NAME EXPECTED_EXIT CMD...
-  local name=$1 want=$2
-  shift 2
-  "$@" >"$W/out" 2>"$W/err"
-  local rc=$?
-  if [ "$rc" -ne "$want" ]; then
-    echo "FAIL $name: exit $rc, expected $want"; sed 's/^/  | /' "$W/out" "$W/err" | tail -20
-    fails=$((fails + 1))
-  else
-    echo "ok   $name"; pass=$((pass + 1))
-  fi
-}
-expect_in() {  # expect_in NAME FILE TEXT
-  if grep -q -- "$3" "$2"; then echo "ok   $1"; pass=$((pass + 1)); else
-    echo "FAIL $1: '$3' not in $2"; sed 's/^/  | /' "$2" | tail -10; fails=$((fails + 1)); fi
-}
+source "$(dirname "$0")/common.bash"
 
 for app in skd-convert skd-train skd-extract skd-eval; do check "$app --help" 0 "$BIN/$app" --help; done
 
@@ -58,8 +41,8 @@ check "extract widths" 0 "$BIN/skd-extract" --model "$W/swin.safetensors" --widt
 
 # Train a few steps on Fashion-MNIST, then evaluate the result on the test split.
 check "train micro" 0 "$BIN/skd-train" --arch "$FIX/vit_micro_32.json" --data fashion-mnist --limit 512 \
-  --epochs 1 --batch-size 64 --no-eval --out "$W/t.safetensors" --metrics "$W/m.jsonl" --threads 2
-expect_in "train metrics" "$W/m.jsonl" '"train_loss"'
+  --epochs 1 --batch-size 64 --no-eval --out "$W/t.safetensors" --run-dir "$W/run" --threads 2
+expect_in "train metrics" "$W/run/metrics.jsonl" '"train_loss"'
 check "eval fashion-mnist" 0 "$BIN/skd-eval" --model "$W/t.safetensors" --data fashion-mnist --limit 300 \
   --json "$W/e.json"
 for key in top1 top5 loss images images_per_s macs_paper macs_full params bad_images model data; do

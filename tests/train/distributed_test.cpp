@@ -277,6 +277,12 @@ TEST(DistEnv, TorchrunVariables) {
   EXPECT_EQ(m.local_rank, 1);
   EXPECT_EQ(m.master_addr, "127.0.0.1");
   EXPECT_EQ(m.master_port, 29500);
+  EXPECT_FALSE(m.agent_store);
+  // torchrun's agent hosts the store: every rank is a client under the attempt's prefix.
+  const auto a = parse({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                        {"TORCHELASTIC_RESTART_COUNT", "2"}});
+  EXPECT_TRUE(a.agent_store);
+  EXPECT_EQ(a.restart_count, 2);
 }
 
 TEST(DistEnv, SlurmVariables) {

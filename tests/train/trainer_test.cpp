@@ -196,3 +196,26 @@ TEST(Checkpointing, ResumePathResolution) {
   models::save_artifact(dir + "/plain.safetensors", *m);
   EXPECT_THROW(train::read_training_state(dir + "/plain.safetensors"), std::runtime_error);
 }
+
+// --max-steps stops like a signal (checkpoint, resumable) but is not a failure, and it is not
+// carried into the resumed run.
+TEST(Trainer, MaxStepsStopsWithACheckpoint) {
+  TinyData data(32);
+  const auto dir = test::scratch_dir("train_max_steps");
+  auto m = tiny_model();
+  auto cfg = tiny_config(dir);
+  cfg.eval = false;
+  train::TrainContext ctx;
+  ctx.max_steps = 5;
+  const auto r = train::train(*m, data, nullptr, cfg, ctx);
+  EXPECT_TRUE(r.stopped_at_max_steps);
+  EXPECT_EQ(r.stop_signal, 0);
+  EXPECT_EQ(r.steps, 5);
+  EXPECT_NE(r.last_checkpoint.find("ckpt-e0001-s0000001"), std::string::npos) << r.last_checkpoint;
+  auto resumed = models::load_model(train::resolve_resume_path(dir)).model;
+  train::TrainContext again;
+  again.resume = train::resolve_resume_path(dir);
+  const auto r2 = train::train(*resumed, data, nullptr, cfg, again);
+  EXPECT_FALSE(r2.stopped_at_max_steps);
+  EXPECT_EQ(r2.steps, 3 * 4 - 5);
+}

@@ -28,6 +28,11 @@ struct DistEnv {
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   std::string source = "single";  // "torchrun" (RANK/WORLD_SIZE/...), "slurm", or "single"
+  // torchrun hosts the TCPStore itself at MASTER_ADDR:MASTER_PORT and says so with
+  // TORCHELASTIC_USE_AGENT_STORE=True: every rank then joins it as a client, under the key prefix
+  // "/worker/attempt_<TORCHELASTIC_RESTART_COUNT>" (as torch.distributed's env:// does).
+  bool agent_store = false;
+  int restart_count = 0;
 };
 
 // Reads the job layout from environment variables through `getenv_fn` (same contract as std::getenv:

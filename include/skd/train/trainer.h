@@ -39,6 +39,9 @@ struct TrainContext {
   std::string resume;                  // training checkpoint to continue from ("" = none)
   nlohmann::json provenance = nlohmann::json::object();  // written into artifacts/checkpoints
   TrainHooks hooks;
+  // Stop with a checkpoint once this many optimizer steps are done in total (0 = no limit), as a
+  // signal would; --resume continues exactly. Not part of the config (it is per invocation).
+  int64_t max_steps = 0;
 };
 
 struct TrainResult {
@@ -49,6 +52,7 @@ struct TrainResult {
   double eval_top1 = -1;    // after the last epoch
   double best_top1 = -1;
   int stop_signal = 0;  // SIGINT/SIGTERM that ended the run early (a checkpoint was written)
+  bool stopped_at_max_steps = false;
   std::string last_checkpoint;
   std::string artifact;  // final model artifact
 };
