@@ -94,10 +94,14 @@ int main(int argc, char** argv) {
     // Resolve: defaults < checkpoint config < --config < flags given.
     nlohmann::json resolved = train::config_to_json(train::TrainConfig{});
     std::string resume_path;
+    nlohmann::json resume_arch;  // the checkpoint's architecture; train() restores its weights
     if (!resume.empty()) {
       resume_path = train::resolve_resume_path(resume);
       const auto state = train::read_training_state(resume_path);
       for (auto& [k, v] : state.config.items()) resolved[k] = v;
+      if (!state.manifest.contains("config"))
+        throw std::runtime_error(cat(resume_path, ": manifest has no 'config'"));
+      resume_arch = state.manifest.at("config");
     }
     if (!config_file.empty()) {
       const auto j = read_json_file(config_file, "--config");
@@ -135,7 +139,7 @@ int main(int argc, char** argv) {
     models::ElasticModel net;
     nlohmann::json prov;
     if (!resume_path.empty()) {
-      net = models::load_model(resume_path).model;
+      net = models::create_model(models::config_from_json(resume_arch, resume_path + " manifest"));
       prov["resumed_from"] = resume_path;
     } else if (!cfg.model.empty()) {
       net = models::load_model(cfg.model, cfg.arch).model;

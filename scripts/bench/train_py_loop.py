@@ -161,7 +161,7 @@ def load_fmnist_train(limit, in_chans, img_size):
 
 # ---- training ----
 
-def lr_at(args, epoch):  # same as skd::train::lr_at: linear warmup from 0, then cosine lr -> min_lr
+def lr_at(args, epoch):  # skd::train::LrSchedule with warmup_lr 0: linear warmup, then cosine lr -> min_lr
     if epoch < args.warmup_epochs:
         return args.lr * epoch / args.warmup_epochs
     span = max(1e-9, args.epochs - args.warmup_epochs)

@@ -69,7 +69,7 @@ void save_training_checkpoint(const std::string& path, const models::ElasticMode
 }
 
 TrainingState read_training_state(const std::string& path) {
-  const auto content = io::read_safetensors(path);
+  auto content = io::read_safetensors(path);
   auto it = content.metadata.find(kTrainStateKey);
   if (it == content.metadata.end())
     throw std::runtime_error(cat("'", path, "' is not a training checkpoint (no '", kTrainStateKey,
@@ -84,11 +84,21 @@ TrainingState read_training_state(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(cat(path, ": malformed '", kTrainStateKey, "' metadata: ", e.what()));
   }
-  for (const auto& [key, rec] : content.tensors) {
+  auto manifest = content.metadata.find(models::kManifestKey);
+  if (manifest == content.metadata.end())
+    throw std::runtime_error(cat(path, ": training checkpoint without the '", models::kManifestKey, "' manifest"));
+  try {
+    st.manifest = nlohmann::json::parse(manifest->second);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(cat(path, ": malformed '", models::kManifestKey, "' metadata: ", e.what()));
+  }
+  for (auto& [key, rec] : content.tensors) {
     if (starts_with(key, kOptimizerPrefix))
       st.optimizer[key.substr(std::strlen(kOptimizerPrefix))] = models::tensor_from_record(rec);
     else if (starts_with(key, kEmaPrefix))
       st.ema[key.substr(std::strlen(kEmaPrefix))] = models::tensor_from_record(rec);
+    else if (!starts_with(key, kTrainStatePrefix))
+      st.model.emplace(key, std::move(rec));
   }
   return st;
 }

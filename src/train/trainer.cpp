@@ -164,12 +164,13 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
   model.to(device);
   model.train();
   const NamedTensors params = named_params(model);
+  const NamedTensors state_tensors = named_state(model);  // the same tensors all run (updates are in place)
   std::vector<torch::Tensor> param_list;
   for (const auto& [k, p] : params) param_list.push_back(p);
   AdamW opt(params, AdamWConfig{cfg.beta1, cfg.beta2, cfg.opt_eps, cfg.weight_decay});
   GradScaler scaler(amp == Amp::FP16);
   std::unique_ptr<ModelEma> ema;
-  if (cfg.model_ema) ema = std::make_unique<ModelEma>(named_state(model), cfg.model_ema_decay);
+  if (cfg.model_ema) ema = std::make_unique<ModelEma>(state_tensors, cfg.model_ema_decay);
   LrSchedule sched{peak, cfg.min_lr, cfg.warmup_lr, cfg.warmup_epochs, cfg.epochs};
   const bool mixing = cfg.mixup > 0 || cfg.cutmix > 0;
   data::MixupConfig mix;
@@ -186,10 +187,7 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
   progress.global_batch = global_batch;
   if (!ctx.resume.empty()) {
     const TrainingState st = read_training_state(ctx.resume);
-    {
-      auto ck = models::read_checkpoint(ctx.resume);
-      models::load_state_dict(model, ck.tensors, ctx.resume);
-    }
+    models::load_state_dict(model, st.model, ctx.resume);
     opt.load_state(st.optimizer, ctx.resume);
     if (ema) {
       if (st.ema.empty()) log_warn(ctx.resume, " has no EMA state; the EMA restarts from the current weights");
@@ -212,7 +210,7 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
   }
   if (comm && world > 1) {  // every rank starts from rank 0's weights
     std::vector<torch::Tensor> state;
-    for (auto& [k, t] : named_state(model)) state.push_back(t.detach());
+    for (const auto& [k, t] : state_tensors) state.push_back(t.detach());
     comm->broadcast(state, 0);
   }
 
@@ -319,7 +317,7 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
       if (!found_inf) {
         if (cfg.clip_grad > 0) clip_grad_norm(params, cfg.clip_grad);
         opt.step(lr);
-        if (ema) ema->update(named_state(model));
+        if (ema) ema->update(state_tensors);
       } else {
         ++result.skipped_steps;
         log_warn("fp16 overflow at global step ", progress.global_step + 1, ": step skipped, loss scale ",
@@ -423,7 +421,7 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
       result.artifact = out;
       log_info("wrote ", out);
       if (ema && run) {
-        const NamedTensors live = named_state(model);
+        const NamedTensors& live = state_tensors;
         std::vector<torch::Tensor> saved;
         for (const auto& [k, t] : live) saved.push_back(t.detach().clone());
         ema->copy_to(live);

@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "skd/io/tensor_record.h"
 #include "skd/models/model.h"
 
 namespace skd::train {
@@ -41,6 +42,8 @@ struct TrainProgress {
 };
 
 struct TrainingState {
+  io::TensorMap model;                                 // the model weights (timm keys)
+  nlohmann::json manifest = nlohmann::json::object();  // the artifact manifest (architecture)
   TrainProgress progress;
   nlohmann::json config = nlohmann::json::object();  // resolved TrainConfig
   std::map<std::string, torch::Tensor> optimizer;    // AdamW::state()
@@ -54,7 +57,7 @@ std::vector<uint8_t> serialize_training_checkpoint(const models::ElasticModelImp
                                                    const nlohmann::json& provenance, const TrainingState& state);
 void save_training_checkpoint(const std::string& path, const models::ElasticModelImpl& model,
                               const nlohmann::json& provenance, const TrainingState& state);
-// The training state of a checkpoint (the model is read with models::load_model). Throws
+// Everything a checkpoint holds, from one read of the file. Throws
 // std::runtime_error naming the file when it is not a training checkpoint or is malformed.
 TrainingState read_training_state(const std::string& path);
 
