@@ -91,6 +91,22 @@ io::TensorRecord record_from_tensor(const torch::Tensor& t) {
   return r;
 }
 
+nlohmann::json parse_manifest(const std::string& text, const std::string& path) {
+  nlohmann::json manifest;
+  try {
+    manifest = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(cat(path, ": __metadata__ key '", kManifestKey, "' is not valid JSON: ", e.what()));
+  }
+  if (!manifest.is_object() || manifest.value("format", "") != "skd-artifact")
+    throw FormatError(cat(path, ": __metadata__ '", kManifestKey, "' is not an skd-artifact manifest"));
+  const int version = manifest.value("format_version", 0);
+  if (version < 1 || version > kArtifactFormatVersion)
+    throw FormatError(cat(path, ": artifact format_version ", version, " is not supported (this build reads 1..",
+                          kArtifactFormatVersion, ")"));
+  return manifest;
+}
+
 Checkpoint read_checkpoint(const std::string& path) {
   Checkpoint ck;
   ck.source = path;
@@ -112,19 +128,8 @@ Checkpoint read_checkpoint(const std::string& path) {
     for (auto it = ck.tensors.begin(); it != ck.tensors.end();)
       it = it->first.compare(0, 12, "train_state/") == 0 ? ck.tensors.erase(it) : std::next(it);
   }
-  if (auto it = content.metadata.find(kManifestKey); it != content.metadata.end()) {
-    try {
-      ck.manifest = nlohmann::json::parse(it->second);
-    } catch (const nlohmann::json::exception& e) {
-      throw FormatError(cat(path, ": __metadata__ key '", kManifestKey, "' is not valid JSON: ", e.what()));
-    }
-    if (!ck.manifest->is_object() || ck.manifest->value("format", "") != "skd-artifact")
-      throw FormatError(cat(path, ": __metadata__ '", kManifestKey, "' is not an skd-artifact manifest"));
-    const int version = ck.manifest->value("format_version", 0);
-    if (version < 1 || version > kArtifactFormatVersion)
-      throw FormatError(cat(path, ": artifact format_version ", version, " is not supported (this build reads 1..",
-                            kArtifactFormatVersion, ")"));
-  }
+  if (auto it = content.metadata.find(kManifestKey); it != content.metadata.end())
+    ck.manifest = parse_manifest(it->second, path);
   return ck;
 }
 

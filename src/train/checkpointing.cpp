@@ -87,11 +87,7 @@ TrainingState read_training_state(const std::string& path) {
   auto manifest = content.metadata.find(models::kManifestKey);
   if (manifest == content.metadata.end())
     throw std::runtime_error(cat(path, ": training checkpoint without the '", models::kManifestKey, "' manifest"));
-  try {
-    st.manifest = nlohmann::json::parse(manifest->second);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(cat(path, ": malformed '", models::kManifestKey, "' metadata: ", e.what()));
-  }
+  st.manifest = models::parse_manifest(manifest->second, path);
   for (auto& [key, rec] : content.tensors) {
     if (starts_with(key, kOptimizerPrefix))
       st.optimizer[key.substr(std::strlen(kOptimizerPrefix))] = models::tensor_from_record(rec);

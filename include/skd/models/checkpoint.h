@@ -31,6 +31,10 @@ struct Checkpoint {
   std::optional<nlohmann::json> manifest;  // skd artifacts only
 };
 
+// The "skd_manifest" metadata of an artifact, checked (skd-artifact, supported format_version).
+// Throws skd::FormatError naming `path`.
+nlohmann::json parse_manifest(const std::string& text, const std::string& path);
+
 // Reads a weight file, choosing the parser by content (zip magic -> .pth, else safetensors).
 Checkpoint read_checkpoint(const std::string& path);
 
