@@ -14,4 +14,7 @@ std::string fixture(const std::string& relative);
 // A fresh empty directory under the build tree, removed at process exit is not guaranteed.
 std::string scratch_dir(const std::string& name);
 
+// A free TCP port on 127.0.0.1 (bound to port 0, then released: racy only against other processes).
+int free_port();
+
 }  // namespace skd::test

@@ -1,5 +1,6 @@
 #include "skd/models/slice.h"
 
+#include <cmath>
 #include <set>
 
 #include "skd/core/error.h"
@@ -49,6 +50,24 @@ ElasticModel slice_model(const ElasticModelImpl& model, const Widths& widths) {
     const auto* v = src.find(d.key());
     SKD_CHECK(v != nullptr && v->sizes() == d.value().sizes(), "cannot copy ", d.key());
     d.value().copy_(*v);
+  }
+  return out;
+}
+
+Widths keep_fraction(const Widths& stored, double attn_keep, double mlp_keep) {
+  auto cut = [](int64_t width, double keep, const char* flag, size_t block) -> int64_t {
+    if (!(keep > 0.0 && keep <= 1.0))
+      throw std::invalid_argument(cat(flag, " must be in (0, 1] (got ", keep, ")"));
+    if (width == 0) return 0;
+    const auto kept = static_cast<int64_t>(std::floor(static_cast<double>(width) * keep + 1e-9));
+    if (kept < 1)
+      throw std::invalid_argument(cat(flag, " ", keep, " keeps nothing of block ", block, " (", width, " wide)"));
+    return kept;
+  };
+  Widths out = stored;
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i].attn = cut(stored[i].attn, attn_keep, "--attn-keep", i);
+    out[i].mlp = cut(stored[i].mlp, mlp_keep, "--mlp-keep", i);
   }
   return out;
 }

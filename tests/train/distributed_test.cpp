@@ -55,23 +55,7 @@ void expect_invalid(const Vars& vars, const std::vector<std::string>& needles) {
 constexpr const char* kRoleVar = "SKD_DIST_TEST_ROLE";
 constexpr int kDeadPeerExitCode = 7;
 
-// A free TCP port on 127.0.0.1 (bound to port 0, then released: racy only against other processes).
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    close(fd);
-    throw std::runtime_error("could not bind a free port");
-  }
-  close(fd);
-  return ntohs(addr.sin_port);
-}
+using skd::test::free_port;
 
 // This test binary, re-executed as rank 1 running only `DistributedWorker.Rank1` in `role`. The child is
 // always reaped: the destructor kills it (by its pid) when it was not waited for.

@@ -1,0 +1,88 @@
+// Taylor importance on a proxy set: which images form the proxy set (a fixed-seed draw from the
+// training data, sharded over ranks), the forward/backward pass that exposes intermediate tensors
+// and their gradients (qkv outputs per block, post-GELU MLP activations), and the element-wise
+// scores built from them:
+//   first order  (FO)  |g ⊙ f|
+//   second order (SO)  0.5 · (g ⊙ f)²   (the official code's MLP criterion, reference §8.3)
+// where f is the tensor and g the gradient of the cost with respect to it.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "skd/data/dataset.h"
+#include "skd/models/model.h"
+
+namespace skd::train {
+class Communicator;
+}
+
+namespace skd::importance {
+
+// The scalar whose gradient defines importance.
+enum class Cost {
+  LOGIT,  // sum over the batch of the ground-truth class logit (the official code, reference §8.2)
+  CE,     // summed cross-entropy (the paper's C(D))
+};
+Cost parse_cost(const std::string& name);  // "logit" | "ce"; throws std::invalid_argument naming --cost
+const char* cost_name(Cost cost);
+
+struct ProxyOptions {
+  int64_t samples = 1024;    // proxy images (distinct dataset indices)
+  int64_t batch_size = 64;   // images per forward/backward
+  uint64_t seed = 0;         // which images: a seeded shuffle of the dataset, first `samples`
+  Cost cost = Cost::LOGIT;
+  torch::Device device = torch::kCPU;
+};
+
+// `samples` distinct indices of a dataset of `dataset_size` images, a fixed function of `seed`.
+// Throws std::invalid_argument (naming --proxy-samples) when samples < 1 or > dataset_size.
+std::vector<int64_t> proxy_indices(int64_t dataset_size, int64_t samples, uint64_t seed);
+
+// The proxy batches one rank processes: the proxy set is cut into batches of batch_size (the last
+// may be smaller) and rank r takes batches r, r + world, r + 2·world, ... so the union over ranks is
+// the same set of batches a single process sees. Throws std::invalid_argument when the proxy set is
+// smaller than one batch (naming --proxy-samples and --batch-size).
+std::vector<std::vector<int64_t>> proxy_batches(const std::vector<int64_t>& indices, int64_t batch_size, int rank,
+                                                int world_size);
+
+// One processed proxy batch: the captured tensors (detached) with the gradients of the cost.
+struct ProbedBatch {
+  int64_t images = 0;
+  std::vector<int64_t> qkv_blocks, mlp_blocks;   // block index of each entry below
+  std::vector<torch::Tensor> qkv, qkv_grad;      // [rows, tokens, 3·H·a]
+  std::vector<torch::Tensor> mlp_act, mlp_grad;  // [B, tokens, m]
+  torch::Tensor logits;                          // [B, classes], detached
+  torch::Tensor labels;
+};
+
+// Called for every batch after its backward pass.
+using BatchVisitor = std::function<void(const ProbedBatch&)>;
+// Progress: (batches done, batches total) on this rank.
+using ProxyProgress = std::function<void(int64_t, int64_t)>;
+
+struct ProxyPassResult {
+  int64_t images = 0;   // images this rank processed
+  int64_t batches = 0;
+  torch::Tensor first_images, first_logits;  // the first batch of this rank (for a function check)
+};
+
+// Runs the model (eval mode, stored widths) over `batches` of `dataset` (eval transform), computes
+// the cost, and gradients of the cost with respect to the captured qkv outputs and/or MLP
+// activations only (no parameter gradients). Throws std::runtime_error naming the batch when the
+// logits or the cost are not finite (NaN/Inf in the weights or the images), and
+// std::invalid_argument when a label is outside the model's classes.
+ProxyPassResult run_proxy_pass(models::ElasticModelImpl& model, const data::Dataset& dataset,
+                               const std::vector<std::vector<int64_t>>& batches, const ProxyOptions& options,
+                               bool capture_qkv, bool capture_mlp, const BatchVisitor& visit,
+                               const ProxyProgress& progress = nullptr);
+
+// Element-wise scores (same shape as f), in float64.
+torch::Tensor taylor_fo(const torch::Tensor& f, const torch::Tensor& g);
+torch::Tensor taylor_so(const torch::Tensor& f, const torch::Tensor& g);
+
+}  // namespace skd::importance

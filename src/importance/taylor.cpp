@@ -1,0 +1,140 @@
+#include "skd/importance/taylor.h"
+
+#include <algorithm>
+#include <limits>
+#include <numeric>
+#include <random>
+
+#include "skd/core/error.h"
+
+namespace skd::importance {
+
+Cost parse_cost(const std::string& name) {
+  if (name == "logit") return Cost::LOGIT;
+  if (name == "ce") return Cost::CE;
+  throw std::invalid_argument(cat("--cost: unknown value '", name, "' (expected logit or ce)"));
+}
+
+const char* cost_name(Cost cost) { return cost == Cost::LOGIT ? "logit" : "ce"; }
+
+std::vector<int64_t> proxy_indices(int64_t dataset_size, int64_t samples, uint64_t seed) {
+  if (samples < 1) throw std::invalid_argument(cat("--proxy-samples must be at least 1 (got ", samples, ")"));
+  if (samples > dataset_size)
+    throw std::invalid_argument(cat("--proxy-samples ", samples, " exceeds the ", dataset_size,
+                                    " images of the dataset"));
+  std::vector<int64_t> all(static_cast<size_t>(dataset_size));
+  std::iota(all.begin(), all.end(), int64_t{0});
+  // Partial Fisher-Yates with an explicit uniform draw (std::shuffle's algorithm is unspecified, so
+  // the proxy set would differ between standard libraries).
+  std::mt19937_64 rng(seed ^ 0x5eed'0f'9a'c0ULL);
+  for (int64_t i = 0; i < samples; ++i) {
+    const uint64_t span = static_cast<uint64_t>(dataset_size - i);
+    const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % span;
+    uint64_t r;
+    do r = rng();
+    while (r >= limit);
+    std::swap(all[static_cast<size_t>(i)], all[static_cast<size_t>(i + static_cast<int64_t>(r % span))]);
+  }
+  all.resize(static_cast<size_t>(samples));
+  return all;
+}
+
+std::vector<std::vector<int64_t>> proxy_batches(const std::vector<int64_t>& indices, int64_t batch_size, int rank,
+                                                int world_size) {
+  if (batch_size < 1) throw std::invalid_argument(cat("--batch-size must be positive (got ", batch_size, ")"));
+  const int64_t n = static_cast<int64_t>(indices.size());
+  if (n < batch_size)
+    throw std::invalid_argument(cat("the proxy set (", n, " images, --proxy-samples) is smaller than one batch (",
+                                    "--batch-size ", batch_size, "): raise --proxy-samples or lower --batch-size"));
+  SKD_CHECK(world_size >= 1 && rank >= 0 && rank < world_size);
+  std::vector<std::vector<int64_t>> out;
+  const int64_t count = (n + batch_size - 1) / batch_size;
+  for (int64_t b = rank; b < count; b += world_size) {
+    const int64_t begin = b * batch_size, end = std::min(n, begin + batch_size);
+    out.emplace_back(indices.begin() + begin, indices.begin() + end);
+  }
+  return out;
+}
+
+ProxyPassResult run_proxy_pass(models::ElasticModelImpl& model, const data::Dataset& dataset,
+                               const std::vector<std::vector<int64_t>>& batches, const ProxyOptions& options,
+                               bool capture_qkv, bool capture_mlp, const BatchVisitor& visit,
+                               const ProxyProgress& progress) {
+  const bool was_training = model.is_training();
+  model.eval();
+  const int64_t classes = model.config().num_classes;
+  ProxyPassResult result;
+  int64_t done = 0;
+  for (const auto& indices : batches) {
+    auto batch = dataset.get_batch(indices);
+    auto images = batch.images.to(options.device);
+    auto labels = batch.labels.to(options.device);
+    const auto bad = (labels < 0).logical_or(labels >= classes);
+    if (bad.any().item<bool>())
+      throw std::invalid_argument(cat("proxy batch ", done, ": a label is outside the model's ", classes,
+                                      " classes (dataset ", dataset.describe(), ")"));
+    models::Probes probes;
+    probes.capture_qkv = capture_qkv;
+    probes.capture_mlp_act = capture_mlp;
+    models::ForwardOptions fo;
+    fo.probes = &probes;
+    torch::Tensor logits = model.forward(images, fo);
+    if (!torch::isfinite(logits).all().item<bool>())
+      throw std::runtime_error(cat("proxy batch ", done, " (dataset indices from ", indices.front(),
+                                   "): the model produced non-finite logits (NaN/Inf in the weights or the images)"));
+    torch::Tensor cost = options.cost == Cost::LOGIT
+                             ? logits.gather(1, labels.unsqueeze(1)).sum()
+                             : torch::nn::functional::cross_entropy(
+                                   logits, labels,
+                                   torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    std::vector<torch::Tensor> inputs;
+    for (const auto& t : probes.qkv) inputs.push_back(t);
+    for (const auto& t : probes.mlp_act) inputs.push_back(t);
+    std::vector<torch::Tensor> grads;
+    if (!inputs.empty()) {
+      grads = torch::autograd::grad({cost}, inputs, /*grad_outputs=*/{}, /*retain_graph=*/false,
+                                    /*create_graph=*/false, /*allow_unused=*/true);
+    }
+    ProbedBatch pb;
+    pb.images = images.size(0);
+    pb.qkv_blocks = probes.qkv_blocks;
+    pb.mlp_blocks = probes.mlp_blocks;
+    size_t k = 0;
+    auto grad_or_zero = [&](const torch::Tensor& f) {
+      auto g = grads[k++];
+      return g.defined() ? g : torch::zeros_like(f);
+    };
+    for (const auto& f : probes.qkv) {
+      pb.qkv_grad.push_back(grad_or_zero(f));
+      pb.qkv.push_back(f.detach());
+    }
+    for (const auto& f : probes.mlp_act) {
+      pb.mlp_grad.push_back(grad_or_zero(f));
+      pb.mlp_act.push_back(f.detach());
+    }
+    pb.logits = logits.detach();
+    pb.labels = labels;
+    if (result.batches == 0) {
+      result.first_images = images;
+      result.first_logits = pb.logits;
+    }
+    visit(pb);
+    result.images += pb.images;
+    ++result.batches;
+    ++done;
+    if (progress) progress(done, static_cast<int64_t>(batches.size()));
+  }
+  model.train(was_training);
+  return result;
+}
+
+torch::Tensor taylor_fo(const torch::Tensor& f, const torch::Tensor& g) {
+  return (f.to(torch::kFloat64) * g.to(torch::kFloat64)).abs();
+}
+
+torch::Tensor taylor_so(const torch::Tensor& f, const torch::Tensor& g) {
+  auto p = f.to(torch::kFloat64) * g.to(torch::kFloat64);
+  return 0.5 * p * p;
+}
+
+}  // namespace skd::importance

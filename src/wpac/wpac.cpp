@@ -1,0 +1,629 @@
+#include "skd/wpac/wpac.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <map>
+#include <optional>
+#include <numeric>
+#include <random>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "skd/core/error.h"
+#include "skd/core/logging.h"
+#include "skd/models/config.h"
+#include "skd/train/distributed.h"
+
+namespace skd::wpac {
+
+namespace {
+
+constexpr auto kF64 = torch::kFloat64;
+const double kCaptureFractions[] = {0.25, 0.5, 0.75};
+
+template <typename E, size_t N>
+E parse_enum(const std::string& name, const std::pair<const char*, E> (&table)[N], const char* flag) {
+  std::string known;
+  for (const auto& [n, e] : table) {
+    if (name == n) return e;
+    known += known.empty() ? n : cat(", ", n);
+  }
+  throw std::invalid_argument(cat(flag, ": unknown value '", name, "' (expected one of ", known, ")"));
+}
+
+template <typename E, size_t N>
+const char* enum_name(E value, const std::pair<const char*, E> (&table)[N]) {
+  for (const auto& [n, e] : table)
+    if (e == value) return n;
+  return "?";
+}
+
+const std::pair<const char*, Criterion> kCriteria[] = {{"wpac", Criterion::WPAC},
+                                                       {"taylor", Criterion::TAYLOR},
+                                                       {"taylor2", Criterion::TAYLOR2},
+                                                       {"magnitude", Criterion::MAGNITUDE},
+                                                       {"random", Criterion::RANDOM}};
+const std::pair<const char*, MlpCriterion> kMlpCriteria[] = {
+    {"auto", MlpCriterion::AUTO},           {"taylor", MlpCriterion::TAYLOR}, {"taylor2", MlpCriterion::TAYLOR2},
+    {"magnitude", MlpCriterion::MAGNITUDE}, {"random", MlpCriterion::RANDOM}, {"keep", MlpCriterion::KEEP}};
+const std::pair<const char*, Centering> kCenterings[] = {
+    {"batch", Centering::BATCH}, {"global", Centering::GLOBAL}, {"none", Centering::NONE}};
+
+MlpCriterion resolve_mlp(const ConvertOptions& o) {
+  if (o.mlp != MlpCriterion::AUTO) return o.mlp;
+  switch (o.criterion) {
+    case Criterion::WPAC:
+    case Criterion::TAYLOR: return MlpCriterion::TAYLOR;
+    case Criterion::TAYLOR2: return MlpCriterion::TAYLOR2;
+    case Criterion::MAGNITUDE: return MlpCriterion::MAGNITUDE;
+    case Criterion::RANDOM: return MlpCriterion::RANDOM;
+  }
+  return MlpCriterion::KEEP;
+}
+
+bool attention_needs_data(Criterion c) {
+  return c == Criterion::WPAC || c == Criterion::TAYLOR || c == Criterion::TAYLOR2;
+}
+bool mlp_needs_data(MlpCriterion c) { return c == MlpCriterion::TAYLOR || c == MlpCriterion::TAYLOR2; }
+
+// Stable descending order of a 1-D score (ties keep the lower index first).
+torch::Tensor descending_order(const torch::Tensor& score) {
+  auto s = score.to(torch::kCPU, kF64).contiguous();
+  const auto* p = s.data_ptr<double>();
+  std::vector<int64_t> idx(static_cast<size_t>(s.numel()));
+  std::iota(idx.begin(), idx.end(), int64_t{0});
+  std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return p[a] > p[b]; });
+  return torch::tensor(idx, torch::kInt64);
+}
+
+// Seeded permutation of n elements (explicit Fisher-Yates: the same on every standard library).
+torch::Tensor random_order(int64_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  std::iota(idx.begin(), idx.end(), int64_t{0});
+  for (int64_t i = n - 1; i > 0; --i) {
+    const uint64_t span = static_cast<uint64_t>(i + 1);
+    const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % span;
+    uint64_t r;
+    do r = rng();
+    while (r >= limit);
+    std::swap(idx[static_cast<size_t>(i)], idx[static_cast<size_t>(r % span)]);
+  }
+  return torch::tensor(idx, torch::kInt64);
+}
+
+uint64_t mix_seed(uint64_t seed, int64_t block, int64_t head, int64_t which) {
+  uint64_t s = seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(block) * 0xBF58476D1CE4E5B9ULL +
+               static_cast<uint64_t>(head) * 0x94D049BB133111EBULL + static_cast<uint64_t>(which) * 0x2545F4914F6CDD1DULL;
+  s ^= s >> 31;
+  return s;
+}
+
+// Basis [a, a] whose column j is the unit vector of old dim order[j].
+torch::Tensor permutation_basis(const torch::Tensor& order) {
+  return torch::eye(order.size(0), torch::TensorOptions().dtype(kF64)).index_select(1, order);
+}
+
+torch::Tensor stack_orders(int64_t heads, const std::function<torch::Tensor(int64_t)>& order_of_head) {
+  std::vector<torch::Tensor> b;
+  for (int64_t h = 0; h < heads; ++h) b.push_back(permutation_basis(order_of_head(h)));
+  return torch::stack(b);
+}
+
+// Weighted covariance [3, H, a, a] of q, k, v under a centring (BATCH has only v and q+k, so
+// index 0 holds q+k and 1 is unused there; use covariance_v / covariance_qk instead).
+torch::Tensor global_or_raw(const BlockStatistics& s, Centering c) {
+  auto m = s.moment.to(torch::kCPU);
+  if (c == Centering::NONE) return m;
+  auto w = s.weight.to(torch::kCPU).unsqueeze(-1).unsqueeze(-1);  // [3,H,1,1]
+  auto mu = s.weighted_sum.to(torch::kCPU);                       // [3,H,a]
+  auto outer = mu.unsqueeze(-1) * mu.unsqueeze(-2);
+  return m - torch::where(w > 0, outer / w.clamp_min(1e-300), torch::zeros_like(outer));
+}
+
+std::pair<torch::Tensor, torch::Tensor> covariances(const BlockStatistics& s, Centering c) {
+  torch::Tensor cv, cqk;
+  if (c == Centering::BATCH) {
+    cv = s.scatter_v.to(torch::kCPU);
+    cqk = s.scatter_qk.to(torch::kCPU);
+  } else {
+    auto all = global_or_raw(s, c);
+    cv = all[2];
+    cqk = all[0] + all[1];
+  }
+  return {0.5 * (cv + cv.transpose(1, 2)), 0.5 * (cqk + cqk.transpose(1, 2))};
+}
+
+struct Pca {
+  torch::Tensor basis, eigenvalues;  // [H,a,a], [H,a]
+  std::vector<int64_t> degenerate;
+};
+
+// `scale` [H]: trace of the uncentred weighted second moment of each head. A covariance whose trace
+// is below 1e-15 of it is float rounding of constant features (float32 features cannot resolve a
+// smaller relative variance): such a head, or one with zero importance, is degenerate.
+Pca principal_axes(const torch::Tensor& cov, const torch::Tensor& scale, int64_t block, const char* what) {
+  const int64_t H = cov.size(0), a = cov.size(1);
+  if (!torch::isfinite(cov).all().item<bool>())
+    throw std::runtime_error(cat("WPAC: block ", block, ": the ", what,
+                                 " statistics are not finite (NaN/Inf activations or gradients)"));
+  Pca out;
+  std::vector<torch::Tensor> bases, values;
+  for (int64_t h = 0; h < H; ++h) {
+    auto c = cov[h];
+    const double trace = c.trace().item<double>();
+    const double raw = scale[h].item<double>();
+    if (!(trace > 0) || !(raw > 0) || trace <= 1e-15 * raw) {
+      out.degenerate.push_back(h);
+      bases.push_back(torch::eye(a, torch::TensorOptions().dtype(kF64)));
+      values.push_back(torch::zeros({a}, kF64));
+      continue;
+    }
+    auto [vals, vecs] = torch::linalg_eigh(c, "L");
+    vals = vals.flip({0});
+    vecs = vecs.flip({1}).contiguous();
+    // Sign convention: the largest-magnitude entry of every eigenvector is positive, so the result
+    // does not depend on the eigensolver's arbitrary signs.
+    auto pivot = vecs.abs().argmax(0);                          // [a]
+    auto sign = vecs.gather(0, pivot.unsqueeze(0)).sign();      // [1, a]
+    vecs = vecs * torch::where(sign < 0, -torch::ones_like(sign), torch::ones_like(sign));
+    bases.push_back(vecs);
+    values.push_back(vals);
+  }
+  out.basis = torch::stack(bases);
+  out.eigenvalues = torch::stack(values);
+  return out;
+}
+
+// Variance of `cov` along the columns of `basis`: diag(Bᵀ C B) per head, [H, a].
+torch::Tensor ordered_variance(const torch::Tensor& cov, const torch::Tensor& basis) {
+  return torch::matmul(torch::matmul(basis.transpose(1, 2), cov), basis).diagonal(0, 1, 2);
+}
+
+torch::Tensor descending_eigenvalues(const torch::Tensor& cov) {
+  return torch::linalg_eigvalsh(cov, "L").flip({-1});
+}
+
+nlohmann::json captured(const torch::Tensor& ordered) {  // [a]
+  auto v = ordered.clamp_min(0).to(kF64);
+  const double total = v.sum().item<double>();
+  const int64_t a = v.size(0);
+  nlohmann::json j = nlohmann::json::object();
+  for (double f : kCaptureFractions) {
+    const int64_t k = std::max<int64_t>(1, static_cast<int64_t>(std::floor(static_cast<double>(a) * f)));
+    j[cat(f)] = total > 0 ? v.narrow(0, 0, k).sum().item<double>() / total : 0.0;
+  }
+  return j;
+}
+
+std::vector<double> to_vector(const torch::Tensor& t) {
+  auto c = t.to(torch::kCPU, kF64).contiguous();
+  return {c.data_ptr<double>(), c.data_ptr<double>() + c.numel()};
+}
+
+std::map<std::string, torch::Tensor> parameter_map(models::ElasticModelImpl& model) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& p : model.named_parameters()) out[p.key()] = p.value();
+  return out;
+}
+
+}  // namespace
+
+Criterion parse_criterion(const std::string& name) { return parse_enum(name, kCriteria, "--criterion"); }
+const char* criterion_name(Criterion c) { return enum_name(c, kCriteria); }
+MlpCriterion parse_mlp_criterion(const std::string& name) { return parse_enum(name, kMlpCriteria, "--mlp-criterion"); }
+const char* mlp_criterion_name(MlpCriterion c) { return enum_name(c, kMlpCriteria); }
+Centering parse_centering(const std::string& name) { return parse_enum(name, kCenterings, "--centering"); }
+const char* centering_name(Centering c) { return enum_name(c, kCenterings); }
+
+std::vector<torch::Tensor> Statistics::tensors() {
+  std::vector<torch::Tensor> out;
+  for (auto& b : blocks) {
+    for (auto* t : {&b.scatter_v, &b.scatter_qk, &b.moment, &b.weighted_sum, &b.weight, &b.fo, &b.so, &b.mlp_fo,
+                    &b.mlp_so})
+      if (t->defined()) out.push_back(*t);
+  }
+  out.push_back(images);
+  return out;
+}
+
+Statistics make_statistics(const models::ElasticModelImpl& model, torch::Device device) {
+  const auto& config = model.config();
+  const auto specs = models::block_specs(config);
+  const auto widths = model.widths();
+  const auto o = torch::TensorOptions().dtype(kF64).device(device);
+  Statistics s;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    BlockStatistics b;
+    b.block = specs[i].index;
+    b.heads = specs[i].num_heads;
+    b.dims = widths[i].attn;
+    b.mlp = widths[i].mlp;
+    if (b.dims > 0) {
+      const int64_t H = b.heads, a = b.dims;
+      b.scatter_v = torch::zeros({H, a, a}, o);
+      b.scatter_qk = torch::zeros({H, a, a}, o);
+      b.moment = torch::zeros({3, H, a, a}, o);
+      b.weighted_sum = torch::zeros({3, H, a}, o);
+      b.weight = torch::zeros({3, H}, o);
+      b.fo = torch::zeros({3, H, a}, o);
+      b.so = torch::zeros({3, H, a}, o);
+    }
+    if (b.mlp > 0) {
+      b.mlp_fo = torch::zeros({b.mlp}, o);
+      b.mlp_so = torch::zeros({b.mlp}, o);
+    }
+    s.blocks.push_back(std::move(b));
+  }
+  s.images = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device));
+  return s;
+}
+
+void accumulate(Statistics& stats, const importance::ProbedBatch& batch) {
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < batch.qkv.size(); ++i) {
+    auto& b = stats.blocks.at(static_cast<size_t>(batch.qkv_blocks.at(i)));
+    const int64_t H = b.heads, a = b.dims;
+    SKD_CHECK(b.dims > 0 && batch.qkv[i].size(-1) == 3 * H * a, "qkv probe of block ", b.block);
+    // [rows, tokens, 3·H·a] -> [3, H, N, a] with N = all tokens of the batch
+    auto x = batch.qkv[i].to(kF64).reshape({-1, 3, H, a}).permute({1, 2, 0, 3});
+    auto g = batch.qkv_grad[i].to(kF64).reshape({-1, 3, H, a}).permute({1, 2, 0, 3});
+    auto p = x * g;
+    auto fo = p.abs();
+    b.fo += fo.sum(2);
+    b.so += (0.5 * p * p).sum(2);
+    auto w = fo.mean(-1);                      // [3, H, N] token weights
+    auto xw = x * w.unsqueeze(-1);
+    auto moment = torch::matmul(xw.transpose(-1, -2), x);  // Σ w x xᵀ
+    auto wsum = w.sum(-1);                     // [3, H]
+    auto wx = xw.sum(2);                       // [3, H, a]
+    b.moment += moment;
+    b.weighted_sum += wx;
+    b.weight += wsum;
+    // Centred by this batch's unweighted mean μ: Σ w (x-μ)(x-μ)ᵀ = M − μ(Σwx)ᵀ − (Σwx)μᵀ + (Σw) μμᵀ
+    auto mu = x.mean(2);                       // [3, H, a]
+    auto mu_wx = mu.unsqueeze(-1) * wx.unsqueeze(-2);
+    auto scatter = moment - mu_wx - mu_wx.transpose(-1, -2) +
+                   wsum.unsqueeze(-1).unsqueeze(-1) * (mu.unsqueeze(-1) * mu.unsqueeze(-2));
+    b.scatter_qk += scatter[0] + scatter[1];
+    b.scatter_v += scatter[2];
+  }
+  for (size_t i = 0; i < batch.mlp_act.size(); ++i) {
+    auto& b = stats.blocks.at(static_cast<size_t>(batch.mlp_blocks.at(i)));
+    SKD_CHECK(b.mlp > 0 && batch.mlp_act[i].size(-1) == b.mlp, "mlp probe of block ", b.block);
+    auto p = (batch.mlp_act[i].to(kF64) * batch.mlp_grad[i].to(kF64)).reshape({-1, b.mlp});
+    b.mlp_fo += p.abs().sum(0);
+    b.mlp_so += (0.5 * p * p).sum(0);
+  }
+  stats.images += batch.images;
+}
+
+bool needs_data(const ConvertOptions& options) {
+  return attention_needs_data(options.criterion) || mlp_needs_data(resolve_mlp(options));
+}
+
+std::vector<BlockTransform> compute_transforms(const models::ElasticModelImpl& model, const Statistics* stats,
+                                               const ConvertOptions& options) {
+  const auto& config = model.config();
+  const auto specs = models::block_specs(config);
+  const auto widths = model.widths();
+  const MlpCriterion mlp = resolve_mlp(options);
+  if ((attention_needs_data(options.criterion) || mlp_needs_data(mlp)) && !stats)
+    throw std::invalid_argument(cat("--criterion ", criterion_name(options.criterion), " / --mlp-criterion ",
+                                    mlp_criterion_name(mlp), " needs proxy data (--data)"));
+  auto params = parameter_map(const_cast<models::ElasticModelImpl&>(model));
+  std::vector<BlockTransform> out;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const auto& spec = specs[i];
+    const std::string prefix = models::block_prefix(config, spec);
+    const BlockStatistics* bs = stats ? &stats->blocks.at(i) : nullptr;
+    BlockTransform t;
+    t.block = spec.index;
+    const int64_t H = spec.num_heads, a = widths[i].attn, m = widths[i].mlp;
+    if (a > 0) {
+      torch::Tensor cv, cqk;
+      if (bs) {
+        std::tie(cv, cqk) = covariances(*bs, options.centering);
+        if (!torch::isfinite(bs->fo).all().item<bool>() || !torch::isfinite(cv).all().item<bool>() ||
+            !torch::isfinite(cqk).all().item<bool>())
+          throw std::runtime_error(cat("WPAC: block ", spec.index,
+                                       ": attention statistics are not finite (NaN/Inf activations or gradients)"));
+      }
+      switch (options.criterion) {
+        case Criterion::WPAC: {
+          auto m = bs->moment.to(torch::kCPU).diagonal(0, 2, 3).sum(-1);  // [3, H] traces
+          auto pv = principal_axes(cv, m[2], spec.index, "V");
+          auto pqk = principal_axes(cqk, m[0] + m[1], spec.index, "Q/K");
+          t.v_basis = pv.basis;
+          t.qk_basis = pqk.basis;
+          t.degenerate_heads = pv.degenerate;
+          for (auto h : pqk.degenerate)
+            if (std::find(t.degenerate_heads.begin(), t.degenerate_heads.end(), h) == t.degenerate_heads.end())
+              t.degenerate_heads.push_back(h);
+          break;
+        }
+        case Criterion::TAYLOR:
+        case Criterion::TAYLOR2: {
+          auto s = (options.criterion == Criterion::TAYLOR ? bs->fo : bs->so).to(torch::kCPU);
+          if (!torch::isfinite(s).all().item<bool>())
+            throw std::runtime_error(cat("block ", spec.index, ": Taylor scores are not finite"));
+          t.qk_basis = stack_orders(H, [&](int64_t h) { return descending_order(s[0][h] + s[1][h]); });
+          t.v_basis = stack_orders(H, [&](int64_t h) { return descending_order(s[2][h]); });
+          break;
+        }
+        case Criterion::MAGNITUDE: {
+          auto w = params.at(prefix + "attn.qkv.weight").detach().to(torch::kCPU, kF64);
+          auto norms = w.view({3, H, a, -1}).norm(2, -1);  // [3, H, a]
+          t.qk_basis = stack_orders(H, [&](int64_t h) { return descending_order(norms[0][h] + norms[1][h]); });
+          t.v_basis = stack_orders(H, [&](int64_t h) { return descending_order(norms[2][h]); });
+          break;
+        }
+        case Criterion::RANDOM:
+          t.qk_basis = stack_orders(H, [&](int64_t h) { return random_order(a, mix_seed(options.seed, spec.index, h, 0)); });
+          t.v_basis = stack_orders(H, [&](int64_t h) { return random_order(a, mix_seed(options.seed, spec.index, h, 1)); });
+          break;
+      }
+      if (bs) {
+        t.v_eigenvalues = descending_eigenvalues(cv);
+        t.qk_eigenvalues = descending_eigenvalues(cqk);
+        t.v_ordered = ordered_variance(cv, t.v_basis);
+        t.qk_ordered = ordered_variance(cqk, t.qk_basis);
+      }
+    }
+    if (m > 0) {
+      switch (mlp) {
+        case MlpCriterion::TAYLOR:
+        case MlpCriterion::TAYLOR2: {
+          auto s = mlp == MlpCriterion::TAYLOR ? bs->mlp_fo : bs->mlp_so;
+          if (!torch::isfinite(s).all().item<bool>())
+            throw std::runtime_error(cat("block ", spec.index, ": MLP Taylor scores are not finite"));
+          t.mlp_order = descending_order(s);
+          break;
+        }
+        case MlpCriterion::MAGNITUDE:
+          t.mlp_order = descending_order(params.at(prefix + "mlp.fc1.weight").detach().to(torch::kCPU, kF64).norm(2, 1));
+          break;
+        case MlpCriterion::RANDOM: t.mlp_order = random_order(m, mix_seed(options.seed, spec.index, 0, 2)); break;
+        case MlpCriterion::KEEP:
+        case MlpCriterion::AUTO: break;
+      }
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+void apply_transforms(models::ElasticModelImpl& model, const std::vector<BlockTransform>& transforms) {
+  torch::NoGradGuard no_grad;
+  const auto& config = model.config();
+  const auto specs = models::block_specs(config);
+  const auto widths = model.widths();
+  auto params = parameter_map(model);
+  SKD_CHECK(transforms.size() == specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const auto& t = transforms[i];
+    const std::string prefix = models::block_prefix(config, specs[i]);
+    const int64_t H = specs[i].num_heads, a = widths[i].attn;
+    if (a > 0 && (t.v_basis.defined() || t.qk_basis.defined())) {
+      auto& w = params.at(prefix + "attn.qkv.weight");
+      const auto dev = w.device();
+      auto eye = torch::eye(a, torch::TensorOptions().dtype(kF64)).expand({H, a, a});
+      auto qk = (t.qk_basis.defined() ? t.qk_basis : eye).to(dev, kF64);
+      auto v = (t.v_basis.defined() ? t.v_basis : eye).to(dev, kF64);
+      auto rotate_rows = [&](torch::Tensor& p) {  // [3·H·a, ...] rows of q, k, v per head
+        auto x = p.to(kF64).reshape({3, H, a, -1});
+        auto nq = torch::matmul(qk.transpose(1, 2), x[0]);
+        auto nk = torch::matmul(qk.transpose(1, 2), x[1]);
+        auto nv = torch::matmul(v.transpose(1, 2), x[2]);
+        p.copy_(torch::stack({nq, nk, nv}).reshape(p.sizes()));
+      };
+      rotate_rows(w);
+      auto it = params.find(prefix + "attn.qkv.bias");
+      if (it != params.end()) rotate_rows(it->second);
+      auto& proj = params.at(prefix + "attn.proj.weight");  // [C, H·a]
+      const int64_t C = proj.size(0);
+      auto pw = proj.to(kF64).view({C, H, a}).permute({1, 0, 2});  // [H, C, a]
+      proj.copy_(torch::matmul(pw, v).permute({1, 0, 2}).reshape({C, H * a}));
+    }
+    if (widths[i].mlp > 0 && t.mlp_order.defined()) {
+      auto& fc1w = params.at(prefix + "mlp.fc1.weight");
+      auto& fc1b = params.at(prefix + "mlp.fc1.bias");
+      auto& fc2w = params.at(prefix + "mlp.fc2.weight");
+      auto order = t.mlp_order.to(fc1w.device());
+      fc1w.copy_(fc1w.index_select(0, order));
+      fc1b.copy_(fc1b.index_select(0, order));
+      fc2w.copy_(fc2w.index_select(1, order));
+    }
+  }
+}
+
+namespace {
+
+double transform_checksum(const std::vector<BlockTransform>& ts) {
+  double s = 0;
+  int64_t k = 1;
+  for (const auto& t : ts) {
+    for (const auto* x : {&t.v_basis, &t.qk_basis}) {
+      if (!x->defined()) continue;
+      auto flat = x->to(torch::kCPU, kF64).flatten();
+      auto ramp = torch::arange(flat.numel(), torch::TensorOptions().dtype(kF64)) * 1e-3 + static_cast<double>(k++);
+      s += (flat * ramp).sum().item<double>();
+    }
+    if (t.mlp_order.defined()) {
+      auto o = t.mlp_order.to(torch::kCPU, kF64);
+      s += (o * torch::arange(o.numel(), torch::TensorOptions().dtype(kF64))).sum().item<double>() * 1e-6;
+    }
+  }
+  return s;
+}
+
+nlohmann::json block_report(const models::ModelConfig& config, const models::BlockSpec& spec,
+                            const models::BlockWidth& width, const BlockTransform& t, const Statistics* stats) {
+  nlohmann::json j{{"block", spec.index}, {"prefix", models::block_prefix(config, spec)}, {"heads", spec.num_heads},
+                   {"head_dims", width.attn}, {"mlp_units", width.mlp}};
+  if (width.attn > 0 && t.v_eigenvalues.defined()) {
+    nlohmann::json heads = nlohmann::json::array();
+    for (int64_t h = 0; h < spec.num_heads; ++h) {
+      const bool degenerate =
+          std::find(t.degenerate_heads.begin(), t.degenerate_heads.end(), h) != t.degenerate_heads.end();
+      heads.push_back({{"head", h},
+                       {"degenerate", degenerate},
+                       {"v", {{"eigenvalues", to_vector(t.v_eigenvalues[h])},
+                              {"captured", captured(t.v_ordered[h])},
+                              {"captured_by_pca", captured(t.v_eigenvalues[h])}}},
+                       {"qk", {{"eigenvalues", to_vector(t.qk_eigenvalues[h])},
+                               {"captured", captured(t.qk_ordered[h])},
+                               {"captured_by_pca", captured(t.qk_eigenvalues[h])}}}});
+    }
+    j["attention"] = heads;
+  }
+  if (width.mlp > 0 && stats) {
+    const auto& b = stats->blocks.at(static_cast<size_t>(spec.index));
+    auto fo = b.mlp_fo.to(torch::kCPU);
+    if (t.mlp_order.defined()) fo = fo.index_select(0, t.mlp_order);
+    j["mlp"] = {{"taylor_captured", captured(fo)}};
+  }
+  return j;
+}
+
+}  // namespace
+
+nlohmann::json convert(models::ElasticModelImpl& model, const data::Dataset* dataset, const ConvertOptions& options,
+                       train::Communicator* comm, const importance::ProxyProgress& progress) {
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  const int rank = comm ? comm->rank() : 0, world = comm ? comm->world_size() : 1;
+  const MlpCriterion mlp = resolve_mlp(options);
+  const bool with_data = needs_data(options);
+  if (with_data && !dataset)
+    throw std::invalid_argument(cat("--data is required for --criterion ", criterion_name(options.criterion),
+                                    " (with --mlp-criterion ", mlp_criterion_name(mlp), ")"));
+  const auto& config = model.config();
+  const auto specs = models::block_specs(config);
+  const auto widths = model.widths();
+
+  nlohmann::json report{{"criterion", criterion_name(options.criterion)},
+                        {"mlp_criterion", mlp_criterion_name(mlp)},
+                        {"model", config.name},
+                        {"world_size", world}};
+  if (options.criterion == Criterion::RANDOM || mlp == MlpCriterion::RANDOM) report["seed"] = options.seed;
+
+  std::optional<Statistics> stats;
+  importance::ProxyPassResult pass;
+  if (with_data) {
+    const auto indices = importance::proxy_indices(dataset->size(), options.proxy.samples, options.proxy.seed);
+    const auto batches = importance::proxy_batches(indices, options.proxy.batch_size, rank, world);
+    stats = make_statistics(model, options.proxy.device);
+    pass = importance::run_proxy_pass(
+        model, *dataset, batches, options.proxy, attention_needs_data(options.criterion), mlp_needs_data(mlp),
+        [&](const importance::ProbedBatch& b) { accumulate(*stats, b); }, progress);
+    if (comm && world > 1) {
+      auto tensors = stats->tensors();
+      comm->all_reduce_sum(tensors);
+    }
+    const int64_t images = stats->images.item<int64_t>();
+    SKD_CHECK(images == options.proxy.samples, "proxy images ", images, " != ", options.proxy.samples);
+    report["cost"] = importance::cost_name(options.proxy.cost);
+    report["centering"] = centering_name(options.centering);
+    report["proxy"] = {{"images", images},
+                       {"requested", options.proxy.samples},
+                       {"batch_size", options.proxy.batch_size},
+                       {"batches", (images + options.proxy.batch_size - 1) / options.proxy.batch_size},
+                       {"seed", options.proxy.seed},
+                       {"dataset", dataset->describe()},
+                       {"transform", "eval"}};
+  }
+  const auto t1 = clock::now();
+
+  // Function check: logits of a fixed batch before and after (the first proxy batch, or seeded
+  // random inputs when there is no proxy data).
+  torch::Tensor check_images = pass.first_images, before;
+  {
+    torch::NoGradGuard ng;
+    const bool was_training = model.is_training();
+    model.eval();
+    if (!check_images.defined()) {
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed + 17);
+      check_images = torch::randn({2, config.in_chans, config.img_size, config.img_size}, gen,
+                                  torch::TensorOptions().dtype(torch::kFloat32))
+                         .to(options.proxy.device);
+      before = model.forward(check_images);
+    } else {
+      before = pass.first_logits;
+    }
+    model.train(was_training);
+  }
+
+  const auto transforms = compute_transforms(model, stats ? &*stats : nullptr, options);
+  if (comm && world > 1) {
+    const double local = transform_checksum(transforms);
+    auto t = torch::tensor({local}, torch::TensorOptions().dtype(kF64));
+    std::vector<torch::Tensor> v{t};
+    comm->all_reduce_sum(v);
+    const double total = v[0].item<double>();
+    if (std::abs(total - world * local) > 1e-9 * std::max(1.0, std::abs(world * local)))
+      throw std::runtime_error(cat("WPAC: rank ", rank, " computed a transform that differs from the other ranks' "
+                                   "(checksum ", local, ", mean over ranks ", total / world, ")"));
+  }
+  apply_transforms(model, transforms);
+  const auto t2 = clock::now();
+
+  {
+    torch::NoGradGuard ng;
+    const bool was_training = model.is_training();
+    model.eval();
+    auto after = model.forward(check_images);
+    model.train(was_training);
+    const double diff = (after - before).abs().max().item<double>();
+    const double mag = before.abs().max().item<double>();
+    report["function_check"] = {{"images", check_images.size(0)},
+                                {"inputs", pass.first_images.defined() ? "first proxy batch" : "random"},
+                                {"max_abs_logit_diff", diff},
+                                {"max_abs_logit", mag}};
+    if (!std::isfinite(diff))
+      throw std::runtime_error("the converted model produces non-finite logits (a bug or degenerate statistics)");
+    if (diff > 1e-3 * std::max(1.0, mag))
+      log_warn("function check: converted logits differ from the original by up to ", diff, " (max |logit| ", mag,
+               ")");
+  }
+
+  nlohmann::json blocks = nlohmann::json::array();
+  nlohmann::json degenerate = nlohmann::json::array();
+  for (size_t i = 0; i < specs.size(); ++i) {
+    blocks.push_back(block_report(config, specs[i], widths[i], transforms[i], stats ? &*stats : nullptr));
+    for (auto h : transforms[i].degenerate_heads) degenerate.push_back({{"block", specs[i].index}, {"head", h}});
+  }
+  if (!degenerate.empty())
+    log_warn("WPAC: ", degenerate.size(), " head(s) have no importance-weighted variance (constant features or zero "
+             "importance) and were left unrotated: ", degenerate.dump());
+  report["degenerate_heads"] = degenerate;
+  // Mean over blocks and heads of the variance captured by the leading dims.
+  if (stats && attention_needs_data(options.criterion)) {
+    nlohmann::json summary = nlohmann::json::object();
+    for (const char* part : {"v", "qk"}) {
+      for (double f : kCaptureFractions) {
+        double sum = 0;
+        int64_t n = 0;
+        for (const auto& b : blocks) {
+          if (!b.contains("attention")) continue;
+          for (const auto& h : b["attention"]) {
+            sum += h[part]["captured"][cat(f)].get<double>();
+            ++n;
+          }
+        }
+        summary[part][cat(f)] = n ? sum / static_cast<double>(n) : 0.0;
+      }
+    }
+    report["mean_captured"] = summary;
+  }
+  report["blocks"] = blocks;
+  const auto t3 = clock::now();
+  auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  report["seconds"] = {{"statistics", secs(t0, t1)}, {"transform", secs(t1, t2)}, {"total", secs(t0, t3)}};
+  return report;
+}
+
+}  // namespace skd::wpac
