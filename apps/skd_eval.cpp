@@ -8,6 +8,7 @@
 #include "skd/eval/report.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
+#include "skd/models/slice.h"
 
 using namespace skd;
 
@@ -16,7 +17,7 @@ namespace {
 struct EvalCli {
   std::string model, arch, data = "", split = "test", inputs, save_outputs, json;
   std::string class_index, device = "cpu", amp, on_bad_image = "skip", latency;
-  double crop_pct = 0.875;
+  double crop_pct = 0.875, attn_keep = 1.0, mlp_keep = 1.0;
   int workers = 2, latency_repeats = 20;
   bool summary = false;
   int64_t batch_size = 256, limit = 0;
@@ -37,6 +38,7 @@ int run_summary(const EvalCli& o) {
   } else {
     config = models::resolve_arch(o.arch);
   }
+  config.widths = models::keep_fraction(models::stored_widths(config), o.attn_keep, o.mlp_keep);
   const auto j = eval::cost_json(models::macs_count(config));
   std::printf("architecture   %s (%s)\n", config.name.c_str(), models::family_name(config.family));
   std::printf("params         %lld (%.2f M)\n", static_cast<long long>(j["params"].get<int64_t>()),
@@ -114,6 +116,9 @@ int main(int argc, char** argv) {
   g_model->add_option("--model", o.model, "artifact, .pth or .safetensors checkpoint");
   g_model->add_option("--arch", o.arch, "named architecture (deit_small, swin_tiny, ...) or JSON config; needed "
                                         "for foreign checkpoints");
+  g_model->add_option("--attn-keep", o.attn_keep, "run with only the leading floor(a * F) q/k/v dims of every head "
+                                                  "(MLP untouched unless --mlp-keep)");
+  g_model->add_option("--mlp-keep", o.mlp_keep, "run with only the leading floor(m * F) hidden units of every MLP");
   auto* g_data = app.add_option_group("Data");
   g_data->add_option("--data", o.data, "'fashion-mnist' or a folder with its IDX files");
   g_data->add_option("--split", o.split, "dataset split (test|train)");
@@ -149,6 +154,12 @@ int main(int argc, char** argv) {
     if (modes != 1) throw std::invalid_argument("give exactly one of --data, --inputs and --latency");
     if (!o.inputs.empty() && o.save_outputs.empty()) throw std::invalid_argument("--inputs needs --save-outputs");
     auto loaded = models::load_model(o.model, o.arch);
+    if (o.attn_keep != 1.0 || o.mlp_keep != 1.0) {
+      const auto widths = models::keep_fraction(loaded.model->widths(), o.attn_keep, o.mlp_keep);
+      loaded.model = models::slice_model(*loaded.model, widths);
+      log_info("running at attention ", widths.front().attn, " dims per head, MLP ", widths.front().mlp,
+               " units (first block; --attn-keep ", o.attn_keep, ", --mlp-keep ", o.mlp_keep, ")");
+    }
     loaded.model->to(device);
     if (!o.latency.empty()) return run_latency(o, *loaded.model, device, amp);
     if (!o.inputs.empty()) {

@@ -58,8 +58,7 @@ int main(int argc, char** argv) {
     if (!widths_text.empty()) {
       widths = parse_widths(widths_text, static_cast<size_t>(c.num_blocks()));
     } else {
-      for (const auto& b : loaded.model->widths())
-        widths.push_back({static_cast<int64_t>(b.attn * attn_keep), static_cast<int64_t>(b.mlp * mlp_keep)});
+      widths = models::keep_fraction(loaded.model->widths(), attn_keep, mlp_keep);
     }
     auto sub = models::slice_model(*loaded.model, widths);
     nlohmann::json prov = {{"extracted_from", model}, {"source_sha256", models::file_sha256(model)}};

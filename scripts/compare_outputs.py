@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Compares float32 tensors of two safetensors files (stdlib only): max abs difference per key.
+"""Compares float32 tensors of two safetensors files (stdlib only): max abs difference per key
+(tensors of other dtypes must be byte-identical).
 
 Usage: compare_outputs.py A.safetensors B.safetensors KEY[,KEY...]|ALL [--atol 1e-5]
 ALL compares every key of A (B must hold the same keys). Exit 0 when every key is within atol,
@@ -20,10 +21,11 @@ def read(path):
     for key, info in header.items():
         if key == "__metadata__":
             continue
-        if info["dtype"] != "F32":
-            raise SystemExit(f"{path}: {key} is {info['dtype']}, only F32 is compared")
         b, e = info["data_offsets"]
         raw = blob[base + b:base + e]
+        if info["dtype"] != "F32":  # other dtypes (indices, ...) must be byte-identical
+            out[key] = (info["shape"], raw)
+            continue
         out[key] = (info["shape"], struct.unpack(f"<{len(raw) // 4}f", raw))
     return out
 
@@ -49,7 +51,10 @@ def main():
             print(f"{k}: shape {sa} vs {sb}")
             ok = False
             continue
-        diff = max(abs(x - y) for x, y in zip(va, vb)) if va else 0.0
+        if isinstance(va, bytes) or isinstance(vb, bytes):
+            diff = 0.0 if va == vb else float("inf")
+        else:
+            diff = max(abs(x - y) for x, y in zip(va, vb)) if va else 0.0
         worst = max(worst, diff)
         if args[2] != "ALL" or diff > atol:
             print(f"{k}: max abs diff {diff:.3g}")

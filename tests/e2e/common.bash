@@ -1,6 +1,8 @@
 # Shared by the e2e scripts (sourced; not a test itself). Needs $W (a scratch folder).
 # check NAME EXPECTED_EXIT CMD...   runs CMD (stdout -> $W/out, stderr -> $W/err), compares the exit code
 # expect_in NAME FILE TEXT          FILE contains TEXT
+# same_weights NAME A B ATOL        every tensor of safetensors A within ATOL of B (needs $SRC)
+# free_port                         a free TCP port on 127.0.0.1
 fails=0
 pass=0
 ok() { echo "ok   $1"; pass=$((pass + 1)); }
@@ -19,3 +21,11 @@ check() {
 expect_in() {
   if grep -q -- "$3" "$2"; then ok "$1"; else bad "$1: '$3' not in $2"; sed 's/^/  | /' "$2" | tail -10; fi
 }
+same_weights() {  # same_weights NAME A B ATOL
+  if python3 "$SRC/scripts/compare_outputs.py" "$2" "$3" ALL --atol "$4" >"$W/cmp" 2>&1; then
+    ok "$1 ($(tail -1 "$W/cmp"))"
+  else
+    bad "$1"; sed 's/^/  | /' "$W/cmp" | tail -10
+  fi
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

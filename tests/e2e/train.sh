@@ -13,13 +13,6 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 export OMP_WAIT_POLICY=PASSIVE
 source "$(dirname "$0")/common.bash"
-same_weights() {  # same_weights NAME A B ATOL
-  if python3 "$SRC/scripts/compare_outputs.py" "$2" "$3" ALL --atol "$4" >"$W/cmp" 2>&1; then
-    ok "$1 ($(tail -1 "$W/cmp"))"
-  else
-    bad "$1"; sed 's/^/  | /' "$W/cmp" | tail -10
-  fi
-}
 wait_for() {  # wait_for FILE TEXT SECONDS
   local i
   for ((i = 0; i < $3 * 10; i++)); do
@@ -28,7 +21,6 @@ wait_for() {  # wait_for FILE TEXT SECONDS
   done
   return 1
 }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 ARCH="$SRC/configs/models/vit_fmnist_demo.json"
 COMMON=(--arch "$ARCH" --data fashion-mnist --limit 1024 --batch-size 64 --lr 1e-3 --warmup-epochs 0.5
