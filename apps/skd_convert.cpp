@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
   g->add_option("--criterion", criterion, "wpac | taylor | taylor2 | magnitude | random | none (default: wpac "
                                           "with --data, none without)");
   g->add_option("--mlp-criterion", mlp_criterion, "MLP unit order: auto | taylor | taylor2 | magnitude | random | "
-                                                  "keep (auto follows --criterion; wpac -> taylor)");
+                                                  "keep (auto follows --criterion; wpac -> taylor2)");
   g->add_option("--centering", centering, "feature centring before the weighted scatter: batch | global | none");
   g->add_option("--cost", cost, "importance cost: logit (sum of ground-truth logits) | ce (cross-entropy)");
   g->add_option("--report", report_path, "JSON report (default: <out>.report.json)");

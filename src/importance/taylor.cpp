@@ -1,6 +1,7 @@
 #include "skd/importance/taylor.h"
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 #include <numeric>
 #include <random>
@@ -65,10 +66,15 @@ ProxyPassResult run_proxy_pass(models::ElasticModelImpl& model, const data::Data
   const int64_t classes = model.config().num_classes;
   ProxyPassResult result;
   int64_t done = 0;
+  using clock = std::chrono::steady_clock;
+  auto since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
   for (const auto& indices : batches) {
+    auto t0 = clock::now();
     auto batch = dataset.get_batch(indices);
     auto images = batch.images.to(options.device);
     auto labels = batch.labels.to(options.device);
+    result.seconds_data += since(t0);
+    t0 = clock::now();
     const auto bad = (labels < 0).logical_or(labels >= classes);
     if (bad.any().item<bool>())
       throw std::invalid_argument(cat("proxy batch ", done, ": a label is outside the model's ", classes,
@@ -118,7 +124,10 @@ ProxyPassResult run_proxy_pass(models::ElasticModelImpl& model, const data::Data
       result.first_images = images;
       result.first_logits = pb.logits;
     }
+    result.seconds_model += since(t0);
+    t0 = clock::now();
     visit(pb);
+    result.seconds_visit += since(t0);
     result.images += pb.images;
     ++result.batches;
     ++done;

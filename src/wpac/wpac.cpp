@@ -55,9 +55,10 @@ const std::pair<const char*, Centering> kCenterings[] = {
 MlpCriterion resolve_mlp(const ConvertOptions& o) {
   if (o.mlp != MlpCriterion::AUTO) return o.mlp;
   switch (o.criterion) {
+    // WPAC: second order, as the official code (measured better at small MLP widths, docs/wpac.md).
     case Criterion::WPAC:
-    case Criterion::TAYLOR: return MlpCriterion::TAYLOR;
     case Criterion::TAYLOR2: return MlpCriterion::TAYLOR2;
+    case Criterion::TAYLOR: return MlpCriterion::TAYLOR;
     case Criterion::MAGNITUDE: return MlpCriterion::MAGNITUDE;
     case Criterion::RANDOM: return MlpCriterion::RANDOM;
   }
@@ -264,39 +265,54 @@ Statistics make_statistics(const models::ElasticModelImpl& model, torch::Device 
 
 void accumulate(Statistics& stats, const importance::ProbedBatch& batch) {
   torch::NoGradGuard no_grad;
+  // Element-wise products stay in the probes' precision (float32 features and gradients: their
+  // product is exact to float32 rounding); every sum and the matrix products are float64. Tokens are
+  // processed in chunks of ~8 MB of float64 features: small enough to stay in cache and to be served
+  // from the heap (glibc hands larger blocks to fresh mmap'ed, page-faulting memory every time).
   for (size_t i = 0; i < batch.qkv.size(); ++i) {
     auto& b = stats.blocks.at(static_cast<size_t>(batch.qkv_blocks.at(i)));
     const int64_t H = b.heads, a = b.dims;
     SKD_CHECK(b.dims > 0 && batch.qkv[i].size(-1) == 3 * H * a, "qkv probe of block ", b.block);
-    // [rows, tokens, 3·H·a] -> [3, H, N, a] with N = all tokens of the batch
-    auto x = batch.qkv[i].to(kF64).reshape({-1, 3, H, a}).permute({1, 2, 0, 3});
-    auto g = batch.qkv_grad[i].to(kF64).reshape({-1, 3, H, a}).permute({1, 2, 0, 3});
-    auto p = x * g;
-    auto fo = p.abs();
-    b.fo += fo.sum(2);
-    b.so += (0.5 * p * p).sum(2);
-    auto w = fo.mean(-1);                      // [3, H, N] token weights
-    auto xw = x * w.unsqueeze(-1);
-    auto moment = torch::matmul(xw.transpose(-1, -2), x);  // Σ w x xᵀ
-    auto wsum = w.sum(-1);                     // [3, H]
-    auto wx = xw.sum(2);                       // [3, H, a]
-    b.moment += moment;
-    b.weighted_sum += wx;
-    b.weight += wsum;
+    const auto f_all = batch.qkv[i].reshape({-1, 3 * H * a});  // [N, 3·H·a], N = all tokens of the batch
+    const auto g_all = batch.qkv_grad[i].reshape({-1, 3 * H * a});
+    const int64_t N = f_all.size(0);
+    const int64_t chunk = std::max<int64_t>(64, (int64_t{1} << 20) / (3 * H * a));
+    const auto o = torch::TensorOptions().dtype(kF64).device(f_all.device());
+    auto moment = torch::zeros({3 * H, a, a}, o), wx = torch::zeros({3 * H, a}, o);
+    auto wsum = torch::zeros({3 * H}, o), xsum = torch::zeros({3 * H, a}, o);
+    for (int64_t start = 0; start < N; start += chunk) {
+      const int64_t n = std::min(chunk, N - start);
+      auto f = f_all.narrow(0, start, n), g = g_all.narrow(0, start, n);
+      auto p = f * g;
+      b.so += 0.5 * p.square().sum(0, false, kF64).view({3, H, a});
+      p.abs_();
+      b.fo += p.sum(0, false, kF64).view({3, H, a});
+      auto w = p.view({n, 3 * H, a}).mean(-1).to(kF64).t().contiguous();       // [3H, n] token weights
+      auto x = f.reshape({n, 3 * H, a}).to(kF64).permute({1, 0, 2}).contiguous();  // [3H, n, a]
+      auto xw = x * w.unsqueeze(-1);
+      moment += torch::bmm(xw.transpose(1, 2), x);  // Σ w x xᵀ
+      wx += xw.sum(1);
+      wsum += w.sum(1);
+      xsum += x.sum(1);
+    }
+    b.moment += moment.view({3, H, a, a});
+    b.weighted_sum += wx.view({3, H, a});
+    b.weight += wsum.view({3, H});
     // Centred by this batch's unweighted mean μ: Σ w (x-μ)(x-μ)ᵀ = M − μ(Σwx)ᵀ − (Σwx)μᵀ + (Σw) μμᵀ
-    auto mu = x.mean(2);                       // [3, H, a]
+    auto mu = xsum / static_cast<double>(N);
     auto mu_wx = mu.unsqueeze(-1) * wx.unsqueeze(-2);
-    auto scatter = moment - mu_wx - mu_wx.transpose(-1, -2) +
-                   wsum.unsqueeze(-1).unsqueeze(-1) * (mu.unsqueeze(-1) * mu.unsqueeze(-2));
+    auto scatter = (moment - mu_wx - mu_wx.transpose(-1, -2) +
+                    wsum.view({-1, 1, 1}) * (mu.unsqueeze(-1) * mu.unsqueeze(-2)))
+                       .view({3, H, a, a});
     b.scatter_qk += scatter[0] + scatter[1];
     b.scatter_v += scatter[2];
   }
   for (size_t i = 0; i < batch.mlp_act.size(); ++i) {
     auto& b = stats.blocks.at(static_cast<size_t>(batch.mlp_blocks.at(i)));
     SKD_CHECK(b.mlp > 0 && batch.mlp_act[i].size(-1) == b.mlp, "mlp probe of block ", b.block);
-    auto p = (batch.mlp_act[i].to(kF64) * batch.mlp_grad[i].to(kF64)).reshape({-1, b.mlp});
-    b.mlp_fo += p.abs().sum(0);
-    b.mlp_so += (0.5 * p * p).sum(0);
+    auto p = (batch.mlp_act[i] * batch.mlp_grad[i]).reshape({-1, b.mlp});
+    b.mlp_so += 0.5 * p.square().sum(0, false, kF64);
+    b.mlp_fo += p.abs_().sum(0, false, kF64);
   }
   stats.images += batch.images;
 }
@@ -538,8 +554,8 @@ nlohmann::json convert(models::ElasticModelImpl& model, const data::Dataset* dat
   }
   const auto t1 = clock::now();
 
-  // Function check: logits of a fixed batch before and after (the first proxy batch, or seeded
-  // random inputs when there is no proxy data).
+  // Function check: logits of a fixed batch before and after (the first images of the first proxy
+  // batch, or seeded random inputs when there is no proxy data).
   torch::Tensor check_images = pass.first_images, before;
   {
     torch::NoGradGuard ng;
@@ -551,8 +567,10 @@ nlohmann::json convert(models::ElasticModelImpl& model, const data::Dataset* dat
                                   torch::TensorOptions().dtype(torch::kFloat32))
                          .to(options.proxy.device);
       before = model.forward(check_images);
-    } else {
-      before = pass.first_logits;
+    } else {  // at most 8 images: the check is a sanity check, not a second proxy pass
+      const int64_t n = std::min<int64_t>(8, check_images.size(0));
+      check_images = check_images.narrow(0, 0, n);
+      before = pass.first_logits.narrow(0, 0, n);
     }
     model.train(was_training);
   }
@@ -580,7 +598,7 @@ nlohmann::json convert(models::ElasticModelImpl& model, const data::Dataset* dat
     const double diff = (after - before).abs().max().item<double>();
     const double mag = before.abs().max().item<double>();
     report["function_check"] = {{"images", check_images.size(0)},
-                                {"inputs", pass.first_images.defined() ? "first proxy batch" : "random"},
+                                {"inputs", pass.first_images.defined() ? "first proxy images" : "random"},
                                 {"max_abs_logit_diff", diff},
                                 {"max_abs_logit", mag}};
     if (!std::isfinite(diff))
@@ -622,7 +640,9 @@ nlohmann::json convert(models::ElasticModelImpl& model, const data::Dataset* dat
   report["blocks"] = blocks;
   const auto t3 = clock::now();
   auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
-  report["seconds"] = {{"statistics", secs(t0, t1)}, {"transform", secs(t1, t2)}, {"total", secs(t0, t3)}};
+  report["seconds"] = {{"statistics", secs(t0, t1)}, {"transform", secs(t1, t2)}, {"total", secs(t0, t3)},
+                       {"proxy_data", pass.seconds_data}, {"proxy_model", pass.seconds_model},
+                       {"proxy_accumulate", pass.seconds_visit}};
   return report;
 }
 

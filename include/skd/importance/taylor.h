@@ -69,6 +69,8 @@ struct ProxyPassResult {
   int64_t images = 0;   // images this rank processed
   int64_t batches = 0;
   torch::Tensor first_images, first_logits;  // the first batch of this rank (for a function check)
+  // Wall time spent loading batches, in the model (forward + backward), and in the visitor.
+  double seconds_data = 0, seconds_model = 0, seconds_visit = 0;
 };
 
 // Runs the model (eval mode, stored widths) over `batches` of `dataset` (eval transform), computes
