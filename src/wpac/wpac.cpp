@@ -496,6 +496,11 @@ nlohmann::json block_report(const models::ModelConfig& config, const models::Blo
     }
     j["attention"] = heads;
   }
+  if (stats) {  // module-level first-order Taylor importance (sum over dims and tokens)
+    const auto& b = stats->blocks.at(static_cast<size_t>(spec.index));
+    j["taylor_fo"] = {{"attention", b.fo.defined() ? b.fo.sum().item<double>() : 0.0},
+                      {"mlp", b.mlp_fo.defined() ? b.mlp_fo.sum().item<double>() : 0.0}};
+  }
   if (width.mlp > 0 && stats) {
     const auto& b = stats->blocks.at(static_cast<size_t>(spec.index));
     auto fo = b.mlp_fo.to(torch::kCPU);
