@@ -114,8 +114,8 @@ torch::Tensor stack_orders(int64_t heads, const std::function<torch::Tensor(int6
   return torch::stack(b);
 }
 
-// Weighted covariance [3, H, a, a] of q, k, v under a centring (BATCH has only v and q+k, so
-// index 0 holds q+k and 1 is unused there; use covariance_v / covariance_qk instead).
+// Weighted covariances [3, H, a, a] of q, k and v, centred by the proxy set's weighted mean (GLOBAL)
+// or uncentred (NONE). BATCH has no per-part form; covariances() reads its scatters directly.
 torch::Tensor global_or_raw(const BlockStatistics& s, Centering c) {
   auto m = s.moment.to(torch::kCPU);
   if (c == Centering::NONE) return m;
@@ -205,7 +205,7 @@ std::vector<double> to_vector(const torch::Tensor& t) {
   return {c.data_ptr<double>(), c.data_ptr<double>() + c.numel()};
 }
 
-std::map<std::string, torch::Tensor> parameter_map(models::ElasticModelImpl& model) {
+std::map<std::string, torch::Tensor> parameter_map(const models::ElasticModelImpl& model) {
   std::map<std::string, torch::Tensor> out;
   for (const auto& p : model.named_parameters()) out[p.key()] = p.value();
   return out;
@@ -330,7 +330,7 @@ std::vector<BlockTransform> compute_transforms(const models::ElasticModelImpl& m
   if ((attention_needs_data(options.criterion) || mlp_needs_data(mlp)) && !stats)
     throw std::invalid_argument(cat("--criterion ", criterion_name(options.criterion), " / --mlp-criterion ",
                                     mlp_criterion_name(mlp), " needs proxy data (--data)"));
-  auto params = parameter_map(const_cast<models::ElasticModelImpl&>(model));
+  const auto params = parameter_map(model);
   std::vector<BlockTransform> out;
   for (size_t i = 0; i < specs.size(); ++i) {
     const auto& spec = specs[i];
