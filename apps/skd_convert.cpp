@@ -10,6 +10,7 @@
 #include "skd/data/dataset.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
+#include "skd/piad/mask_table.h"
 #include "skd/train/distributed.h"
 #include "skd/wpac/wpac.h"
 
@@ -31,7 +32,7 @@ int main(int argc, char** argv) {
                "attention head + MLP importance sort, function preserving) or a baseline criterion.",
                "skd-convert"};
   std::string model, arch, out, report_path, data = "", split = "train", criterion, mlp_criterion = "auto";
-  std::string centering = "batch", cost = "logit", device = "cpu", dist_backend = "auto", log_level;
+  std::string centering = "batch", cost = "logit", device = "cpu", dist_backend = "auto", mask_table, log_level;
   int64_t proxy_samples = 1024, batch_size = 64;
   uint64_t seed = 0;
   double dist_timeout = 600;
@@ -39,6 +40,8 @@ int main(int argc, char** argv) {
   app.add_option("--model", model, "input checkpoint (.pth, .safetensors or skd artifact)")->required();
   app.add_option("--arch", arch, "named architecture or JSON config (needed for foreign checkpoints)");
   app.add_option("--out", out, "output artifact (.safetensors)")->required();
+  app.add_option("--mask-table", mask_table, "attach an official PIAD mask_table.json: the artifact becomes a "
+                                           "super-network for skd-extract --macs/--op-code (format conversion only)");
   auto* g = app.add_option_group("WPAC");
   g->add_option("--data", data, "proxy data: 'fashion-mnist', an IDX folder or an image folder (without --data "
                                 "only the file format is converted, or a data-free --criterion applied)");
@@ -77,6 +80,9 @@ int main(int argc, char** argv) {
       if (wpac::needs_data(opt) && data.empty())
         throw std::invalid_argument(cat("--criterion ", criterion, " (--mlp-criterion ", mlp_criterion,
                                         ") needs proxy data: give --data"));
+      if (!mask_table.empty())
+        throw std::invalid_argument("--mask-table goes with format conversion only (--criterion none): WPAC "
+                                    "reorders the dims the table's widths refer to");
     } else if (!data.empty()) {
       throw std::invalid_argument("--criterion none converts the file format only; it takes no --data");
     }
@@ -100,6 +106,16 @@ int main(int argc, char** argv) {
     prov["converted_by"] = "skd-convert";
     for (const auto& note : prov.value("key_mapping", nlohmann::json::array())) log_info(note.get<std::string>());
 
+    // A super-network keeps (or, with --mask-table, gets) its mask table through a format conversion;
+    // WPAC changes what the widths select, so a converted model has none.
+    nlohmann::json extra = nlohmann::json::object();
+    if (format_only && (!mask_table.empty() || loaded.manifest.contains("mask_table"))) {
+      const auto table = piad::load_mask_table(loaded.manifest, mask_table, loaded.model->widths(), model);
+      extra = piad::supernet_manifest_entries(loaded.model->config(), table);
+      log_info("mask table: op codes 0..", table.last_code());
+    } else if (!format_only && loaded.manifest.contains("mask_table")) {
+      log_warn("the input's mask table is dropped: ", criterion, " reorders the dims it refers to");
+    }
     nlohmann::json report;
     if (!format_only) {
       const auto& c = loaded.model->config();
@@ -134,7 +150,7 @@ int main(int argc, char** argv) {
                fc["max_abs_logit_diff"].get<double>());
     }
     if (env.rank == 0) {
-      models::save_artifact(out, *loaded.model, prov);
+      models::save_artifact(out, *loaded.model, prov, extra);
       if (!report.is_null()) write_file_atomic(report_path, report.dump(1) + "\n");
       const auto cost_count = models::macs_count(loaded.model->config(), loaded.model->widths());
       std::printf("wrote %s: %s, %.3f M params, %s (paper convention)\n", out.c_str(),

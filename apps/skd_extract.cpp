@@ -1,11 +1,13 @@
-// skd-extract: slice a standalone sub-network (reduced parameter shapes) out of an elastic model
-// at given per-block widths.
+// skd-extract: slice a standalone sub-network (reduced parameter shapes) out of a super-network at an
+// op code or MACs budget (mask-table lookup), or out of any elastic model at given per-block widths.
+#include <cmath>
 #include <fstream>
 
 #include "app_common.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
 #include "skd/models/slice.h"
+#include "skd/piad/mask_table.h"
 
 using namespace skd;
 
@@ -37,36 +39,88 @@ models::Widths parse_widths(const std::string& text, size_t blocks) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Extract a standalone sub-network from an elastic model.", "skd-extract"};
-  std::string model, arch, out, widths_text, log_level;
-  double attn_keep = 1.0, mlp_keep = 1.0;
+  CLI::App app{"Extract a standalone sub-network: from a super-network by op code or MACs budget (a lookup in its "
+               "mask table: no data, no search), or from any elastic model at given widths.",
+               "skd-extract"};
+  std::string model, arch, out, widths_text, mask_table_path, macs_text, convention_name = "paper", log_level;
+  double attn_keep = 1.0, mlp_keep = 1.0, macs_ratio = 0;
+  int64_t op_code = 0;
+  bool list = false;
   int threads = app::default_threads();
-  app.add_option("--model", model, "elastic model / super-network artifact (or checkpoint with --arch)")->required();
+  app.add_option("--model,--supernet", model, "super-network / elastic model artifact (or checkpoint with --arch)")
+      ->required();
   app.add_option("--arch", arch, "architecture for foreign checkpoints");
-  auto* w = app.add_option("--widths", widths_text, "per-block widths 'attn:mlp,attn:mlp,...'");
-  app.add_option("--attn-keep", attn_keep, "keep this fraction of every head's q/k/v dims")
-      ->check(CLI::Range(0.0, 1.0))->excludes(w);
-  app.add_option("--mlp-keep", mlp_keep, "keep this fraction of every MLP's hidden units")
-      ->check(CLI::Range(0.0, 1.0))->excludes(w);
-  app.add_option("--out", out, "output artifact (.safetensors)")->required();
+  app.add_option("--mask-table", mask_table_path, "official mask_table.json (for a .pth super-network, or to "
+                                                   "override the artifact's table)");
+  auto* g = app.add_option_group("Sub-network (one of)");
+  auto* o_code = g->add_option("--op-code", op_code, "code of the mask table (0 = full, -1 = smallest)");
+  auto* o_macs = g->add_option("--macs", macs_text, "largest sub-network with at most these MACs (2.43G, 897M, ...)");
+  auto* o_ratio = g->add_option("--macs-ratio", macs_ratio, "largest sub-network with at most this fraction of the "
+                                                            "full network's MACs")->check(CLI::Range(0.0, 1.0));
+  auto* w = g->add_option("--widths", widths_text, "per-block widths 'attn:mlp,attn:mlp,...'");
+  auto* o_ak = g->add_option("--attn-keep", attn_keep, "keep this fraction of every head's q/k/v dims")
+      ->check(CLI::Range(0.0, 1.0));
+  auto* o_mk = g->add_option("--mlp-keep", mlp_keep, "keep this fraction of every MLP's hidden units")
+      ->check(CLI::Range(0.0, 1.0));
+  for (auto* x : {o_code, o_macs, o_ratio})
+    for (auto* y : {o_code, o_macs, o_ratio, w, o_ak, o_mk})
+      if (x != y) x->excludes(y);
+  w->excludes(o_ak)->excludes(o_mk);
+  app.add_option("--macs-convention", convention_name, "MACs convention of --macs/--macs-ratio and --list: paper "
+                                                       "(ptflops rules, the paper's numbers) | full (+ attention matmuls)");
+  app.add_flag("--list", list, "print the op code -> MACs/params table of the super-network and exit");
+  app.add_option("--out", out, "output artifact (.safetensors)");
   app::add_common_options(app, threads, log_level);
   return app::run(app, argc, argv, [&] {
     app::apply_common_options(threads, log_level);
+    if (!list && out.empty()) throw std::invalid_argument("--out is required (or --list)");
+    const auto convention = piad::parse_macs_convention(convention_name);
     auto loaded = models::load_model(model, arch);
     const auto& c = loaded.model->config();
+    const bool by_table = list || o_code->count() || o_macs->count() || o_ratio->count();
+    nlohmann::json prov = {{"extracted_from", model}, {"source_sha256", models::file_sha256(model)}};
     models::Widths widths;
-    if (!widths_text.empty()) {
+    if (by_table) {
+      const auto table = piad::load_mask_table(loaded.manifest, mask_table_path, loaded.model->widths(), model);
+      const auto costs = piad::code_costs(c, table);
+      if (list) {
+        std::printf("%6s %14s %14s %12s  widths (attn:mlp per block)\n", "code", "MACs paper", "MACs full", "params");
+        for (int64_t k = 0; k <= table.last_code(); ++k) {
+          std::string ws;
+          for (const auto& b : table.widths(k)) ws += cat(ws.empty() ? "" : ",", b.attn, ":", b.mlp);
+          const auto& cost = costs[static_cast<size_t>(k)];
+          std::printf("%6lld %14s %14s %11.3fM  %s\n", static_cast<long long>(k),
+                      models::macs_format(cost.macs_paper).c_str(), models::macs_format(cost.macs_full).c_str(),
+                      cost.params / 1e6, ws.c_str());
+        }
+        return 0;
+      }
+      int64_t code = op_code;
+      if (o_macs->count() || o_ratio->count()) {
+        const int64_t budget = o_macs->count() ? piad::parse_macs(macs_text, "--macs")
+                                               : static_cast<int64_t>(std::floor(
+                                                     macs_ratio * static_cast<double>(piad::macs_of(costs[0], convention))));
+        code = piad::code_for_macs(costs, budget, convention);
+        prov["macs_budget"] = budget;
+        prov["macs_convention"] = convention_name;
+      }
+      widths = table.widths(code);
+      if (code == -1) code = table.last_code();
+      prov["op_code"] = code;
+      if (!mask_table_path.empty()) prov["mask_table"] = mask_table_path;
+      std::printf("op code %lld of 0..%lld\n", static_cast<long long>(code), static_cast<long long>(table.last_code()));
+    } else if (!widths_text.empty()) {
       widths = parse_widths(widths_text, static_cast<size_t>(c.num_blocks()));
     } else {
       widths = models::keep_fraction(loaded.model->widths(), attn_keep, mlp_keep);
     }
     auto sub = models::slice_model(*loaded.model, widths);
-    nlohmann::json prov = {{"extracted_from", model}, {"source_sha256", models::file_sha256(model)}};
     models::save_artifact(out, *sub, prov);
     const auto full = models::macs_count(c, loaded.model->widths());
     const auto cost = models::macs_count(c, widths);
-    std::printf("wrote %s: %s of %s MACs (paper), %.3f M of %.3f M params\n", out.c_str(),
-                models::macs_format(cost.macs_paper).c_str(), models::macs_format(full.macs_paper).c_str(),
+    std::printf("wrote %s: %s of %s MACs (%s convention), %.3f M of %.3f M params\n", out.c_str(),
+                models::macs_format(piad::macs_of(cost, convention)).c_str(),
+                models::macs_format(piad::macs_of(full, convention)).c_str(), convention_name.c_str(),
                 cost.params / 1e6, full.params / 1e6);
     return 0;
   });

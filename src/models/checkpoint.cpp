@@ -254,7 +254,8 @@ io::TensorMap state_dict(const ElasticModelImpl& model) {
   return out;
 }
 
-nlohmann::json make_manifest(const ElasticModelImpl& model, const nlohmann::json& provenance) {
+nlohmann::json make_manifest(const ElasticModelImpl& model, const nlohmann::json& provenance,
+                             const nlohmann::json& extra) {
   const auto& c = model.config();
   ModelConfig full = c;
   full.widths = model.widths();
@@ -275,14 +276,21 @@ nlohmann::json make_manifest(const ElasticModelImpl& model, const nlohmann::json
   prov["torch_version"] = TORCH_VERSION;
   if (!prov.contains("created")) prov["created"] = utc_now();
   m["provenance"] = prov;
+  if (extra.is_object()) {
+    for (const auto& e : extra.items()) {
+      SKD_CHECK(!m.contains(e.key()), "manifest extra key '", e.key(), "' would replace a core key");
+      m[e.key()] = e.value();
+    }
+  }
   return m;
 }
 
-void save_artifact(const std::string& path, const ElasticModelImpl& model, const nlohmann::json& provenance) {
+void save_artifact(const std::string& path, const ElasticModelImpl& model, const nlohmann::json& provenance,
+                   const nlohmann::json& extra) {
   io::SafetensorsContent content;
   content.tensors = state_dict(model);
   content.metadata["format"] = "pt";
-  content.metadata[kManifestKey] = make_manifest(model, provenance).dump();
+  content.metadata[kManifestKey] = make_manifest(model, provenance, extra).dump();
   io::write_safetensors(path, content);
 }
 

@@ -63,11 +63,15 @@ struct LoadedModel {
 // must agree with its manifest.
 LoadedModel load_model(const std::string& path, const std::string& arch = "");
 
-// The manifest describing `model` (family, config, widths, scales, MACs, provenance).
-nlohmann::json make_manifest(const ElasticModelImpl& model, const nlohmann::json& provenance);
+// The manifest describing `model` (family, config, widths, scales, MACs, provenance). Entries of
+// `extra` (e.g. a super-network's "mask_table" and "op_codes") are added at the top level; they may
+// not replace the keys above.
+nlohmann::json make_manifest(const ElasticModelImpl& model, const nlohmann::json& provenance,
+                             const nlohmann::json& extra = nlohmann::json::object());
 // Writes weights + manifest atomically to `path` (safetensors).
 void save_artifact(const std::string& path, const ElasticModelImpl& model,
-                   const nlohmann::json& provenance = nlohmann::json::object());
+                   const nlohmann::json& provenance = nlohmann::json::object(),
+                   const nlohmann::json& extra = nlohmann::json::object());
 
 // sha256 of a file, hex (for provenance).
 std::string file_sha256(const std::string& path);

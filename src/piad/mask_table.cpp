@@ -1,0 +1,203 @@
+#include "skd/piad/mask_table.h"
+
+#include <cctype>
+#include <cmath>
+#include <map>
+
+#include <fstream>
+#include <sstream>
+
+#include "skd/core/error.h"
+#include "skd/core/fs.h"
+
+namespace skd::piad {
+
+MaskTable::MaskTable(const models::Widths& full) { codes_.push_back(full); }
+
+const models::Widths& MaskTable::widths(int64_t code) const {
+  if (codes_.empty()) throw std::invalid_argument("the mask table is empty");
+  const int64_t k = last_code();
+  if (code == -1) return codes_.back();
+  if (code < 0 || code > k)
+    throw std::invalid_argument(cat("--op-code ", code, " is not in the mask table (codes 0..", k, ", or -1 = ", k, ")"));
+  return codes_[static_cast<size_t>(code)];
+}
+
+void MaskTable::append(const models::Widths& w) {
+  SKD_CHECK(!codes_.empty(), "append to an empty mask table");
+  const auto& last = codes_.back();
+  if (w.size() != last.size())
+    throw std::invalid_argument(cat("mask table: ", w.size(), " block widths given, the table has ", last.size()));
+  for (size_t i = 0; i < w.size(); ++i)
+    if (w[i].attn > last[i].attn || w[i].mlp > last[i].mlp || w[i].attn < 0 || w[i].mlp < 0)
+      throw std::invalid_argument(cat("mask table: block ", i, " would grow from (", last[i].attn, ", ", last[i].mlp,
+                                      ") to (", w[i].attn, ", ", w[i].mlp, ") at code ", codes_.size()));
+  codes_.push_back(w);
+}
+
+nlohmann::ordered_json MaskTable::to_json() const {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (int64_t b = 0; b < blocks(); ++b) {
+    for (const bool attn : {true, false}) {
+      nlohmann::ordered_json m = nlohmann::ordered_json::object();
+      auto width = [&](const models::Widths& w) { return attn ? w[static_cast<size_t>(b)].attn : w[static_cast<size_t>(b)].mlp; };
+      m["0"] = width(codes_.front());
+      m["-1"] = width(codes_.back());
+      for (size_t c = 1; c < codes_.size(); ++c) m[std::to_string(c)] = width(codes_[c]);
+      j[cat(b, attn ? ".attn" : ".mlp")] = m;
+    }
+  }
+  return j;
+}
+
+MaskTable MaskTable::from_json(const nlohmann::json& j, const models::Widths& full, const std::string& source) {
+  if (!j.is_object()) throw std::invalid_argument(cat(source, ": expected a JSON object of modules (\"0.attn\", ...)"));
+  const size_t blocks = full.size();
+  for (const auto& item : j.items()) {
+    bool known = false;
+    for (size_t b = 0; b < blocks && !known; ++b) known = item.key() == cat(b, ".attn") || item.key() == cat(b, ".mlp");
+    if (!known)
+      throw std::invalid_argument(cat(source, ": unexpected key '", item.key(), "' (the model has ", blocks,
+                                      " blocks: \"0.attn\" ... \"", blocks - 1, ".mlp\")"));
+  }
+  int64_t last = -1;
+  std::vector<std::vector<int64_t>> columns;  // [module][code]
+  for (size_t b = 0; b < blocks; ++b) {
+    for (const bool attn : {true, false}) {
+      const std::string key = cat(b, attn ? ".attn" : ".mlp");
+      if (!j.contains(key)) throw std::invalid_argument(cat(source, ": module '", key, "' is missing"));
+      const auto& m = j.at(key);
+      if (!m.is_object() || m.empty())
+        throw std::invalid_argument(cat(source, ": '", key, "' must map op codes to widths"));
+      std::map<int64_t, int64_t> widths;
+      for (const auto& e : m.items()) {
+        size_t used = 0;
+        int64_t code = 0;
+        try {
+          code = std::stoll(e.key(), &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used != e.key().size() || code < -1)
+          throw std::invalid_argument(cat(source, ": '", key, "' has op code '", e.key(), "' (expected -1, 0, 1, ...)"));
+        if (!e.value().is_number_integer())
+          throw std::invalid_argument(cat(source, ": '", key, "'[\"", e.key(), "\"] is not an integer width"));
+        widths[code] = e.value().get<int64_t>();
+      }
+      const int64_t k = widths.rbegin()->first;
+      if (last >= 0 && k != last)
+        throw std::invalid_argument(cat(source, ": '", key, "' has codes up to ", k, ", other modules up to ", last));
+      last = k;
+      std::vector<int64_t> col;
+      const int64_t limit = attn ? full[b].attn : full[b].mlp;
+      for (int64_t c = 0; c <= k; ++c) {
+        auto it = widths.find(c);
+        if (it == widths.end()) throw std::invalid_argument(cat(source, ": '", key, "' lacks op code ", c));
+        if (it->second < 0 || it->second > limit)
+          throw std::invalid_argument(cat(source, ": '", key, "'[\"", c, "\"] = ", it->second, " is outside [0, ", limit, "]"));
+        if (c > 0 && it->second > col.back())
+          throw std::invalid_argument(cat(source, ": '", key, "' grows from ", col.back(), " at code ", c - 1, " to ",
+                                          it->second, " at code ", c, " (widths must not increase with the code)"));
+        col.push_back(it->second);
+      }
+      auto alias = widths.find(-1);
+      if (alias != widths.end() && alias->second != col.back())
+        throw std::invalid_argument(cat(source, ": '", key, "'[\"-1\"] = ", alias->second, " but the last code ", k,
+                                        " has ", col.back(), " (-1 must alias the last code)"));
+      columns.push_back(std::move(col));
+    }
+  }
+  MaskTable t;
+  for (int64_t c = 0; c <= last; ++c) {
+    models::Widths w(blocks);
+    for (size_t b = 0; b < blocks; ++b) w[b] = {columns[2 * b][static_cast<size_t>(c)], columns[2 * b + 1][static_cast<size_t>(c)]};
+    t.codes_.push_back(std::move(w));
+  }
+  return t;
+}
+
+std::vector<models::ModelCost> code_costs(const models::ModelConfig& config, const MaskTable& table) {
+  std::vector<models::ModelCost> out;
+  for (int64_t c = 0; c <= table.last_code(); ++c) out.push_back(models::macs_count(config, table.widths(c)));
+  return out;
+}
+
+MacsConvention parse_macs_convention(const std::string& name) {
+  if (name == "paper") return MacsConvention::PAPER;
+  if (name == "full") return MacsConvention::FULL;
+  throw std::invalid_argument(cat("--macs-convention: unknown value '", name, "' (expected paper or full)"));
+}
+
+int64_t macs_of(const models::ModelCost& cost, MacsConvention convention) {
+  return convention == MacsConvention::PAPER ? cost.macs_paper : cost.macs_full;
+}
+
+int64_t code_for_macs(const std::vector<models::ModelCost>& costs, int64_t budget, MacsConvention convention) {
+  SKD_CHECK(!costs.empty());
+  for (size_t c = 0; c < costs.size(); ++c)
+    if (macs_of(costs[c], convention) <= budget) return static_cast<int64_t>(c);
+  const int64_t smallest = macs_of(costs.back(), convention);
+  throw std::invalid_argument(cat("--macs ", models::macs_format(budget), " (", budget, ") is below the smallest sub-network in the mask table: code ",
+                                  costs.size() - 1, " at ", models::macs_format(smallest), " (", smallest, " MACs, ",
+                                  convention == MacsConvention::PAPER ? "paper" : "full", " convention)"));
+}
+
+int64_t parse_macs(const std::string& text, const std::string& flag) {
+  std::string s;
+  for (char ch : text)
+    if (!std::isspace(static_cast<unsigned char>(ch))) s += ch;
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = s.substr(used);
+  for (auto& ch : unit) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (unit.size() >= 3 && unit.compare(unit.size() - 3, 3, "mac") == 0) unit.resize(unit.size() - 3);
+  if (unit.size() >= 4 && unit.compare(unit.size() - 4, 4, "macs") == 0) unit.resize(unit.size() - 4);
+  double scale = 0;
+  if (unit.empty()) scale = 1;
+  else if (unit == "k") scale = 1e3;
+  else if (unit == "m") scale = 1e6;
+  else if (unit == "g") scale = 1e9;
+  else if (unit == "t") scale = 1e12;
+  if (used == 0 || scale == 0 || !std::isfinite(value) || value <= 0)
+    throw std::invalid_argument(cat(flag, ": '", text, "' is not a MACs amount (e.g. 2.43G, 897M, 897.0 MMac)"));
+  return static_cast<int64_t>(std::llround(value * scale));
+}
+
+nlohmann::json supernet_manifest_entries(const models::ModelConfig& config, const MaskTable& table) {
+  nlohmann::json codes = nlohmann::json::array();
+  const auto costs = code_costs(config, table);
+  for (size_t c = 0; c < costs.size(); ++c)
+    codes.push_back({{"code", c}, {"macs_paper", costs[c].macs_paper}, {"macs_full", costs[c].macs_full},
+                     {"params", costs[c].params}});
+  return {{"mask_table", nlohmann::json::parse(table.to_json().dump())}, {"op_codes", codes}};
+}
+
+MaskTable load_mask_table(const nlohmann::json& manifest, const std::string& mask_table_path,
+                          const models::Widths& full, const std::string& model_path) {
+  if (!mask_table_path.empty()) {
+    std::ifstream in(mask_table_path);
+    if (!in) throw std::invalid_argument(cat("--mask-table: cannot open '", mask_table_path, "'"));
+    nlohmann::json j;
+    try {
+      in >> j;
+    } catch (const nlohmann::json::exception& e) {
+      throw std::invalid_argument(cat("--mask-table '", mask_table_path, "': invalid JSON: ", e.what()));
+    }
+    return MaskTable::from_json(j, full, cat("--mask-table '", mask_table_path, "'"));
+  }
+  if (manifest.is_object() && manifest.contains("mask_table"))
+    return MaskTable::from_json(manifest.at("mask_table"), full, cat(model_path, " manifest mask_table"));
+  throw std::invalid_argument(cat("'", model_path, "' is not a super-network (its manifest has no mask table): give "
+                                  "--mask-table <mask_table.json>, or use --widths / --attn-keep / --mlp-keep"));
+}
+
+void write_mask_table(const std::string& path, const MaskTable& table) {
+  write_file_atomic(path, table.to_json().dump(4) + "\n");
+}
+
+}  // namespace skd::piad

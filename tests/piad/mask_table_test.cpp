@@ -1,0 +1,144 @@
+// Mask table (official mask_table.json schema), op code -> cost table, MACs-budget lookup, and the
+// extraction invariants: a sub-network sliced at a code computes what the super-network computes at
+// that code's widths, code 0 is the full model, and the MACs of the sliced model are the table's.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "skd/models/checkpoint.h"
+#include "skd/models/slice.h"
+#include "skd/piad/mask_table.h"
+#include "test_util.h"
+
+using namespace skd;
+using models::Widths;
+
+namespace {
+
+// 4 blocks of vit_micro_32 (head dim 16, MLP 256).
+piad::MaskTable micro_table() {
+  piad::MaskTable t(Widths(4, {16, 256}));
+  t.append({{16, 256}, {16, 256}, {16, 256}, {16, 192}});
+  t.append({{16, 256}, {16, 256}, {16, 256}, {8, 192}});
+  t.append({{16, 0}, {16, 256}, {16, 256}, {8, 192}});
+  t.append({{16, 0}, {16, 128}, {0, 256}, {8, 192}});
+  return t;
+}
+
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(MaskTable, OfficialJsonRoundTripAndOrder) {
+  const auto t = micro_table();
+  EXPECT_EQ(t.last_code(), 4);
+  const auto j = t.to_json();
+  EXPECT_EQ(j.size(), 8u);
+  EXPECT_EQ(j.begin().key(), "0.attn");
+  std::vector<std::string> keys;
+  for (const auto& e : j.at("3.attn").items()) keys.push_back(e.key());
+  EXPECT_EQ(keys, (std::vector<std::string>{"0", "-1", "1", "2", "3", "4"}));
+  EXPECT_EQ(j.at("3.attn").at("-1"), 8);
+  EXPECT_EQ(j.at("0.mlp").at("3"), 0);
+  const auto back = piad::MaskTable::from_json(nlohmann::json::parse(j.dump()), Widths(4, {16, 256}), "t");
+  ASSERT_EQ(back.last_code(), 4);
+  for (int64_t c = -1; c <= 4; ++c) EXPECT_EQ(back.widths(c), t.widths(c)) << c;
+  EXPECT_EQ(t.widths(-1), t.widths(4));
+}
+
+TEST(MaskTable, BadTablesAreNamedErrors) {
+  const Widths full(4, {16, 256});
+  auto j = nlohmann::json::parse(micro_table().to_json().dump());
+  auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
+    auto k = j;
+    edit(k);
+    return message_of([&] { piad::MaskTable::from_json(k, full, "table.json"); });
+  };
+  EXPECT_NE(with([](auto& k) { k.erase("2.mlp"); }).find("module '2.mlp' is missing"), std::string::npos);
+  EXPECT_NE(with([](auto& k) { k["1.attn"]["3"] = 16; k["1.attn"]["2"] = 8; }).find("grows from 8"), std::string::npos);
+  EXPECT_NE(with([](auto& k) { k["0.attn"]["-1"] = 8; }).find("-1 must alias"), std::string::npos);
+  EXPECT_NE(with([](auto& k) { k["0.attn"]["2"] = "x"; }).find("not an integer"), std::string::npos);
+  EXPECT_NE(with([](auto& k) { k["4.attn"] = k["0.attn"]; }).find("unexpected key '4.attn'"), std::string::npos);
+  EXPECT_NE(with([](auto& k) { k["0.attn"]["5"] = 16; }).find("codes up to"), std::string::npos);
+  EXPECT_NE(with([](auto& k) { k["0.mlp"]["0"] = 512; k["0.mlp"]["1"] = 512; }).find("outside [0, 256]"), std::string::npos);
+  EXPECT_NE(with([](auto& k) { k["0.mlp"]["x1"] = 3; }).find("op code 'x1'"), std::string::npos);
+  EXPECT_THROW(micro_table().widths(5), std::invalid_argument);
+  EXPECT_THROW(micro_table().widths(-2), std::invalid_argument);
+  auto t = micro_table();
+  EXPECT_THROW(t.append(Widths(4, {16, 256})), std::invalid_argument);  // would grow
+}
+
+TEST(MaskTable, MacsBudgetLookup) {
+  const auto config = models::resolve_arch(test::fixture("timm/vit_micro_32.json"));
+  const auto costs = piad::code_costs(config, micro_table());
+  ASSERT_EQ(costs.size(), 5u);
+  for (size_t c = 1; c < costs.size(); ++c) {
+    EXPECT_LT(costs[c].macs_paper, costs[c - 1].macs_paper);
+    EXPECT_LT(costs[c].macs_full, costs[c - 1].macs_full);
+  }
+  using piad::MacsConvention;
+  EXPECT_EQ(piad::code_for_macs(costs, costs[0].macs_paper * 2, MacsConvention::PAPER), 0);
+  EXPECT_EQ(piad::code_for_macs(costs, costs[0].macs_paper, MacsConvention::PAPER), 0);
+  EXPECT_EQ(piad::code_for_macs(costs, costs[2].macs_paper, MacsConvention::PAPER), 2);
+  EXPECT_EQ(piad::code_for_macs(costs, costs[2].macs_paper - 1, MacsConvention::PAPER), 3);
+  EXPECT_EQ(piad::code_for_macs(costs, costs[2].macs_full, MacsConvention::FULL), 2);
+  const auto msg = message_of([&] { piad::code_for_macs(costs, costs[4].macs_paper - 1, MacsConvention::PAPER); });
+  EXPECT_NE(msg.find("below the smallest sub-network in the mask table: code 4"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::to_string(costs[4].macs_paper)), std::string::npos) << msg;
+}
+
+TEST(MaskTable, ParseMacs) {
+  EXPECT_EQ(piad::parse_macs("2.43G", "--macs"), 2430000000);
+  EXPECT_EQ(piad::parse_macs("2.43 GMac", "--macs"), 2430000000);
+  EXPECT_EQ(piad::parse_macs("897.0 MMac", "--macs"), 897000000);
+  EXPECT_EQ(piad::parse_macs("897m", "--macs"), 897000000);
+  EXPECT_EQ(piad::parse_macs("1.5e9", "--macs"), 1500000000);
+  EXPECT_EQ(piad::parse_macs("123456", "--macs"), 123456);
+  EXPECT_EQ(piad::parse_macs("4GMACs", "--macs"), 4000000000);
+  for (const char* bad : {"", "G", "abc", "-1G", "2.4X", "0", "nan"})
+    EXPECT_NE(message_of([&] { piad::parse_macs(bad, "--macs"); }).find("--macs"), std::string::npos) << bad;
+}
+
+TEST(Extraction, SlicedCodeEqualsSuperNetworkAtThatCode) {
+  torch::set_num_threads(2);
+  auto loaded = models::load_model(test::fixture("timm/vit_micro_32.safetensors"), test::fixture("timm/vit_micro_32.json"));
+  auto& model = *loaded.model;
+  model.eval();
+  torch::NoGradGuard g;
+  const auto table = micro_table();
+  const auto costs = piad::code_costs(model.config(), table);
+  const auto x = torch::randn({3, 3, 32, 32});
+  for (int64_t c = 0; c <= table.last_code(); ++c) {
+    const auto& w = table.widths(c);
+    auto sub = models::slice_model(model, w);
+    sub->eval();
+    models::ForwardOptions fo;
+    fo.widths = &w;
+    EXPECT_LE((sub->forward(x) - model.forward(x, fo)).abs().max().item<double>(), 1e-5) << "code " << c;
+    const auto cost = models::macs_count(sub->config());
+    EXPECT_EQ(cost.macs_paper, costs[static_cast<size_t>(c)].macs_paper) << "code " << c;
+    EXPECT_EQ(cost.params, costs[static_cast<size_t>(c)].params) << "code " << c;
+    if (c == 0) EXPECT_TRUE(torch::equal(sub->forward(x), model.forward(x)));
+  }
+}
+
+TEST(MaskTable, ManifestEntriesAndLoading) {
+  const auto config = models::resolve_arch(test::fixture("timm/vit_micro_32.json"));
+  const auto entries = piad::supernet_manifest_entries(config, micro_table());
+  ASSERT_EQ(entries.at("op_codes").size(), 5u);
+  EXPECT_EQ(entries.at("op_codes")[3].at("code"), 3);
+  const auto t = piad::load_mask_table(entries, "", Widths(4, {16, 256}), "super.safetensors");
+  EXPECT_EQ(t.widths(-1), micro_table().widths(4));
+  const auto msg = message_of([] { piad::load_mask_table(nlohmann::json::object(), "", Widths(4, {16, 256}), "m.safetensors"); });
+  EXPECT_NE(msg.find("'m.safetensors' is not a super-network"), std::string::npos) << msg;
+  EXPECT_NE(message_of([] { piad::load_mask_table({}, "/nonexistent/mask_table.json", Widths(4, {16, 256}), "m"); })
+                .find("cannot open '/nonexistent/mask_table.json'"),
+            std::string::npos);
+}
