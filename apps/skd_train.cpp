@@ -5,7 +5,9 @@
 #include <map>
 
 #include "app_common.h"
+#include "skd/piad/piad.h"
 #include "skd/core/device.h"
+#include "skd/core/fs.h"
 #include "skd/data/dataset.h"
 #include "skd/models/checkpoint.h"
 #include "skd/train/checkpointing.h"
@@ -76,6 +78,18 @@ int main(int argc, char** argv) {
   opt(gr, "--amp", c.amp, "amp", "none | bf16 | fp16 (CUDA)");
   opt(gr, "--device", c.device, "device", "cpu | cuda | cuda:N (distributed: cuda -> cuda:LOCAL_RANK)");
   opt(gr, "--seed", c.seed, "seed", "");
+  auto* gp = app.add_option_group("PIAD (--mode piad: super-network training, reference §4)");
+  opt(gp, "--mode", c.mode, "mode", "train (plain training / fine-tuning) | piad (super-network)");
+  opt(gp, "--piad-progressive-epochs", c.piad_progressive_epochs, "piad_progressive_epochs",
+      "mask-table updates before epochs 0 .. N-1 (Pe)");
+  opt(gp, "--piad-budget-ratio", c.piad_budget_ratio, "piad_budget_ratio",
+      "fraction of the full MACs removed by the end of the progressive phase (r)");
+  opt(gp, "--piad-attn-group", c.piad_attn_group, "piad_attn_group", "head dims per attention unit");
+  opt(gp, "--piad-mlp-groups", c.piad_mlp_groups, "piad_mlp_groups", "units per MLP (group = hidden / N)");
+  opt(gp, "--piad-proxy-samples", c.piad_proxy_samples, "piad_proxy_samples", "proxy images per update");
+  opt(gp, "--piad-proxy-batch", c.piad_proxy_batch, "piad_proxy_batch", "proxy batch per process");
+  opt(gp, "--piad-sensitivity", c.piad_sensitivity, "piad_sensitivity",
+      "module sensitivity from the proxy loss (paper) or top-1 accuracy (official code)");
   auto* go = app.add_option_group("Run");
   opt(go, "--run-dir", c.run_dir, "run_dir", "config.json, metrics.jsonl, train.log, checkpoints/");
   opt(go, "--out", c.out, "out", "final model artifact (default <run-dir>/model.safetensors)");
@@ -95,6 +109,7 @@ int main(int argc, char** argv) {
     nlohmann::json resolved = train::config_to_json(train::TrainConfig{});
     std::string resume_path;
     nlohmann::json resume_arch;  // the checkpoint's architecture; train() restores its weights
+    nlohmann::json resume_manifest;
     if (!resume.empty()) {
       resume_path = train::resolve_resume_path(resume);
       const auto state = train::read_training_state(resume_path);
@@ -102,6 +117,7 @@ int main(int argc, char** argv) {
       if (!state.manifest.contains("config"))
         throw std::runtime_error(cat(resume_path, ": manifest has no 'config'"));
       resume_arch = state.manifest.at("config");
+      resume_manifest = state.manifest;
     }
     if (!config_file.empty()) {
       const auto j = read_json_file(config_file, "--config");
@@ -170,6 +186,37 @@ int main(int argc, char** argv) {
     ctx.resume = resume_path;
     ctx.provenance = prov;
     ctx.max_steps = max_steps;
+    std::unique_ptr<piad::Piad> super;
+    if (cfg.mode == "piad") {
+      piad::PiadOptions po;
+      po.progressive_epochs = cfg.piad_progressive_epochs;
+      po.budget_ratio = cfg.piad_budget_ratio;
+      po.attn_group = cfg.piad_attn_group;
+      po.mlp_groups = cfg.piad_mlp_groups;
+      po.proxy_samples = cfg.piad_proxy_samples;
+      po.proxy_batch = cfg.piad_proxy_batch;
+      po.sensitivity = piad::parse_sensitivity(cfg.piad_sensitivity);
+      po.seed = cfg.seed;
+      po.device = parse_device(run_cfg.device);
+      super = std::make_unique<piad::Piad>(piad::Piad::from_manifest(
+          mc, net->widths(), po, resume_manifest, resume_path.empty() ? "resume" : resume_path));
+      const bool writer = env.rank == 0 && !cfg.run_dir.empty();
+      ctx.hooks.zero_grad_removed = true;
+      ctx.hooks.on_epoch_start = [&, writer](int64_t epoch) {
+        const auto rec = super->update(epoch, *net, *train_set, comm.get());
+        if (rec.is_null()) return;
+        log_info("PIAD epoch ", epoch, ": +", rec["added_codes"].get<int64_t>(), " op codes (0..",
+                 super->table().last_code(), "), smallest sub-network ",
+                 models::macs_format(static_cast<int64_t>(rec["smallest_macs"].get<double>())), " (target removed ",
+                 models::macs_format(static_cast<int64_t>(rec["target_macs_removed"].get<double>())), ")");
+        if (writer) {
+          piad::write_mask_table(cfg.run_dir + "/mask_table.json", super->table());
+          append_line_synced(cfg.run_dir + "/piad.jsonl", rec.dump());
+        }
+      };
+      ctx.hooks.step_widths = [&](int64_t, int64_t, data::Rng& rng) { return super->sample(rng); };
+      ctx.hooks.manifest_extra = [&] { return super->manifest_entries(); };
+    }
     const auto r = train::train(*net, *train_set, test_set.get(), run_cfg, ctx);
     if (env.rank == 0) {
       std::printf("trained %lld steps, last loss %.4f, %.1f images/s", static_cast<long long>(r.steps), r.last_loss,

@@ -99,4 +99,16 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   write_file_atomic(path, content.data(), content.size());
 }
 
+void append_line_synced(const std::string& path, const std::string& line) {
+  const std::string text = line + "\n";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error(cat("cannot open '", path, "': ", std::strerror(errno)));
+  const ssize_t n = ::write(fd, text.data(), text.size());
+  const int err = errno;
+  ::fsync(fd);
+  ::close(fd);
+  if (n != static_cast<ssize_t>(text.size()))
+    throw std::runtime_error(cat("cannot append to '", path, "': ", std::strerror(err)));
+}
+
 }  // namespace skd

@@ -84,6 +84,7 @@ ProxyPassResult run_proxy_pass(models::ElasticModelImpl& model, const data::Data
     probes.capture_mlp_act = capture_mlp;
     models::ForwardOptions fo;
     fo.probes = &probes;
+    fo.widths = options.widths;
     torch::Tensor logits = model.forward(images, fo);
     if (!torch::isfinite(logits).all().item<bool>())
       throw std::runtime_error(cat("proxy batch ", done, " (dataset indices from ", indices.front(),

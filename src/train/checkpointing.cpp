@@ -47,13 +47,14 @@ TrainProgress progress_from_json(const nlohmann::json& j) {
 }  // namespace
 
 std::vector<uint8_t> serialize_training_checkpoint(const models::ElasticModelImpl& model,
-                                                   const nlohmann::json& provenance, const TrainingState& state) {
+                                                   const nlohmann::json& provenance, const TrainingState& state,
+                                                   const nlohmann::json& extra) {
   io::SafetensorsContent content;
   content.tensors = models::state_dict(model);
   for (const auto& [key, t] : state.optimizer) content.tensors[kOptimizerPrefix + key] = models::record_from_tensor(t);
   for (const auto& [key, t] : state.ema) content.tensors[kEmaPrefix + key] = models::record_from_tensor(t);
   content.metadata["format"] = "pt";
-  content.metadata[models::kManifestKey] = models::make_manifest(model, provenance).dump();
+  content.metadata[models::kManifestKey] = models::make_manifest(model, provenance, extra).dump();
   nlohmann::json ts = {{"progress", progress_to_json(state.progress)},
                        {"config", state.config},
                        {"scaler", {{"scale", state.scaler_scale}, {"growth_tracker", state.scaler_growth_tracker}}},
@@ -63,8 +64,9 @@ std::vector<uint8_t> serialize_training_checkpoint(const models::ElasticModelImp
 }
 
 void save_training_checkpoint(const std::string& path, const models::ElasticModelImpl& model,
-                              const nlohmann::json& provenance, const TrainingState& state) {
-  const auto bytes = serialize_training_checkpoint(model, provenance, state);
+                              const nlohmann::json& provenance, const TrainingState& state,
+                              const nlohmann::json& extra) {
+  const auto bytes = serialize_training_checkpoint(model, provenance, state, extra);
   write_file_atomic(path, bytes.data(), bytes.size());
 }
 
@@ -141,17 +143,7 @@ std::string RunDir::save(const std::vector<uint8_t>& bytes, const TrainProgress&
   return path;
 }
 
-void RunDir::append_metrics(const nlohmann::json& record) const {
-  const std::string line = record.dump() + "\n";
-  const int fd = ::open(metrics_path().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error(cat("cannot open '", metrics_path(), "': ", std::strerror(errno)));
-  const ssize_t n = ::write(fd, line.data(), line.size());
-  const int err = errno;
-  ::fsync(fd);
-  ::close(fd);
-  if (n != static_cast<ssize_t>(line.size()))
-    throw std::runtime_error(cat("cannot append to '", metrics_path(), "': ", std::strerror(err)));
-}
+void RunDir::append_metrics(const nlohmann::json& record) const { append_line_synced(metrics_path(), record.dump()); }
 
 std::string resolve_resume_path(const std::string& path) {
   std::error_code ec;

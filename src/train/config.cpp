@@ -50,6 +50,14 @@ void for_each_field(TrainConfig& c, F&& f) {
   f("log_every", c.log_every);
   f("dist_backend", c.dist_backend);
   f("dist_timeout", c.dist_timeout);
+  f("mode", c.mode);
+  f("piad_progressive_epochs", c.piad_progressive_epochs);
+  f("piad_budget_ratio", c.piad_budget_ratio);
+  f("piad_attn_group", c.piad_attn_group);
+  f("piad_mlp_groups", c.piad_mlp_groups);
+  f("piad_proxy_samples", c.piad_proxy_samples);
+  f("piad_proxy_batch", c.piad_proxy_batch);
+  f("piad_sensitivity", c.piad_sensitivity);
 }
 
 template <typename T>
@@ -121,6 +129,15 @@ void validate(const TrainConfig& c) {
   need(c.dist_backend == "auto" || c.dist_backend == "gloo" || c.dist_backend == "nccl", "dist-backend",
        "must be auto, gloo or nccl");
   need(c.dist_timeout > 0, "dist-timeout", "must be positive");
+  need(c.mode == "train" || c.mode == "piad", "mode", "must be train or piad");
+  need(c.piad_progressive_epochs >= 1, "piad-progressive-epochs", "must be >= 1");
+  need(c.piad_budget_ratio > 0 && c.piad_budget_ratio < 1, "piad-budget-ratio", "must be in (0, 1)");
+  need(c.piad_attn_group >= 1, "piad-attn-group", "must be >= 1");
+  need(c.piad_mlp_groups >= 1, "piad-mlp-groups", "must be >= 1");
+  need(c.piad_proxy_samples >= 1, "piad-proxy-samples", "must be >= 1");
+  need(c.piad_proxy_batch >= 1, "piad-proxy-batch", "must be >= 1");
+  need(c.piad_sensitivity == "loss" || c.piad_sensitivity == "accuracy", "piad-sensitivity",
+       "must be loss or accuracy");
   const bool mixing = c.mixup > 0 || c.cutmix > 0;
   need(!mixing || c.batch_size % 2 == 0, "batch-size", "must be even when mixup/cutmix is on (pairs are flipped)");
 }

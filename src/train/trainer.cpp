@@ -234,13 +234,16 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
     st.scaler_growth_tracker = scaler.growth_tracker();
     return st;
   };
+  auto manifest_extra = [&]() {
+    return ctx.hooks.manifest_extra ? ctx.hooks.manifest_extra() : nlohmann::json::object();
+  };
   TrainResult result;
   auto save_checkpoint = [&](bool is_best) {
     if (main && run) {
       nlohmann::json p = prov;
       p["epochs_completed"] = progress.epoch;
-      result.last_checkpoint = run->save(serialize_training_checkpoint(model, p, make_state()), progress, is_best,
-                                         cfg.keep_last);
+      result.last_checkpoint = run->save(serialize_training_checkpoint(model, p, make_state(), manifest_extra()),
+                                         progress, is_best, cfg.keep_last);
       log_info("checkpoint ", result.last_checkpoint);
     }
     if (comm && world > 1) comm->barrier();
@@ -417,7 +420,7 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
       p["global_batch"] = global_batch;
       p["seed"] = cfg.seed;
       if (result.eval_top1 >= 0) p["eval_top1"] = result.eval_top1;
-      models::save_artifact(out, model, p);
+      models::save_artifact(out, model, p, manifest_extra());
       result.artifact = out;
       log_info("wrote ", out);
       if (ema && run) {
@@ -426,7 +429,7 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
         for (const auto& [k, t] : live) saved.push_back(t.detach().clone());
         ema->copy_to(live);
         p["weights"] = "ema";
-        models::save_artifact(run->root() + "/model_ema.safetensors", model, p);
+        models::save_artifact(run->root() + "/model_ema.safetensors", model, p, manifest_extra());
         torch::NoGradGuard ng;
         for (size_t i = 0; i < live.size(); ++i) live[i].second.copy_(saved[i]);
       }

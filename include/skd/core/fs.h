@@ -17,4 +17,8 @@ std::vector<uint8_t> read_file_bytes(const std::string& path, uint64_t max_bytes
 void write_file_atomic(const std::string& path, const void* data, size_t size);
 void write_file_atomic(const std::string& path, const std::string& content);
 
+// Appends `line` plus a newline to `path` (created if missing) in one write, then fsyncs it (JSON-lines
+// logs that survive a crash). Throws std::runtime_error naming the path.
+void append_line_synced(const std::string& path, const std::string& line);
+
 }  // namespace skd

@@ -37,6 +37,7 @@ struct ProxyOptions {
   uint64_t seed = 0;         // which images: a seeded shuffle of the dataset, first `samples`
   Cost cost = Cost::LOGIT;
   torch::Device device = torch::kCPU;
+  const models::Widths* widths = nullptr;  // run a sub-network at these widths (null: stored widths)
 };
 
 // `samples` distinct indices of a dataset of `dataset_size` images, a fixed function of `seed`.
@@ -73,7 +74,7 @@ struct ProxyPassResult {
   double seconds_data = 0, seconds_model = 0, seconds_visit = 0;
 };
 
-// Runs the model (eval mode, stored widths) over `batches` of `dataset` (eval transform), computes
+// Runs the model (eval mode, options.widths or the stored widths) over `batches` of `dataset` (eval transform), computes
 // the cost, and gradients of the cost with respect to the captured qkv outputs and/or MLP
 // activations only (no parameter gradients). Throws std::runtime_error naming the batch when the
 // logits or the cost are not finite (NaN/Inf in the weights or the images), and

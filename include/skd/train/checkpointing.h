@@ -53,10 +53,13 @@ struct TrainingState {
 };
 
 // Serialized checkpoint (model weights + manifest + training state).
+// `extra`: additional manifest entries (models::make_manifest).
 std::vector<uint8_t> serialize_training_checkpoint(const models::ElasticModelImpl& model,
-                                                   const nlohmann::json& provenance, const TrainingState& state);
+                                                   const nlohmann::json& provenance, const TrainingState& state,
+                                                   const nlohmann::json& extra = nlohmann::json::object());
 void save_training_checkpoint(const std::string& path, const models::ElasticModelImpl& model,
-                              const nlohmann::json& provenance, const TrainingState& state);
+                              const nlohmann::json& provenance, const TrainingState& state,
+                              const nlohmann::json& extra = nlohmann::json::object());
 // Everything a checkpoint holds, from one read of the file. Throws
 // std::runtime_error naming the file when it is not a training checkpoint or is malformed.
 TrainingState read_training_state(const std::string& path);

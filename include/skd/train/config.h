@@ -51,6 +51,15 @@ struct TrainConfig {
   std::string out;            // final model artifact ("" = <run_dir>/model.safetensors when run_dir is set)
   int keep_last = 2;          // epoch checkpoints kept (plus best.safetensors)
   int64_t log_every = 50;     // steps between progress lines when stderr is not a terminal (0 = off)
+  // PIAD super-network training (mode "piad"; reference §4): see skd/piad/piad.h.
+  std::string mode = "train";              // train | piad
+  int64_t piad_progressive_epochs = 50;    // Pe: mask-table updates before epochs 0 .. Pe-1
+  double piad_budget_ratio = 0.875;        // r: MACs fraction removed by the end of the phase
+  int64_t piad_attn_group = 8;             // head dims per attention unit
+  int64_t piad_mlp_groups = 32;            // units per MLP (group = hidden / groups)
+  int64_t piad_proxy_samples = 1024;       // proxy images per update
+  int64_t piad_proxy_batch = 64;           // per process
+  std::string piad_sensitivity = "loss";   // loss (paper eq. 13) | accuracy (official code)
   std::string dist_backend = "auto";  // auto | gloo | nccl
   double dist_timeout = 300;          // seconds before a silent peer is declared dead
 };

@@ -32,6 +32,8 @@ struct TrainHooks {
   // step's generator, identical on every rank.
   std::function<const models::Widths*(int64_t epoch, int64_t step, data::Rng& rng)> step_widths;
   bool zero_grad_removed = false;
+  // Extra manifest entries for checkpoints and the final artifacts (PIAD: the mask table).
+  std::function<nlohmann::json()> manifest_extra;
 };
 
 struct TrainContext {

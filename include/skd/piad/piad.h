@@ -1,0 +1,90 @@
+// PIAD (reference §4): progressive importance-aware dropout. Before each epoch of the progressive
+// phase the mask table grows by the operations that best fit that epoch's cumulative MACs budget,
+// decided on the current smallest sub-network:
+//   γ_m   module sensitivity: relative increase of the proxy loss when module m is skipped (paper
+//         eq. 13; the official code uses top-1 accuracy, `Sensitivity::ACCURACY`). Skipping = the
+//         branch is removed (x unchanged), as the paper describes (the official hook gives x + LN(x)).
+//   Θ_m   first-order Taylor importance |g ⊙ f| of each remaining dim (attention: qkv outputs summed
+//         over q, k, v and averaged over heads; MLP: post-GELU activations), cost = Σ ground-truth logits
+//   I_m = γ_m · Θ_m / ΣΘ_m, then the operations of skd/piad/operations.h.
+// Every statistic is all-reduced, so every rank builds the same table. During training each step
+// samples an op code uniformly from {0, ..., K} (the full network and the current smallest included:
+// the official code never trains code K, reference §8.6).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "skd/data/dataset.h"
+#include "skd/data/image.h"
+#include "skd/models/model.h"
+#include "skd/piad/mask_table.h"
+
+namespace skd::train {
+class Communicator;
+}
+
+namespace skd::piad {
+
+enum class Sensitivity { LOSS, ACCURACY };
+Sensitivity parse_sensitivity(const std::string& name);  // "loss" | "accuracy", names --piad-sensitivity
+
+struct PiadOptions {
+  int64_t progressive_epochs = 50;  // Pe: table updates before epochs 0 .. Pe-1
+  double budget_ratio = 0.875;      // r: fraction of the full MACs removed by the end of the phase
+  int64_t attn_group = 8;           // head dims per attention unit (shared by all heads and q/k/v)
+  int64_t mlp_groups = 32;          // units per MLP (group = hidden / mlp_groups)
+  int64_t proxy_samples = 1024;     // proxy images per update (drawn anew each epoch)
+  int64_t proxy_batch = 64;         // per process
+  Sensitivity sensitivity = Sensitivity::LOSS;
+  uint64_t seed = 0;
+  torch::Device device = torch::kCPU;
+};
+
+// Exact paper-convention MACs of one attention dim (in every head, q/k/v and proj) and of one MLP
+// unit, per block: the slopes of the closed-form count.
+std::vector<std::pair<double, double>> unit_macs(const models::ModelConfig& config, const models::Widths& full);
+
+class Piad {
+ public:
+  // `table` continues a run (resume); default: a fresh table at `full`. `next_update_epoch`: epochs
+  // before it were already folded into `table`.
+  Piad(models::ModelConfig config, models::Widths full, PiadOptions options, MaskTable table = {},
+       int64_t next_update_epoch = 0);
+  // Continues from an artifact/checkpoint manifest that holds a mask table and a "piad" entry (as
+  // written by manifest_entries()); a manifest without them starts fresh.
+  static Piad from_manifest(models::ModelConfig config, models::Widths full, PiadOptions options,
+                            const nlohmann::json& manifest, const std::string& source);
+  // Manifest entries of the super-network: "mask_table", "op_codes", "piad" (next update epoch).
+  nlohmann::json manifest_entries() const;
+  int64_t next_update_epoch() const { return next_update_epoch_; }
+
+  const MaskTable& table() const { return table_; }
+  const PiadOptions& options() const { return options_; }
+
+  // Before epoch `epoch`: for next_update_epoch() <= epoch < progressive_epochs, grows the table
+  // (statistics on `data`, the training set, eval transform) and returns a JSON record (γ per module,
+  // operations added, MACs removed so far); otherwise returns null (a resumed epoch is not updated
+  // twice). The model is left in eval mode.
+  nlohmann::json update(int64_t epoch, models::ElasticModelImpl& model, const data::Dataset& data,
+                        train::Communicator* comm);
+
+  // Widths of a uniformly sampled code in {0, ..., K} (a pointer into the table: valid until the
+  // next update).
+  const models::Widths* sample(data::Rng& rng) const;
+
+ private:
+  models::ModelConfig config_;
+  models::Widths full_;
+  PiadOptions options_;
+  MaskTable table_;
+  std::vector<std::pair<double, double>> unit_macs_;
+  int64_t next_update_epoch_ = 0;
+};
+
+}  // namespace skd::piad

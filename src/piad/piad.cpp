@@ -1,0 +1,220 @@
+#include "skd/piad/piad.h"
+
+#include <cmath>
+#include <limits>
+
+#include "skd/core/error.h"
+#include "skd/core/logging.h"
+#include "skd/importance/taylor.h"
+#include "skd/models/macs.h"
+#include "skd/piad/operations.h"
+#include "skd/train/distributed.h"
+
+namespace skd::piad {
+
+Sensitivity parse_sensitivity(const std::string& name) {
+  if (name == "loss") return Sensitivity::LOSS;
+  if (name == "accuracy") return Sensitivity::ACCURACY;
+  throw std::invalid_argument(cat("--piad-sensitivity: unknown value '", name, "' (expected loss or accuracy)"));
+}
+
+std::vector<std::pair<double, double>> unit_macs(const models::ModelConfig& config, const models::Widths& full) {
+  std::vector<std::pair<double, double>> out;
+  auto cost = [&](size_t block, bool attn, int64_t width) {
+    auto w = full;
+    (attn ? w[block].attn : w[block].mlp) = width;
+    return static_cast<double>(models::macs_count(config, w).macs_paper);
+  };
+  for (size_t i = 0; i < full.size(); ++i) {
+    const double a = full[i].attn >= 2 ? cost(i, true, 2) - cost(i, true, 1) : 0.0;
+    const double m = full[i].mlp >= 2 ? cost(i, false, 2) - cost(i, false, 1) : 0.0;
+    out.emplace_back(a, m);
+  }
+  return out;
+}
+
+Piad::Piad(models::ModelConfig config, models::Widths full, PiadOptions options, MaskTable table,
+           int64_t next_update_epoch)
+    : config_(std::move(config)),
+      full_(std::move(full)),
+      options_(options),
+      table_(std::move(table)),
+      next_update_epoch_(next_update_epoch) {
+  if (options_.progressive_epochs < 1)
+    throw std::invalid_argument(cat("--piad-progressive-epochs must be >= 1 (got ", options_.progressive_epochs, ")"));
+  if (!(options_.budget_ratio > 0 && options_.budget_ratio < 1))
+    throw std::invalid_argument(cat("--piad-budget-ratio must be in (0, 1) (got ", options_.budget_ratio, ")"));
+  if (options_.attn_group < 1 || options_.mlp_groups < 1)
+    throw std::invalid_argument("--piad-attn-group and --piad-mlp-groups must be >= 1");
+  if (table_.blocks() == 0) table_ = MaskTable(full_);
+  if (table_.blocks() != static_cast<int64_t>(full_.size()) || table_.widths(0) != full_)
+    throw std::invalid_argument("the mask table does not start at this model's full widths (code 0)");
+  unit_macs_ = unit_macs(config_, full_);
+}
+
+Piad Piad::from_manifest(models::ModelConfig config, models::Widths full, PiadOptions options,
+                         const nlohmann::json& manifest, const std::string& source) {
+  if (!manifest.is_object() || !manifest.contains("mask_table")) return Piad(std::move(config), full, options);
+  auto table = MaskTable::from_json(manifest.at("mask_table"), full, source + " mask_table");
+  int64_t next = 0;
+  if (manifest.contains("piad")) next = manifest.at("piad").value("next_update_epoch", int64_t{0});
+  return Piad(std::move(config), std::move(full), options, std::move(table), next);
+}
+
+nlohmann::json Piad::manifest_entries() const {
+  auto j = supernet_manifest_entries(config_, table_);
+  j["piad"] = {{"next_update_epoch", next_update_epoch_},
+               {"progressive_epochs", options_.progressive_epochs},
+               {"budget_ratio", options_.budget_ratio},
+               {"attn_group", options_.attn_group},
+               {"mlp_groups", options_.mlp_groups},
+               {"sensitivity", options_.sensitivity == Sensitivity::LOSS ? "loss" : "accuracy"}};
+  return j;
+}
+
+const models::Widths* Piad::sample(data::Rng& rng) const {
+  const uint64_t n = static_cast<uint64_t>(table_.last_code()) + 1;
+  const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % n;
+  uint64_t r;
+  do r = rng();
+  while (r >= limit);
+  return &table_.widths(static_cast<int64_t>(r % n));
+}
+
+nlohmann::json Piad::update(int64_t epoch, models::ElasticModelImpl& model, const data::Dataset& data,
+                            train::Communicator* comm) {
+  if (epoch >= options_.progressive_epochs || epoch < next_update_epoch_) return nullptr;
+  const int rank = comm ? comm->rank() : 0, world = comm ? comm->world_size() : 1;
+  const auto specs = models::block_specs(config_);
+  const size_t blocks = specs.size();
+  const models::Widths smallest = table_.widths(-1);
+  const auto ids = importance::proxy_indices(data.size(), std::min(options_.proxy_samples, data.size()),
+                                             options_.seed * 1000003ULL + static_cast<uint64_t>(epoch));
+  const auto batches = importance::proxy_batches(ids, std::min<int64_t>(options_.proxy_batch, static_cast<int64_t>(ids.size())),
+                                                 rank, world);
+  model.eval();
+
+  // Module sensitivity γ on the smallest sub-network: [loss sum, correct] for the network itself and
+  // with each present module skipped.
+  std::vector<double> sums(2 * (1 + 2 * blocks), 0.0);
+  {
+    torch::NoGradGuard ng;
+    auto measure = [&](const torch::Tensor& x, const torch::Tensor& y, const models::Widths& w, size_t slot) {
+      models::ForwardOptions fo;
+      fo.widths = &w;
+      auto logits = model.forward(x, fo);
+      sums[2 * slot] += torch::nn::functional::cross_entropy(
+                            logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                            .item<double>();
+      sums[2 * slot + 1] += logits.argmax(1).eq(y).sum().item<double>();
+    };
+    for (const auto& b : batches) {
+      auto batch = data.get_batch(b);
+      auto x = batch.images.to(options_.device), y = batch.labels.to(options_.device);
+      measure(x, y, smallest, 0);
+      for (size_t i = 0; i < blocks; ++i) {
+        for (int part = 0; part < 2; ++part) {
+          auto w = smallest;
+          auto& width = part == 0 ? w[i].attn : w[i].mlp;
+          if (width == 0) continue;
+          width = 0;
+          measure(x, y, w, 1 + 2 * i + static_cast<size_t>(part));
+        }
+      }
+    }
+  }
+  // Dimension importance Θ (first-order Taylor) of the smallest sub-network.
+  std::vector<torch::Tensor> theta;  // [2*blocks]: attention [a], MLP [m] (float64, CPU)
+  for (size_t i = 0; i < blocks; ++i) {
+    theta.push_back(torch::zeros({smallest[i].attn}, torch::kFloat64));
+    theta.push_back(torch::zeros({smallest[i].mlp}, torch::kFloat64));
+  }
+  importance::ProxyOptions po;
+  po.samples = static_cast<int64_t>(ids.size());
+  po.batch_size = std::min<int64_t>(options_.proxy_batch, po.samples);
+  po.device = options_.device;
+  po.widths = &smallest;
+  importance::run_proxy_pass(model, data, batches, po, true, true, [&](const importance::ProbedBatch& pb) {
+    for (size_t k = 0; k < pb.qkv.size(); ++k) {
+      const auto blk = static_cast<size_t>(pb.qkv_blocks[k]);
+      const int64_t H = specs[blk].num_heads, a = smallest[blk].attn;
+      auto s = (pb.qkv[k] * pb.qkv_grad[k]).abs().reshape({-1, 3 * H * a}).sum(0, false, torch::kFloat64);
+      theta[2 * blk] += s.view({3, H, a}).sum(0).mean(0).cpu();
+    }
+    for (size_t k = 0; k < pb.mlp_act.size(); ++k) {
+      const auto blk = static_cast<size_t>(pb.mlp_blocks[k]);
+      theta[2 * blk + 1] += (pb.mlp_act[k] * pb.mlp_grad[k]).abs().reshape({-1, smallest[blk].mlp})
+                                .sum(0, false, torch::kFloat64).cpu();
+    }
+  });
+  if (comm && world > 1) {
+    std::vector<torch::Tensor> all{torch::tensor(sums, torch::kFloat64)};
+    for (auto& t : theta) all.push_back(t);
+    comm->all_reduce_sum(all);
+    auto s = all[0].contiguous();
+    sums.assign(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
+    for (size_t k = 0; k < theta.size(); ++k) theta[k] = all[k + 1];
+  }
+
+  // Normalised importances -> operations -> table.
+  const double loss0 = sums[0], correct0 = sums[1];
+  std::vector<Operation> ops;
+  nlohmann::json gammas = nlohmann::json::array();
+  for (size_t i = 0; i < blocks; ++i) {
+    nlohmann::json g = {{"block", i}};
+    for (int part = 0; part < 2; ++part) {
+      const int64_t w0 = part == 0 ? smallest[i].attn : smallest[i].mlp;
+      const char* name = part == 0 ? "attn" : "mlp";
+      if (w0 == 0) {
+        g[name] = nullptr;
+        continue;
+      }
+      const size_t slot = 1 + 2 * i + static_cast<size_t>(part);
+      double gamma = 0;
+      if (options_.sensitivity == Sensitivity::LOSS) {
+        gamma = loss0 > 0 ? (sums[2 * slot] - loss0) / loss0 : 0.0;
+      } else {
+        gamma = correct0 > 0 ? (correct0 - sums[2 * slot + 1]) / correct0 : 0.0;
+      }
+      if (!std::isfinite(gamma))
+        throw std::runtime_error(cat("PIAD epoch ", epoch, ": block ", i, " ", name, " sensitivity is not finite"));
+      g[name] = gamma;
+      const auto& th = theta[2 * i + static_cast<size_t>(part)];
+      const double total = th.sum().item<double>();
+      std::vector<double> imp(static_cast<size_t>(w0), 0.0);
+      if (total > 0) {
+        auto c = (th * (gamma / total)).contiguous();
+        imp.assign(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+      }
+      const int64_t group = part == 0 ? options_.attn_group
+                                      : std::max<int64_t>(1, full_[i].mlp / options_.mlp_groups);
+      const double per_dim = part == 0 ? unit_macs_[i].first : unit_macs_[i].second;
+      auto module_ops = module_operations(static_cast<int64_t>(i), part == 0, imp, group, per_dim);
+      ops.insert(ops.end(), module_ops.begin(), module_ops.end());
+    }
+    gammas.push_back(g);
+  }
+  const double full_macs = static_cast<double>(models::macs_count(config_, full_).macs_paper);
+  const double removed = full_macs - static_cast<double>(models::macs_count(config_, smallest).macs_paper);
+  const double target = options_.budget_ratio * full_macs * static_cast<double>(epoch + 1) /
+                        static_cast<double>(options_.progressive_epochs);
+  const int64_t before = table_.last_code();
+  const auto r = apply_operations(table_, ops, target - removed);
+  next_update_epoch_ = epoch + 1;
+  const double now_removed =
+      full_macs - static_cast<double>(models::macs_count(config_, table_.widths(-1)).macs_paper);
+  return {{"epoch", epoch},
+          {"proxy_images", ids.size()},
+          {"smallest_top1", 100.0 * correct0 / std::max(1.0, static_cast<double>(ids.size()))},
+          {"smallest_loss", loss0 / std::max(1.0, static_cast<double>(ids.size()))},
+          {"gamma", gammas},
+          {"candidates", r.ranked.size()},
+          {"added_codes", r.added},
+          {"codes", nlohmann::json::array({0, table_.last_code()})},
+          {"first_new_code", r.added > 0 ? before + 1 : -1},
+          {"target_macs_removed", target},
+          {"macs_removed", now_removed},
+          {"smallest_macs", full_macs - now_removed}};
+}
+
+}  // namespace skd::piad
