@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# End-to-end: skd-train --mode piad on the embedded Fashion-MNIST model (WPAC-converted first),
+# then skd-extract --macs-ratio / --macs from the trained super-network.
+#  - run dir: mask_table.json (official schema) and piad.jsonl per update; the artifact is a
+#    super-network (its op-code table lists codes 0..K)
+#  - extracted sub-networks evaluate; code 0 equals the super-network's full forward
+#  - torchrun --no_python 2 processes: the same mask table and outputs as 1 process
+# Env (set by ctest): SKD_BIN (apps folder), SKD_SOURCE_DIR.
+set -uo pipefail
+BIN="${SKD_BIN:?}"
+SRC="${SKD_SOURCE_DIR:?}"
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+export OMP_WAIT_POLICY=PASSIVE
+source "$(dirname "$0")/common.bash"
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+
+check "wpac" 0 "$BIN/skd-convert" --model "$SRC/assets/vit_fmnist.safetensors" --data fashion-mnist --proxy-samples 256 \
+  --out "$W/wpac.safetensors" --threads 2
+P=(--model "$W/wpac.safetensors" --data fashion-mnist --mode piad --epochs 2 --piad-progressive-epochs 2 --limit 512
+   --lr 2e-4 --unscale-lr --warmup-epochs 0 --mixup 0 --cutmix 0 --drop-path 0 --no-eval --piad-proxy-samples 128
+   --piad-proxy-batch 32 --workers 0 --log-every 0)
+check "piad, 1 process, batch 64" 0 "$BIN/skd-train" "${P[@]}" --batch-size 64 --threads 2 --run-dir "$W/one"
+expect_in "logs the updates" "$W/err" "PIAD epoch 1: +"
+[ "$(wc -l <"$W/one/piad.jsonl")" = 2 ] && ok "piad.jsonl: 2 updates" || bad "piad.jsonl lines"
+k=$(json "$W/one/mask_table.json" 'len(d["0.attn"]) - 2')
+[ "$k" -gt 10 ] && ok "mask table has codes 0..$k" || bad "mask table codes: $k"
+[ "$(json "$W/one/mask_table.json" 'list(d["3.mlp"])[:3]')" = "['0', '-1', '1']" ] && ok "official key order" \
+  || bad "key order"
+check "list the super-network" 0 "$BIN/skd-extract" --supernet "$W/one/model.safetensors" --list
+[ "$(grep -c '^ *[0-9]' "$W/out")" = "$((k + 1))" ] && ok "list has $((k + 1)) codes" || bad "list rows"
+check "extract half the MACs" 0 "$BIN/skd-extract" --supernet "$W/one/model.safetensors" --macs-ratio 0.5 --out "$W/half.safetensors"
+check "eval half" 0 "$BIN/skd-eval" --model "$W/half.safetensors" --data fashion-mnist --limit 500 --json "$W/half.json"
+[ "$(json "$W/half.json" 'd["top1"] > 50')" = True ] && ok "half-MACs sub-network top-1 $(json "$W/half.json" 'd["top1"]')%" \
+  || bad "half-MACs top-1 $(json "$W/half.json" 'd["top1"]')"
+check "extract code 0" 0 "$BIN/skd-extract" --supernet "$W/one/model.safetensors" --op-code 0 --out "$W/full.safetensors"
+check "eval code 0" 0 "$BIN/skd-eval" --model "$W/full.safetensors" --data fashion-mnist --limit 200 --save-outputs "$W/f.safetensors"
+check "eval super-network" 0 "$BIN/skd-eval" --model "$W/one/model.safetensors" --data fashion-mnist --limit 200 \
+  --save-outputs "$W/s.safetensors"
+same_weights "code 0 == super-network outputs" "$W/f.safetensors" "$W/s.safetensors" 1e-5
+
+if command -v torchrun >/dev/null; then
+  check "piad, torchrun 2 processes x batch 32" 0 torchrun --no_python --nproc_per_node=2 --master_port="$(free_port)" \
+    --redirects 9:1 --tee 9:1 "$BIN/skd-train" "${P[@]}" --batch-size 32 --threads 1 --run-dir "$W/two"
+  if cmp -s "$W/one/mask_table.json" "$W/two/mask_table.json"; then ok "same mask table"; else bad "mask tables differ"; fi
+  # Weights are compared through the outputs: AdamW turns gradients that are pure rounding noise (the
+  # k bias -- softmax ignores it -- and dead MLP units) into full-size steps of random sign, so those
+  # weights drift apart by ~lr per step between 1 and 2 processes while the function does not.
+  check "eval 2-process model" 0 "$BIN/skd-eval" --model "$W/two/model.safetensors" --data fashion-mnist --limit 200 \
+    --save-outputs "$W/t.safetensors"
+  same_weights "2 processes compute what 1 process does (logits)" "$W/t.safetensors" "$W/s.safetensors" 1e-3
+else
+  bad "torchrun not found (scripts/setup.sh installs python3-torch)"
+fi
+
+echo "$pass passed, $fails failed"
+[ "$fails" -eq 0 ]
