@@ -125,7 +125,7 @@ TEST(Extraction, SlicedCodeEqualsSuperNetworkAtThatCode) {
     const auto cost = models::macs_count(sub->config());
     EXPECT_EQ(cost.macs_paper, costs[static_cast<size_t>(c)].macs_paper) << "code " << c;
     EXPECT_EQ(cost.params, costs[static_cast<size_t>(c)].params) << "code " << c;
-    if (c == 0) EXPECT_TRUE(torch::equal(sub->forward(x), model.forward(x)));
+    if (c == 0) { EXPECT_TRUE(torch::equal(sub->forward(x), model.forward(x))); }
   }
 }
 

@@ -54,11 +54,11 @@ TEST(Piad, UpdatesFollowTheCumulativeBudget) {
     EXPECT_LE(removed, 0.5 * full * (epoch + 1) / 2 + 1e-6) << "epoch " << epoch;
     // An epoch may add nothing when its first-ranked operation exceeds the budget (the budget carries
     // over); by the end of the phase something is removed.
-    if (epoch == 1) EXPECT_GT(removed, 0.0);
+    if (epoch == 1) { EXPECT_GT(removed, 0.0); }
     EXPECT_DOUBLE_EQ(rec["macs_removed"].get<double>(), removed);
     for (const auto& g : rec["gamma"])
       for (const char* part : {"attn", "mlp"})
-        if (!g[part].is_null()) EXPECT_TRUE(std::isfinite(g[part].get<double>()));
+        if (!g[part].is_null()) { EXPECT_TRUE(std::isfinite(g[part].get<double>())); }
     EXPECT_TRUE(p.update(epoch, *model, data, nullptr).is_null()) << "updated twice";
   }
   EXPECT_TRUE(p.update(2, *model, data, nullptr).is_null()) << "past the progressive phase";
