@@ -6,17 +6,17 @@
 #include <numeric>
 #include <random>
 
+#include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 
 namespace skd::importance {
 
-Cost parse_cost(const std::string& name) {
-  if (name == "logit") return Cost::LOGIT;
-  if (name == "ce") return Cost::CE;
-  throw std::invalid_argument(cat("--cost: unknown value '", name, "' (expected logit or ce)"));
-}
+namespace {
+const std::pair<const char*, Cost> kCosts[] = {{"logit", Cost::LOGIT}, {"ce", Cost::CE}};
+}  // namespace
 
-const char* cost_name(Cost cost) { return cost == Cost::LOGIT ? "logit" : "ce"; }
+Cost parse_cost(const std::string& name) { return parse_enum(name, kCosts, "--cost"); }
+const char* cost_name(Cost cost) { return enum_name(cost, kCosts); }
 
 std::vector<int64_t> proxy_indices(int64_t dataset_size, int64_t samples, uint64_t seed) {
   if (samples < 1) throw std::invalid_argument(cat("--proxy-samples must be at least 1 (got ", samples, ")"));

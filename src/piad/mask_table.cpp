@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
 
@@ -122,10 +123,13 @@ std::vector<models::ModelCost> code_costs(const models::ModelConfig& config, con
   return out;
 }
 
+namespace {
+const std::pair<const char*, MacsConvention> kConventions[] = {{"paper", MacsConvention::PAPER},
+                                                               {"full", MacsConvention::FULL}};
+}  // namespace
+
 MacsConvention parse_macs_convention(const std::string& name) {
-  if (name == "paper") return MacsConvention::PAPER;
-  if (name == "full") return MacsConvention::FULL;
-  throw std::invalid_argument(cat("--macs-convention: unknown value '", name, "' (expected paper or full)"));
+  return parse_enum(name, kConventions, "--macs-convention");
 }
 
 int64_t macs_of(const models::ModelCost& cost, MacsConvention convention) {
@@ -139,7 +143,7 @@ int64_t code_for_macs(const std::vector<models::ModelCost>& costs, int64_t budge
   const int64_t smallest = macs_of(costs.back(), convention);
   throw std::invalid_argument(cat("--macs ", models::macs_format(budget), " (", budget, ") is below the smallest sub-network in the mask table: code ",
                                   costs.size() - 1, " at ", models::macs_format(smallest), " (", smallest, " MACs, ",
-                                  convention == MacsConvention::PAPER ? "paper" : "full", " convention)"));
+                                  enum_name(convention, kConventions), " convention)"));
 }
 
 int64_t parse_macs(const std::string& text, const std::string& flag) {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 #include "skd/core/logging.h"
 #include "skd/importance/taylor.h"
@@ -12,10 +13,13 @@
 
 namespace skd::piad {
 
+namespace {
+const std::pair<const char*, Sensitivity> kSensitivities[] = {{"loss", Sensitivity::LOSS},
+                                                              {"accuracy", Sensitivity::ACCURACY}};
+}  // namespace
+
 Sensitivity parse_sensitivity(const std::string& name) {
-  if (name == "loss") return Sensitivity::LOSS;
-  if (name == "accuracy") return Sensitivity::ACCURACY;
-  throw std::invalid_argument(cat("--piad-sensitivity: unknown value '", name, "' (expected loss or accuracy)"));
+  return parse_enum(name, kSensitivities, "--piad-sensitivity");
 }
 
 std::vector<std::pair<double, double>> unit_macs(const models::ModelConfig& config, const models::Widths& full) {
@@ -68,7 +72,7 @@ nlohmann::json Piad::manifest_entries() const {
                {"budget_ratio", options_.budget_ratio},
                {"attn_group", options_.attn_group},
                {"mlp_groups", options_.mlp_groups},
-               {"sensitivity", options_.sensitivity == Sensitivity::LOSS ? "loss" : "accuracy"}};
+               {"sensitivity", enum_name(options_.sensitivity, kSensitivities)}};
   return j;
 }
 

@@ -12,6 +12,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 #include "skd/core/logging.h"
 #include "skd/models/config.h"
@@ -23,23 +24,6 @@ namespace {
 
 constexpr auto kF64 = torch::kFloat64;
 const double kCaptureFractions[] = {0.25, 0.5, 0.75};
-
-template <typename E, size_t N>
-E parse_enum(const std::string& name, const std::pair<const char*, E> (&table)[N], const char* flag) {
-  std::string known;
-  for (const auto& [n, e] : table) {
-    if (name == n) return e;
-    known += known.empty() ? n : cat(", ", n);
-  }
-  throw std::invalid_argument(cat(flag, ": unknown value '", name, "' (expected one of ", known, ")"));
-}
-
-template <typename E, size_t N>
-const char* enum_name(E value, const std::pair<const char*, E> (&table)[N]) {
-  for (const auto& [n, e] : table)
-    if (e == value) return n;
-  return "?";
-}
 
 const std::pair<const char*, Criterion> kCriteria[] = {{"wpac", Criterion::WPAC},
                                                        {"taylor", Criterion::TAYLOR},
@@ -231,34 +215,36 @@ std::vector<torch::Tensor> Statistics::tensors() {
   return out;
 }
 
-Statistics make_statistics(const models::ElasticModelImpl& model, torch::Device device) {
-  const auto& config = model.config();
-  const auto specs = models::block_specs(config);
-  const auto widths = model.widths();
+BlockStatistics make_block_statistics(int64_t block, int64_t heads, int64_t dims, int64_t mlp, torch::Device device) {
   const auto o = torch::TensorOptions().dtype(kF64).device(device);
-  Statistics s;
-  for (size_t i = 0; i < specs.size(); ++i) {
-    BlockStatistics b;
-    b.block = specs[i].index;
-    b.heads = specs[i].num_heads;
-    b.dims = widths[i].attn;
-    b.mlp = widths[i].mlp;
-    if (b.dims > 0) {
-      const int64_t H = b.heads, a = b.dims;
-      b.scatter_v = torch::zeros({H, a, a}, o);
-      b.scatter_qk = torch::zeros({H, a, a}, o);
-      b.moment = torch::zeros({3, H, a, a}, o);
-      b.weighted_sum = torch::zeros({3, H, a}, o);
-      b.weight = torch::zeros({3, H}, o);
-      b.fo = torch::zeros({3, H, a}, o);
-      b.so = torch::zeros({3, H, a}, o);
-    }
-    if (b.mlp > 0) {
-      b.mlp_fo = torch::zeros({b.mlp}, o);
-      b.mlp_so = torch::zeros({b.mlp}, o);
-    }
-    s.blocks.push_back(std::move(b));
+  BlockStatistics b;
+  b.block = block;
+  b.heads = heads;
+  b.dims = dims;
+  b.mlp = mlp;
+  if (dims > 0) {
+    const int64_t H = heads, a = dims;
+    b.scatter_v = torch::zeros({H, a, a}, o);
+    b.scatter_qk = torch::zeros({H, a, a}, o);
+    b.moment = torch::zeros({3, H, a, a}, o);
+    b.weighted_sum = torch::zeros({3, H, a}, o);
+    b.weight = torch::zeros({3, H}, o);
+    b.fo = torch::zeros({3, H, a}, o);
+    b.so = torch::zeros({3, H, a}, o);
   }
+  if (mlp > 0) {
+    b.mlp_fo = torch::zeros({mlp}, o);
+    b.mlp_so = torch::zeros({mlp}, o);
+  }
+  return b;
+}
+
+Statistics make_statistics(const models::ElasticModelImpl& model, torch::Device device) {
+  const auto specs = models::block_specs(model.config());
+  const auto widths = model.widths();
+  Statistics s;
+  for (size_t i = 0; i < specs.size(); ++i)
+    s.blocks.push_back(make_block_statistics(specs[i].index, specs[i].num_heads, widths[i].attn, widths[i].mlp, device));
   s.images = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device));
   return s;
 }

@@ -81,6 +81,9 @@ struct Statistics {
   std::vector<torch::Tensor> tensors();
 };
 
+// Zeroed statistics of one block with `heads` heads of `dims` q/k/v dims (0: no attention) and `mlp`
+// hidden units (0: no MLP), on `device`.
+BlockStatistics make_block_statistics(int64_t block, int64_t heads, int64_t dims, int64_t mlp, torch::Device device);
 // Zeroed statistics for `model` (its stored widths), on `device`.
 Statistics make_statistics(const models::ElasticModelImpl& model, torch::Device device);
 // Folds one probed proxy batch into `stats`.
