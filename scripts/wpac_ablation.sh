@@ -32,30 +32,25 @@ common=(--threads "$THREADS" --log-level warn)
 ATTN_KEEPS="0.0625 0.125 0.25"
 MLP_KEEPS="0.125 0.25 0.5"
 
-for centering in batch global none; do
-  for cost in logit ce; do
-    name="attn-$centering-$cost"
-    "$BIN/skd-convert" --model "$MODEL" --data "$DATA" --proxy-samples "$PROXY" --centering "$centering" --cost "$cost" \
-      --mlp-criterion keep --out "$OUT/$name.safetensors" --report "$OUT/$name.report.json" "${common[@]}" >/dev/null
-    for k in $ATTN_KEEPS; do
-      "$BIN/skd-eval" --model "$OUT/$name.safetensors" --data "$DATA" --limit "$LIMIT" --attn-keep "$k" \
-        --json "$OUT/$name.keep$k.json" "${common[@]}" >/dev/null
-    done
-    rm -f "$OUT/$name.safetensors"
-    echo "done $name" >&2
-  done
-done
-for mlp in taylor taylor2 magnitude random; do
-  name="mlp-$mlp"
-  "$BIN/skd-convert" --model "$MODEL" --data "$DATA" --proxy-samples "$PROXY" --mlp-criterion "$mlp" \
+# variant NAME KEEP_FLAG "KEEPS" CONVERT_ARGS...: convert, evaluate at each keep fraction, clean up
+variant() {
+  local name=$1 flag=$2 keeps=$3
+  shift 3
+  "$BIN/skd-convert" --model "$MODEL" --data "$DATA" --proxy-samples "$PROXY" "$@" \
     --out "$OUT/$name.safetensors" --report "$OUT/$name.report.json" "${common[@]}" >/dev/null
-  for k in $MLP_KEEPS; do
-    "$BIN/skd-eval" --model "$OUT/$name.safetensors" --data "$DATA" --limit "$LIMIT" --mlp-keep "$k" \
+  for k in $keeps; do
+    "$BIN/skd-eval" --model "$OUT/$name.safetensors" --data "$DATA" --limit "$LIMIT" "$flag" "$k" \
       --json "$OUT/$name.keep$k.json" "${common[@]}" >/dev/null
   done
   rm -f "$OUT/$name.safetensors"
   echo "done $name" >&2
+}
+for centering in batch global none; do
+  for cost in logit ce; do
+    variant "attn-$centering-$cost" --attn-keep "$ATTN_KEEPS" --centering "$centering" --cost "$cost" --mlp-criterion keep
+  done
 done
+for mlp in taylor taylor2 magnitude random; do variant "mlp-$mlp" --mlp-keep "$MLP_KEEPS" --mlp-criterion "$mlp"; done
 
 python3 - "$OUT" "$ATTN_KEEPS" "$MLP_KEEPS" <<'EOF'
 import json, sys

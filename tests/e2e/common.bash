@@ -3,6 +3,8 @@
 # expect_in NAME FILE TEXT          FILE contains TEXT
 # same_weights NAME A B ATOL        every tensor of safetensors A within ATOL of B (needs $SRC)
 # free_port                         a free TCP port on 127.0.0.1
+# json FILE EXPR                    prints the Python expression EXPR of the JSON file's content d
+# manifest FILE EXPR                the same for the skd manifest (m) of a safetensors artifact
 fails=0
 pass=0
 ok() { echo "ok   $1"; pass=$((pass + 1)); }
@@ -29,3 +31,11 @@ same_weights() {  # same_weights NAME A B ATOL
   fi
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+manifest() {
+  python3 -c '
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+m = json.loads(json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])["__metadata__"]["skd_manifest"])
+print(eval(sys.argv[2]))' "$@"
+}

@@ -15,7 +15,6 @@ trap 'rm -rf "$W"' EXIT
 export OMP_WAIT_POLICY=PASSIVE
 source "$(dirname "$0")/common.bash"
 MODEL="$SRC/assets/vit_fmnist.safetensors"
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 COMMON=(--threads 2 --data fashion-mnist --proxy-samples 512)
 
 # --- WPAC on the embedded model ------------------------------------------------------------------
@@ -30,12 +29,7 @@ R="$W/wpac.report.json"
 [ "$(json "$R" 'd["function_check"]["max_abs_logit_diff"] < 1e-4')" = True ] && ok "report: function check" \
   || bad "function check $(json "$R" 'd["function_check"]')"
 check "eval summary of the artifact" 0 "$BIN/skd-eval" --model "$W/wpac.safetensors" --summary
-python3 - "$W/wpac.safetensors" >"$W/meta" <<'EOF'
-import json, struct, sys
-b = open(sys.argv[1], "rb").read()
-h = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])
-print(json.loads(h["__metadata__"]["skd_manifest"])["provenance"]["conversion"])
-EOF
+manifest "$W/wpac.safetensors" 'm["provenance"]["conversion"]' >"$W/meta"
 expect_in "provenance names the conversion" "$W/meta" "'criterion': 'wpac'"
 
 # Function preserved on real test images.

@@ -13,15 +13,7 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 export OMP_WAIT_POLICY=PASSIVE
 source "$(dirname "$0")/common.bash"
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
-manifest_macs() {  # artifact -> paper MACs in its manifest
-  python3 - "$1" <<'PY'
-import json, struct, sys
-b = open(sys.argv[1], "rb").read()
-h = json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])
-print(json.loads(h["__metadata__"]["skd_manifest"])["macs"]["paper"])
-PY
-}
+manifest_macs() { manifest "$1" 'm["macs"]["paper"]'; }  # artifact -> paper MACs in its manifest
 M=vit_micro_32
 # vit_micro_32: 4 blocks, head dim 16, MLP 256; codes 0..4 shrink one module at a time.
 cat >"$W/mask_table.json" <<'JSON'

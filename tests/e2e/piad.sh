@@ -13,7 +13,6 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 export OMP_WAIT_POLICY=PASSIVE
 source "$(dirname "$0")/common.bash"
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
 check "wpac" 0 "$BIN/skd-convert" --model "$SRC/assets/vit_fmnist.safetensors" --data fashion-mnist --proxy-samples 256 \
   --out "$W/wpac.safetensors" --threads 2
