@@ -66,6 +66,16 @@ for delay in 1.3 2.1 2.9; do
     ok "kill -9 after ${delay}s: no checkpoint yet (nothing to corrupt)"
   fi
 done
+# On a slow or loaded machine every kill above may land before the first checkpoint; then kill once
+# more right after one exists, so the resume below always has something to resume.
+if [ ! -f "$W/k/checkpoints/latest" ]; then
+  "$BIN/skd-train" --arch "$ARCH" --data fashion-mnist --limit 256 --batch-size 64 --epochs 40 --no-eval \
+    --threads 2 --workers 0 --keep-last 1 --run-dir "$W/k" --log-every 0 >/dev/null 2>&1 &
+  pid=$!
+  for ((i = 0; i < 600 && ! -f "$W/k/checkpoints/latest"; i++)); do sleep 0.1; done
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null
+fi
 check "resume after kill -9" 0 "$BIN/skd-train" --resume "$W/k" --epochs 1 --threads 2 --run-dir "$W/k2" \
   --out "$W/k2.safetensors"
 ls "$W/k/checkpoints" | grep -q '\.tmp' && bad "temp files left after kill -9" || ok "no temp files left"
