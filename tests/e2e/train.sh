@@ -72,9 +72,12 @@ if [ ! -f "$W/k/checkpoints/latest" ]; then
   "$BIN/skd-train" --arch "$ARCH" --data fashion-mnist --limit 256 --batch-size 64 --epochs 40 --no-eval \
     --threads 2 --workers 0 --keep-last 1 --run-dir "$W/k" --log-every 0 >/dev/null 2>&1 &
   pid=$!
-  for ((i = 0; i < 600 && ! -f "$W/k/checkpoints/latest"; i++)); do sleep 0.1; done
+  i=0
+  while [ ! -f "$W/k/checkpoints/latest" ] && [ "$i" -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
   kill -9 "$pid"
   wait "$pid" 2>/dev/null
+  check "kill -9 right after the first checkpoint: latest loads" 0 "$BIN/skd-eval" --summary \
+    --model "$W/k/checkpoints/$(cat "$W/k/checkpoints/latest" 2>/dev/null)"
 fi
 check "resume after kill -9" 0 "$BIN/skd-train" --resume "$W/k" --epochs 1 --threads 2 --run-dir "$W/k2" \
   --out "$W/k2.safetensors"
