@@ -90,6 +90,8 @@ int main(int argc, char** argv) {
   opt(gp, "--piad-proxy-batch", c.piad_proxy_batch, "piad_proxy_batch", "proxy batch per process");
   opt(gp, "--piad-sensitivity", c.piad_sensitivity, "piad_sensitivity",
       "module sensitivity from the proxy loss (paper) or top-1 accuracy (official code)");
+  flag(gp, "--piad-sandwich,!--no-piad-sandwich", c.piad_sandwich, "piad_sandwich",
+       "sandwich rule: train the full and the smallest network at every step too (3 forward/backward)");
   auto* go = app.add_option_group("Run");
   opt(go, "--run-dir", c.run_dir, "run_dir", "config.json, metrics.jsonl, train.log, checkpoints/");
   opt(go, "--out", c.out, "out", "final model artifact (default <run-dir>/model.safetensors)");
@@ -196,6 +198,7 @@ int main(int argc, char** argv) {
       po.proxy_samples = cfg.piad_proxy_samples;
       po.proxy_batch = cfg.piad_proxy_batch;
       po.sensitivity = piad::parse_sensitivity(cfg.piad_sensitivity);
+      po.sandwich = cfg.piad_sandwich;
       po.seed = cfg.seed;
       po.device = parse_device(run_cfg.device);
       super = std::make_unique<piad::Piad>(piad::Piad::from_manifest(
@@ -214,7 +217,7 @@ int main(int argc, char** argv) {
           append_line_synced(cfg.run_dir + "/piad.jsonl", rec.dump());
         }
       };
-      ctx.hooks.step_widths = [&](int64_t, int64_t, data::Rng& rng) { return super->sample(rng); };
+      ctx.hooks.step_subnets = [&](int64_t, int64_t, data::Rng& rng) { return super->step_subnets(rng); };
       ctx.hooks.manifest_extra = [&] { return super->manifest_entries(); };
     }
     const auto r = train::train(*net, *train_set, test_set.get(), run_cfg, ctx);

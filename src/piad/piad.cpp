@@ -85,6 +85,13 @@ const models::Widths* Piad::sample(data::Rng& rng) const {
   return &table_.widths(static_cast<int64_t>(r % n));
 }
 
+std::vector<const models::Widths*> Piad::step_subnets(data::Rng& rng) const {
+  const models::Widths* sampled = sample(rng);
+  if (!options_.sandwich) return {sampled};
+  if (table_.last_code() == 0) return {sampled};
+  return {&table_.widths(0), &table_.widths(table_.last_code()), sampled};
+}
+
 nlohmann::json Piad::update(int64_t epoch, models::ElasticModelImpl& model, const data::Dataset& data,
                             train::Communicator* comm) {
   if (epoch >= options_.progressive_epochs || epoch < next_update_epoch_) return nullptr;

@@ -58,6 +58,7 @@ void for_each_field(TrainConfig& c, F&& f) {
   f("piad_proxy_samples", c.piad_proxy_samples);
   f("piad_proxy_batch", c.piad_proxy_batch);
   f("piad_sensitivity", c.piad_sensitivity);
+  f("piad_sandwich", c.piad_sandwich);
 }
 
 template <typename T>

@@ -282,12 +282,12 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
       torch::manual_seed(s);
       data::Rng rng(s);
       const double lr = sched.at(epoch + static_cast<double>(step) / steps_per_epoch);
-      models::Widths widths_storage;
-      fwd.widths = nullptr;
-      if (ctx.hooks.step_widths) {
+      std::vector<const models::Widths*> subnets;
+      if (ctx.hooks.step_subnets) {
         data::Rng shared(step_seed(cfg.seed, epoch, step, 0));
-        fwd.widths = ctx.hooks.step_widths(epoch, step, shared);
+        subnets = ctx.hooks.step_subnets(epoch, step, shared);
       }
+      if (subnets.empty()) subnets.push_back(nullptr);
       torch::Tensor images = batch.images, labels = batch.labels, targets;
       if (images.size(0) == 0) throw std::runtime_error(cat("epoch ", epoch, " step ", step, ": no readable image"));
       if (mixing) {
@@ -298,15 +298,29 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
         targets = data::mixup_batch(images, labels, mix, rng).targets;
       }
       images = images.to(device, true);
-      torch::Tensor loss;
-      {
-        AutocastGuard autocast(amp);
-        auto logits = model.forward(images, fwd).to(torch::kFloat32);
-        loss = mixing ? data::soft_target_cross_entropy(logits, targets.to(device))
-                      : torch::nn::functional::cross_entropy(logits, labels.to(device), ce_opts);
+      if (mixing) targets = targets.to(device);
+      labels = labels.to(device);
+      // Every sub-network of the step sees the same batch; the mean of their losses is what is
+      // differentiated (one backward each, so only one graph is alive at a time).
+      double step_loss = 0;
+      const double share = 1.0 / static_cast<double>(subnets.size());
+      for (const models::Widths* w : subnets) {
+        fwd.widths = w;
+        torch::Tensor loss;
+        {
+          AutocastGuard autocast(amp);
+          auto logits = model.forward(images, fwd).to(torch::kFloat32);
+          loss = mixing ? data::soft_target_cross_entropy(logits, targets)
+                        : torch::nn::functional::cross_entropy(logits, labels, ce_opts);
+        }
+        const double v = loss.item<double>();
+        step_loss += v * share;
+        if (!std::isfinite(v) && !scaler.enabled()) break;  // reported below, after the ranks agree
+        scaler.scale_loss(subnets.size() == 1 ? loss : loss * share).backward();
       }
+      fwd.widths = nullptr;
       // One small all-reduce makes every rank see the same loss and the same stop request.
-      const auto agreed = all_reduce_sum(comm, {loss.item<double>(), static_cast<double>(stop_signal())});
+      const auto agreed = all_reduce_sum(comm, {step_loss, static_cast<double>(stop_signal())});
       const double lv = agreed[0] / world;
       if (!std::isfinite(lv) && !scaler.enabled())
         throw std::runtime_error(cat("loss is ", lv, " at epoch ", epoch + 1, " step ", step + 1, " (global step ",
@@ -314,7 +328,6 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
                                      "the data. ",
                                      result.last_checkpoint.empty() ? std::string("No checkpoint was written.")
                                                                     : "Last good checkpoint: " + result.last_checkpoint));
-      scaler.scale_loss(loss).backward();
       if (comm && world > 1) comm->average_gradients(param_list);
       const bool found_inf = scaler.enabled() ? scaler.unscale_and_check(params) : false;
       if (!found_inf) {

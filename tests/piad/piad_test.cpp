@@ -1,6 +1,7 @@
 // PIAD on a tiny model: table updates against the cumulative budget, no double update of a resumed
-// epoch, sampling over every code, and a PIAD run stopped mid-epoch and resumed from its checkpoint
-// (mask table restored from the manifest) equal to the uninterrupted run.
+// epoch, sampling over every code, a PIAD run stopped mid-epoch and resumed from its checkpoint
+// (mask table restored from the manifest) equal to the uninterrupted run, the sandwich rule, and
+// Swin through updates, training and extraction.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
@@ -9,6 +10,7 @@
 
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
+#include "skd/models/slice.h"
 #include "skd/piad/piad.h"
 #include "skd/train/checkpointing.h"
 #include "skd/train/trainer.h"
@@ -34,7 +36,7 @@ piad::PiadOptions tiny_options() {
 void wire(train::TrainContext& ctx, piad::Piad& p, models::ElasticModelImpl& model, const data::Dataset& data) {
   ctx.hooks.zero_grad_removed = true;
   ctx.hooks.on_epoch_start = [&](int64_t epoch) { p.update(epoch, model, data, nullptr); };
-  ctx.hooks.step_widths = [&](int64_t, int64_t, data::Rng& rng) { return p.sample(rng); };
+  ctx.hooks.step_subnets = [&](int64_t, int64_t, data::Rng& rng) { return p.step_subnets(rng); };
   ctx.hooks.manifest_extra = [&] { return p.manifest_entries(); };
 }
 
@@ -125,4 +127,105 @@ TEST(Piad, ResumedRunEqualsUninterruptedRun) {
   const auto art = models::load_model(dir_a + "/model.safetensors");
   ASSERT_TRUE(art.manifest.contains("mask_table"));
   EXPECT_EQ(art.manifest.at("op_codes").size(), static_cast<size_t>(pa.table().last_code() + 1));
+}
+
+// The sandwich rule adds the full network (code 0) and the current smallest (code K) to every step.
+TEST(Piad, SandwichStepsTrainFullAndSmallest) {
+  torch::set_num_threads(1);
+  test::TinyData data(32);
+  auto model = test::tiny_model();
+  auto opts = tiny_options();
+  opts.sandwich = true;
+  piad::Piad p(model->config(), model->widths(), opts);
+  data::Rng r0(5);
+  ASSERT_EQ(p.step_subnets(r0).size(), 1u) << "only code 0 before the first update";
+  p.update(0, *model, data, nullptr);
+  p.update(1, *model, data, nullptr);
+  const auto& t = p.table();
+  ASSERT_GT(t.last_code(), 0);
+  data::Rng a(9), b(9);
+  const auto s = p.step_subnets(a);
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0], &t.widths(0));
+  EXPECT_EQ(s[1], &t.widths(t.last_code()));
+  EXPECT_EQ(s[2], p.sample(b)) << "the third is the uniformly sampled code";
+  opts.sandwich = false;
+  piad::Piad plain(model->config(), model->widths(), opts, t, 2);
+  data::Rng c(9), d(9);
+  const auto one = plain.step_subnets(c);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0], plain.sample(d));
+}
+
+namespace {
+
+// Random 3x32x32 images with labels in [0, classes): enough for the proxy passes and a few steps.
+class RandomImages : public data::Dataset {
+ public:
+  RandomImages(int64_t n, int64_t classes) : n_(n), classes_(classes) {
+    torch::manual_seed(21);
+    images_ = torch::randn({n, 3, 32, 32});
+  }
+  int64_t size() const override { return n_; }
+  int64_t num_classes() const override { return classes_; }
+  data::Sample get(int64_t i, data::Rng*) const override { return {images_[i].clone(), i % classes_}; }
+  std::string describe() const override { return "random 3x32x32"; }
+
+ private:
+  int64_t n_, classes_;
+  torch::Tensor images_;
+};
+
+}  // namespace
+
+// Swin through the whole PIAD path: table updates (window attention, two stages of different
+// widths), sandwich training steps with zeroed gradients of removed parts, and every code's
+// extracted sub-network equal to the super-network's sliced forward.
+TEST(Piad, SwinSuperNetworkTrainsAndExtracts) {
+  torch::set_num_threads(2);
+  auto loaded = models::load_model(test::fixture("timm/swin_micro_32.safetensors"),
+                                   test::fixture("timm/swin_micro_32.json"));
+  auto& model = *loaded.model;
+  RandomImages data(32, model.config().num_classes);
+  piad::PiadOptions o;
+  o.progressive_epochs = 2;
+  o.budget_ratio = 0.6;
+  o.attn_group = 4;  // head dim 16 -> 4 units
+  o.mlp_groups = 8;
+  o.proxy_samples = 16;
+  o.proxy_batch = 8;
+  o.sandwich = true;
+  piad::Piad p(model.config(), model.widths(), o);
+  auto cfg = test::tiny_config(test::scratch_dir("piad_swin"));
+  cfg.epochs = 2;
+  cfg.eval = false;
+  cfg.model_ema = false;
+  cfg.mode = "piad";
+  const auto before = model.named_parameters()["layers.0.blocks.0.attn.qkv.weight"].detach().clone();
+  train::TrainContext ctx;
+  wire(ctx, p, model, data);
+  const auto r = train::train(model, data, nullptr, cfg, ctx);
+  EXPECT_EQ(r.steps, 8);
+  EXPECT_TRUE(std::isfinite(r.last_loss));
+  EXPECT_FALSE(torch::equal(before, model.named_parameters()["layers.0.blocks.0.attn.qkv.weight"]));
+  const auto& t = p.table();
+  ASSERT_GT(t.last_code(), 1);
+  const double full = static_cast<double>(models::macs_count(model.config()).macs_paper);
+  const double smallest = static_cast<double>(models::macs_count(model.config(), t.widths(-1)).macs_paper);
+  EXPECT_GE(smallest, 0.4 * full - 1e-6) << "removed more than the budget";
+  EXPECT_LT(smallest, full);
+
+  model.eval();
+  torch::NoGradGuard g;
+  const auto costs = piad::code_costs(model.config(), t);
+  const auto x = torch::randn({2, 3, 32, 32});
+  for (int64_t c = 0; c <= t.last_code(); ++c) {
+    const auto& w = t.widths(c);
+    auto sub = models::slice_model(model, w);
+    sub->eval();
+    models::ForwardOptions fo;
+    fo.widths = &w;
+    EXPECT_LE((sub->forward(x) - model.forward(x, fo)).abs().max().item<double>(), 1e-5) << "code " << c;
+    EXPECT_EQ(models::macs_count(sub->config()).macs_paper, costs[static_cast<size_t>(c)].macs_paper) << "code " << c;
+  }
 }

@@ -49,9 +49,9 @@ TEST(Trainer, ResumeMidEpochMatchesUninterruptedRun) {
 
   auto b = tiny_model();
   train::TrainContext stop_ctx;
-  stop_ctx.hooks.step_widths = [](int64_t epoch, int64_t step, data::Rng&) -> const models::Widths* {
+  stop_ctx.hooks.step_subnets = [](int64_t epoch, int64_t step, data::Rng&) {
     if (epoch == 1 && step == 2) train::request_stop(SIGTERM);
-    return nullptr;
+    return std::vector<const models::Widths*>{};
   };
   const auto rb = train::train(*b, data, &eval, tiny_config(dir_b), stop_ctx);
   train::clear_stop_signal();
@@ -80,6 +80,40 @@ TEST(Trainer, ResumeMidEpochMatchesUninterruptedRun) {
   EXPECT_EQ(sc.progress.global_step, 24);
   EXPECT_TRUE(fs::exists(dir_b + "/model.safetensors"));
   EXPECT_TRUE(fs::exists(dir_b + "/model_ema.safetensors"));
+}
+
+// Several sub-networks in one step: each runs on the same batch and targets and the gradient is
+// that of their mean loss, so two copies of the full network in every step train exactly like one.
+TEST(Trainer, SubNetworksOfAStepAverageTheirLosses) {
+  TinyData data(32);
+  auto cfg_for = [](const std::string& dir) {
+    auto c = tiny_config(dir);
+    c.drop_path = 0;  // the second forward would draw other drop-path masks
+    c.model_ema = false;
+    c.eval = false;
+    return c;
+  };
+  auto a = tiny_model();
+  const auto ra = train::train(*a, data, nullptr, cfg_for(test::scratch_dir("train_subnets_one")));
+  auto b = tiny_model();
+  train::TrainContext twice;
+  twice.hooks.step_subnets = [](int64_t, int64_t, data::Rng&) {
+    return std::vector<const models::Widths*>{nullptr, nullptr};
+  };
+  const auto rb = train::train(*b, data, nullptr, cfg_for(test::scratch_dir("train_subnets_two")), twice);
+  EXPECT_EQ(ra.steps, rb.steps);
+  EXPECT_EQ(ra.last_loss, rb.last_loss);
+  expect_same(weights(*a), weights(*b));
+  // A narrower second sub-network changes the update.
+  auto c = tiny_model();
+  models::Widths half = c->widths();
+  for (auto& w : half) w.mlp /= 2;
+  train::TrainContext mixed;
+  mixed.hooks.step_subnets = [&](int64_t, int64_t, data::Rng&) {
+    return std::vector<const models::Widths*>{nullptr, &half};
+  };
+  train::train(*c, data, nullptr, cfg_for(test::scratch_dir("train_subnets_mixed")), mixed);
+  EXPECT_FALSE(torch::equal(weights(*a).at("blocks.0.mlp.fc1.weight"), weights(*c).at("blocks.0.mlp.fc1.weight")));
 }
 
 TEST(Trainer, RunDirectoryLayoutAndKeepLast) {

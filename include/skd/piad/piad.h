@@ -9,7 +9,8 @@
 //   I_m = γ_m · Θ_m / ΣΘ_m, then the operations of skd/piad/operations.h.
 // Every statistic is all-reduced, so every rank builds the same table. During training each step
 // samples an op code uniformly from {0, ..., K} (the full network and the current smallest included:
-// the official code never trains code K, reference §8.6).
+// the official code never trains code K, reference §8.6); with `sandwich` the full network (code 0)
+// and the smallest (code K) are trained at every step too, next to the sampled one.
 #pragma once
 
 #include <torch/torch.h>
@@ -42,6 +43,7 @@ struct PiadOptions {
   int64_t proxy_samples = 1024;     // proxy images per update (drawn anew each epoch)
   int64_t proxy_batch = 64;         // per process
   Sensitivity sensitivity = Sensitivity::LOSS;
+  bool sandwich = false;            // every step: code 0 and code K besides the sampled code
   uint64_t seed = 0;
   torch::Device device = torch::kCPU;
 };
@@ -77,6 +79,9 @@ class Piad {
   // Widths of a uniformly sampled code in {0, ..., K} (a pointer into the table: valid until the
   // next update).
   const models::Widths* sample(data::Rng& rng) const;
+  // The sub-networks of one training step: {sampled}, or with `sandwich` {code 0, code K, sampled}
+  // (just {code 0} while the table has no other code). Pointers as for sample().
+  std::vector<const models::Widths*> step_subnets(data::Rng& rng) const;
 
  private:
   models::ModelConfig config_;

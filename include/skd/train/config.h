@@ -60,6 +60,7 @@ struct TrainConfig {
   int64_t piad_proxy_samples = 1024;       // proxy images per update
   int64_t piad_proxy_batch = 64;           // per process
   std::string piad_sensitivity = "loss";   // loss (paper eq. 13) | accuracy (official code)
+  bool piad_sandwich = false;              // also train the full and the smallest network every step
   std::string dist_backend = "auto";  // auto | gloo | nccl
   double dist_timeout = 300;          // seconds before a silent peer is declared dead
 };

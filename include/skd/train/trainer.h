@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -28,9 +29,11 @@ class Communicator;
 struct TrainHooks {
   // Called at the start of every epoch (before its first step).
   std::function<void(int64_t epoch)> on_epoch_start;
-  // Widths of the sub-network to train at this step (nullptr: the full model). `rng` is the
-  // step's generator, identical on every rank.
-  std::function<const models::Widths*(int64_t epoch, int64_t step, data::Rng& rng)> step_widths;
+  // Sub-networks to train at this step, by widths (nullptr: the full model); with more than one
+  // (PIAD's sandwich rule) each is run forward/backward on the same batch and targets, the
+  // gradients of their mean loss are accumulated and one optimizer step follows. Unset or empty:
+  // the full model. `rng` is the step's generator, identical on every rank.
+  std::function<std::vector<const models::Widths*>(int64_t epoch, int64_t step, data::Rng& rng)> step_subnets;
   bool zero_grad_removed = false;
   // Extra manifest entries for checkpoints and the final artifacts (PIAD: the mask table).
   std::function<nlohmann::json()> manifest_extra;
