@@ -52,5 +52,23 @@ else
   bad "torchrun not found (scripts/setup.sh installs python3-torch)"
 fi
 
+# An extracted sub-network is a standalone model: skd-train fine-tunes it with no other file.
+check "fine-tune the half-MACs sub-network" 0 "$BIN/skd-train" --model "$W/half.safetensors" --data fashion-mnist \
+  --limit 256 --epochs 1 --batch-size 64 --mixup 0 --cutmix 0 --no-eval --workers 0 --threads 2 --log-every 0 \
+  --out "$W/half_ft.safetensors"
+check "summary of the fine-tuned sub-network" 0 "$BIN/skd-eval" --model "$W/half_ft.safetensors" --summary --json "$W/ft.json"
+check "summary of the sub-network" 0 "$BIN/skd-eval" --model "$W/half.safetensors" --summary --json "$W/h.json"
+[ "$(json "$W/ft.json" 'd["macs_paper"]')" = "$(json "$W/h.json" 'd["macs_paper"]')" ] \
+  && ok "fine-tuning keeps the sub-network's widths" || bad "fine-tuned MACs differ from the sub-network's"
+
+# Sandwich rule: three sub-networks per step (on 128 images: the --limit 512 of P becomes 128); the
+# setting is recorded in the run's config.
+check "piad --piad-sandwich" 0 "$BIN/skd-train" "${P[@]/#512/128}" --batch-size 64 --threads 2 --piad-sandwich \
+  --run-dir "$W/sw"
+[ "$(json "$W/sw/config.json" 'd["piad_sandwich"]')" = True ] && ok "config records piad_sandwich" \
+  || bad "piad_sandwich not in config.json"
+check "sandwich super-network extracts" 0 "$BIN/skd-extract" --supernet "$W/sw/model.safetensors" --op-code -1 \
+  --out "$W/sw_small.safetensors"
+
 echo "$pass passed, $fails failed"
 [ "$fails" -eq 0 ]
