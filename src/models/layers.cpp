@@ -4,7 +4,28 @@
 
 namespace skd::models::detail {
 
+namespace {
+thread_local bool skip_init = false;
+}
+
+SkipInit::SkipInit() : previous_(skip_init) { skip_init = true; }
+SkipInit::~SkipInit() { skip_init = previous_; }
+bool SkipInit::active() { return skip_init; }
+
+torch::nn::Linear make_linear(int64_t in, int64_t out, bool bias) {
+  if (!skip_init) return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+  // A 1x1 Linear initialises one weight; its parameters then get their real (uninitialised)
+  // storage. (0x0 would not do: kaiming_uniform refuses a zero fan-in.)
+  torch::nn::Linear l(torch::nn::LinearOptions(1, 1).bias(bias));
+  torch::NoGradGuard g;
+  l->weight.set_data(torch::empty({out, in}));
+  if (bias) l->bias.set_data(torch::empty({out}));
+  l->options.in_features(in).out_features(out);
+  return l;
+}
+
 void init_linear(torch::nn::Linear& l) {
+  if (skip_init) return;
   torch::NoGradGuard g;
   l->weight.normal_(0.0, 0.02);
   if (l->bias.defined()) l->bias.zero_();
@@ -22,8 +43,8 @@ torch::Tensor zero_touch(torch::nn::Module& module) {
 AttentionImpl::AttentionImpl(int64_t dim, int64_t heads_, int64_t stored_, bool qkv_bias,
                              int64_t rel_window)
     : heads(heads_), stored(stored_) {
-  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, 3 * heads * stored).bias(qkv_bias)));
-  proj = register_module("proj", torch::nn::Linear(heads * stored, dim));
+  qkv = register_module("qkv", make_linear(dim, 3 * heads * stored, qkv_bias));
+  proj = register_module("proj", make_linear(heads * stored, dim));
   init_linear(qkv);
   init_linear(proj);
   if (rel_window > 0) {
@@ -61,8 +82,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, int64_t a, double s
 }
 
 MlpImpl::MlpImpl(int64_t dim, int64_t stored_) : stored(stored_) {
-  fc1 = register_module("fc1", torch::nn::Linear(dim, stored));
-  fc2 = register_module("fc2", torch::nn::Linear(stored, dim));
+  fc1 = register_module("fc1", make_linear(dim, stored));
+  fc2 = register_module("fc2", make_linear(stored, dim));
   init_linear(fc1);
   init_linear(fc2);
 }

@@ -8,6 +8,19 @@
 
 namespace skd::models::detail {
 
+// While alive (this thread), Linear layers made by make_linear are not initialised.
+class SkipInit {
+ public:
+  SkipInit();
+  ~SkipInit();
+  SkipInit(const SkipInit&) = delete;
+  SkipInit& operator=(const SkipInit&) = delete;
+  static bool active();
+
+ private:
+  bool previous_;
+};
+
 // Fused-qkv multi-head attention. `stored` = dims per head held in the parameters (q, k and v
 // share it). Optional Swin relative-position bias table [(2w-1)^2, heads].
 class AttentionImpl : public torch::nn::Module {
@@ -34,7 +47,11 @@ class MlpImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Mlp);
 
-// timm-style init: Linear weights N(0, 0.02), zero biases; LayerNorm (1, 0).
+// torch::nn::Linear(in, out); under a SkipInit guard its parameters are allocated but left
+// uninitialised (LibTorch's kaiming_uniform does not run): for models whose every parameter is about
+// to be overwritten (slice_model).
+torch::nn::Linear make_linear(int64_t in, int64_t out, bool bias = true);
+// timm-style init of an existing Linear (skipped under a SkipInit guard).
 void init_linear(torch::nn::Linear& l);
 // 0 * sum(params of `module`), to keep removed branches in the autograd graph.
 torch::Tensor zero_touch(torch::nn::Module& module);

@@ -76,7 +76,7 @@ torch::Tensor SwinBlockImpl::forward(torch::Tensor x, BlockWidth run, double sca
 
 PatchMergingImpl::PatchMergingImpl(int64_t dim, double eps) {
   norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({4 * dim}).eps(eps)));
-  reduction = register_module("reduction", torch::nn::Linear(torch::nn::LinearOptions(4 * dim, 2 * dim).bias(false)));
+  reduction = register_module("reduction", detail::make_linear(4 * dim, 2 * dim, false));
   detail::init_linear(reduction);
 }
 
@@ -116,7 +116,7 @@ SwinTransformerImpl::SwinTransformerImpl(ModelConfig cfg) : ElasticModelImpl(std
   const int64_t last = c.embed_dim << (c.depths.size() - 1);
   norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({last}).eps(c.norm_eps)));
   auto head = std::make_shared<torch::nn::Module>();
-  head_fc = head->register_module("fc", torch::nn::Linear(last, c.num_classes));
+  head_fc = head->register_module("fc", detail::make_linear(last, c.num_classes));
   detail::init_linear(head_fc);
   register_module("head", head);
 }

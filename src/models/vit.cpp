@@ -50,7 +50,7 @@ VisionTransformerImpl::VisionTransformerImpl(ModelConfig cfg) : ElasticModelImpl
   for (size_t i = 0; i < specs.size(); ++i)
     blocks->push_back(VitBlock(specs[i], stored[i], c.qkv_bias, c.norm_eps));
   norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.embed_dim}).eps(c.norm_eps)));
-  head = register_module("head", torch::nn::Linear(c.embed_dim, c.num_classes));
+  head = register_module("head", detail::make_linear(c.embed_dim, c.num_classes));
   detail::init_linear(head);
 }
 
