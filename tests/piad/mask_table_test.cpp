@@ -8,6 +8,7 @@
 #include "skd/models/checkpoint.h"
 #include "skd/models/slice.h"
 #include "skd/piad/mask_table.h"
+#include "extraction_check.h"
 #include "test_util.h"
 
 using namespace skd;
@@ -109,24 +110,7 @@ TEST(MaskTable, ParseMacs) {
 TEST(Extraction, SlicedCodeEqualsSuperNetworkAtThatCode) {
   torch::set_num_threads(2);
   auto loaded = models::load_model(test::fixture("timm/vit_micro_32.safetensors"), test::fixture("timm/vit_micro_32.json"));
-  auto& model = *loaded.model;
-  model.eval();
-  torch::NoGradGuard g;
-  const auto table = micro_table();
-  const auto costs = piad::code_costs(model.config(), table);
-  const auto x = torch::randn({3, 3, 32, 32});
-  for (int64_t c = 0; c <= table.last_code(); ++c) {
-    const auto& w = table.widths(c);
-    auto sub = models::slice_model(model, w);
-    sub->eval();
-    models::ForwardOptions fo;
-    fo.widths = &w;
-    EXPECT_LE((sub->forward(x) - model.forward(x, fo)).abs().max().item<double>(), 1e-5) << "code " << c;
-    const auto cost = models::macs_count(sub->config());
-    EXPECT_EQ(cost.macs_paper, costs[static_cast<size_t>(c)].macs_paper) << "code " << c;
-    EXPECT_EQ(cost.params, costs[static_cast<size_t>(c)].params) << "code " << c;
-    if (c == 0) { EXPECT_TRUE(torch::equal(sub->forward(x), model.forward(x))); }
-  }
+  test::expect_every_code_extracts(*loaded.model, micro_table(), torch::randn({3, 3, 32, 32}));
 }
 
 TEST(MaskTable, ManifestEntriesAndLoading) {

@@ -14,6 +14,7 @@
 #include "skd/piad/piad.h"
 #include "skd/train/checkpointing.h"
 #include "skd/train/trainer.h"
+#include "extraction_check.h"
 #include "test_util.h"
 #include "train/tiny_training.h"
 
@@ -215,17 +216,5 @@ TEST(Piad, SwinSuperNetworkTrainsAndExtracts) {
   EXPECT_GE(smallest, 0.4 * full - 1e-6) << "removed more than the budget";
   EXPECT_LT(smallest, full);
 
-  model.eval();
-  torch::NoGradGuard g;
-  const auto costs = piad::code_costs(model.config(), t);
-  const auto x = torch::randn({2, 3, 32, 32});
-  for (int64_t c = 0; c <= t.last_code(); ++c) {
-    const auto& w = t.widths(c);
-    auto sub = models::slice_model(model, w);
-    sub->eval();
-    models::ForwardOptions fo;
-    fo.widths = &w;
-    EXPECT_LE((sub->forward(x) - model.forward(x, fo)).abs().max().item<double>(), 1e-5) << "code " << c;
-    EXPECT_EQ(models::macs_count(sub->config()).macs_paper, costs[static_cast<size_t>(c)].macs_paper) << "code " << c;
-  }
+  test::expect_every_code_extracts(model, t, torch::randn({2, 3, 32, 32}));
 }
