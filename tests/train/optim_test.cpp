@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
 #include "skd/train/config.h"
@@ -178,13 +179,18 @@ TEST(TrainConfig, JsonRoundTripAndStrictKeys) {
   EXPECT_THROW(validate(bad), std::invalid_argument);
 }
 
-// The shipped recipes must parse and validate.
+// Every shipped recipe (configs/train/*.json) must parse and validate; the PIAD ones select PIAD.
 TEST(TrainConfig, ShippedRecipesAreValid) {
-  for (const char* name : {"deit_pretrain", "peeled_finetune", "fmnist_default"}) {
-    const std::string path = std::string(SKD_SOURCE_DIR) + "/configs/train/" + name + ".json";
+  int count = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(SKD_SOURCE_DIR) + "/configs/train")) {
+    if (e.path().extension() != ".json") continue;
+    const std::string path = e.path().string();
     std::ifstream in(path);
     ASSERT_TRUE(in) << path;
     const auto c = config_from_json(nlohmann::json::parse(in), path);
     EXPECT_NO_THROW(validate(c)) << path;
+    if (e.path().filename().string().rfind("piad_", 0) == 0) { EXPECT_EQ(c.mode, "piad") << path; }
+    ++count;
   }
+  EXPECT_GE(count, 9);
 }
