@@ -105,21 +105,12 @@ for r in rows:
     md.append(f"| {r['fraction']} | {r['code']} | {r['macs_paper'] / 1e6:.2f} M | {r['params'] / 1e6:.3f} M | "
               + " | ".join(f"{r[s]:.2f}" for s in sources) + " |")
 open(f"{out}/results.md", "w").write("\n".join(md) + "\n")
-with open(f"{out}/results.dat", "w") as f:
-    f.write("# macs_m " + " ".join(sources) + "\n")
-    for r in rows:
-        f.write(f"{r['macs_paper'] / 1e6:.4f} " + " ".join(f"{r[s]:.2f}" for s in sources) + "\n")
-with open(f"{out}/plot.gp", "w") as f:
-    styles = {"piad": (7, f"{names['piad']} ({epochs} epochs)"), "baseline": (5, f"plain fine-tune ({epochs} epochs)"),
-              "start": (9, start_label)}
-    parts = [f'"{out}/results.dat" using 1:{i + 2} with linespoints lw 2 pt {styles[s][0]} title "{styles[s][1]}"'
-             for i, s in enumerate(sources)]
-    f.write("plot " + ", \\\n     ".join(parts) + "\n")
 print("\n".join(md))
 PY
-gnuplot -e "set terminal pngcairo size 900,600 noenhanced font ',11'; set output '$OUT/accuracy_vs_macs.png';
-set title 'Sub-networks of the embedded Fashion-MNIST ViT (no fine-tuning after extraction)';
-set xlabel 'MACs (paper convention, millions)'; set ylabel 'top-1 on the 10k test set (%)';
-set key bottom right; set grid" "$OUT/plot.gp"
+CURVES=("$OUT/results.json:piad:PIAD${PIAD_ARGS:+ $PIAD_ARGS} ($EPOCHS epochs)")
+[ "$BASELINE" = 1 ] && CURVES+=("$OUT/results.json:baseline:plain fine-tune ($EPOCHS epochs)")
+CURVES+=("$OUT/results.json:start:$START_LABEL")
+/usr/bin/python3 "$SRC/scripts/plot_results.py" "$OUT/accuracy_vs_macs.png" \
+  "Sub-networks of the embedded Fashion-MNIST ViT (no fine-tuning after extraction)" "${CURVES[@]}"
 rm -f "$OUT"/*-*.safetensors
 echo "done in $(( $(date +%s) - start )) s: $OUT/results.md, $OUT/accuracy_vs_macs.png"
