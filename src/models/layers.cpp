@@ -10,7 +10,6 @@ thread_local bool skip_init = false;
 
 SkipInit::SkipInit() : previous_(skip_init) { skip_init = true; }
 SkipInit::~SkipInit() { skip_init = previous_; }
-bool SkipInit::active() { return skip_init; }
 
 torch::nn::Linear make_linear(int64_t in, int64_t out, bool bias) {
   if (!skip_init) return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));

@@ -15,7 +15,6 @@ class SkipInit {
   ~SkipInit();
   SkipInit(const SkipInit&) = delete;
   SkipInit& operator=(const SkipInit&) = delete;
-  static bool active();
 
  private:
   bool previous_;

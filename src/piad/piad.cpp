@@ -87,8 +87,7 @@ const models::Widths* Piad::sample(data::Rng& rng) const {
 
 std::vector<const models::Widths*> Piad::step_subnets(data::Rng& rng) const {
   const models::Widths* sampled = sample(rng);
-  if (!options_.sandwich) return {sampled};
-  if (table_.last_code() == 0) return {sampled};
+  if (!options_.sandwich || table_.last_code() == 0) return {sampled};
   return {&table_.widths(0), &table_.widths(table_.last_code()), sampled};
 }
 

@@ -301,8 +301,10 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
       if (mixing) targets = targets.to(device);
       labels = labels.to(device);
       // Every sub-network of the step sees the same batch; the mean of their losses is what is
-      // differentiated (one backward each, so only one graph is alive at a time).
-      double step_loss = 0;
+      // differentiated (one backward each, so only one graph is alive at a time). The loss value is
+      // read once per step (one device sync); a non-finite one is reported below, after the ranks
+      // agree and before any optimizer step.
+      torch::Tensor step_loss;
       const double share = 1.0 / static_cast<double>(subnets.size());
       for (const models::Widths* w : subnets) {
         fwd.widths = w;
@@ -313,14 +315,13 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
           loss = mixing ? data::soft_target_cross_entropy(logits, targets)
                         : torch::nn::functional::cross_entropy(logits, labels, ce_opts);
         }
-        const double v = loss.item<double>();
-        step_loss += v * share;
-        if (!std::isfinite(v) && !scaler.enabled()) break;  // reported below, after the ranks agree
-        scaler.scale_loss(subnets.size() == 1 ? loss : loss * share).backward();
+        if (subnets.size() > 1) loss = loss * share;
+        step_loss = step_loss.defined() ? step_loss + loss.detach() : loss.detach();
+        scaler.scale_loss(loss).backward();
       }
       fwd.widths = nullptr;
       // One small all-reduce makes every rank see the same loss and the same stop request.
-      const auto agreed = all_reduce_sum(comm, {step_loss, static_cast<double>(stop_signal())});
+      const auto agreed = all_reduce_sum(comm, {step_loss.item<double>(), static_cast<double>(stop_signal())});
       const double lv = agreed[0] / world;
       if (!std::isfinite(lv) && !scaler.enabled())
         throw std::runtime_error(cat("loss is ", lv, " at epoch ", epoch + 1, " step ", step + 1, " (global step ",
