@@ -181,7 +181,10 @@ int main(int argc, char** argv) {
       spec.train_augment = false;
       test_set = data::open_dataset(spec);
     }
-    log_info("training ", mc.name, " on ", train_set->describe(), " for ", cfg.epochs, " epoch(s), batch ",
+    const std::string subset = cfg.limit > 0 && cfg.limit < train_set->size()
+                                   ? "the first " + std::to_string(cfg.limit) + " images of "
+                                   : "";
+    log_info("training ", mc.name, " on ", subset, train_set->describe(), " for ", cfg.epochs, " epoch(s), batch ",
              cfg.batch_size, " x ", env.world_size, " process(es), ", threads, " thread(s)");
     train::TrainContext ctx;
     ctx.comm = comm;
