@@ -194,3 +194,60 @@ TEST(TrainConfig, ShippedRecipesAreValid) {
   }
   EXPECT_GE(count, 9);
 }
+
+namespace {
+TrainConfig shipped_recipe(const std::string& name) {
+  const std::string path = std::string(SKD_SOURCE_DIR) + "/configs/train/" + name + ".json";
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("missing recipe " + path);
+  return config_from_json(nlohmann::json::parse(in), path);
+}
+}  // namespace
+
+// The GPU recipes carry the reference's values: PIAD §4.10 (run_train.sh + main.py defaults) and the
+// peeled fine-tune §5.3 (run_train_peeled.sh). A drifted value fails here, naming the file.
+TEST(TrainConfig, ShippedRecipesMatchTheReference) {
+  for (const std::string family : {"deit", "swin"}) {
+    for (const std::string size : {"tiny", "small", "base"}) {
+      const std::string name = "piad_" + family + "_" + size;
+      const TrainConfig c = shipped_recipe(name);
+      SCOPED_TRACE(name);
+      EXPECT_EQ(c.mode, "piad");
+      EXPECT_EQ(c.epochs, size == "base" ? 150 : 300);
+      EXPECT_EQ(c.piad_progressive_epochs, 50);
+      EXPECT_DOUBLE_EQ(c.piad_budget_ratio, 0.875);
+      EXPECT_EQ(c.piad_proxy_samples, 1024);
+      EXPECT_EQ(c.batch_size, 128);
+      EXPECT_DOUBLE_EQ(c.lr, 5e-4);
+      EXPECT_FALSE(c.unscale_lr);  // 5e-4 x 256 / 512 on the official 2 x 128
+      EXPECT_DOUBLE_EQ(c.min_lr, 1e-5);
+      EXPECT_DOUBLE_EQ(c.warmup_epochs, 0);
+      EXPECT_DOUBLE_EQ(c.weight_decay, 0.05);
+      EXPECT_DOUBLE_EQ(c.smoothing, 0.1);
+      EXPECT_DOUBLE_EQ(c.mixup, 0.8);
+      EXPECT_DOUBLE_EQ(c.cutmix, 1.0);
+      EXPECT_DOUBLE_EQ(c.drop_path, 0);
+      EXPECT_DOUBLE_EQ(c.clip_grad, 0);
+      EXPECT_TRUE(c.repeated_aug);
+      EXPECT_TRUE(c.model_ema);
+      EXPECT_DOUBLE_EQ(c.model_ema_decay, 0.99996);
+    }
+  }
+  const TrainConfig ft = shipped_recipe("finetune_peeled");
+  EXPECT_EQ(ft.mode, "train");
+  EXPECT_EQ(ft.epochs, 30);
+  EXPECT_DOUBLE_EQ(ft.lr, 5e-5);
+  EXPECT_FALSE(ft.unscale_lr);
+  EXPECT_DOUBLE_EQ(ft.min_lr, 1e-6);
+  EXPECT_DOUBLE_EQ(ft.warmup_epochs, 0);
+  EXPECT_DOUBLE_EQ(ft.drop_path, 0.1);
+  EXPECT_DOUBLE_EQ(ft.mixup, 0.8);
+  EXPECT_DOUBLE_EQ(ft.cutmix, 1.0);
+  EXPECT_DOUBLE_EQ(ft.smoothing, 0.1);
+  EXPECT_TRUE(ft.repeated_aug);
+  // The demo's recipe is a PIAD run on Fashion-MNIST that the embedded model can take.
+  const TrainConfig demo = shipped_recipe("demo_fmnist");
+  EXPECT_EQ(demo.mode, "piad");
+  EXPECT_EQ(demo.data, "fashion-mnist");
+  EXPECT_LT(demo.piad_progressive_epochs, demo.epochs);
+}
