@@ -12,6 +12,8 @@ PACKAGES=(
   # torchrun (the multi-process e2e test launches skd-train with it) and the Python loop of the
   # training benchmark
   python3-torch
+  # the accuracy-vs-MACs plots of the demo and scripts/piad_results.sh
+  gnuplot-nox
 )
 
 missing=()
