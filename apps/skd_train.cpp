@@ -207,6 +207,17 @@ int main(int argc, char** argv) {
       super = std::make_unique<piad::Piad>(piad::Piad::from_manifest(
           mc, net->widths(), po, resume_manifest, resume_path.empty() ? "resume" : resume_path));
       const bool writer = env.rank == 0 && !cfg.run_dir.empty();
+      if (writer && !resume_path.empty()) {
+        // Updates made after the checkpoint are not in its table and happen again: drop their
+        // records, and put the run directory's mask_table.json back to the checkpoint's table.
+        const int64_t last = super->table().last_code();
+        const int64_t n = train::trim_jsonl(cfg.run_dir + "/piad.jsonl", [last](const nlohmann::json& r) {
+          return r.contains("codes") && r["codes"].is_array() && r["codes"].size() == 2 &&
+                 r["codes"][1].is_number_integer() && r["codes"][1].get<int64_t>() <= last;
+        });
+        if (n > 0) log_info("piad.jsonl: dropped ", n, " update record(s) made after the checkpoint");
+        if (super->table().last_code() > 0) piad::write_mask_table(cfg.run_dir + "/mask_table.json", super->table());
+      }
       ctx.hooks.zero_grad_removed = true;
       ctx.hooks.on_epoch_start = [&, writer](int64_t epoch) {
         const auto rec = super->update(epoch, *net, *train_set, comm.get());

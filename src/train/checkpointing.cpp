@@ -145,6 +145,44 @@ std::string RunDir::save(const std::vector<uint8_t>& bytes, const TrainProgress&
 
 void RunDir::append_metrics(const nlohmann::json& record) const { append_line_synced(metrics_path(), record.dump()); }
 
+int64_t trim_jsonl(const std::string& path, const std::function<bool(const nlohmann::json&)>& keep) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return 0;
+  const auto bytes = read_file_bytes(path);
+  const std::string text(bytes.begin(), bytes.end());
+  std::string kept;
+  int64_t dropped = 0;
+  size_t begin = 0;
+  while (begin < text.size()) {
+    size_t end = text.find('\n', begin);
+    const bool complete = end != std::string::npos;
+    if (!complete) end = text.size();
+    const std::string line = text.substr(begin, end - begin);
+    begin = end + 1;
+    if (line.empty()) continue;
+    nlohmann::json record;
+    bool parsed = complete;
+    if (parsed) {
+      try {
+        record = nlohmann::json::parse(line);
+      } catch (const nlohmann::json::exception&) {
+        parsed = false;
+      }
+    }
+    if (!parsed && begin < text.size())
+      throw std::runtime_error(cat(path, ": line '", line.substr(0, 80), "' is not JSON (a damaged run log; "
+                                   "only a torn last line is repaired)"));
+    if (parsed && keep(record)) {
+      kept += line;
+      kept += '\n';
+    } else {
+      ++dropped;
+    }
+  }
+  if (dropped > 0) write_file_atomic(path, kept);
+  return dropped;
+}
+
 std::string resolve_resume_path(const std::string& path) {
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) return path;

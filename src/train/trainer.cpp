@@ -219,6 +219,13 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
     run = std::make_unique<RunDir>(cfg.run_dir);
     const std::string text = config_to_json(cfg).dump(2) + "\n";
     write_file_atomic(run->config_path(), text);
+    if (!ctx.resume.empty()) {  // epochs finished after the checkpoint are trained again: their records go
+      const int64_t done = progress.epoch;
+      const int64_t n = trim_jsonl(run->metrics_path(), [done](const nlohmann::json& r) {
+        return r.value("epoch", int64_t{0}) <= done;
+      });
+      if (n > 0) log_info("metrics.jsonl: dropped ", n, " record(s) written after the checkpoint");
+    }
   }
   nlohmann::json prov = ctx.provenance.is_object() ? ctx.provenance : nlohmann::json::object();
   prov["trained_by"] = "skd-train";

@@ -253,3 +253,66 @@ TEST(Trainer, MaxStepsStopsWithACheckpoint) {
   EXPECT_FALSE(r2.stopped_at_max_steps);
   EXPECT_EQ(r2.steps, 3 * 4 - 5);
 }
+
+namespace {
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+}  // namespace
+
+TEST(Checkpointing, TrimJsonlKeepsAcceptedRecordsAndRepairsATornLastLine) {
+  const auto dir = test::scratch_dir("trim_jsonl");
+  const std::string path = dir + "/metrics.jsonl";
+  EXPECT_EQ(train::trim_jsonl(path, [](const nlohmann::json&) { return true; }), 0);  // missing: fine
+  EXPECT_FALSE(fs::exists(path));
+  write_file_atomic(path, std::string("{\"epoch\":1}\n{\"epoch\":2}\n{\"epoch\":3}\n{\"epo"));
+  EXPECT_EQ(train::trim_jsonl(path, [](const nlohmann::json& r) { return r["epoch"].get<int>() <= 2; }), 2);
+  const auto kept = read_jsonl(path);
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_EQ(kept[1]["epoch"], 2);
+  // Nothing to drop: the file is left as it is.
+  const auto bytes = read_file_bytes(path);
+  EXPECT_EQ(train::trim_jsonl(path, [](const nlohmann::json&) { return true; }), 0);
+  EXPECT_EQ(read_file_bytes(path), bytes);
+  // A damaged line that is not the last one is an error naming the file, and the file is kept.
+  write_file_atomic(path, std::string("{\"epoch\":1}\nnot json\n{\"epoch\":2}\n"));
+  try {
+    train::trim_jsonl(path, [](const nlohmann::json&) { return true; });
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("metrics.jsonl"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_file_bytes(path).size(), std::string("{\"epoch\":1}\nnot json\n{\"epoch\":2}\n").size());
+}
+
+// A process killed after an epoch's metrics line but before its checkpoint resumes from the previous
+// checkpoint and trains that epoch again: metrics.jsonl must still end with one record per epoch,
+// equal to an uninterrupted run's (modelled by resuming a finished run from its epoch-1 checkpoint).
+TEST(Trainer, ResumeFromAnOlderCheckpointRewritesLaterMetrics) {
+  TinyData data(64), eval(16);
+  const auto dir_a = test::scratch_dir("train_metrics_a"), dir_b = test::scratch_dir("train_metrics_b");
+  auto cfg_a = tiny_config(dir_a), cfg_b = tiny_config(dir_b);
+  cfg_a.keep_last = cfg_b.keep_last = 5;
+  auto a = tiny_model();
+  train::train(*a, data, &eval, cfg_a);
+  auto b = tiny_model();
+  train::train(*b, data, &eval, cfg_b);
+  ASSERT_EQ(read_jsonl(dir_b + "/metrics.jsonl").size(), 3u);
+  const std::string older = dir_b + "/checkpoints/ckpt-e0001-s0000000.safetensors";
+  ASSERT_TRUE(fs::exists(older));
+  auto c = models::load_model(older).model;
+  train::TrainContext ctx;
+  ctx.resume = older;
+  train::train(*c, data, &eval, cfg_b, ctx);
+  const auto ma = read_jsonl(dir_a + "/metrics.jsonl"), mb = read_jsonl(dir_b + "/metrics.jsonl");
+  ASSERT_EQ(mb.size(), 3u);
+  for (size_t i = 0; i < ma.size(); ++i) {
+    EXPECT_EQ(mb[i]["epoch"], static_cast<int>(i) + 1);
+    for (const char* key : {"train_loss", "lr", "top1", "top5", "eval_loss", "global_step"})
+      EXPECT_EQ(ma[i][key], mb[i][key]) << "epoch " << i + 1 << " " << key;
+  }
+  expect_same(weights(*a), weights(*c));
+}

@@ -18,6 +18,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,13 @@ class RunDir {
  private:
   std::string root_;
 };
+
+// Keeps the records of a JSON-lines file (metrics.jsonl, piad.jsonl) that `keep` accepts and drops
+// the others and a torn last line (a process killed mid-append); the file is rewritten atomically,
+// and only when something is dropped. A resumed run calls it for the records written after its
+// checkpoint (the work it now does again), so a run killed at any moment and resumed ends with the
+// records of an uninterrupted run. A missing file is fine. Returns the number of lines dropped.
+int64_t trim_jsonl(const std::string& path, const std::function<bool(const nlohmann::json&)>& keep);
 
 // --resume argument -> checkpoint file: a run directory (its checkpoints/latest), a checkpoints
 // folder, or a checkpoint file. Throws std::invalid_argument naming the path otherwise.
