@@ -26,6 +26,16 @@ k=$(json "$W/one/mask_table.json" 'len(d["0.attn"]) - 2')
 [ "$k" -gt 10 ] && ok "mask table has codes 0..$k" || bad "mask table codes: $k"
 [ "$(json "$W/one/mask_table.json" 'list(d["3.mlp"])[:3]')" = "['0', '-1', '1']" ] && ok "official key order" \
   || bad "key order"
+# Resuming from the epoch-1 checkpoint (as after a kill right after the second update) redoes that
+# update: piad.jsonl and mask_table.json end as they were, not with the update twice.
+cp "$W/one/piad.jsonl" "$W/piad_before.jsonl"
+cp "$W/one/mask_table.json" "$W/table_before.json"
+check "resume the PIAD run from its epoch-1 checkpoint" 0 "$BIN/skd-train" \
+  --resume "$W/one/checkpoints/ckpt-e0001-s0000000.safetensors" --run-dir "$W/one" --threads 2 --out "$W/again.safetensors"
+expect_in "drops the update made after the checkpoint" "$W/err" "piad.jsonl: dropped 1 update record"
+python3 -c "import json,sys; a,b=([json.loads(l) for l in open(p)] for p in sys.argv[1:]); assert [r['codes'] for r in a]==[r['codes'] for r in b], (a,b)" \
+  "$W/piad_before.jsonl" "$W/one/piad.jsonl" && ok "piad.jsonl: the same 2 updates" || bad "piad.jsonl after resume"
+cmp -s "$W/table_before.json" "$W/one/mask_table.json" && ok "mask_table.json unchanged" || bad "mask_table.json changed"
 check "list the super-network" 0 "$BIN/skd-extract" --supernet "$W/one/model.safetensors" --list
 [ "$(grep -c '^ *[0-9]' "$W/out")" = "$((k + 1))" ] && ok "list has $((k + 1)) codes" || bad "list rows"
 check "extract half the MACs" 0 "$BIN/skd-extract" --supernet "$W/one/model.safetensors" --macs-ratio 0.5 --out "$W/half.safetensors"
