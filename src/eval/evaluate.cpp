@@ -62,6 +62,9 @@ EvalResult evaluate(models::ElasticModelImpl& model, const data::Dataset& datase
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   r.bad_images = loader.bad_images();
   r.bad_paths = loader.bad_paths();
+  if (r.images == 0 && r.bad_images > 0)  // an accuracy over no images would read as 0 %
+    throw std::runtime_error(cat(dataset.describe(), ": none of its ", r.bad_images, " images could be read (e.g. '",
+                                 r.bad_paths.empty() ? std::string("?") : r.bad_paths.front(), "')"));
   if (r.images > 0) {
     r.top1 = 100.0 * correct1 / r.images;
     r.top5 = 100.0 * correct5 / r.images;
