@@ -2,12 +2,8 @@
 # End-to-end: the four apps as a user runs them, on the fixtures and Fashion-MNIST.
 # Env (set by ctest): SKD_BIN (apps folder), SKD_FIXTURES, SKD_SOURCE_DIR.
 set -uo pipefail
-BIN="${SKD_BIN:?}"
 FIX="${SKD_FIXTURES:?}/timm"
-SRC="${SKD_SOURCE_DIR:?}"
 [ -d "$FIX" ] || { echo "FIXTURES MISSING: $FIX"; exit 1; }
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
 source "$(dirname "$0")/common.bash"
 
 for app in skd-convert skd-train skd-extract skd-eval; do check "$app --help" 0 "$BIN/$app" --help; done

@@ -6,10 +6,6 @@
 # docs/reliability.md (temporary paths shown as <tmp>).
 # Env (set by ctest): SKD_BIN (apps folder), SKD_SOURCE_DIR.
 set -uo pipefail
-BIN="${SKD_BIN:?}"
-SRC="${SKD_SOURCE_DIR:?}"
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
 source "$(dirname "$0")/common.bash"
 MODEL="$SRC/assets/vit_fmnist.safetensors"
 FIX="${SKD_FIXTURES:-$SRC/../shared/fixtures}/timm"

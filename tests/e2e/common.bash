@@ -1,10 +1,17 @@
-# Shared by the e2e scripts (sourced; not a test itself). Needs $W (a scratch folder).
+# Shared by the e2e scripts (sourced; not a test itself). Sets BIN (the apps folder, $SKD_BIN), SRC
+# (the source tree, $SKD_SOURCE_DIR), W (a scratch folder removed on exit; a script that needs more
+# cleanup sets its own EXIT trap after sourcing) and OMP_WAIT_POLICY=PASSIVE (tests run two at a time).
 # check NAME EXPECTED_EXIT CMD...   runs CMD (stdout -> $W/out, stderr -> $W/err), compares the exit code
 # expect_in NAME FILE TEXT          FILE contains TEXT
 # same_weights NAME A B ATOL        every tensor of safetensors A within ATOL of B (needs $SRC)
 # free_port                         a free TCP port on 127.0.0.1
 # json FILE EXPR                    prints the Python expression EXPR of the JSON file's content d
 # manifest FILE EXPR                the same for the skd manifest (m) of a safetensors artifact
+BIN="${SKD_BIN:?}"
+SRC="${SKD_SOURCE_DIR:?}"
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+export OMP_WAIT_POLICY=PASSIVE
 fails=0
 pass=0
 ok() { echo "ok   $1"; pass=$((pass + 1)); }

@@ -7,12 +7,7 @@
 #  - bad input: clear errors, exit codes, no partial output
 # Env (set by ctest): SKD_BIN (apps folder), SKD_SOURCE_DIR, SKD_FIXTURES.
 set -uo pipefail
-BIN="${SKD_BIN:?}"
-SRC="${SKD_SOURCE_DIR:?}"
 FIX="${SKD_FIXTURES:?}/timm"
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-export OMP_WAIT_POLICY=PASSIVE
 source "$(dirname "$0")/common.bash"
 MODEL="$SRC/assets/vit_fmnist.safetensors"
 COMMON=(--threads 2 --data fashion-mnist --proxy-samples 512)

@@ -7,11 +7,6 @@
 # extracted sub-network with the shipped configs/train/finetune_fmnist.json.
 # Env (set by ctest): SKD_BIN (apps folder), SKD_SOURCE_DIR.
 set -uo pipefail
-BIN="${SKD_BIN:?}"
-SRC="${SKD_SOURCE_DIR:?}"
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-export OMP_WAIT_POLICY=PASSIVE
 source "$(dirname "$0")/common.bash"
 D="$W/demo"
 

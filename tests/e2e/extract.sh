@@ -6,12 +6,7 @@
 #  - budgets below the smallest sub-network, unknown codes, bad tables: exit 2 naming the problem
 # Env (set by ctest): SKD_BIN (apps folder), SKD_SOURCE_DIR, SKD_FIXTURES.
 set -uo pipefail
-BIN="${SKD_BIN:?}"
-SRC="${SKD_SOURCE_DIR:?}"
 FIX="${SKD_FIXTURES:?}/timm"
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-export OMP_WAIT_POLICY=PASSIVE
 source "$(dirname "$0")/common.bash"
 manifest_macs() { manifest "$1" 'm["macs"]["paper"]'; }  # artifact -> paper MACs in its manifest
 M=vit_micro_32

@@ -10,9 +10,7 @@
 # are in e2e/train.sh.)
 # Env (set by ctest): SKD_BIN (apps folder), SKD_SOURCE_DIR.
 set -uo pipefail
-BIN="${SKD_BIN:?}"
-SRC="${SKD_SOURCE_DIR:?}"
-W=$(mktemp -d)
+source "$(dirname "$0")/common.bash"
 MOUNTS=()
 cleanup() {
   local m
@@ -20,8 +18,6 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-export OMP_WAIT_POLICY=PASSIVE
-source "$(dirname "$0")/common.bash"
 MODEL="$SRC/assets/vit_fmnist.safetensors"
 
 # --- SIGKILL at random moments, resume until done ---------------------------------------------

@@ -7,11 +7,6 @@
 #  - torchrun --no_python 2 processes: the same mask table and outputs as 1 process
 # Env (set by ctest): SKD_BIN (apps folder), SKD_SOURCE_DIR.
 set -uo pipefail
-BIN="${SKD_BIN:?}"
-SRC="${SKD_SOURCE_DIR:?}"
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-export OMP_WAIT_POLICY=PASSIVE
 source "$(dirname "$0")/common.bash"
 
 check "wpac" 0 "$BIN/skd-convert" --model "$SRC/assets/vit_fmnist.safetensors" --data fashion-mnist --proxy-samples 256 \

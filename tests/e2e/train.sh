@@ -7,11 +7,6 @@
 #  - bad input: clear errors, exit 2
 # Env (set by ctest): SKD_BIN (apps folder), SKD_SOURCE_DIR.
 set -uo pipefail
-BIN="${SKD_BIN:?}"
-SRC="${SKD_SOURCE_DIR:?}"
-W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
-export OMP_WAIT_POLICY=PASSIVE
 source "$(dirname "$0")/common.bash"
 wait_for() {  # wait_for FILE TEXT SECONDS
   local i
