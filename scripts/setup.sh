@@ -12,6 +12,9 @@ PACKAGES=(
   # torchrun (the multi-process e2e test launches skd-train with it) and the Python loop of the
   # training benchmark
   python3-torch
+  # scripts/sanitize.sh and scripts/fuzz.sh: clang with the ASan/UBSan/libFuzzer runtimes, and PIL
+  # for the image seeds of the fuzz corpus
+  clang libclang-rt-14-dev python3-pil
 )
 
 missing=()
