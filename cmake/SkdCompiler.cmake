@@ -1,4 +1,4 @@
-# Compiler settings shared by every target: warnings, ccache.
+# Compiler settings shared by every target: warnings, ccache, sanitizers, fuzzing instrumentation.
 find_program(SKD_CCACHE ccache)
 if(SKD_CCACHE)
   set(CMAKE_CXX_COMPILER_LAUNCHER ${SKD_CCACHE})
@@ -12,4 +12,26 @@ if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
   if(SKD_WARNINGS_AS_ERRORS)
     target_compile_options(skd_warnings INTERFACE -Werror)
   endif()
+endif()
+
+# Sanitizers (scripts/sanitize.sh) and libFuzzer coverage (scripts/fuzz.sh) apply to every target of
+# this project through directory-wide options, never per target: the torch precompiled header is
+# built once with skd's flags and reused by the tests and apps, so they must all compile alike.
+# Imported third-party libraries (LibTorch, OpenCV, ...) stay uninstrumented.
+if(SKD_SANITIZE)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    message(FATAL_ERROR "SKD_SANITIZE needs GCC or Clang (compiler is ${CMAKE_CXX_COMPILER_ID})")
+  endif()
+  add_compile_options(-fsanitize=${SKD_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  add_link_options(-fsanitize=${SKD_SANITIZE} -fno-sanitize-recover=all)
+  message(STATUS "Sanitizers: ${SKD_SANITIZE}")
+endif()
+if(SKD_BUILD_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "SKD_BUILD_FUZZ needs clang (libFuzzer); configure with -DCMAKE_CXX_COMPILER=clang++")
+  endif()
+  # Coverage for libFuzzer in every object; only the fuzz executables link libFuzzer's main
+  # (-fsanitize=fuzzer), so the unit tests of the same build keep their own main.
+  add_compile_options(-fsanitize=fuzzer-no-link)
+  add_link_options(-fsanitize=fuzzer-no-link)
 endif()

@@ -14,6 +14,9 @@ PACKAGES=(
   python3-torch
   # the accuracy-vs-MACs plots of the demo and scripts/piad_results.sh
   gnuplot-nox
+  # scripts/sanitize.sh and scripts/fuzz.sh: clang with the ASan/UBSan/libFuzzer runtimes, and PIL
+  # for the image seeds of the fuzz corpus
+  clang libclang-rt-14-dev python3-pil
 )
 
 missing=()

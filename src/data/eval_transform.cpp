@@ -1,8 +1,11 @@
 // Image decoding to RGB (OpenCV) and the torchvision/timm eval transform (resize, crop, normalize).
 #include "skd/data/eval_transform.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -60,6 +63,129 @@ bool jpeg_reaches_eoi(const uint8_t* d, size_t n) {
   return false;
 }
 
+uint32_t be16(const uint8_t* p) { return (uint32_t{p[0]} << 8) | p[1]; }
+uint32_t be32(const uint8_t* p) { return (be16(p) << 16) | be16(p + 2); }
+uint32_t le16(const uint8_t* p) { return (uint32_t{p[1]} << 8) | p[0]; }
+uint32_t le24(const uint8_t* p) { return (uint32_t{p[2]} << 16) | le16(p); }
+uint32_t le32(const uint8_t* p) { return (le16(p + 2) << 16) | le16(p); }
+
+struct HeaderDims {
+  const char* format = nullptr;  // nullptr: not one of the supported formats
+  bool found = false;            // false: the header is too short or lacks its size fields
+  uint64_t width = 0, height = 0;
+};
+
+// Width and height of a baseline/progressive JPEG from its first SOFn segment (same marker walk
+// as jpeg_reaches_eoi; the frame header comes before any scan).
+void jpeg_dims(const uint8_t* d, size_t n, HeaderDims& out) {
+  size_t i = 2;
+  while (i + 1 < n) {
+    if (d[i] != 0xFF || d[i + 1] == 0xFF) {
+      ++i;
+      continue;
+    }
+    const uint8_t m = d[i + 1];
+    i += 2;
+    if (m == 0xD9 || m == 0xDA) return;  // EOI or a scan before any frame header
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;
+    if (i + 2 > n) return;
+    const size_t len = be16(d + i);
+    if (len < 2 || i + len > n) return;
+    const bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
+    if (sof) {
+      if (len < 7) return;
+      out.height = be16(d + i + 3);
+      out.width = be16(d + i + 5);
+      out.found = true;
+      return;
+    }
+    i += len;
+  }
+}
+
+// Skips whitespace and '#' comments, then reads a decimal number (saturating) of a PNM header.
+bool pnm_number(const uint8_t* d, size_t n, size_t& i, uint64_t& value) {
+  while (i < n && (std::isspace(d[i]) || d[i] == '#')) {
+    if (d[i] == '#')
+      while (i < n && d[i] != '\n' && d[i] != '\r') ++i;
+    else
+      ++i;
+  }
+  if (i >= n || !std::isdigit(d[i])) return false;
+  value = 0;
+  for (; i < n && std::isdigit(d[i]); ++i) value = std::min<uint64_t>(value * 10 + (d[i] - '0'), UINT32_MAX);
+  return true;
+}
+
+// The format and the claimed dimensions of an image file, from its header alone.
+HeaderDims header_dims(const uint8_t* d, size_t n) {
+  HeaderDims h;
+  if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) {
+    h.format = "JPEG";
+    jpeg_dims(d, n, h);
+  } else if (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) {
+    h.format = "PNG";
+    if (n >= 24 && std::memcmp(d + 12, "IHDR", 4) == 0) {
+      h.width = be32(d + 16);
+      h.height = be32(d + 20);
+      h.found = true;
+    }
+  } else if (n >= 2 && d[0] == 'B' && d[1] == 'M') {
+    h.format = "BMP";
+    if (n >= 22 && le32(d + 14) == 12) {  // OS/2 BITMAPCOREHEADER: 16-bit sizes
+      h.width = le16(d + 18);
+      h.height = le16(d + 20);
+      h.found = true;
+    } else if (n >= 26) {  // BITMAPINFOHEADER and later: signed 32-bit (negative height = top-down)
+      h.width = static_cast<uint64_t>(std::abs(static_cast<int64_t>(static_cast<int32_t>(le32(d + 18)))));
+      h.height = static_cast<uint64_t>(std::abs(static_cast<int64_t>(static_cast<int32_t>(le32(d + 22)))));
+      h.found = true;
+    }
+  } else if (n >= 2 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6') {
+    h.format = "PNM";
+    size_t i = 2;
+    h.found = pnm_number(d, n, i, h.width) && pnm_number(d, n, i, h.height);
+  } else if (n >= 12 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0) {
+    h.format = "WebP";
+    if (n >= 30 && std::memcmp(d + 12, "VP8X", 4) == 0) {
+      h.width = 1 + le24(d + 24);
+      h.height = 1 + le24(d + 27);
+      h.found = true;
+    } else if (n >= 25 && std::memcmp(d + 12, "VP8L", 4) == 0) {
+      const uint32_t bits = le32(d + 21);
+      h.width = 1 + (bits & 0x3FFF);
+      h.height = 1 + ((bits >> 14) & 0x3FFF);
+      h.found = true;
+    } else if (n >= 30 && std::memcmp(d + 12, "VP8 ", 4) == 0) {
+      h.width = le16(d + 26) & 0x3FFF;
+      h.height = le16(d + 28) & 0x3FFF;
+      h.found = true;
+    }
+  } else if (n >= 8 && (std::memcmp(d, "II*\0", 4) == 0 || std::memcmp(d, "MM\0*", 4) == 0)) {
+    // Classic TIFF: ImageWidth (256) and ImageLength (257) of the first IFD, which is the page
+    // OpenCV decodes.
+    h.format = "TIFF";
+    const bool le = d[0] == 'I';
+    auto u16 = [&](size_t at) { return le ? le16(d + at) : be16(d + at); };
+    auto u32 = [&](size_t at) { return le ? le32(d + at) : be32(d + at); };
+    const size_t ifd = u32(4);
+    if (ifd <= n && n - ifd >= 2) {
+      const size_t count = u16(ifd);
+      bool w = false, l = false;
+      for (size_t e = 0; e < count && ifd + 2 + 12 * (e + 1) <= n; ++e) {
+        const size_t at = ifd + 2 + 12 * e;
+        const uint32_t tag = u16(at), type = u16(at + 2);
+        if ((tag != 256 && tag != 257) || (type != 3 && type != 4)) continue;
+        const uint64_t v = type == 3 ? u16(at + 8) : u32(at + 8);
+        (tag == 256 ? h.width : h.height) = v;
+        (tag == 256 ? w : l) = true;
+      }
+      h.found = w && l;
+    }
+  }
+  return h;
+}
+
 #ifdef SKD_HAVE_LIBJPEG
 // JPEGs go straight through libjpeg(-turbo) into RGB: the same library and default settings
 // (ISLOW IDCT, fancy upsampling) as PIL, so pixels are identical, and faster than OpenCV's path,
@@ -95,6 +221,13 @@ bool decode_jpeg_rgb(const uint8_t* data, size_t size, const std::string& source
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(&cinfo, TRUE);
+  // decode_image checked the first frame header already; this is libjpeg's own reading of it.
+  if (uint64_t{cinfo.image_width} * cinfo.image_height > static_cast<uint64_t>(kMaxImagePixels)) {
+    const std::string size = cat(cinfo.image_width, "x", cinfo.image_height);
+    jpeg_destroy_decompress(&cinfo);
+    throw FormatError(cat("'", source, "': JPEG header claims ", size, " pixels, more than the limit of ",
+                          kMaxImagePixels));
+  }
   const auto cs = cinfo.jpeg_color_space;
   supported = cs == JCS_YCbCr || cs == JCS_GRAYSCALE || cs == JCS_RGB;
   if (supported) {
@@ -145,6 +278,18 @@ void check_image(const Image& img, const char* what) {
 
 Image decode_image(const uint8_t* data, size_t size, const std::string& source) {
   if (data == nullptr || size == 0) throw FormatError(cat("'", source, "': empty image file"));
+  // Decoders size their pixel buffer from the header before reading any pixel data, so the claim
+  // is checked here first; formats whose header is not checked here are not passed on at all.
+  const HeaderDims dims = header_dims(data, size);
+  if (!dims.format)
+    throw FormatError(cat("'", source, "': not an image in a supported format (expected JPEG, PNG, BMP, PPM/PGM, "
+                          "WebP or TIFF)"));
+  if (!dims.found)
+    throw FormatError(cat("'", source, "': truncated or corrupt ", dims.format, " header (no image size)"));
+  if (dims.width * dims.height > static_cast<uint64_t>(kMaxImagePixels))
+    throw FormatError(cat("'", source, "': ", dims.format, " header claims ", dims.width, "x", dims.height,
+                          " pixels, more than the limit of ", kMaxImagePixels,
+                          " (corrupt header or decompression bomb)"));
   const bool jpeg = size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
   if (jpeg && !jpeg_reaches_eoi(data, size))
     throw FormatError(cat("'", source, "': truncated or corrupt JPEG (no end-of-image marker)"));

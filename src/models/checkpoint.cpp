@@ -98,13 +98,43 @@ nlohmann::json parse_manifest(const std::string& text, const std::string& path) 
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(cat(path, ": __metadata__ key '", kManifestKey, "' is not valid JSON: ", e.what()));
   }
-  if (!manifest.is_object() || manifest.value("format", "") != "skd-artifact")
-    throw FormatError(cat(path, ": __metadata__ '", kManifestKey, "' is not an skd-artifact manifest"));
-  const int version = manifest.value("format_version", 0);
-  if (version < 1 || version > kArtifactFormatVersion)
-    throw FormatError(cat(path, ": artifact format_version ", version, " is not supported (this build reads 1..",
-                          kArtifactFormatVersion, ")"));
+  // Typed checks before reading values: nlohmann's value() throws its own type_error for a field of
+  // another type, and converts a float version to int unchecked.
+  const auto format = manifest.is_object() ? manifest.find("format") : manifest.end();
+  if (!manifest.is_object() || format == manifest.end() || !format->is_string() || *format != "skd-artifact")
+    throw FormatError(cat(path, ": __metadata__ '", kManifestKey,
+                          "' is not an skd-artifact manifest (expected an object with \"format\": \"skd-artifact\")"));
+  const auto version = manifest.find("format_version");
+  if (version == manifest.end() || !version->is_number_integer() || version->get<int64_t>() < 1 ||
+      version->get<int64_t>() > kArtifactFormatVersion)
+    throw FormatError(cat(path, ": artifact format_version ",
+                          version == manifest.end() ? std::string("(missing)") : version->dump(),
+                          " is not supported (this build reads integers 1..", kArtifactFormatVersion, ")"));
   return manifest;
+}
+
+ModelConfig manifest_config(const nlohmann::json& manifest, const std::string& path) {
+  if (!manifest.is_object() || !manifest.contains("config"))
+    throw FormatError(cat(path, ": manifest has no 'config' (the architecture)"));
+  try {
+    return config_from_json(manifest.at("config"), path + " manifest");
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(cat(path, ": manifest has no valid 'config': ", e.what()));
+  }
+}
+
+void check_params_fit(const ModelConfig& config, const io::TensorMap& tensors, const std::string& path) {
+  int64_t held = 0;
+  for (const auto& kv : tensors) held += kv.second.numel();  // bounded by the file size
+  // Slack for files that are a little short (a missing key or two): those get built and then the
+  // precise missing/shape errors of load_state_dict, at a cost bounded by the file's own size.
+  const int64_t allowed = 2 * held + (int64_t{1} << 20);
+  const int64_t needed = macs_count(config).params;
+  if (needed > allowed)
+    throw FormatError(cat(path, ": architecture '", config.name, "' needs ", needed,
+                          " parameters, far more than the ", held,
+                          " tensor elements the file holds (wrong architecture, or a manifest that does not match "
+                          "the weights); refused before building the model"));
 }
 
 Checkpoint read_checkpoint(const std::string& path) {
@@ -300,11 +330,7 @@ LoadedModel load_model(const std::string& path, const std::string& arch) {
   Checkpoint ck = read_checkpoint(path);
   ModelConfig config;
   if (ck.manifest) {
-    try {
-      config = config_from_json((*ck.manifest).at("config"), path + " manifest");
-    } catch (const nlohmann::json::exception& e) {
-      throw FormatError(cat(path, ": manifest has no valid 'config': ", e.what()));
-    }
+    config = manifest_config(*ck.manifest, path);
     if (!arch.empty()) {
       const ModelConfig given = resolve_arch(arch);
       const auto a = config_to_json(given), b = config_to_json(config);
@@ -327,6 +353,7 @@ LoadedModel load_model(const std::string& path, const std::string& arch) {
     const Widths w = infer_widths(config, ck.tensors, path);
     if (w != full_widths(config)) config.widths = w;
   }
+  check_params_fit(config, ck.tensors, path);
   LoadedModel out;
   out.source = path;
   out.model = create_model(config);

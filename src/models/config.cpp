@@ -108,14 +108,24 @@ void validate(const ModelConfig& c) {
   require(c.img_size > 0 && c.patch_size > 0 && c.img_size % c.patch_size == 0,
           cat("config: img_size ", c.img_size, " must be a positive multiple of patch_size ",
               c.patch_size));
-  require(c.in_chans > 0, "config: in_chans must be positive");
-  require(c.num_classes > 0, "config: num_classes must be positive");
-  require(c.embed_dim > 0, "config: embed_dim must be positive");
-  require(c.mlp_ratio > 0, "config: mlp_ratio must be positive");
-  require(c.norm_eps > 0, "config: norm_eps must be positive");
-  require(c.attn_scale >= 0, "config: attn_scale must be >= 0 (0 = head_dim^-0.5)");
+  require(c.img_size <= kMaxImgSize, cat("config: img_size ", c.img_size, " exceeds the limit of ", kMaxImgSize));
+  require(c.img_size / c.patch_size <= kMaxPatchGrid,
+          cat("config: img_size / patch_size = ", c.img_size / c.patch_size, " patches per side exceeds the limit of ",
+              kMaxPatchGrid));
+  require(c.in_chans > 0 && c.in_chans <= kMaxInChans,
+          cat("config: in_chans ", c.in_chans, " must be in [1, ", kMaxInChans, "]"));
+  require(c.num_classes > 0 && c.num_classes <= kMaxNumClasses,
+          cat("config: num_classes ", c.num_classes, " must be in [1, ", kMaxNumClasses, "]"));
+  require(c.embed_dim > 0 && c.embed_dim <= kMaxWidth,
+          cat("config: embed_dim ", c.embed_dim, " must be in [1, ", kMaxWidth, "]"));
+  require(c.mlp_ratio > 0 && c.mlp_ratio <= kMaxMlpRatio,
+          cat("config: mlp_ratio ", c.mlp_ratio, " must be in (0, ", kMaxMlpRatio, "]"));
+  require(c.norm_eps > 0 && std::isfinite(c.norm_eps), "config: norm_eps must be positive and finite");
+  require(c.attn_scale >= 0 && std::isfinite(c.attn_scale),
+          "config: attn_scale must be >= 0 and finite (0 = head_dim^-0.5)");
   if (c.family == Family::VIT) {
-    require(c.depth > 0, "config: depth must be positive");
+    require(c.depth > 0 && c.depth <= kMaxBlocks,
+            cat("config: depth ", c.depth, " must be in [1, ", kMaxBlocks, "]"));
     require(c.num_heads > 0 && c.embed_dim % c.num_heads == 0,
             cat("config: embed_dim ", c.embed_dim, " must be divisible by num_heads ", c.num_heads));
   } else {
@@ -123,16 +133,25 @@ void validate(const ModelConfig& c) {
     require(c.depths.size() == c.stage_heads.size(),
             cat("config: 'depths' has ", c.depths.size(), " stages but 'num_heads' has ",
                 c.stage_heads.size()));
-    require(c.window_size > 0, "config: window_size must be positive");
+    require(c.depths.size() <= kMaxStages,
+            cat("config: 'depths' has ", c.depths.size(), " stages, the limit is ", kMaxStages));
+    require(c.window_size > 0 && c.window_size <= kMaxPatchGrid,
+            cat("config: window_size ", c.window_size, " must be in [1, ", kMaxPatchGrid, "]"));
     int64_t res = c.img_size / c.patch_size;
+    int64_t blocks = 0;
     for (size_t st = 0; st < c.depths.size(); ++st) {
       if (st > 0) {
         require(res % 2 == 0, cat("config: stage ", st, " input resolution ", res,
                                   " is odd (patch merging needs an even grid)"));
         res /= 2;
       }
-      require(c.depths[st] > 0, cat("config: depths[", st, "] must be positive"));
-      const int64_t dim = c.embed_dim << st;
+      require(c.depths[st] > 0 && c.depths[st] <= kMaxBlocks - blocks,
+              cat("config: depths[", st, "] = ", c.depths[st], " must be positive and all stages together at most ",
+                  kMaxBlocks, " blocks"));
+      blocks += c.depths[st];
+      const int64_t dim = c.embed_dim << st;  // no overflow: embed_dim and the stage count are capped
+      require(dim <= kMaxWidth, cat("config: stage ", st, " width ", dim, " (embed_dim ", c.embed_dim, " doubled ", st,
+                                    " times) exceeds the limit of ", kMaxWidth));
       require(c.stage_heads[st] > 0 && dim % c.stage_heads[st] == 0,
               cat("config: stage ", st, " width ", dim, " not divisible by num_heads[", st,
                   "] = ", c.stage_heads[st]));

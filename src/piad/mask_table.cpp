@@ -79,7 +79,9 @@ MaskTable MaskTable::from_json(const nlohmann::json& j, const models::Widths& fu
         } catch (const std::exception&) {
           used = 0;
         }
-        if (used != e.key().size() || code < -1)
+        // Only the canonical spelling: stoll alone would also take " 1" or "+1", and two spellings
+        // of one code would silently overwrite each other.
+        if (used != e.key().size() || code < -1 || std::to_string(code) != e.key())
           throw std::invalid_argument(cat(source, ": '", key, "' has op code '", e.key(), "' (expected -1, 0, 1, ...)"));
         if (!e.value().is_number_integer())
           throw std::invalid_argument(cat(source, ": '", key, "'[\"", e.key(), "\"] is not an integer width"));

@@ -228,7 +228,97 @@ TEST(DecodeImage, ErrorsNameTheSource) {
   EXPECT_EQ(decode_image(jpg.data(), jpg.size(), "photo+trailer").pixels, clean.pixels);
 }
 
+namespace {
+
+void put_be(std::vector<uint8_t>& b, uint32_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+void put_le(std::vector<uint8_t>& b, uint32_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+
+}  // namespace
+
+// Fuzzing findings (image target): a few header bytes claiming a huge image made the decoders
+// allocate the pixel buffer before reading any pixel (a JPEG frame header of 65000x65000: 12.7 GB
+// in decode_jpeg_rgb; a BMP header of 30000x30000: 2.7 GB inside OpenCV). Every supported format's
+// header is now checked against kMaxImagePixels first, and other formats are not passed on.
+TEST(DecodeImage, HugeHeaderClaimsAreRefusedBeforeDecoding) {
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> bombs;
+  std::vector<uint8_t> jpg = skd::read_file_bytes(skd::test::fixture("transforms/photo_640x480.jpg"));
+  ASSERT_FALSE(jpg.empty());
+  for (size_t i = 2; i + 9 < jpg.size(); ++i)
+    if (jpg[i] == 0xFF && jpg[i + 1] == 0xC0) {  // SOF0: length, precision, height, width
+      jpg[i + 5] = jpg[i + 7] = 0xFD;
+      jpg[i + 6] = jpg[i + 8] = 0xE8;
+      break;
+    }
+  bombs.emplace_back("bomb.jpg", jpg);
+  std::vector<uint8_t> bmp = {'B', 'M'};
+  put_le(bmp, 54, 4), put_le(bmp, 0, 4), put_le(bmp, 54, 4), put_le(bmp, 40, 4);
+  put_le(bmp, 30000, 4), put_le(bmp, 30000, 4), put_le(bmp, 1, 2), put_le(bmp, 24, 2);
+  bmp.resize(54, 0);
+  bombs.emplace_back("bomb.bmp", bmp);
+  std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+  put_be(png, 20000, 4), put_be(png, 20000, 4);
+  png.insert(png.end(), {8, 2, 0, 0, 0, 0, 0, 0, 0});
+  bombs.emplace_back("bomb.png", png);
+  const std::string ppm = "P6\n# comment\n40000 40000\n255\n";
+  bombs.emplace_back("bomb.ppm", std::vector<uint8_t>(ppm.begin(), ppm.end()));
+  std::vector<uint8_t> webp = {'R', 'I', 'F', 'F', 0, 0, 0, 0, 'W', 'E', 'B', 'P', 'V', 'P', '8', 'X'};
+  put_le(webp, 10, 4), put_le(webp, 0, 4), put_le(webp, 19999, 3), put_le(webp, 19999, 3);
+  bombs.emplace_back("bomb.webp", webp);
+  std::vector<uint8_t> tiff = {'I', 'I', 42, 0, 8, 0, 0, 0, 2, 0};
+  for (uint32_t tag : {256u, 257u}) put_le(tiff, tag, 2), put_le(tiff, 4, 2), put_le(tiff, 1, 4), put_le(tiff, 20000, 4);
+  put_le(tiff, 0, 4);
+  bombs.emplace_back("bomb.tiff", tiff);
+  for (const auto& [name, bytes] : bombs) {
+    try {
+      decode_image(bytes.data(), bytes.size(), name);
+      ADD_FAILURE() << name << " decoded";
+    } catch (const skd::FormatError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(name), std::string::npos) << msg;
+      EXPECT_NE(msg.find("more than the limit of 178956970"), std::string::npos) << msg;
+    }
+  }
+  const std::string gif = "GIF89a\x01\x00\x01\x00\x00\x00\x00;";
+  expect_error_naming([&] { decode_image(reinterpret_cast<const uint8_t*>(gif.data()), gif.size(), "anim.gif"); },
+                      "not an image in a supported format");
+  const std::vector<uint8_t> short_png(png.begin(), png.begin() + 20);
+  expect_error_naming([&] { decode_image(short_png.data(), short_png.size(), "short.png"); },
+                      "corrupt PNG header");
+}
+
 #ifdef SKD_TEST_OPENCV
+// The header checks must not refuse a valid file: a small image in every format the image folder
+// takes (.bmp .ppm .pgm .tiff .webp .png) decodes to its pixels.
+TEST(DecodeImage, EverySupportedFormatDecodes) {
+  cv::Mat bgr(3, 5, CV_8UC3);
+  for (int y = 0; y < 3; ++y)
+    for (int x = 0; x < 5; ++x) bgr.at<cv::Vec3b>(y, x) = cv::Vec3b(uchar(40 * x), uchar(60 * y), 200);
+  for (const std::string ext : {".bmp", ".ppm", ".pgm", ".tiff", ".png", ".webp"}) {
+    std::vector<uchar> buf;
+    const bool gray = ext == ".pgm";
+    cv::Mat src = bgr;
+    if (gray) cv::extractChannel(bgr, src, 1);
+    std::vector<int> params;
+    if (ext == ".webp") params = {cv::IMWRITE_WEBP_QUALITY, 101};  // lossless
+    ASSERT_TRUE(cv::imencode(ext, src, buf, params)) << ext;
+    const Image img = decode_image(buf.data(), buf.size(), "small" + ext);
+    ASSERT_EQ(img.width, 5) << ext;
+    ASSERT_EQ(img.height, 3) << ext;
+    for (int y = 0; y < 3; ++y)
+      for (int x = 0; x < 5; ++x) {
+        const uint8_t* p = img.row(y) + 3 * x;
+        if (gray)
+          EXPECT_EQ((std::vector<int>{p[0], p[1], p[2]}), (std::vector<int>{60 * y, 60 * y, 60 * y})) << ext;
+        else
+          EXPECT_EQ((std::vector<int>{p[0], p[1], p[2]}), (std::vector<int>{200, 60 * y, 40 * x})) << ext;
+      }
+  }
+}
+
 TEST(DecodeImage, ConvertsLikePilConvertRgb) {
   const std::string dir = skd::test::scratch_dir("decode_modes");
   // OpenCV writes BGR(A); decoding must give RGB, with alpha dropped (not composited).

@@ -184,4 +184,47 @@ TEST(Checkpoint, ForeignManifestIsValidated) {
   }
 }
 
+// Fuzzing finding (manifest target): a manifest field of another JSON type escaped parse_manifest
+// as nlohmann's type_error, without the file's name.
+TEST(Checkpoint, ManifestFieldsOfWrongTypeAreFormatErrors) {
+  const std::string path = "artifact.safetensors";
+  for (const char* text : {R"({"format": "skd-artifact", "format_version": "swin"})",
+                           R"({"format": 5, "format_version": 1})",
+                           R"({"format": "skd-artifact", "format_version": 1.5})",
+                           R"({"format": "skd-artifact", "format_version": 1e300})",
+                           R"({"format": "skd-artifact"})", R"(["skd-artifact"])"}) {
+    try {
+      parse_manifest(text, path);
+      ADD_FAILURE() << "accepted " << text;
+    } catch (const skd::FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(parse_manifest(R"({"format": "skd-artifact", "format_version": 1})", path).at("format_version"), 1);
+}
+
+// A manifest describing a model far larger than the weights in its file is refused before the
+// model is built; it used to be allocated in full (here ~3 TB) before the missing keys showed.
+TEST(Checkpoint, ManifestClaimingAHugeModelIsRefusedBeforeBuilding) {
+  io::SafetensorsContent content;
+  io::TensorRecord r;
+  r.shape = {4};
+  r.data.resize(16);
+  content.tensors["cls_token"] = r;
+  const nlohmann::json config = {{"family", "vit"}, {"embed_dim", 16384}, {"depth", 256}, {"num_heads", 16},
+                                 {"mlp_ratio", 16.0}};
+  content.metadata[kManifestKey] =
+      nlohmann::json{{"format", "skd-artifact"}, {"format_version", 1}, {"config", config}}.dump();
+  const auto path = skd::test::scratch_dir("checkpoint_huge") + "/huge.safetensors";
+  io::write_safetensors(path, content);
+  try {
+    load_model(path);
+    FAIL() << "loaded";
+  } catch (const skd::FormatError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("huge.safetensors"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("refused before building the model"), std::string::npos) << msg;
+  }
+}
+
 }  // namespace

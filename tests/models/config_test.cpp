@@ -87,6 +87,36 @@ TEST(Config, BadValuesNameTheKey) {
   EXPECT_NE(error_of(json::array()).find("cfg.json"), std::string::npos);
 }
 
+// Findings of the manifest fuzz target's inputs: sizes far beyond any real model made
+// block_specs and macs_count overflow (undefined behaviour: mlp_ratio 1e300, a Swin embed_dim of
+// 2^62, img_size 4000000) or allocate gigabytes (depth 1e9 with widths). validate() now refuses
+// them, naming the key, before anything is sized from them.
+TEST(Config, AbsurdSizesAreRefusedNamingTheKey) {
+  EXPECT_NE(error_of({{"family", "vit"}, {"mlp_ratio", 1e300}}).find("mlp_ratio"), std::string::npos);
+  EXPECT_NE(error_of({{"family", "vit"}, {"depth", 1000000000}, {"widths", {{1, 1}}}}).find("depth"),
+            std::string::npos);
+  EXPECT_NE(error_of({{"family", "vit"}, {"img_size", 4000000}, {"patch_size", 1}}).find("img_size"),
+            std::string::npos);
+  EXPECT_NE(error_of({{"family", "vit"}, {"img_size", 1024}, {"patch_size", 2}}).find("patches per side"),
+            std::string::npos);
+  EXPECT_NE(error_of({{"family", "vit"}, {"num_classes", int64_t{1} << 40}}).find("num_classes"), std::string::npos);
+  EXPECT_NE(error_of({{"family", "swin"}, {"embed_dim", int64_t{1} << 62}, {"depths", {1, 1}}, {"num_heads", {1, 1}}})
+                .find("embed_dim"),
+            std::string::npos);
+  EXPECT_NE(error_of({{"family", "swin"}, {"img_size", 4096}, {"patch_size", 16}, {"embed_dim", 64},
+                      {"depths", std::vector<int>(9, 1)}, {"num_heads", std::vector<int>(9, 1)}})
+                .find("stages"),
+            std::string::npos);
+  EXPECT_NE(error_of({{"family", "swin"}, {"embed_dim", 4096}, {"depths", {1, 1, 1, 1}}, {"num_heads", {1, 1, 1, 1}}})
+                .find("stage 3 width 32768"),
+            std::string::npos);
+  // The largest published shapes stay valid (ViT-22B: width 6144, 48 blocks, 48 heads).
+  EXPECT_EQ(error_of({{"family", "vit"}, {"embed_dim", 6144}, {"depth", 48}, {"num_heads", 48}, {"img_size", 518},
+                      {"patch_size", 14}}),
+            "");
+  for (const auto& name : named_configs()) EXPECT_NO_THROW(validate(named_config(name))) << name;
+}
+
 TEST(Config, ResolveArchFileErrors) {
   const auto dir = skd::test::scratch_dir("config_test");
   EXPECT_THROW(resolve_arch(dir + "/missing.json"), std::invalid_argument);

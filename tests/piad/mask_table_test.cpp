@@ -76,6 +76,21 @@ TEST(MaskTable, BadTablesAreNamedErrors) {
   EXPECT_THROW(t.append(Widths(4, {16, 256})), std::invalid_argument);  // would grow
 }
 
+// Found while writing the mask_table fuzz target: op codes were read with stoll alone, so "+1",
+// " 1" or "01" next to "1" silently replaced its width. Only the canonical spelling is accepted.
+TEST(MaskTable, OpCodesMustBeCanonical) {
+  const Widths full(4, {16, 256});
+  const auto j = nlohmann::json::parse(micro_table().to_json().dump());
+  for (const std::string key : {"+1", " 1", "01", "-0", "1 "}) {
+    auto k = j;
+    k["0.attn"][key] = 0;
+    EXPECT_NE(message_of([&] { piad::MaskTable::from_json(k, full, "table.json"); }).find("op code '" + key + "'"),
+              std::string::npos)
+        << key;
+  }
+  EXPECT_EQ(piad::MaskTable::from_json(j, full, "table.json").last_code(), 4);
+}
+
 TEST(MaskTable, MacsBudgetLookup) {
   const auto config = models::resolve_arch(test::fixture("timm/vit_micro_32.json"));
   const auto costs = piad::code_costs(config, micro_table());

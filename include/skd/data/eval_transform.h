@@ -14,8 +14,12 @@ namespace skd::data {
 inline constexpr std::array<float, 3> kImagenetMean = {0.485f, 0.456f, 0.406f};
 inline constexpr std::array<float, 3> kImagenetStd = {0.229f, 0.224f, 0.225f};
 
-// Decodes JPEG/PNG/WebP/BMP/... from a file or memory into RGB (gray and alpha images are converted
-// as PIL's convert('RGB') does). Throws std::runtime_error naming `source` when it cannot decode.
+// Decodes JPEG/PNG/WebP/BMP/PPM/PGM/TIFF from a file or memory into RGB (gray and alpha images are
+// converted as PIL's convert('RGB') does). Throws skd::FormatError (a std::runtime_error) naming
+// `source` when it cannot decode, for another format, and for an image of more than
+// kMaxImagePixels pixels: the dimensions are read from the header and refused before any pixel
+// buffer is allocated (a few corrupt header bytes could otherwise claim gigabytes).
+inline constexpr int64_t kMaxImagePixels = 178956970;  // PIL's decompression-bomb error limit
 Image decode_image_file(const std::string& path);
 Image decode_image(const uint8_t* data, size_t size, const std::string& source);
 

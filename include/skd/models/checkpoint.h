@@ -35,6 +35,16 @@ struct Checkpoint {
 // Throws skd::FormatError naming `path`.
 nlohmann::json parse_manifest(const std::string& text, const std::string& path);
 
+// The architecture an artifact's manifest describes: its "config" object through config_from_json
+// (std::invalid_argument naming `path` and the key for a bad value; skd::FormatError when "config"
+// is missing or not JSON of the expected types).
+ModelConfig manifest_config(const nlohmann::json& manifest, const std::string& path);
+
+// Refuses (skd::FormatError naming `path`) a config with far more parameters (over twice, plus 2^20)
+// than `tensors` hold in all: a strict load needs every parameter in the file, so the model is only
+// allocated when the file's own size justifies it, whatever a manifest or --arch claims.
+void check_params_fit(const ModelConfig& config, const io::TensorMap& tensors, const std::string& path);
+
 // Reads a weight file, choosing the parser by content (zip magic -> .pth, else safetensors).
 Checkpoint read_checkpoint(const std::string& path);
 

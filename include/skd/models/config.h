@@ -79,8 +79,21 @@ Widths stored_widths(const ModelConfig& config);
 // Softmax scale of a block: config.attn_scale if set, else the block's original head_dim^-0.5.
 double attention_scale(const ModelConfig& config, const BlockSpec& spec);
 
+// Sanity limits of validate(), far above any published ViT/Swin (ViT-22B: width 6144, 48 blocks;
+// Swin-L: 4 stages, width 1536). They keep MACs and parameter arithmetic inside int64 and refuse
+// hostile configs (e.g. from a manifest) before anything is sized from them.
+inline constexpr int64_t kMaxImgSize = 4096;
+inline constexpr int64_t kMaxPatchGrid = 256;  // patches per image side, and Swin window size
+inline constexpr int64_t kMaxInChans = 64;
+inline constexpr int64_t kMaxNumClasses = int64_t{1} << 20;
+inline constexpr int64_t kMaxWidth = 16384;  // embed_dim and every Swin stage's width
+inline constexpr double kMaxMlpRatio = 16.0;
+inline constexpr int64_t kMaxBlocks = 256;  // ViT depth, or the sum of Swin depths
+inline constexpr size_t kMaxStages = 8;     // Swin stages
+
 // Throws std::invalid_argument (naming the field) if the config is inconsistent, e.g. embed_dim
-// not divisible by num_heads, image not divisible by patch, widths out of range.
+// not divisible by num_heads, image not divisible by patch, widths out of range, or a value above
+// the limits above.
 void validate(const ModelConfig& config);
 // Throws std::invalid_argument if `widths` does not fit this config (count, ranges), naming
 // `what` (a flag or file) in the message.
