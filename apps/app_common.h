@@ -21,10 +21,31 @@
 
 namespace skd::app {
 
+// CLI11's PositiveNumber / NonNegativeNumber print their range as up to 1.8e308; these say it plainly
+// ("--threads: 0 is not positive") and keep the same names in --help.
+inline CLI::Validator number_at_least(double low, bool strict, const char* name) {
+  return CLI::Validator(
+      [low, strict](std::string& text) -> std::string {
+        double v = 0;
+        try {
+          size_t used = 0;
+          v = std::stod(text, &used);
+          if (used != text.size()) return text + " is not a number";
+        } catch (const std::exception&) {
+          return text + " is not a number";
+        }
+        if (strict ? v > low : v >= low) return "";
+        return text + (strict ? " is not positive" : " is negative");
+      },
+      name);
+}
+inline CLI::Validator positive() { return number_at_least(0, true, "POSITIVE"); }
+inline CLI::Validator non_negative() { return number_at_least(0, false, "NONNEGATIVE"); }
+
 inline int default_threads() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
 
 inline void add_common_options(CLI::App& app, int& threads, std::string& log_level) {
-  app.add_option("--threads", threads, "intra-op CPU threads (default: number of cores)")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "intra-op CPU threads (default: number of cores)")->check(positive());
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (env SKD_LOG_LEVEL)");
 }
 

@@ -47,9 +47,9 @@ int main(int argc, char** argv) {
                                 "only the file format is converted, or a data-free --criterion applied)");
   g->add_option("--split", split, "dataset split the proxy images come from");
   g->add_option("--proxy-samples", proxy_samples, "proxy images (distinct, drawn with --seed)")
-      ->check(CLI::PositiveNumber);
+      ->check(app::positive());
   g->add_option("--batch-size", batch_size, "proxy images per forward/backward (per process)")
-      ->check(CLI::PositiveNumber);
+      ->check(app::positive());
   g->add_option("--seed", seed, "seed of the proxy draw and of --criterion random");
   g->add_option("--criterion", criterion, "wpac | taylor | taylor2 | magnitude | random | none (default: wpac "
                                           "with --data, none without)");
@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   g->add_option("--device", device, "cpu | cuda | cuda:N");
   g->add_option("--dist-backend", dist_backend, "under torchrun/srun: auto | gloo | nccl");
   g->add_option("--dist-timeout", dist_timeout, "seconds a collective may wait for a peer")
-      ->check(CLI::PositiveNumber);
+      ->check(app::positive());
   app::add_common_options(app, threads, log_level);
   return app::run(app, argc, argv, [&] {
     app::apply_common_options(threads, log_level);

@@ -122,20 +122,20 @@ int main(int argc, char** argv) {
   auto* g_data = app.add_option_group("Data");
   g_data->add_option("--data", o.data, "'fashion-mnist' or a folder with its IDX files");
   g_data->add_option("--split", o.split, "dataset split (test|train)");
-  g_data->add_option("--limit", o.limit, "evaluate only the first N images")->check(CLI::NonNegativeNumber);
-  g_data->add_option("--batch-size", o.batch_size, "images per batch")->check(CLI::PositiveNumber);
+  g_data->add_option("--limit", o.limit, "evaluate only the first N images")->check(app::non_negative());
+  g_data->add_option("--batch-size", o.batch_size, "images per batch")->check(app::positive());
   g_data->add_option("--inputs", o.inputs, "safetensors with a tensor 'input' [B,3,H,W] (already normalised)");
   g_data->add_option("--class-index", o.class_index, "image folders: class-index file (.txt or .json)");
   g_data->add_option("--crop-pct", o.crop_pct, "eval resize: shorter side to int(size / crop-pct), then crop")
       ->check(CLI::Range(0.05, 1.0));
-  g_data->add_option("--workers", o.workers, "image decoding threads")->check(CLI::NonNegativeNumber);
+  g_data->add_option("--workers", o.workers, "image decoding threads")->check(app::non_negative());
   g_data->add_option("--on-bad-image", o.on_bad_image, "skip (and count) or fail on unreadable images");
   auto* g_run = app.add_option_group("Run");
   g_run->add_option("--device", o.device, "cpu | cuda | cuda:N");
   g_run->add_option("--amp", o.amp, "bf16 | fp16 autocast (CUDA only)");
   g_run->add_option("--latency", o.latency, "measure forward latency at these batch sizes (e.g. 1,8,64)");
   g_run->add_option("--latency-repeats", o.latency_repeats, "timed runs per batch size")
-      ->check(CLI::PositiveNumber);
+      ->check(app::positive());
   auto* g_out = app.add_option_group("Output");
   g_out->add_flag("--summary", o.summary, "print params and MACs (both conventions); needs no weights");
   g_out->add_option("--json", o.json, "also write the results as JSON");

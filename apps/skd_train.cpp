@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
   go->add_option("--resume", resume, "continue a run: its run directory or a checkpoint file");
   int64_t max_steps = 0;
   go->add_option("--max-steps", max_steps, "stop with a checkpoint after this many optimizer steps in total")
-      ->check(CLI::NonNegativeNumber);
+      ->check(app::non_negative());
   opt(go, "--dist-backend", c.dist_backend, "dist_backend", "auto | gloo | nccl");
   opt(go, "--dist-timeout", c.dist_timeout, "dist_timeout", "seconds before a silent peer counts as dead");
   go->add_flag("--dump-config", dump_config, "print the resolved config as JSON and exit");

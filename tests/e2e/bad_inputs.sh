@@ -21,7 +21,7 @@ case_() {
   "$BIN/$app" "$@" >"$W/out" 2>"$W/err"
   local rc=$?
   local msg
-  msg=$(grep -v '^\s*$' "$W/err" | grep -v '^Run with --help' | tail -1 | sed "s#$W#<tmp>#g; s#$SRC/##g")
+  msg=$(grep -v -e '^\s*$' -e '^Run with --help' -e '^\[[0-9:.]*\] ' "$W/err" | tr '\n' ' ' | sed "s#$W#<tmp>#g; s#$SRC/##g; s/ *$//")
   if [ "$rc" -ne "$want" ]; then
     bad "$name: exit $rc, expected $want"; sed 's/^/  | /' "$W/err" | tail -5
   elif ! grep -qF -- "$mention" "$W/err"; then
@@ -66,6 +66,9 @@ st(h, name="manifest_version.safetensors")
 cfg = dict(m["config"], embed_dim=1 << 20, depth=4096, widths=[[1 << 19, 1 << 22]] * 4096)
 h = json.loads(json.dumps(header)); h["__metadata__"]["skd_manifest"] = json.dumps(dict(m, config=cfg, widths=cfg["widths"]))
 st(h, name="manifest_giant_model.safetensors")
+cfg = dict(m["config"], embed_dim=4096, num_heads=32, depth=64, widths=[[128, 16384]] * 64)
+h = json.loads(json.dumps(header)); h["__metadata__"]["skd_manifest"] = json.dumps(dict(m, config=cfg, widths=cfg["widths"]))
+st(h, name="manifest_big_model.safetensors")
 h = json.loads(json.dumps(header)); del h[k]; st(h, name="missing_key.safetensors")
 # NaN in one weight: the first float of the first tensor
 h = header; off = h[k]["data_offsets"][0]; d = bytearray(data); d[off:off + 4] = struct.pack("<f", float("nan"))
@@ -126,7 +129,8 @@ for f in empty random huge_header truncated not_json offsets_past_end unknown_dt
 done
 case_ "artifact: manifest not JSON" 1 "manifest_not_json.safetensors" skd-eval --model "$W/manifest_not_json.safetensors" --summary --json "$W/o"
 case_ "artifact: format_version 99" 1 "format_version" skd-eval --model "$W/manifest_version.safetensors" --summary --json "$W/o"
-case_ "artifact: manifest asks for a 4096-block, 2^20-wide model" 1 "manifest_giant_model.safetensors" skd-extract --model "$W/manifest_giant_model.safetensors" --attn-keep 0.5 --out "$W/o"
+case_ "artifact: manifest asks for a 4096-block, 2^20-wide model" 2 "embed_dim" skd-extract --model "$W/manifest_giant_model.safetensors" --attn-keep 0.5 --out "$W/o"
+case_ "artifact: manifest asks for a 13-billion-parameter model (file holds 0.3 M)" 1 "refused before building" skd-extract --model "$W/manifest_big_model.safetensors" --attn-keep 0.5 --out "$W/o"
 case_ "artifact: a weight missing" 1 "missing_key.safetensors" skd-extract --model "$W/missing_key.safetensors" --attn-keep 0.5 --out "$W/o"
 case_ "artifact: a NaN weight" 1 "non-finite" skd-convert --model "$W/nan_weight.safetensors" --out "$W/o"
 case_ ".pth: garbage pickle" 1 "garbage_pickle.pth" skd-convert --model "$W/garbage_pickle.pth" --arch deit_tiny --out "$W/o"
