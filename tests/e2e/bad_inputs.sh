@@ -21,7 +21,7 @@ case_() {
   "$BIN/$app" "$@" >"$W/out" 2>"$W/err"
   local rc=$?
   local msg
-  msg=$(grep -v -e '^\s*$' -e '^Run with --help' -e '^\[[0-9:.]*\] ' "$W/err" | tr '\n' ' ' | sed "s#$W#<tmp>#g; s#$SRC/##g; s/ *$//")
+  msg=$(grep -v -e '^\s*$' -e '^Run with --help' -e '^\[[0-9:.]*\] ' "$W/err" | tr '\n' ' ' | sed "s#$W#<tmp>#g; s#$FIX#<fixtures>#g; s#$SRC/##g; s/ *$//")
   if [ "$rc" -ne "$want" ]; then
     bad "$name: exit $rc, expected $want"; sed 's/^/  | /' "$W/err" | tail -5
   elif ! grep -qF -- "$mention" "$W/err"; then
@@ -35,6 +35,7 @@ case_() {
     local shown="$app $*"
     shown=${shown//$W/<tmp>}
     shown=${shown//$SRC\//}
+    shown=${shown//$FIX/<fixtures>}
     printf '| %s | `%s` | %s | %s |\n' "$name" "$shown" "$rc" "${msg//|/\\|}" >>"$TABLE"
   fi
 }
