@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds the toolkit (Release, Ninja when present, ccache when present).
-# Usage: scripts/build.sh [build-dir] [extra cmake args...]   (env SKD_JOBS: parallel jobs)
+# Usage: scripts/build.sh [build-dir] [extra cmake args...]
+#   env SKD_JOBS: parallel jobs (default: cores); SKD_TARGETS: build only these targets (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${1:-build}"
@@ -12,4 +13,7 @@ if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
 else
   cmake -S . -B "$BUILD_DIR" "$@" >/dev/null
 fi
-cmake --build "$BUILD_DIR" -j "${SKD_JOBS:-$(nproc)}"
+TARGETS=()
+# shellcheck disable=SC2206  # a space-separated list of target names
+if [ -n "${SKD_TARGETS:-}" ]; then TARGETS=(--target $SKD_TARGETS); fi
+cmake --build "$BUILD_DIR" -j "${SKD_JOBS:-$(nproc)}" "${TARGETS[@]}"

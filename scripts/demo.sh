@@ -16,9 +16,9 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 echo "== setup: Debian packages"
 bash scripts/setup.sh
-echo "== build (Release; ninja prints [done/total])"
+echo "== build the library and the four apps (Release; ninja prints [done/total]; the tests are left to scripts/test.sh)"
 BUILD_DIR="${SKD_BUILD_DIR:-build}"
-bash scripts/build.sh "$BUILD_DIR"
+SKD_TARGETS="skd-convert skd-train skd-extract skd-eval" bash scripts/build.sh "$BUILD_DIR"
 built=$(date +%s)
 echo "-- setup + build took $((built - start)) s"
 SKD_BIN="$BUILD_DIR/apps" bash scripts/piad_results.sh --config configs/train/demo_fmnist.json --no-baseline \
