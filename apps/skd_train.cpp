@@ -110,15 +110,15 @@ int main(int argc, char** argv) {
     // Resolve: defaults < checkpoint config < --config < flags given.
     nlohmann::json resolved = train::config_to_json(train::TrainConfig{});
     std::string resume_path;
-    nlohmann::json resume_arch;  // the checkpoint's architecture; train() restores its weights
+    models::ModelConfig resume_arch;  // the checkpoint's architecture; train() restores its weights
     nlohmann::json resume_manifest;
     if (!resume.empty()) {
       resume_path = train::resolve_resume_path(resume);
       const auto state = train::read_training_state(resume_path);
       for (auto& [k, v] : state.config.items()) resolved[k] = v;
-      if (!state.manifest.contains("config"))
-        throw std::runtime_error(cat(resume_path, ": manifest has no 'config'"));
-      resume_arch = state.manifest.at("config");
+      // The same checks as load_model: a valid config, and no model larger than the file's weights.
+      resume_arch = models::manifest_config(state.manifest, resume_path);
+      models::check_params_fit(resume_arch, state.model, resume_path);
       resume_manifest = state.manifest;
     }
     if (!config_file.empty()) {
@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
     models::ElasticModel net;
     nlohmann::json prov;
     if (!resume_path.empty()) {
-      net = models::create_model(models::config_from_json(resume_arch, resume_path + " manifest"));
+      net = models::create_model(resume_arch);
       prov["resumed_from"] = resume_path;
     } else if (!cfg.model.empty()) {
       net = models::load_model(cfg.model, cfg.arch).model;
@@ -207,19 +207,20 @@ int main(int argc, char** argv) {
       super = std::make_unique<piad::Piad>(piad::Piad::from_manifest(
           mc, net->widths(), po, resume_manifest, resume_path.empty() ? "resume" : resume_path));
       const bool writer = env.rank == 0 && !cfg.run_dir.empty();
+      const std::string piad_log = cfg.run_dir + "/piad.jsonl", table_path = cfg.run_dir + "/mask_table.json";
       if (writer && !resume_path.empty()) {
         // Updates made after the checkpoint are not in its table and happen again: drop their
         // records, and put the run directory's mask_table.json back to the checkpoint's table.
         const int64_t last = super->table().last_code();
-        const int64_t n = train::trim_jsonl(cfg.run_dir + "/piad.jsonl", [last](const nlohmann::json& r) {
+        const int64_t n = train::trim_jsonl(piad_log, [last](const nlohmann::json& r) {
           return r.contains("codes") && r["codes"].is_array() && r["codes"].size() == 2 &&
                  r["codes"][1].is_number_integer() && r["codes"][1].get<int64_t>() <= last;
         });
         if (n > 0) log_info("piad.jsonl: dropped ", n, " update record(s) made after the checkpoint");
-        if (super->table().last_code() > 0) piad::write_mask_table(cfg.run_dir + "/mask_table.json", super->table());
+        if (last > 0) piad::write_mask_table(table_path, super->table());
       }
       ctx.hooks.zero_grad_removed = true;
-      ctx.hooks.on_epoch_start = [&, writer](int64_t epoch) {
+      ctx.hooks.on_epoch_start = [&, writer, piad_log, table_path](int64_t epoch) {
         const auto rec = super->update(epoch, *net, *train_set, comm.get());
         if (rec.is_null()) return;
         log_info("PIAD epoch ", epoch, ": +", rec["added_codes"].get<int64_t>(), " op codes (0..",
@@ -227,8 +228,8 @@ int main(int argc, char** argv) {
                  models::macs_format(static_cast<int64_t>(rec["smallest_macs"].get<double>())), " (target removed ",
                  models::macs_format(static_cast<int64_t>(rec["target_macs_removed"].get<double>())), ")");
         if (writer) {
-          piad::write_mask_table(cfg.run_dir + "/mask_table.json", super->table());
-          append_line_synced(cfg.run_dir + "/piad.jsonl", rec.dump());
+          piad::write_mask_table(table_path, super->table());
+          append_line_synced(piad_log, rec.dump());
         }
       };
       ctx.hooks.step_subnets = [&](int64_t, int64_t, data::Rng& rng) { return super->step_subnets(rng); };
