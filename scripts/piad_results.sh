@@ -133,10 +133,10 @@ for n in $BUDGETS; do
   done
 done
 stage_done extract_eval
-python3 - "$OUT" "$BUDGETS" "$START_LABEL" "$PIAD_ARGS" "$EVAL_LIMIT" "${STAGES[*]}" "${SOURCES[@]}" <<'PY'
+python3 - "$OUT" "$BUDGETS" "$START_LABEL" "$PIAD_ARGS" "${STAGES[*]}" "${SOURCES[@]}" <<'PY'
 import json, re, sys
-out, budgets, start_label, piad_args, eval_limit, stages = sys.argv[1:7]
-sources = sys.argv[7:]
+out, budgets, start_label, piad_args, stages = sys.argv[1:6]
+sources = sys.argv[6:]
 cfg = json.load(open(f"{out}/piad/config.json"))
 names = {"piad": f"WPAC + PIAD {piad_args}".strip() if start_label == "WPAC only" else f"PIAD {piad_args}".strip(),
          "baseline": "plain fine-tune", "start": start_label, "original": "embedded model, no SKD"}
