@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Creates (once) the Python environment of the LibTorch 2.x build: a virtual environment with the
+# pinned torch 2.x CUDA wheel (its LibTorch, CMake files, NCCL and torchrun), timm and onnxruntime,
+# from scripts/requirements-torch2.txt. Cached outside the checkout so that reruns and fresh clones
+# on the same machine reuse it; a changed requirements file makes a new one.
+# Usage: scripts/setup_venv.sh            prints the environment's folder on its last line
+#   env SKD_VENV: the folder (default ~/.cache/skd/venv-<hash of the requirements>)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REQ=scripts/requirements-torch2.txt
+hash=$(sha256sum "$REQ" | cut -c1-12)
+VENV="${SKD_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/skd/venv-$hash}"
+if [ -f "$VENV/.skd-complete" ]; then
+  echo "setup_venv: cached environment $VENV" >&2
+  echo "$VENV"
+  exit 0
+fi
+# Any python3 >= 3.10 with venv works; Debian's needs python3-venv, so prefer the one on PATH.
+PY=""
+for cand in python3 /usr/bin/python3; do
+  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import venv, ensurepip' 2>/dev/null; then PY=$cand; break; fi
+done
+if [ -z "$PY" ]; then
+  SUDO=""; if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+  PY=/usr/bin/python3
+fi
+echo "setup_venv: creating $VENV with $($PY --version) (a few GB: the CUDA wheel and its libraries)" >&2
+rm -rf "$VENV"
+mkdir -p "$(dirname "$VENV")"
+"$PY" -m venv "$VENV"
+start=$(date +%s)
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir -r "$REQ" >&2
+touch "$VENV/.skd-complete"
+echo "setup_venv: installed in $(( $(date +%s) - start )) s: $("$VENV/bin/python" -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda)')" >&2
+echo "$VENV"
