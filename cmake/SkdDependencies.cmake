@@ -1,7 +1,26 @@
 # Third-party dependencies. Debian packages by default; a LibTorch 2.x is picked up through
 # CMAKE_PREFIX_PATH (python3 -c 'import torch;print(torch.utils.cmake_prefix_path)').
 find_package(Torch REQUIRED)
-message(STATUS "LibTorch ${Torch_VERSION} from ${Torch_DIR}")
+get_target_property(SKD_TORCH_CXX_STANDARD torch CXX_STANDARD)
+if(SKD_TORCH_CXX_STANDARD AND SKD_TORCH_CXX_STANDARD GREATER CMAKE_CXX_STANDARD)
+  set(CMAKE_CXX_STANDARD ${SKD_TORCH_CXX_STANDARD})
+endif()
+# A CUDA LibTorch (a PyTorch wheel built with CUDA) has the torch_cuda target.
+if(TARGET torch_cuda)
+  set(SKD_TORCH_CUDA ON)
+else()
+  set(SKD_TORCH_CUDA OFF)
+endif()
+message(STATUS "LibTorch ${Torch_VERSION} from ${Torch_DIR} (CUDA: ${SKD_TORCH_CUDA}, C++${CMAKE_CXX_STANDARD})")
+# torch_cpu exports USE_C10D_GLOO, but the wheels ship no gloo headers: ProcessGroupGloo.hpp then
+# needs another copy of them (Debian's libgloo-dev). Without any, the build has no Gloo backend.
+find_path(SKD_GLOO_INCLUDE_DIR gloo/rendezvous/store.h)
+if(SKD_GLOO_INCLUDE_DIR)
+  set(SKD_WITH_GLOO ON)
+else()
+  set(SKD_WITH_GLOO OFF)
+  message(STATUS "No gloo headers (libgloo-dev): the build has no Gloo process group")
+endif()
 find_package(nlohmann_json 3 REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(ZLIB REQUIRED)

@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# The test command: install dependencies, configure, build, run the whole suite with ctest.
-# Usage: scripts/test.sh [ctest args...]      (env SKD_BUILD_DIR, default build)
+# The test command: install dependencies, configure, build (Release) and run the whole suite with ctest
+# on both LibTorch builds:
+#   1. build/        Debian's LibTorch 1.13 (CPU), the fresh-machine path of the README;
+#   2. build-torch2/ LibTorch 2.x, CUDA and NCCL from the pinned PyTorch wheel (scripts/setup_venv.sh,
+#                    cached), the GPU user's path: CUDA and NCCL code compiled and linked, the suite run
+#                    on this machine's CPU.
+# Usage: scripts/test.sh [ctest args...]
+#   env SKD_BUILD_DIR (default build), SKD_TORCH2_BUILD_DIR (default build-torch2),
+#       SKD_TORCH2=0 to skip the second build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -14,4 +21,14 @@ t_build=$(date +%s)
 export OMP_WAIT_POLICY=PASSIVE
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" "$@"
 t_test=$(date +%s)
-echo "test.sh: setup $((t_setup - start)) s, build $((t_build - t_setup)) s, tests $((t_test - t_build)) s"
+echo "test.sh: [LibTorch 1.13] setup $((t_setup - start)) s, build $((t_build - t_setup)) s, tests $((t_test - t_build)) s"
+if [ "${SKD_TORCH2:-1}" = 0 ]; then exit 0; fi
+
+TORCH2_DIR="${SKD_TORCH2_BUILD_DIR:-build-torch2}"
+bash scripts/setup_venv.sh >/dev/null
+t_venv=$(date +%s)
+bash scripts/build_torch2.sh "$TORCH2_DIR"
+t_build2=$(date +%s)
+ctest --test-dir "$TORCH2_DIR" --output-on-failure -j "$(nproc)" "$@"
+t_test2=$(date +%s)
+echo "test.sh: [LibTorch 2.x wheel] environment $((t_venv - t_test)) s, build $((t_build2 - t_venv)) s, tests $((t_test2 - t_build2)) s"

@@ -9,6 +9,8 @@
 # manifest FILE EXPR                the same for the skd manifest (m) of a safetensors artifact
 BIN="${SKD_BIN:?}"
 SRC="${SKD_SOURCE_DIR:?}"
+# torchrun of the Python whose LibTorch this build uses (tests/CMakeLists.txt: SKD_TORCHRUN)
+TORCHRUN="${SKD_TORCHRUN:-torchrun}"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 export OMP_WAIT_POLICY=PASSIVE

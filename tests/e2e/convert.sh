@@ -62,14 +62,14 @@ done
 # --- torchrun: 2 processes == 1 process ---------------------------------------------------------
 D=(--model "$MODEL" --data fashion-mnist --proxy-samples 256 --batch-size 32 --threads 1)
 check "1 process" 0 "$BIN/skd-convert" "${D[@]}" --out "$W/one.safetensors"
-if command -v torchrun >/dev/null; then
-  check "torchrun --no_python, 2 processes" 0 torchrun --no_python --nproc_per_node=2 --master_port="$(free_port)" \
+if command -v "$TORCHRUN" >/dev/null; then
+  check "torchrun --no_python, 2 processes" 0 "$TORCHRUN" --no_python --nproc_per_node=2 --master_port="$(free_port)" \
     --redirects 9:1 --tee 9:1 "$BIN/skd-convert" "${D[@]}" --out "$W/two.safetensors"
   expect_in "2 processes over gloo" "$W/err" "(torchrun, gloo)"
   same_weights "2 processes equal 1 process" "$W/two.safetensors" "$W/one.safetensors" 1e-5
   [ "$(json "$W/two.report.json" 'd["world_size"]')" = 2 ] && ok "report says world_size 2" || bad "world_size"
 else
-  bad "torchrun not found (scripts/setup.sh installs python3-torch)"
+  bad "$TORCHRUN not found (scripts/setup.sh installs python3-torch)"
 fi
 
 # --- bad input -----------------------------------------------------------------------------------

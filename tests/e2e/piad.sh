@@ -43,8 +43,8 @@ check "eval super-network" 0 "$BIN/skd-eval" --model "$W/one/model.safetensors" 
   --save-outputs "$W/s.safetensors"
 same_weights "code 0 == super-network outputs" "$W/f.safetensors" "$W/s.safetensors" 1e-5
 
-if command -v torchrun >/dev/null; then
-  check "piad, torchrun 2 processes x batch 32" 0 torchrun --no_python --nproc_per_node=2 --master_port="$(free_port)" \
+if command -v "$TORCHRUN" >/dev/null; then
+  check "piad, torchrun 2 processes x batch 32" 0 "$TORCHRUN" --no_python --nproc_per_node=2 --master_port="$(free_port)" \
     --redirects 9:1 --tee 9:1 "$BIN/skd-train" "${P[@]}" --batch-size 32 --threads 1 --run-dir "$W/two"
   if cmp -s "$W/one/mask_table.json" "$W/two/mask_table.json"; then ok "same mask table"; else bad "mask tables differ"; fi
   # Weights are compared through the outputs: AdamW turns gradients that are pure rounding noise (the
@@ -54,7 +54,7 @@ if command -v torchrun >/dev/null; then
     --save-outputs "$W/t.safetensors"
   same_weights "2 processes compute what 1 process does (logits)" "$W/t.safetensors" "$W/s.safetensors" 1e-3
 else
-  bad "torchrun not found (scripts/setup.sh installs python3-torch)"
+  bad "$TORCHRUN not found (scripts/setup.sh installs python3-torch)"
 fi
 
 # An extracted sub-network is a standalone model: skd-train fine-tunes it with no other file.

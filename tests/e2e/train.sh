@@ -91,16 +91,16 @@ expect_in "error names the checkpoint" "$W/err" "ckpt-e0004"
 DIST=(--arch "$ARCH" --data fashion-mnist --limit 512 --mixup 0 --cutmix 0 --drop-path 0 --threads 1
       --workers 0 --lr 1e-3 --warmup-epochs 0.5 --clip-grad 1)
 check "single process, batch 64" 0 "$BIN/skd-train" "${DIST[@]}" --epochs 1 --batch-size 64 --log-every 0 --run-dir "$W/s"
-if command -v torchrun >/dev/null; then
+if command -v "$TORCHRUN" >/dev/null; then
   # torch 1.13's torchrun knows only the underscore spellings (2.x accepts both) and, under
   # Python 3.11, crashes parsing its default --redirects/--tee "0": a mapping for an unused local
   # rank sidesteps that and means "no redirection" for the real ones.
-  check "torchrun --no_python, 2 x batch 32" 0 torchrun --no_python --nproc_per_node=2 --master_port="$(free_port)" \
+  check "torchrun --no_python, 2 x batch 32" 0 "$TORCHRUN" --no_python --nproc_per_node=2 --master_port="$(free_port)" \
     --redirects 9:1 --tee 9:1 "$BIN/skd-train" "${DIST[@]}" --epochs 1 --batch-size 32 --run-dir "$W/d"
   expect_in "2 processes over gloo" "$W/d/train.log" "(torchrun, gloo)"
   same_weights "2 processes equal 1 process" "$W/s/model.safetensors" "$W/d/model.safetensors" 1e-5
 else
-  bad "torchrun not found (scripts/setup.sh installs python3-torch)"
+  bad "$TORCHRUN not found (scripts/setup.sh installs python3-torch)"
 fi
 # The same by hand (SLURM-style variables), with top-1 reduced across ranks.
 port=$(free_port)
