@@ -18,6 +18,7 @@
 
 #include "skd/core/error.h"
 #include "skd/core/logging.h"
+#include "skd/train/distributed.h"
 
 namespace skd::app {
 
@@ -42,14 +43,21 @@ inline CLI::Validator number_at_least(double low, bool strict, const char* name)
 inline CLI::Validator positive() { return number_at_least(0, true, "POSITIVE"); }
 inline CLI::Validator non_negative() { return number_at_least(0, false, "NONNEGATIVE"); }
 
-inline int default_threads() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+// --threads unset: 0, resolved by apply_common_options (train::threads_per_rank).
+inline constexpr int kAutoThreads = 0;
 
 inline void add_common_options(CLI::App& app, int& threads, std::string& log_level) {
-  app.add_option("--threads", threads, "intra-op CPU threads (default: number of cores)")->check(positive());
+  app.add_option("--threads", threads,
+                 "intra-op CPU threads (default: this node's cores, shared among its ranks in a multi-process job)")
+      ->check(positive());
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (env SKD_LOG_LEVEL)");
 }
 
-inline void apply_common_options(int threads, const std::string& log_level) {
+// Sets the log level and the intra-op threads; an unset --threads becomes the cores of this node
+// divided among its ranks (LOCAL_WORLD_SIZE / SLURM), written back into `threads`.
+inline void apply_common_options(int& threads, const std::string& log_level) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads = train::threads_per_rank(threads, train::dist_env_from_environment(), cores);
   torch::set_num_threads(threads);
   if (!log_level.empty()) set_log_level(parse_log_level(log_level));
 }

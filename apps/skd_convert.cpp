@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   int64_t proxy_samples = 1024, batch_size = 64;
   uint64_t seed = 0;
   double dist_timeout = 600;
-  int threads = app::default_threads();
+  int threads = app::kAutoThreads;
   app.add_option("--model", model, "input checkpoint (.pth, .safetensors or skd artifact)")->required();
   app.add_option("--arch", arch, "named architecture or JSON config (needed for foreign checkpoints)");
   app.add_option("--out", out, "output artifact (.safetensors)")->required();
@@ -89,8 +89,8 @@ int main(int argc, char** argv) {
 
     const auto env = train::dist_env_from_environment();
     set_log_rank(env.rank);
-    auto dev = parse_device(device);
-    if (env.world_size > 1 && dev.is_cuda()) dev = torch::Device(torch::kCUDA, static_cast<int8_t>(env.local_rank));
+    const auto dev = train::rank_device(env, parse_device(device), torch::cuda::device_count());
+    train::set_current_device(dev);
     opt.proxy.device = dev;
     std::shared_ptr<train::Communicator> comm;
     if (env.world_size > 1 && !format_only) {

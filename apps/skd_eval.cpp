@@ -21,7 +21,7 @@ struct EvalCli {
   int workers = 2, latency_repeats = 20;
   bool summary = false;
   int64_t batch_size = 256, limit = 0;
-  int threads = app::default_threads();
+  int threads = app::kAutoThreads;
   std::string log_level;
 };
 

@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   double attn_keep = 1.0, mlp_keep = 1.0, macs_ratio = 0;
   int64_t op_code = 0;
   bool list = false;
-  int threads = app::default_threads();
+  int threads = app::kAutoThreads;
   app.add_option("--model,--supernet", model, "super-network / elastic model artifact (or checkpoint with --arch)")
       ->required();
   app.add_option("--arch", arch, "architecture for foreign checkpoints");

@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   train::TrainConfig c;
   std::string config_file, resume, log_level;
   bool dump_config = false;
-  int threads = app::default_threads();
+  int threads = app::kAutoThreads;
   std::map<CLI::Option*, std::string> keys;  // option -> config key
   auto opt = [&](CLI::App* g, const std::string& flags, auto& field, const std::string& key, const std::string& help) {
     keys[g->add_option(flags, field, help)] = key;
@@ -141,7 +141,8 @@ int main(int argc, char** argv) {
     train::install_stop_signals();
     const auto env = train::dist_env_from_environment();
     train::TrainConfig run_cfg = cfg;
-    if (env.world_size > 1 && cfg.device == "cuda") run_cfg.device = cat("cuda:", env.local_rank);
+    const auto dev = train::rank_device(env, parse_device(cfg.device), torch::cuda::device_count());
+    train::set_current_device(dev);
     set_log_rank(env.rank);
     if (env.rank == 0 && !cfg.run_dir.empty()) {
       std::filesystem::create_directories(cfg.run_dir);
@@ -149,7 +150,7 @@ int main(int argc, char** argv) {
     }
     std::shared_ptr<train::Communicator> comm;
     if (env.world_size > 1) {
-      comm = train::Communicator::create(env, cfg.dist_backend, parse_device(run_cfg.device),
+      comm = train::Communicator::create(env, cfg.dist_backend, dev,
                                          std::chrono::milliseconds(static_cast<int64_t>(cfg.dist_timeout * 1000)));
       log_info("process ", env.rank, "/", env.world_size, " (", env.source, ", ", comm->backend(), ")");
     }
@@ -188,6 +189,7 @@ int main(int argc, char** argv) {
              cfg.batch_size, " x ", env.world_size, " process(es), ", threads, " thread(s)");
     train::TrainContext ctx;
     ctx.comm = comm;
+    ctx.device = dev;
     ctx.resume = resume_path;
     ctx.provenance = prov;
     ctx.max_steps = max_steps;
@@ -203,7 +205,7 @@ int main(int argc, char** argv) {
       po.sensitivity = piad::parse_sensitivity(cfg.piad_sensitivity);
       po.sandwich = cfg.piad_sandwich;
       po.seed = cfg.seed;
-      po.device = parse_device(run_cfg.device);
+      po.device = dev;
       super = std::make_unique<piad::Piad>(piad::Piad::from_manifest(
           mc, net->widths(), po, resume_manifest, resume_path.empty() ? "resume" : resume_path));
       const bool writer = env.rank == 0 && !cfg.run_dir.empty();

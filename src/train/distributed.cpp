@@ -12,22 +12,36 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <stdexcept>
 #include <tuple>
 #include <utility>
 
 #include "skd/core/error.h"
 
-// The Gloo process group header is guarded by USE_C10D_GLOO (torch's CMake config passes it to
-// consumers of a Gloo-enabled LibTorch). Turn it on here when the gloo headers are installed.
-#if !defined(USE_C10D_GLOO) && defined(__has_include)
-#if __has_include(<gloo/rendezvous/store.h>)
+// Which process groups this build has is decided by CMake (SKD_HAVE_GLOO: gloo headers found;
+// SKD_HAVE_NCCL: SKD_WITH_NCCL with the wheel's own nccl.h), never by torch's USE_C10D_* macros: a CUDA
+// wheel exports USE_C10D_NCCL (and USE_C10D_GLOO without shipping gloo's headers) to every consumer.
+// torch's own headers still guard their contents with USE_C10D_*, so those follow our choice here.
+#ifdef SKD_HAVE_GLOO
+#ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO
 #endif
+#else
+#undef USE_C10D_GLOO
+#endif
+#ifdef SKD_HAVE_NCCL
+#ifndef USE_C10D_NCCL
+#define USE_C10D_NCCL
+#endif
+#else
+#undef USE_C10D_NCCL
 #endif
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -35,10 +49,10 @@
 #if TORCH_VERSION_MAJOR >= 2
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #endif
-#ifdef USE_C10D_GLOO
+#ifdef SKD_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
-#ifdef USE_C10D_NCCL
+#ifdef SKD_HAVE_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
@@ -124,7 +138,7 @@ bool is_loopback(const std::string& addr) {
   return addr == "localhost" || addr == "::1" || addr.rfind("127.", 0) == 0;
 }
 
-#ifdef USE_C10D_GLOO
+#ifdef SKD_HAVE_GLOO
 // Where Gloo listens: GLOO_SOCKET_IFNAME like torch; loopback when the master is local (then every rank
 // is on this machine); else torch's default (the address this host's name resolves to).
 std::vector<std::shared_ptr<::gloo::transport::Device>> gloo_devices(const std::string& master_addr) {
@@ -152,7 +166,7 @@ std::vector<std::shared_ptr<::gloo::transport::Device>> gloo_devices(const std::
 }
 #endif
 
-#ifdef USE_C10D_NCCL
+#ifdef SKD_HAVE_NCCL
 // Blocking waits make WorkNCCL::wait() throw on timeout instead of leaving it to the watchdog (which
 // would abort the process or let the caller hang). Respect an explicit user setting.
 void enable_nccl_blocking_wait() {
@@ -184,6 +198,9 @@ DistEnv dist_env_from(const GetEnv& getenv_fn) {
     e.agent_store = agent && std::string(agent) == "True";
     if (const char* restarts = env_value(getenv_fn, "TORCHELASTIC_RESTART_COUNT"))
       e.restart_count = parse_env_int("TORCHELASTIC_RESTART_COUNT", restarts);
+    // A manual launch without LOCAL_WORLD_SIZE is taken as one node (as LOCAL_RANK defaults to RANK).
+    const char* lws = env_value(getenv_fn, "LOCAL_WORLD_SIZE");
+    e.local_world_size = lws ? parse_env_int("LOCAL_WORLD_SIZE", lws) : e.world_size;
   } else if (slurm) {
     e.source = "slurm";
     const char* by = env_value(getenv_fn, "SLURM_PROCID") ? "SLURM_PROCID" : "SLURM_NTASKS";
@@ -193,8 +210,47 @@ DistEnv dist_env_from(const GetEnv& getenv_fn) {
     e.local_rank = local ? parse_env_int("SLURM_LOCALID", local) : 0;
     check_layout(e, "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID");
     read_master(getenv_fn, e);
+    // srun sets SLURM_STEP_TASKS_PER_NODE ("4" or "4(x2)"; the leading count is this node's in a
+    // uniform job), sbatch --ntasks-per-node SLURM_NTASKS_PER_NODE; without either, assume one node.
+    e.local_world_size = e.world_size;
+    for (const char* name : {"SLURM_STEP_TASKS_PER_NODE", "SLURM_NTASKS_PER_NODE"}) {
+      if (const char* tpn = env_value(getenv_fn, name)) {
+        std::string v(tpn);
+        v = v.substr(0, v.find_first_not_of("0123456789"));
+        if (v.empty()) throw std::invalid_argument(cat("environment variable ", name, "='", tpn, "' is not a count"));
+        e.local_world_size = parse_env_int(name, v.c_str());
+        break;
+      }
+    }
+  }
+  if (e.local_world_size < 1 || e.local_world_size > e.world_size || e.local_rank >= e.local_world_size) {
+    const char* name = e.source == "slurm" ? "SLURM_NTASKS_PER_NODE" : "LOCAL_WORLD_SIZE";
+    throw std::invalid_argument(cat("environment variable ", name, "='", e.local_world_size, "' must be in [",
+                                    e.local_rank + 1, ", ", e.world_size, "] (above the local rank ",
+                                    e.local_rank, ", at most the world size)"));
   }
   return e;
+}
+
+torch::Device rank_device(const DistEnv& env, const torch::Device& requested, int64_t cuda_devices) {
+  if (!requested.is_cuda() || requested.has_index()) return requested;
+  if (env.world_size == 1) return torch::Device(torch::kCUDA, 0);
+  if (env.local_rank >= cuda_devices)
+    throw std::invalid_argument(cat("--device cuda: local rank ", env.local_rank, " (", env.source,
+                                    ") has no GPU of its own: ", cuda_devices,
+                                    " CUDA device(s) are visible; start at most one process per GPU"));
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+}
+
+void set_current_device(const torch::Device& device) {
+  if (!device.is_cuda()) return;
+  SKD_CHECK(device.has_index(), "set_current_device needs an explicit CUDA index, got ", device);
+  c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(device);
+}
+
+int threads_per_rank(int requested, const DistEnv& env, int cores) {
+  if (requested > 0) return requested;
+  return std::max(1, cores / std::max(1, env.local_world_size));
 }
 
 DistEnv dist_env_from_environment() {
@@ -212,7 +268,49 @@ struct Communicator::Impl {
   c10::intrusive_ptr<PgBase> pg;
   std::string broken;  // set by the first failed collective; later calls fail fast with it
 
+  // attach_gradient_hooks state. Hooks run on autograd's thread while the caller waits in backward().
+  struct HookBucket {
+    std::vector<size_t> members;
+    std::vector<int64_t> offsets;
+    torch::Tensor flat;  // on the wire's device and dtype
+    size_t filled = 0;
+    WorkPtr work;
+  };
+  std::vector<torch::Tensor> hook_params;
+  std::vector<std::pair<size_t, size_t>> hook_slot;  // param -> (bucket, member index)
+  std::vector<HookBucket> hook_buckets;
+  std::vector<char> hook_done;
+  std::vector<unsigned> hook_ids;
+  bool hook_armed = false;
+  std::mutex hook_mutex;
+
+  void launch(HookBucket& b) {
+    if (b.flat.is_floating_point()) b.flat.div_(world);
+    c10d::AllreduceOptions opts;
+    opts.reduceOp = c10d::ReduceOp::SUM;
+    opts.timeout = timeout;
+    std::vector<at::Tensor> one{b.flat};
+    b.work = pg->allreduce(one, opts);
+  }
+
   std::string where() const { return cat("distributed: rank ", rank, "/", world, ": "); }
+
+  // A NCCL group must be shut down (or, after a failure, aborted) before it is destroyed: its
+  // destructor otherwise waits on, or warns about, communicators still alive (torch >= 2.4 has
+  // Backend::shutdown). The store outlives the group (member order).
+  ~Impl() {
+#if defined(SKD_HAVE_NCCL) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
+    if (pg && backend == "nccl") {
+      try {
+        if (broken.empty()) pg->shutdown();
+        else pg->abort();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "%snccl shutdown failed: %s\n", where().c_str(), describe(e).c_str());
+      }
+    }
+#endif
+    pg.reset();
+  }
 
   void check_usable(const char* op) const {
     if (!broken.empty())
@@ -303,7 +401,7 @@ Communicator::Communicator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 Communicator::~Communicator() = default;
 
 bool Communicator::gloo_available() {
-#ifdef USE_C10D_GLOO
+#ifdef SKD_HAVE_GLOO
   return true;
 #else
   return false;
@@ -311,7 +409,7 @@ bool Communicator::gloo_available() {
 }
 
 bool Communicator::nccl_available() {
-#ifdef USE_C10D_NCCL
+#ifdef SKD_HAVE_NCCL
   return true;
 #else
   return false;
@@ -319,7 +417,8 @@ bool Communicator::nccl_available() {
 }
 
 std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const std::string& backend,
-                                                   torch::Device device, std::chrono::milliseconds timeout) {
+                                                   torch::Device device, std::chrono::milliseconds timeout,
+                                                   bool group_of_one) {
   if (env.world_size < 1 || env.rank < 0 || env.rank >= env.world_size)
     throw std::invalid_argument(
         cat("distributed: rank ", env.rank, " / world size ", env.world_size, " is not a valid layout"));
@@ -332,7 +431,7 @@ std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const std
   impl->world = env.world_size;
   impl->device = device;
   impl->timeout = timeout;
-  if (env.world_size == 1) return std::shared_ptr<Communicator>(new Communicator(std::move(impl)));
+  if (env.world_size == 1 && !group_of_one) return std::shared_ptr<Communicator>(new Communicator(std::move(impl)));
 
   // auto: NCCL for CUDA when this build has it, else Gloo (which also moves CUDA tensors, slower).
   const std::string chosen =
@@ -360,13 +459,13 @@ std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const std
     if (env.agent_store)
       impl->store = c10::make_intrusive<c10d::PrefixStore>(cat("/worker/attempt_", env.restart_count), impl->store);
     if (chosen == "gloo") {
-#ifdef USE_C10D_GLOO
+#ifdef SKD_HAVE_GLOO
       auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
       opts->devices = gloo_devices(env.master_addr);
       impl->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world_size, opts);
 #endif
     } else {
-#ifdef USE_C10D_NCCL
+#ifdef SKD_HAVE_NCCL
       enable_nccl_blocking_wait();
       auto opts = c10d::ProcessGroupNCCL::Options::create();
       opts->timeout = timeout;
@@ -399,7 +498,7 @@ std::chrono::milliseconds Communicator::timeout() const {
 }
 
 void Communicator::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
-  if (impl_->world == 1) return;
+  if (!impl_->pg) return;
   c10d::AllreduceOptions opts;
   opts.reduceOp = c10d::ReduceOp::SUM;
   opts.timeout = impl_->timeout;
@@ -411,7 +510,7 @@ void Communicator::all_reduce_sum(std::vector<torch::Tensor>& tensors) {
 void Communicator::broadcast(std::vector<torch::Tensor>& tensors, int root) {
   if (root < 0 || root >= impl_->world)
     throw std::invalid_argument(cat(impl_->where(), "broadcast: root ", root, " is not a rank"));
-  if (impl_->world == 1) return;
+  if (!impl_->pg) return;
   c10d::BroadcastOptions opts;
   opts.rootRank = root;
   opts.rootTensor = 0;
@@ -422,7 +521,7 @@ void Communicator::broadcast(std::vector<torch::Tensor>& tensors, int root) {
 }
 
 void Communicator::barrier() {
-  if (impl_->world == 1) return;
+  if (!impl_->pg) return;
   if (impl_->backend == "nccl") {
     // NCCL's own barrier guesses the GPU from the rank; a one-element all-reduce on our device does not.
     std::vector<torch::Tensor> one{torch::zeros({1}, torch::TensorOptions().device(impl_->device))};
@@ -446,7 +545,7 @@ void Communicator::barrier() {
 }
 
 void Communicator::average_gradients(const std::vector<torch::Tensor>& params, int64_t bucket_bytes) {
-  if (impl_->world == 1) return;
+  if (!impl_->pg) return;
   const char* op = "average_gradients";
   impl_->check_usable(op);
   if (bucket_bytes <= 0)
@@ -541,6 +640,131 @@ void Communicator::average_gradients(const std::vector<torch::Tensor>& params, i
       offset += g.numel();
     }
   }
+}
+
+void Communicator::attach_gradient_hooks(const std::vector<torch::Tensor>& params, int64_t bucket_bytes) {
+  auto& im = *impl_;
+  if (!im.pg) return;
+  const char* op = "attach_gradient_hooks";
+  if (!im.hook_params.empty()) throw std::logic_error(cat(im.where(), op, ": hooks are already attached"));
+  if (bucket_bytes <= 0)
+    throw std::invalid_argument(cat(im.where(), op, ": bucket_bytes must be positive, got ", bucket_bytes));
+  im.hook_params = params;
+  im.hook_slot.assign(params.size(), {0, 0});
+  im.hook_done.assign(params.size(), 0);
+  // Buckets in reverse parameter order, one (wire dtype, device) per bucket.
+  using Key = std::tuple<torch::ScalarType, torch::Device>;
+  std::vector<Key> keys, open_keys;  // keys: per bucket; open_keys[j]: the key of open bucket open_idx[j]
+  std::vector<size_t> open_idx;
+  std::vector<int64_t> bytes;
+  for (size_t r = params.size(); r-- > 0;) {
+    const auto& p = params[r];
+    if (!p.defined() || !p.requires_grad())
+      throw std::invalid_argument(cat(im.where(), op, ": parameter ", r, " is undefined or needs no grad"));
+    const Key key{im.wire_dtype(p.scalar_type(), op), im.wire_device(p)};
+    const int64_t nb = p.numel() * static_cast<int64_t>(p.element_size());
+    size_t j = static_cast<size_t>(std::find(open_keys.begin(), open_keys.end(), key) - open_keys.begin());
+    const bool fresh = j == open_keys.size();
+    if (fresh || bytes[open_idx[j]] + nb > bucket_bytes) {
+      im.hook_buckets.emplace_back();
+      keys.push_back(key);
+      bytes.push_back(0);
+      if (fresh) {
+        open_keys.push_back(key);
+        open_idx.push_back(im.hook_buckets.size() - 1);
+      } else {
+        open_idx[j] = im.hook_buckets.size() - 1;
+      }
+    }
+    const size_t bi = open_idx[j];
+    auto& bucket = im.hook_buckets[bi];
+    im.hook_slot[r] = {bi, bucket.members.size()};
+    bucket.offsets.push_back(bucket.members.empty() ? 0 : bucket.offsets.back() + params[bucket.members.back()].numel());
+    bucket.members.push_back(r);
+    bytes[bi] += nb;
+  }
+  for (size_t k = 0; k < im.hook_buckets.size(); ++k) {
+    auto& b = im.hook_buckets[k];
+    const int64_t n = b.offsets.back() + params[b.members.back()].numel();
+    b.flat = torch::zeros({n}, torch::TensorOptions().dtype(std::get<0>(keys[k])).device(std::get<1>(keys[k])));
+  }
+  Impl* impl = impl_.get();
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto p = params[i];
+    im.hook_ids.push_back(p.register_hook([impl, i](torch::Tensor g) {
+      std::lock_guard<std::mutex> lock(impl->hook_mutex);
+      if (!impl->hook_armed || impl->hook_done[i]) return;
+      torch::NoGradGuard no_grad;
+      const auto& param = impl->hook_params[i];
+      const auto [bi, mi] = impl->hook_slot[i];
+      auto& b = impl->hook_buckets[bi];
+      auto slot = b.flat.narrow(0, b.offsets[mi], param.numel());
+      const auto& prev = param.grad();
+      slot.copy_(prev.defined() ? (prev + g).reshape({-1}) : g.reshape({-1}));
+      impl->hook_done[i] = 1;
+      if (++b.filled == b.members.size()) impl->launch(b);
+    }));
+  }
+}
+
+void Communicator::detach_gradient_hooks() {
+  auto& im = *impl_;
+  for (size_t i = 0; i < im.hook_ids.size(); ++i) im.hook_params[i].remove_hook(im.hook_ids[i]);
+  im.hook_ids.clear();
+  im.hook_params.clear();
+  im.hook_slot.clear();
+  im.hook_buckets.clear();
+  im.hook_done.clear();
+  im.hook_armed = false;
+}
+
+void Communicator::arm_gradient_hooks() {
+  auto& im = *impl_;
+  if (im.hook_params.empty()) return;
+  im.check_usable("arm_gradient_hooks");
+  std::lock_guard<std::mutex> lock(im.hook_mutex);
+  im.hook_armed = true;
+}
+
+void Communicator::finish_gradient_average() {
+  auto& im = *impl_;
+  if (im.hook_params.empty()) return;
+  const char* op = "average_gradients";
+  std::lock_guard<std::mutex> lock(im.hook_mutex);
+  if (!im.hook_armed) throw std::logic_error(cat(im.where(), op, ": finish without arm_gradient_hooks()"));
+  torch::NoGradGuard no_grad;
+  try {
+    for (auto& b : im.hook_buckets) {
+      if (b.work) continue;
+      for (size_t k = 0; k < b.members.size(); ++k) {
+        const size_t i = b.members[k];
+        if (im.hook_done[i]) continue;
+        auto slot = b.flat.narrow(0, b.offsets[k], im.hook_params[i].numel());
+        const auto& g = im.hook_params[i].grad();
+        if (g.defined()) slot.copy_(g.reshape({-1}));
+        else slot.zero_();
+      }
+      im.launch(b);
+    }
+    for (auto& b : im.hook_buckets) b.work->wait(im.timeout);
+  } catch (const std::exception& e) {
+    im.hook_armed = false;
+    im.fail(op, e);
+  }
+  for (auto& b : im.hook_buckets) {
+    if (!b.flat.is_floating_point()) b.flat.div_(im.world, "trunc");
+    for (size_t k = 0; k < b.members.size(); ++k) {
+      auto& p = im.hook_params[b.members[k]];
+      auto& g = p.mutable_grad();
+      const auto avg = b.flat.narrow(0, b.offsets[k], p.numel()).view(p.sizes());
+      if (!g.defined()) g = torch::empty_like(p, torch::MemoryFormat::Contiguous);
+      g.copy_(avg);
+    }
+    b.work = WorkPtr();
+    b.filled = 0;
+  }
+  std::fill(im.hook_done.begin(), im.hook_done.end(), 0);
+  im.hook_armed = false;
 }
 
 }  // namespace skd::train

@@ -326,6 +326,57 @@ TEST(DistEnv, MalformedValuesNameTheVariable) {
                  {"MASTER_PORT", "-1"});
 }
 
+TEST(DistEnv, LocalWorldSizeFromTorchrunAndSlurm) {
+  EXPECT_EQ(parse({}).local_world_size, 1);
+  EXPECT_EQ(parse({{"RANK", "5"}, {"WORLD_SIZE", "16"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "8"}})
+                .local_world_size, 8);
+  // A manual launch without LOCAL_WORLD_SIZE is one node, as LOCAL_RANK defaults to RANK.
+  EXPECT_EQ(parse({{"RANK", "1"}, {"WORLD_SIZE", "4"}}).local_world_size, 4);
+  EXPECT_EQ(parse({{"SLURM_PROCID", "9"}, {"SLURM_NTASKS", "16"}, {"SLURM_LOCALID", "1"},
+                   {"SLURM_STEP_TASKS_PER_NODE", "4(x4)"}}).local_world_size, 4);
+  EXPECT_EQ(parse({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "8"}, {"SLURM_NTASKS_PER_NODE", "2"}}).local_world_size, 2);
+  EXPECT_EQ(parse({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "3"}}).local_world_size, 3);
+  expect_invalid({{"RANK", "0"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "2"}, {"LOCAL_WORLD_SIZE", "2"}},
+                 {"LOCAL_WORLD_SIZE", "2"});
+  expect_invalid({{"RANK", "0"}, {"WORLD_SIZE", "4"}, {"LOCAL_WORLD_SIZE", "x"}}, {"LOCAL_WORLD_SIZE", "x"});
+  expect_invalid({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "4"}, {"SLURM_STEP_TASKS_PER_NODE", "(x2)"}},
+                 {"SLURM_STEP_TASKS_PER_NODE", "(x2)"});
+}
+
+// Each rank of a node takes its share of the cores unless --threads says otherwise.
+TEST(DistEnv, ThreadsPerRankShareTheNode) {
+  const auto single = parse({});
+  EXPECT_EQ(threads_per_rank(0, single, 16), 16);
+  EXPECT_EQ(threads_per_rank(3, single, 16), 3);
+  const auto eight = parse({{"RANK", "9"}, {"WORLD_SIZE", "16"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "8"}});
+  EXPECT_EQ(threads_per_rank(0, eight, 16), 2);
+  EXPECT_EQ(threads_per_rank(0, eight, 4), 1);  // never 0
+  EXPECT_EQ(threads_per_rank(5, eight, 16), 5);  // explicit --threads wins
+  EXPECT_EQ(threads_per_rank(0, parse({{"RANK", "1"}, {"WORLD_SIZE", "2"}}), 2), 1);
+}
+
+// "cuda" becomes cuda:LOCAL_RANK in a multi-process job; explicit devices stay; a rank without a GPU of
+// its own is an error naming the local rank and the count (CUDA counts are injected: no GPU needed).
+TEST(DistEnv, RankDeviceFollowsLocalRank) {
+  const torch::Device cuda(torch::kCUDA), cpu(torch::kCPU), cuda3(torch::kCUDA, 3);
+  const auto two = parse({{"RANK", "3"}, {"WORLD_SIZE", "4"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "2"}});
+  EXPECT_EQ(rank_device(two, cuda, 2), torch::Device(torch::kCUDA, 1));
+  EXPECT_EQ(rank_device(two, cpu, 2), cpu);
+  EXPECT_EQ(rank_device(two, cuda3, 8), cuda3);
+  EXPECT_EQ(rank_device(parse({}), cuda, 4), torch::Device(torch::kCUDA, 0));
+  const auto slurm = parse({{"SLURM_PROCID", "6"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "2"},
+                            {"SLURM_STEP_TASKS_PER_NODE", "4"}});
+  EXPECT_EQ(rank_device(slurm, cuda, 4), torch::Device(torch::kCUDA, 2));
+  try {
+    rank_device(slurm, cuda, 2);
+    FAIL() << "local rank 2 with 2 GPUs accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("local rank 2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("2 CUDA device(s)"), std::string::npos) << e.what();
+  }
+  set_current_device(cpu);  // a no-op for the CPU, whatever the build
+}
+
 // ---- single process and argument checks ----------------------------------------------------------
 
 TEST(Communicator, SingleProcessCollectivesAreIdentities) {

@@ -25,6 +25,9 @@ namespace skd::train {
 // Where this process sits in the job.
 struct DistEnv {
   int rank = 0, world_size = 1, local_rank = 0;
+  // Processes of this job on this node: LOCAL_WORLD_SIZE (torchrun; a launch without it counts as
+  // one node), SLURM_NTASKS_PER_NODE (srun; 1 when unset), 1 for a single process.
+  int local_world_size = 1;
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   std::string source = "single";  // "torchrun" (RANK/WORLD_SIZE/...), "slurm", or "single"
@@ -53,6 +56,18 @@ struct DistEnv {
 DistEnv dist_env_from(const std::function<const char*(const char*)>& getenv_fn);
 DistEnv dist_env_from_environment();
 
+// The device of this rank for a requested one: plain "cuda" in a multi-process job is
+// cuda:LOCAL_RANK (one process per GPU, as torchrun/srun start them), "cuda" alone is cuda:0, and an
+// explicit cuda:N or cpu is kept. Throws std::invalid_argument when the local rank has no GPU among
+// `cuda_devices`.
+torch::Device rank_device(const DistEnv& env, const torch::Device& requested, int64_t cuda_devices);
+// Makes a CUDA `device` (with an index) this process's current device, so NCCL, the caching
+// allocator and kernels launched without a device guard use it; nothing for CPU.
+void set_current_device(const torch::Device& device);
+// Intra-op CPU threads for one rank: `requested` when positive, else this node's cores shared among
+// its ranks (at least 1), so that N ranks on a node do not each start a thread per core.
+int threads_per_rank(int requested, const DistEnv& env, int cores);
+
 // The process group of one job. Not thread-safe: call the collectives from one thread, in the same
 // order on every rank (the usual c10d contract).
 class Communicator {
@@ -68,8 +83,10 @@ class Communicator {
   // unless the variable is already set) so that a timeout surfaces as an exception here.
   // Throws std::invalid_argument for a bad env/backend/timeout, std::runtime_error when the rendezvous
   // fails or the backend is not compiled into this LibTorch.
+  // `group_of_one`: build the process group even for world size 1 (tests of a backend on one GPU).
   static std::shared_ptr<Communicator> create(const DistEnv& env, const std::string& backend,
-                                              torch::Device device, std::chrono::milliseconds timeout);
+                                              torch::Device device, std::chrono::milliseconds timeout,
+                                              bool group_of_one = false);
   // Whether this LibTorch build has the Gloo / NCCL process groups.
   static bool gloo_available();
   static bool nccl_available();
@@ -99,6 +116,21 @@ class Communicator {
   // parameter list (distinct tensors) must be the same, in the same order, on every rank. Sparse grads are
   // rejected (std::invalid_argument). world_size 1: no-op.
   void average_gradients(const std::vector<torch::Tensor>& params, int64_t bucket_bytes = 25 << 20);
+
+  // The same average, overlapped with backward. attach_gradient_hooks registers a hook on every
+  // parameter (once; buckets of ~bucket_bytes in reverse parameter order, the order in which backward
+  // produces grads). After arm_gradient_hooks(), the next backward's hooks copy each parameter's
+  // final grad (what .grad will hold: the earlier backwards' sum plus this one) into its bucket and
+  // start the bucket's all-reduce as soon as the bucket is complete, while backward goes on.
+  // finish_gradient_average() (after that backward) starts the buckets still open (parameters that got
+  // no grad count their current .grad, or zero), waits, and writes the averages into .grad. The
+  // result is average_gradients' (same buckets' sums, division before the sum); world size 1 and no
+  // hooks attached: no-ops.
+  void attach_gradient_hooks(const std::vector<torch::Tensor>& params, int64_t bucket_bytes = 25 << 20);
+  void arm_gradient_hooks();
+  void finish_gradient_average();
+  // Removes the hooks (before the parameters outlive this use, or to attach to others).
+  void detach_gradient_hooks();
 
  private:
   struct Impl;

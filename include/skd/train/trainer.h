@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,9 @@ struct TrainContext {
   // Stop with a checkpoint once this many optimizer steps are done in total (0 = no limit), as a
   // signal would; --resume continues exactly. Not part of the config (it is per invocation).
   int64_t max_steps = 0;
+  // This rank's device (train::rank_device: "cuda" -> cuda:LOCAL_RANK). Unset: config.device. The
+  // config keeps what the user asked for, so a resumed multi-process run pins each rank anew.
+  std::optional<torch::Device> device;
 };
 
 struct TrainResult {
