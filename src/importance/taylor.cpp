@@ -85,6 +85,7 @@ ProxyPassResult run_proxy_pass(models::ElasticModelImpl& model, const data::Data
     models::ForwardOptions fo;
     fo.probes = &probes;
     fo.widths = options.widths;
+    fo.attention = models::AttentionKernel::EXPLICIT;  // the statistics are defined on the explicit form
     torch::Tensor logits = model.forward(images, fo);
     if (!torch::isfinite(logits).all().item<bool>())
       throw std::runtime_error(cat("proxy batch ", done, " (dataset indices from ", indices.front(),

@@ -1,6 +1,21 @@
 #include "layers.h"
 
+#include <torch/version.h>
+
 #include "skd/core/error.h"
+
+// scaled_dot_product_attention takes an explicit scale from LibTorch 2.1 on.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+#define SKD_HAVE_SDPA 1
+#else
+#define SKD_HAVE_SDPA 0
+#endif
+
+namespace skd::models {
+
+bool fused_attention_available() { return SKD_HAVE_SDPA != 0; }
+
+}  // namespace skd::models
 
 namespace skd::models::detail {
 
@@ -53,30 +68,50 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t heads_, int64_t stored_, bool 
   }
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, int64_t a, double scale,
-                                     Probes* probes, const torch::Tensor& rel_index,
-                                     const torch::Tensor& mask) {
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, int64_t a, double scale, const ForwardOptions& opt,
+                                     const torch::Tensor& rel_index, const torch::Tensor& mask) {
   const int64_t B = x.size(0), T = x.size(1);
   const auto w = slice_qkv_rows(qkv->weight, heads, a);
   const auto b = qkv->bias.defined() ? slice_qkv_rows(qkv->bias, heads, a) : torch::Tensor();
   auto f = torch::nn::functional::linear(x, w, b);
+  Probes* probes = opt.probes;
   if (probes && probes->capture_qkv) {
     if (probes->retain_grad && f.requires_grad()) f.retain_grad();
     probes->qkv.push_back(f);
   }
   auto parts = f.reshape({B, T, 3, heads, a}).permute({2, 0, 3, 1, 4});
-  auto q = parts[0] * scale, k = parts[1], v = parts[2];
-  auto attn = torch::matmul(q, k.transpose(-2, -1));
-  if (relative_position_bias_table.defined()) {
-    auto bias = relative_position_bias_table.index_select(0, rel_index).view({T, T, heads}).permute({2, 0, 1});
-    attn = attn + bias.unsqueeze(0);
+  // The additive terms of the logits: Swin's relative-position bias [1, H, T, T] and, in shifted
+  // blocks, the window mask [nW, T, T] (windows of one image are consecutive in B*).
+  torch::Tensor bias;
+  if (relative_position_bias_table.defined())
+    bias = relative_position_bias_table.index_select(0, rel_index).view({T, T, heads}).permute({2, 0, 1}).unsqueeze(0);
+  torch::Tensor out;
+#if SKD_HAVE_SDPA
+  if (opt.attention == AttentionKernel::FUSED) {
+    torch::Tensor add;
+    if (mask.defined()) {
+      const int64_t nw = mask.size(0);
+      add = mask.unsqueeze(1).unsqueeze(0);  // [1, nW, 1, T, T]
+      if (bias.defined()) add = add + bias.unsqueeze(0);
+      add = add.expand({B / nw, nw, heads, T, T}).reshape({B, heads, T, T});
+    } else {
+      add = bias;
+    }
+    if (add.defined()) add = add.to(parts.scalar_type());
+    out = at::scaled_dot_product_attention(parts[0], parts[1], parts[2], add, 0.0, false, scale);
   }
-  if (mask.defined()) {
-    const int64_t nw = mask.size(0);
-    attn = (attn.view({-1, nw, heads, T, T}) + mask.unsqueeze(1).unsqueeze(0)).view({-1, heads, T, T});
+#endif
+  if (!out.defined()) {
+    auto q = parts[0] * scale, k = parts[1], v = parts[2];
+    auto attn = torch::matmul(q, k.transpose(-2, -1));
+    if (bias.defined()) attn = attn + bias;
+    if (mask.defined()) {
+      const int64_t nw = mask.size(0);
+      attn = (attn.view({-1, nw, heads, T, T}) + mask.unsqueeze(1).unsqueeze(0)).view({-1, heads, T, T});
+    }
+    out = torch::matmul(attn.softmax(-1), v);
   }
-  attn = attn.softmax(-1);
-  auto out = torch::matmul(attn, v).transpose(1, 2).reshape({B, T, heads * a});
+  out = out.transpose(1, 2).reshape({B, T, heads * a});
   return torch::nn::functional::linear(out, slice_proj_cols(proj->weight, heads, a), proj->bias);
 }
 

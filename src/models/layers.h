@@ -27,7 +27,8 @@ class AttentionImpl : public torch::nn::Module {
   AttentionImpl(int64_t dim, int64_t heads, int64_t stored, bool qkv_bias, int64_t rel_window);
 
   // x [B*, T, C]; runs at width a (1 <= a <= stored). rel_index [T*T] (Swin), mask [nW, T, T].
-  torch::Tensor forward(const torch::Tensor& x, int64_t a, double scale, Probes* probes,
+  // opt.probes receives the qkv output; opt.attention chooses the kernel.
+  torch::Tensor forward(const torch::Tensor& x, int64_t a, double scale, const ForwardOptions& opt,
                         const torch::Tensor& rel_index = {}, const torch::Tensor& mask = {});
 
   int64_t heads, stored;

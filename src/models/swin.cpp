@@ -55,7 +55,7 @@ torch::Tensor SwinBlockImpl::forward(torch::Tensor x, BlockWidth run, double sca
     auto h = norm1(x);
     if (s > 0) h = torch::roll(h, {-s, -s}, {1, 2});
     auto win = h.view({B, H / w, w, W / w, w, C}).permute({0, 1, 3, 2, 4, 5}).reshape({-1, w * w, C});
-    auto out = attn->forward(win, run.attn, scale, opt.probes, rel_index,
+    auto out = attn->forward(win, run.attn, scale, opt, rel_index,
                              attn_mask.defined() ? attn_mask.to(win.dtype()) : attn_mask);
     h = out.view({B, H / w, W / w, w, w, C}).permute({0, 1, 3, 2, 4, 5}).reshape({B, H, W, C});
     if (s > 0) h = torch::roll(h, {s, s}, {1, 2});

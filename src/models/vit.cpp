@@ -21,7 +21,7 @@ torch::Tensor VitBlockImpl::forward(torch::Tensor x, BlockWidth run, double scal
   const double dp = opt.drop_path > 0 ? block_drop_path(opt.drop_path, spec.index, spec.total_blocks) : 0.0;
   if (run.attn > 0) {
     if (opt.probes && opt.probes->capture_qkv) opt.probes->qkv_blocks.push_back(spec.index);
-    x = x + drop_path(attn->forward(norm1(x), run.attn, scale, opt.probes), dp, is_training());
+    x = x + drop_path(attn->forward(norm1(x), run.attn, scale, opt), dp, is_training());
   } else if (attn && opt.zero_grad_removed) {
     x = x + (detail::zero_touch(*attn) + detail::zero_touch(*norm1));
   }

@@ -1,6 +1,10 @@
 #include "skd/train/optim.h"
 
+#include <torch/version.h>
+
+#include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <stdexcept>
 
 #include "skd/core/error.h"
@@ -23,18 +27,67 @@ AdamW::AdamW(NamedTensors params, const AdamWConfig& config) : params_(std::move
   }
 }
 
+// _fused_adamw_ (with a CPU kernel too) from LibTorch 2.4; a Tensor multiplier for _foreach_mul_ from 2.1.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define SKD_HAVE_FUSED_ADAMW 1
+#else
+#define SKD_HAVE_FUSED_ADAMW 0
+#endif
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+#define SKD_HAVE_FOREACH_TENSOR_MUL 1
+#else
+#define SKD_HAVE_FOREACH_TENSOR_MUL 0
+#endif
+
+bool fused_adamw_available() { return SKD_HAVE_FUSED_ADAMW != 0; }
+
+OptimizerKernel AdamW::resolved_kernel() const {
+  const auto k = config_.kernel;
+  if (k == OptimizerKernel::FUSED) return fused_adamw_available() ? k : OptimizerKernel::FOREACH;
+  if (k != OptimizerKernel::AUTO) return k;
+  const bool cuda = !params_.empty() && params_.front().second.is_cuda();
+  return cuda && fused_adamw_available() ? OptimizerKernel::FUSED : OptimizerKernel::FOREACH;
+}
+
 void AdamW::step(double lr) {
   torch::NoGradGuard no_grad;
+  // Parameters with a grad, grouped by what the update takes as one scalar: the weight decay and the
+  // step count (equal across a model unless some grads were undefined on some steps), and the
+  // device/dtype that multi-tensor kernels need to share.
+  std::vector<std::vector<size_t>> groups;
+  std::vector<std::tuple<double, int64_t, torch::Device, torch::ScalarType>> keys;
   for (size_t i = 0; i < params_.size(); ++i) {
     auto& p = params_[i].second;
-    const auto& g = p.grad();
-    if (!g.defined()) continue;
+    if (!p.grad().defined()) continue;
     auto& s = slots_[i];
     if (!s.exp_avg.defined()) {
       s.exp_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
       s.exp_avg_sq = torch::zeros_like(p, torch::MemoryFormat::Preserve);
     }
-    ++s.step;
+    const auto key = std::make_tuple(s.weight_decay, s.step, p.device(), p.scalar_type());
+    const auto it = std::find(keys.begin(), keys.end(), key);
+    if (it == keys.end()) {
+      keys.push_back(key);
+      groups.push_back({i});
+    } else {
+      groups[static_cast<size_t>(it - keys.begin())].push_back(i);
+    }
+  }
+  const auto kernel = resolved_kernel();
+  for (const auto& g : groups) {
+    for (size_t i : g) ++slots_[i].step;
+    if (kernel == OptimizerKernel::PER_TENSOR) step_per_tensor(g, lr);
+    else if (kernel == OptimizerKernel::FUSED) step_fused(g, lr);
+    else step_foreach(g, lr);
+  }
+}
+
+void AdamW::step_per_tensor(const std::vector<size_t>& group, double lr) {
+  for (size_t i : group) {
+    auto& p = params_[i].second;
+    const auto& g = p.grad();
+    auto& s = slots_[i];
+    s.step_tensor = torch::Tensor();
     if (s.weight_decay != 0) p.mul_(1.0 - lr * s.weight_decay);
     s.exp_avg.mul_(config_.beta1).add_(g, 1.0 - config_.beta1);
     s.exp_avg_sq.mul_(config_.beta2).addcmul_(g, g, 1.0 - config_.beta2);
@@ -43,6 +96,51 @@ void AdamW::step(double lr) {
     const auto denom = (s.exp_avg_sq.sqrt() / std::sqrt(bc2)).add_(config_.eps);
     p.addcdiv_(s.exp_avg, denom, -lr / bc1);
   }
+}
+
+void AdamW::step_foreach(const std::vector<size_t>& group, double lr) {
+  std::vector<torch::Tensor> p, g, m, v;
+  for (size_t i : group) {
+    p.push_back(params_[i].second);
+    g.push_back(params_[i].second.grad());
+    m.push_back(slots_[i].exp_avg);
+    v.push_back(slots_[i].exp_avg_sq);
+    slots_[i].step_tensor = torch::Tensor();
+  }
+  const auto& s = slots_[group.front()];  // one weight decay and step count per group
+  if (s.weight_decay != 0) at::_foreach_mul_(p, 1.0 - lr * s.weight_decay);
+  at::_foreach_mul_(m, config_.beta1);
+  at::_foreach_add_(m, g, 1.0 - config_.beta1);
+  at::_foreach_mul_(v, config_.beta2);
+  at::_foreach_addcmul_(v, g, g, 1.0 - config_.beta2);
+  const double bc1 = 1.0 - std::pow(config_.beta1, static_cast<double>(s.step));
+  const double bc2 = 1.0 - std::pow(config_.beta2, static_cast<double>(s.step));
+  auto denom = at::_foreach_sqrt(v);
+  at::_foreach_div_(denom, std::sqrt(bc2));
+  at::_foreach_add_(denom, config_.eps);
+  at::_foreach_addcdiv_(p, m, denom, -lr / bc1);
+}
+
+void AdamW::step_fused(const std::vector<size_t>& group, double lr) {
+#if SKD_HAVE_FUSED_ADAMW
+  std::vector<torch::Tensor> p, g, m, v, steps;
+  for (size_t i : group) {
+    auto& s = slots_[i];
+    p.push_back(params_[i].second);
+    g.push_back(params_[i].second.grad());
+    m.push_back(s.exp_avg);
+    v.push_back(s.exp_avg_sq);
+    // The kernel increments its step tensors itself; they mirror s.step (already incremented here).
+    if (!s.step_tensor.defined() || s.step_tensor.device() != p.back().device())
+      s.step_tensor = torch::full({}, static_cast<double>(s.step - 1),
+                                  torch::TensorOptions().dtype(torch::kFloat32).device(p.back().device()));
+    steps.push_back(s.step_tensor);
+  }
+  at::_fused_adamw_(p, g, m, v, {}, steps, lr, config_.beta1, config_.beta2, slots_[group.front()].weight_decay,
+                    config_.eps, /*amsgrad=*/false, /*maximize=*/false);
+#else
+  step_foreach(group, lr);
+#endif
 }
 
 void AdamW::zero_grad() {
@@ -70,6 +168,7 @@ void AdamW::load_state(const std::map<std::string, torch::Tensor>& state, const 
     auto it = state.find(name + "/step");
     if (it == state.end()) throw std::runtime_error(cat(source, ": optimizer state lacks '", name, "/step'"));
     s.step = it->second.item<int64_t>();
+    s.step_tensor = torch::Tensor();
     auto a = state.find(name + "/exp_avg"), b = state.find(name + "/exp_avg_sq");
     if (a == state.end() || b == state.end()) {
       if (s.step != 0) throw std::runtime_error(cat(source, ": optimizer state lacks the moments of '", name, "'"));
@@ -134,12 +233,18 @@ ModelEma::ModelEma(const NamedTensors& values, double decay) : decay_(decay) {
 
 void ModelEma::update(const NamedTensors& values) {
   torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> ema, live;
+  ema.reserve(ema_.size());
+  live.reserve(ema_.size());
   size_t j = 0;
   for (const auto& [name, v] : values) {
     if (!v.is_floating_point()) continue;
     SKD_CHECK(j < ema_.size() && ema_[j].first == name, "EMA: parameter list changed at '", name, "'");
-    ema_[j++].second.mul_(decay_).add_(v.detach(), 1.0 - decay_);
+    ema.push_back(ema_[j++].second);
+    live.push_back(v.detach());
   }
+  at::_foreach_mul_(ema, decay_);
+  at::_foreach_add_(ema, live, 1.0 - decay_);
 }
 
 void ModelEma::copy_to(const NamedTensors& values) const {
@@ -164,17 +269,23 @@ void ModelEma::load(const std::map<std::string, torch::Tensor>& state, const std
   }
 }
 
-double clip_grad_norm(const NamedTensors& params, double max_norm) {
+torch::Tensor clip_grad_norm(const NamedTensors& params, double max_norm) {
   torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> norms;
+  std::vector<torch::Tensor> grads;
   for (const auto& [name, p] : params)
-    if (p.grad().defined()) norms.push_back(p.grad().norm(2).to(torch::kFloat64));
-  if (norms.empty()) return 0;
-  const double total = torch::stack(norms).norm(2).item<double>();
-  const double coef = max_norm / (total + 1e-6);
-  if (coef < 1)
-    for (const auto& [name, p] : params)
-      if (p.grad().defined()) p.grad().mul_(coef);
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return torch::zeros({}, torch::kFloat64);
+  std::vector<torch::Tensor> norms;
+  for (const auto& n : at::_foreach_norm(grads, 2)) norms.push_back(n.to(torch::kFloat64));
+  const auto total = torch::stack(norms).norm(2);
+#if SKD_HAVE_FOREACH_TENSOR_MUL
+  // min(1, max_norm / (total + 1e-6)) stays on the device; a factor of exactly 1 changes no grad.
+  const auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0).to(grads.front().scalar_type());
+  at::_foreach_mul_(grads, coef);
+#else
+  const double coef = max_norm / (total.item<double>() + 1e-6);
+  if (coef < 1) at::_foreach_mul_(grads, coef);
+#endif
   return total;
 }
 

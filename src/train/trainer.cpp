@@ -137,7 +137,7 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
   const int rank = comm ? comm->rank() : 0;
   const int world = comm ? comm->world_size() : 1;
   const bool main = rank == 0;
-  const torch::Device device = parse_device(cfg.device);
+  const torch::Device device = ctx.device ? *ctx.device : parse_device(cfg.device);
   const Amp amp = parse_amp(cfg.amp, device);
   const int64_t B = cfg.batch_size;
   const int64_t global_batch = B * world;
@@ -167,6 +167,14 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
   const NamedTensors state_tensors = named_state(model);  // the same tensors all run (updates are in place)
   std::vector<torch::Tensor> param_list;
   for (const auto& [k, p] : params) param_list.push_back(p);
+  // Gradient averaging overlapped with backward (hooks on the parameters, removed when train returns).
+  struct HookScope {
+    Communicator* comm;
+    ~HookScope() {
+      if (comm) comm->detach_gradient_hooks();
+    }
+  } hook_scope{comm && world > 1 ? comm : nullptr};
+  if (hook_scope.comm) hook_scope.comm->attach_gradient_hooks(param_list);
   AdamW opt(params, AdamWConfig{cfg.beta1, cfg.beta2, cfg.opt_eps, cfg.weight_decay});
   GradScaler scaler(amp == Amp::FP16);
   std::unique_ptr<ModelEma> ema;
@@ -264,6 +272,55 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
   torch::nn::functional::CrossEntropyFuncOptions ce_opts;
   ce_opts.label_smoothing(cfg.smoothing);
 
+  // Host synchronisation. On the CPU the step's loss is read every step (free there), so a non-finite
+  // loss stops the run before that step's update and a stop request acts after the step it came in.
+  // On a CUDA device the losses stay on the device and are read every --log-every steps (50 when 0),
+  // at the end of an epoch and before a --max-steps stop: a non-finite loss then stops the run at the
+  // next read, naming the first step it appeared in (the last good checkpoint is untouched), and in a
+  // multi-process run a stop request is agreed on at the next read. A single process acts on a signal
+  // after the current step, as on the CPU.
+  const int64_t sync_every = device.is_cuda() ? (cfg.log_every > 0 ? cfg.log_every : 50) : 1;
+  struct PendingLoss {
+    torch::Tensor loss;
+    int64_t step;
+    double lr;
+  };
+  std::vector<PendingLoss> pending;
+  double loss_sum = 0;
+  int64_t loss_count = 0;
+  // Reads the pending losses, all ranks agreeing on them and on a stop request (one small all-reduce);
+  // throws on a non-finite loss (unless fp16 loss scaling handles overflow); returns the stop request.
+  auto flush_losses = [&](int64_t epoch) {
+    std::vector<torch::Tensor> dev;
+    for (const auto& p : pending) dev.push_back(p.loss.to(torch::kFloat64).reshape({1}));
+    std::vector<double> values;
+    if (!dev.empty()) {
+      const auto host = torch::cat(dev).cpu();
+      values.assign(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
+    }
+    values.push_back(static_cast<double>(stop_signal()));
+    const auto agreed = all_reduce_sum(comm, values);
+    const int64_t global_first = progress.global_step - static_cast<int64_t>(pending.size()) + 1;
+    for (size_t i = 0; i < pending.size(); ++i) {
+      const double lv = agreed[i] / world;
+      const int64_t step = pending[i].step;
+      if (!std::isfinite(lv) && !scaler.enabled())
+        throw std::runtime_error(cat("loss is ", lv, " at epoch ", epoch + 1, " step ", step + 1, " (global step ",
+                                     global_first + static_cast<int64_t>(i) + 1, "); stopping. Lower --lr, set "
+                                     "--clip-grad, or check the data. ",
+                                     result.last_checkpoint.empty() ? std::string("No checkpoint was written.")
+                                                                    : "Last good checkpoint: " + result.last_checkpoint));
+      if (std::isfinite(lv)) {
+        loss_sum += lv;
+        ++loss_count;
+      }
+      result.last_loss = lv;
+      bar.step(epoch, cfg.epochs, step + 1, steps_per_epoch, epoch * steps_per_epoch + step + 1, lv, pending[i].lr);
+    }
+    pending.clear();
+    return agreed.back() > 0;
+  };
+
   for (int64_t epoch = progress.epoch; epoch < cfg.epochs; ++epoch) {
     if (ctx.hooks.on_epoch_start) ctx.hooks.on_epoch_start(epoch);
     model.train();
@@ -280,8 +337,8 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
     lo.epoch = epoch;
     lo.pin_memory = device.is_cuda();
     data::Loader loader(train_set, std::move(order), lo);
-    double loss_sum = 0;
-    int64_t loss_count = 0;
+    loss_sum = 0;
+    loss_count = 0;
     data::LoadedBatch batch;
     for (int64_t step = first; step < steps_per_epoch; ++step) {
       if (!loader.next(batch)) throw std::runtime_error(cat("data loader ended early at step ", step));
@@ -308,13 +365,15 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
       if (mixing) targets = targets.to(device);
       labels = labels.to(device);
       // Every sub-network of the step sees the same batch; the mean of their losses is what is
-      // differentiated (one backward each, so only one graph is alive at a time). The loss value is
-      // read once per step (one device sync); a non-finite one is reported below, after the ranks
-      // agree and before any optimizer step.
+      // differentiated (one backward each, so only one graph is alive at a time). The loss stays on the
+      // device until the next host synchronisation (see sync_every).
       torch::Tensor step_loss;
       const double share = 1.0 / static_cast<double>(subnets.size());
-      for (const models::Widths* w : subnets) {
+      for (size_t si = 0; si < subnets.size(); ++si) {
+        const models::Widths* w = subnets[si];
         fwd.widths = w;
+        // The gradient average runs bucket by bucket during the step's last backward.
+        if (comm && world > 1 && si + 1 == subnets.size()) comm->arm_gradient_hooks();
         torch::Tensor loss;
         {
           AutocastGuard autocast(amp);
@@ -327,16 +386,16 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
         scaler.scale_loss(loss).backward();
       }
       fwd.widths = nullptr;
-      // One small all-reduce makes every rank see the same loss and the same stop request.
-      const auto agreed = all_reduce_sum(comm, {step_loss.item<double>(), static_cast<double>(stop_signal())});
-      const double lv = agreed[0] / world;
-      if (!std::isfinite(lv) && !scaler.enabled())
-        throw std::runtime_error(cat("loss is ", lv, " at epoch ", epoch + 1, " step ", step + 1, " (global step ",
-                                     progress.global_step + 1, "); stopping. Lower --lr, set --clip-grad, or check "
-                                     "the data. ",
-                                     result.last_checkpoint.empty() ? std::string("No checkpoint was written.")
-                                                                    : "Last good checkpoint: " + result.last_checkpoint));
-      if (comm && world > 1) comm->average_gradients(param_list);
+      pending.push_back({step_loss, step, lr});
+      // Read the losses (and agree on a stop request) now when the interval is full, at the end of the
+      // epoch, before a --max-steps stop, or when a single process was asked to stop; a non-finite loss
+      // then stops the run before this step's update.
+      const bool max_next = ctx.max_steps > 0 && progress.global_step + 1 >= ctx.max_steps;
+      bool stop_agreed = false;
+      if (static_cast<int64_t>(pending.size()) >= sync_every || step + 1 == steps_per_epoch || max_next ||
+          (world == 1 && stop_signal() != 0))
+        stop_agreed = flush_losses(epoch);
+      if (comm && world > 1) comm->finish_gradient_average();
       const bool found_inf = scaler.enabled() ? scaler.unscale_and_check(params) : false;
       if (!found_inf) {
         if (cfg.clip_grad > 0) clip_grad_norm(params, cfg.clip_grad);
@@ -349,16 +408,10 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
       }
       scaler.update(found_inf);
       opt.zero_grad();
-      if (std::isfinite(lv)) {
-        loss_sum += lv;
-        ++loss_count;
-      }
-      result.last_loss = lv;
       ++result.steps;
       ++progress.global_step;
       progress.step_in_epoch = step + 1;
-      bar.step(epoch, cfg.epochs, step + 1, steps_per_epoch, epoch * steps_per_epoch + step + 1, lv, lr);
-      const int sig = static_cast<int>(agreed[1] > 0 ? (stop_signal() ? stop_signal() : SIGTERM) : 0);
+      const int sig = static_cast<int>(stop_agreed ? (stop_signal() ? stop_signal() : SIGTERM) : 0);
       const bool at_max = ctx.max_steps > 0 && progress.global_step >= ctx.max_steps;
       if ((sig != 0 || at_max) && step + 1 < steps_per_epoch) {
         if (sig != 0)

@@ -39,7 +39,9 @@ TEST_P(TimmParity, LogitsFeaturesAndForwardFeaturesMatch) {
   model.eval();
   torch::NoGradGuard g;
   const auto input = fixture_tensor(c.model + ".input.safetensors", "input");
-  const auto feats = model.forward_features(input);
+  ForwardOptions exact;  // parity is checked on the explicit attention (the fused one: attention_test)
+  exact.attention = AttentionKernel::EXPLICIT;
+  const auto feats = model.forward_features(input, exact);
   const auto pre = model.forward_head(feats, true);
   const auto logits = model.forward_head(feats, false);
   const auto out = c.model + ".output.safetensors";
@@ -47,7 +49,7 @@ TEST_P(TimmParity, LogitsFeaturesAndForwardFeaturesMatch) {
   EXPECT_LE((pre - fixture_tensor(out, "features")).abs().max().item<double>(), 1e-5);
   EXPECT_LE((logits - fixture_tensor(out, "logits")).abs().max().item<double>(), 1e-5);
   // The plain forward is the same computation.
-  EXPECT_TRUE(torch::equal(model.forward(input), logits));
+  EXPECT_TRUE(torch::equal(model.forward(input, exact), logits));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -72,6 +74,7 @@ TEST(TimmParity, MicroIntermediatesMatch) {
     probes.capture_blocks = true;
     ForwardOptions opt;
     opt.probes = &probes;
+    opt.attention = AttentionKernel::EXPLICIT;
     torch::NoGradGuard g;
     loaded.model->eval();
     loaded.model->forward(fixture_tensor(name + ".input.safetensors", "input"), opt);

@@ -27,6 +27,14 @@ struct Probes {
   std::vector<int64_t> qkv_blocks, mlp_blocks;
 };
 
+// How attention is computed. FUSED: torch's scaled_dot_product_attention with the block's own scale
+// (sub-networks keep the original head dim's) on LibTorch >= 2.1, the explicit form elsewhere;
+// EXPLICIT: softmax(q kᵀ · scale + bias + mask) v written out (WPAC statistics, parity tests).
+// Both are the same function (tested to 1e-5, forward and gradients).
+enum class AttentionKernel { FUSED, EXPLICIT };
+// Whether this LibTorch has the fused kernel (else FUSED runs the explicit form).
+bool fused_attention_available();
+
 struct ForwardOptions {
   // Per-block widths to run at (each <= the stored width); null = stored widths.
   const Widths* widths = nullptr;
@@ -38,6 +46,7 @@ struct ForwardOptions {
   // per sample with probability drop_path * i / (blocks - 1) (kept samples scaled by 1/keep).
   // Draws come from torch's default generator.
   double drop_path = 0;
+  AttentionKernel attention = AttentionKernel::FUSED;
 };
 
 // timm DropPath on a residual branch output x [B, ...] (identity when rate is 0 or not training).

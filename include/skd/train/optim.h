@@ -21,8 +21,18 @@ using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 // relative-position bias tables.
 bool no_weight_decay(const std::string& name, const torch::Tensor& param);
 
+// How an optimizer step is computed; every kind is the same arithmetic as torch.optim.AdamW.
+// PER_TENSOR: one op per tensor and moment (the reference form); FOREACH: torch's _foreach_* ops over
+// the parameter list (on CPU the same ops in the same order: bit-identical to PER_TENSOR; on CUDA a
+// few multi-tensor kernels); FUSED: torch's _fused_adamw_ (one kernel for the whole update, LibTorch
+// >= 2.4; CUDA, and CPU); AUTO: FUSED for CUDA parameters where available, else FOREACH.
+enum class OptimizerKernel { AUTO, PER_TENSOR, FOREACH, FUSED };
+// Whether this LibTorch has _fused_adamw_ (FUSED otherwise falls back to FOREACH).
+bool fused_adamw_available();
+
 struct AdamWConfig {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.05;
+  OptimizerKernel kernel = OptimizerKernel::AUTO;
 };
 
 // AdamW as torch.optim.AdamW (decoupled decay, bias-corrected moments, per-parameter step count).
@@ -44,7 +54,12 @@ class AdamW {
     torch::Tensor exp_avg, exp_avg_sq;
     int64_t step = 0;
     double weight_decay = 0;
+    torch::Tensor step_tensor;  // FUSED: the kernel's own step count (float, on the parameter's device)
   };
+  void step_per_tensor(const std::vector<size_t>& group, double lr);
+  void step_foreach(const std::vector<size_t>& group, double lr);
+  void step_fused(const std::vector<size_t>& group, double lr);
+  OptimizerKernel resolved_kernel() const;
   NamedTensors params_;
   std::vector<Slot> slots_;
   AdamWConfig config_;
@@ -82,6 +97,8 @@ class GradScaler {
 
 // Exponential moving average of a model's parameters and floating buffers:
 // ema = decay * ema + (1 - decay) * value, every step.
+// The update is one multi-tensor op pair (_foreach_mul_, _foreach_add_), bit-identical on CPU to the
+// per-tensor form.
 class ModelEma {
  public:
   ModelEma(const NamedTensors& values, double decay);
@@ -97,7 +114,8 @@ class ModelEma {
 };
 
 // Global L2 norm of the grads; scales them to at most max_norm (torch clip_grad_norm_). Returns
-// the norm before clipping.
-double clip_grad_norm(const NamedTensors& params, double max_norm);
+// the norm before clipping as a 0-dim float64 tensor on the grads' device: on LibTorch >= 2.1 the
+// clipping itself reads nothing back to the host (no device synchronisation).
+torch::Tensor clip_grad_norm(const NamedTensors& params, double max_norm);
 
 }  // namespace skd::train
