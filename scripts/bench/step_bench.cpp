@@ -1,0 +1,196 @@
+// Training-step benchmark of the library's trainer (train::train, the loop skd-train runs): images/s of
+// plain steps (the full network) and of PIAD steps (a sub-network sampled per step from a mask table
+// that shrinks every block uniformly in 12 codes down to a quarter of its widths), on random images
+// held in memory, so that neither image decoding nor a file format is timed.
+//
+// Time per step = (t(W + N steps) - t(W steps)) / N, each t a fresh train() call: the difference
+// leaves out model construction, the first steps' allocations and the loader's start.
+//
+// Usage: skd-bench-step --arch NAME|JSON [--batch 64] [--steps 20] [--warmup 5] [--threads 2]
+//                       [--mode train|piad|both|none] [--mixup 0.8 --cutmix 1.0] [--device cpu] [--amp bf16]
+//                       [--wpac N] [--latency 1,64]
+// --wpac N also times wpac::convert with N proxy images (random, batch --batch) on --device;
+// --latency times the eval forward (median of 20 after 5 warm-ups) at the given batch sizes.
+// Prints one JSON line per measurement; "macs_full" is the forward MACs per image (both attention
+// matmuls counted), so forward FLOPs = 2 x macs_full and a training step ~ 3 x that.
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+
+#include "skd/core/device.h"
+#include "skd/models/config.h"
+#include "skd/models/model.h"
+#include "skd/piad/mask_table.h"
+#include "skd/piad/piad.h"
+#include "skd/train/trainer.h"
+#include "skd/core/device.h"
+#include "skd/models/macs.h"
+#include "skd/wpac/wpac.h"
+
+#include <algorithm>
+#include <sstream>
+#include <vector>
+
+using namespace skd;
+
+namespace {
+
+class RandomImages : public data::Dataset {
+ public:
+  RandomImages(int64_t n, int64_t channels, int64_t size, int64_t classes) : classes_(classes) {
+    torch::manual_seed(0);
+    images_ = torch::randn({n, channels, size, size});
+    labels_ = torch::randint(classes, {n}, torch::kLong);
+  }
+  int64_t size() const override { return images_.size(0); }
+  int64_t num_classes() const override { return classes_; }
+  data::Sample get(int64_t i, data::Rng*) const override { return {images_[i].clone(), labels_[i].item<int64_t>()}; }
+  std::string describe() const override { return "random images in memory"; }
+
+ private:
+  int64_t classes_;
+  torch::Tensor images_, labels_;
+};
+
+piad::MaskTable uniform_table(const models::ModelConfig& config, int64_t codes) {
+  const auto full = models::stored_widths(config);
+  piad::MaskTable table(full);
+  for (int64_t k = 1; k <= codes; ++k) {
+    const double f = 1.0 - 0.75 * static_cast<double>(k) / static_cast<double>(codes);
+    models::Widths w;
+    for (const auto& b : full)
+      w.push_back({std::max<int64_t>(1, static_cast<int64_t>(b.attn * f)), std::max<int64_t>(1, static_cast<int64_t>(b.mlp * f))});
+    table.append(w);
+  }
+  return table;
+}
+
+double seconds_for(const models::ModelConfig& config, const data::Dataset& ds, const train::TrainConfig& cfg,
+                   bool piad_mode, int64_t steps) {
+  torch::manual_seed(1);
+  auto model = models::create_model(config);
+  train::TrainContext ctx;
+  ctx.max_steps = steps;
+  std::unique_ptr<piad::Piad> super;
+  if (piad_mode) {
+    piad::PiadOptions po;
+    po.progressive_epochs = 0;  // the table is given: no update inside the timed run
+    super = std::make_unique<piad::Piad>(config, model->widths(), po, uniform_table(config, 12), 1);
+    ctx.hooks.zero_grad_removed = true;
+    ctx.hooks.step_subnets = [&](int64_t, int64_t, data::Rng& rng) { return super->step_subnets(rng); };
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  train::train(*model, ds, nullptr, cfg, ctx);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"training-step benchmark of train::train (plain and PIAD steps)"};
+  std::string arch, mode = "both", device = "cpu", amp = "none";
+  int64_t batch = 64, steps = 20, warmup = 5;
+  int threads = 2;
+  double mixup = 0.8, cutmix = 1.0;
+  app.add_option("--arch", arch, "named config or JSON file")->required();
+  app.add_option("--batch", batch);
+  app.add_option("--steps", steps, "timed steps");
+  app.add_option("--warmup", warmup, "steps before the timed ones");
+  app.add_option("--threads", threads);
+  app.add_option("--mode", mode, "train | piad | both");
+  app.add_option("--mixup", mixup);
+  app.add_option("--cutmix", cutmix);
+  app.add_option("--device", device);
+  app.add_option("--amp", amp);
+  int64_t wpac_samples = 0;
+  std::string latency;
+  app.add_option("--wpac", wpac_samples, "time WPAC with this many proxy images");
+  app.add_option("--latency", latency, "batch sizes for eval-forward latency, e.g. 1,64");
+  CLI11_PARSE(app, argc, argv);
+  torch::set_num_threads(threads);
+  const auto config = models::resolve_arch(arch);
+  const torch::Device dev = parse_device(device);
+  const auto cost = models::macs_count(config);
+  const int64_t n = batch * (warmup + steps + 1);
+  RandomImages ds(n, config.in_chans, config.img_size, config.num_classes);
+  train::TrainConfig cfg;
+  cfg.epochs = 1;
+  cfg.batch_size = batch;
+  cfg.workers = 1;
+  cfg.augment = false;
+  cfg.mixup = mixup;
+  cfg.cutmix = cutmix;
+  cfg.drop_path = 0.1;
+  cfg.warmup_epochs = 0;
+  cfg.log_every = 0;
+  cfg.device = device;
+  cfg.amp = amp;
+  for (const std::string m : {"train", "piad"}) {
+    if (mode == "none") break;
+    if (mode != "both" && mode != m) continue;
+    const double t_warm = seconds_for(config, ds, cfg, m == "piad", warmup);
+    const double t_all = seconds_for(config, ds, cfg, m == "piad", warmup + steps);
+    const double per_step = (t_all - t_warm) / static_cast<double>(steps);
+    std::printf("{\"impl\": \"skd\", \"mode\": \"%s\", \"arch\": \"%s\", \"torch\": \"%s\", \"threads\": %d, "
+                "\"batch\": %lld, \"steps\": %lld, \"device\": \"%s\", \"amp\": \"%s\", \"macs_full\": %lld, "
+                "\"seconds_per_step\": %.5f, \"images_per_s\": %.2f}\n",
+                m.c_str(), arch.c_str(), TORCH_VERSION, threads, static_cast<long long>(batch),
+                static_cast<long long>(steps), device.c_str(), amp.c_str(), static_cast<long long>(cost.macs_full),
+                per_step, static_cast<double>(batch) / per_step);
+    std::fflush(stdout);
+  }
+  if (wpac_samples > 0) {
+    RandomImages proxy(wpac_samples, config.in_chans, config.img_size, config.num_classes);
+    torch::manual_seed(1);
+    auto model = models::create_model(config);
+    model->to(dev);
+    wpac::ConvertOptions o;
+    o.proxy.samples = wpac_samples;
+    o.proxy.batch_size = batch;
+    o.proxy.device = dev;
+    synchronize(dev);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto report = wpac::convert(*model, &proxy, o);
+    synchronize(dev);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("{\"impl\": \"skd\", \"mode\": \"wpac\", \"arch\": \"%s\", \"device\": \"%s\", \"proxy_images\": %lld, "
+                "\"batch\": %lld, \"seconds\": %.3f, \"report_seconds\": %s}\n",
+                arch.c_str(), device.c_str(), static_cast<long long>(wpac_samples), static_cast<long long>(batch), secs,
+                report.value("seconds", nlohmann::json::object()).dump().c_str());
+    std::fflush(stdout);
+  }
+  if (!latency.empty()) {
+    torch::manual_seed(1);
+    auto model = models::create_model(config);
+    model->to(dev);
+    model->eval();
+    torch::NoGradGuard no_grad;
+    std::stringstream ss(latency);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      const int64_t bs = std::stoll(item);
+      const auto x = torch::randn({bs, config.in_chans, config.img_size, config.img_size}).to(dev);
+      std::vector<double> ms;
+      for (int i = 0; i < 25; ++i) {
+        synchronize(dev);
+        const auto t0 = std::chrono::steady_clock::now();
+        {
+          AutocastGuard autocast(parse_amp(amp, dev));
+          (void)model->forward(x);
+        }
+        synchronize(dev);
+        if (i >= 5) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::sort(ms.begin(), ms.end());
+      std::printf("{\"impl\": \"skd\", \"mode\": \"latency\", \"arch\": \"%s\", \"device\": \"%s\", \"amp\": \"%s\", "
+                  "\"batch\": %lld, \"median_ms\": %.3f, \"p10_ms\": %.3f, \"p90_ms\": %.3f, \"images_per_s\": %.1f}\n",
+                  arch.c_str(), device.c_str(), amp.c_str(), static_cast<long long>(bs), ms[ms.size() / 2],
+                  ms[ms.size() / 10], ms[ms.size() * 9 / 10], 1000.0 * static_cast<double>(bs) / ms[ms.size() / 2]);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
