@@ -12,6 +12,12 @@ else()
   set(SKD_TORCH_CUDA OFF)
 endif()
 message(STATUS "LibTorch ${Torch_VERSION} from ${Torch_DIR} (CUDA: ${SKD_TORCH_CUDA}, C++${CMAKE_CXX_STANDARD})")
+# PyTorch wheels' libtorch.so exports its own copies of std::filesystem functions (built by another
+# GCC); resolved before libstdc++'s, they crash (remove_all calls a null function). libstdc++ first
+# among every binary's needed libraries makes the system's copies win.
+if(Torch_VERSION VERSION_GREATER_EQUAL 2 AND CMAKE_SYSTEM_NAME STREQUAL "Linux" AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+  add_link_options("LINKER:--push-state,--no-as-needed,-lstdc++,--pop-state")
+endif()
 # torch_cpu exports USE_C10D_GLOO, but the wheels ship no gloo headers: ProcessGroupGloo.hpp then
 # needs another copy of them (Debian's libgloo-dev). Without any, the build has no Gloo backend.
 find_path(SKD_GLOO_INCLUDE_DIR gloo/rendezvous/store.h)

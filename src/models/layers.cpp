@@ -98,7 +98,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, int64_t a, double s
       add = bias;
     }
     if (add.defined()) add = add.to(parts.scalar_type());
-    out = at::scaled_dot_product_attention(parts[0], parts[1], parts[2], add, 0.0, false, scale);
+    const c10::optional<at::Tensor> mask_arg = add.defined() ? c10::optional<at::Tensor>(add) : c10::nullopt;
+    out = at::scaled_dot_product_attention(parts[0], parts[1], parts[2], mask_arg, 0.0, false, scale);
   }
 #endif
   if (!out.defined()) {

@@ -130,12 +130,14 @@ void AdamW::step_fused(const std::vector<size_t>& group, double lr) {
     g.push_back(params_[i].second.grad());
     m.push_back(s.exp_avg);
     v.push_back(s.exp_avg_sq);
-    // The kernel increments its step tensors itself; they mirror s.step (already incremented here).
+    // The step tensors mirror s.step (already incremented here); the kernel reads them as they are, so
+    // they are advanced here too (as torch.optim.AdamW(fused=True) does before calling it).
     if (!s.step_tensor.defined() || s.step_tensor.device() != p.back().device())
       s.step_tensor = torch::full({}, static_cast<double>(s.step - 1),
                                   torch::TensorOptions().dtype(torch::kFloat32).device(p.back().device()));
     steps.push_back(s.step_tensor);
   }
+  at::_foreach_add_(steps, 1.0);
   at::_fused_adamw_(p, g, m, v, {}, steps, lr, config_.beta1, config_.beta2, slots_[group.front()].weight_decay,
                     config_.eps, /*amsgrad=*/false, /*maximize=*/false);
 #else

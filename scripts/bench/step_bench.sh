@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Training-step benchmark, CPU: the library's trainer (skd-bench-step: train::train, plain steps of the
+# full network and PIAD steps of sampled sub-networks) on the LibTorch 2.x wheel build and on the
+# Debian 1.13 build, next to timm's own training step (scripts/bench/timm_step.py: timm's
+# VisionTransformer, AdamW from timm.optim, timm's Mixup/CutMix + SoftTargetCrossEntropy) under the
+# wheel's torch, same model, batch, threads, random images in memory. Rounds alternate the order of
+# the implementations. Prints a Markdown table (median of the rounds) and keeps every JSON line.
+#
+# Usage: scripts/bench/step_bench.sh [--rounds 3] [--threads 2]
+# Needs: build-torch2 and build configured with -DSKD_BUILD_BENCH=ON (skd-bench-step), the venv of
+# scripts/setup_venv.sh (torch 2.11 + timm). Env OUT (default /tmp/skd_step_bench.XXXXXX).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS=3 THREADS=2
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --threads) THREADS=$2; shift 2 ;;
+    *) echo "step_bench.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+VENV=$(bash scripts/setup_venv.sh)
+T2=build-torch2/scripts/bench/skd-bench-step
+T1=build/scripts/bench/skd-bench-step
+for b in "$T2" "$T1"; do
+  [ -x "$b" ] || { echo "step_bench.sh: $b missing: configure with -DSKD_BUILD_BENCH=ON and build" >&2; exit 1; }
+done
+OUT="${OUT:-$(mktemp -d /tmp/skd_step_bench.XXXXXX)}"
+RES="$OUT/results.jsonl"
+: >"$RES"
+export OMP_WAIT_POLICY=PASSIVE
+# arch|batch|steps|warmup
+CASES=("configs/models/vit_fmnist.json|128|20|5" "deit_tiny|32|6|2")
+for ((r = 1; r <= ROUNDS; r++)); do
+  for c in "${CASES[@]}"; do
+    IFS='|' read -r arch batch steps warm <<<"$c"
+    runs=(skd2 skd1 timm)
+    ((r % 2 == 0)) && runs=(timm skd1 skd2)
+    for impl in "${runs[@]}"; do
+      load=$(cut -d' ' -f1 /proc/loadavg)
+      case $impl in
+        skd2) line=$("$T2" --arch "$arch" --batch "$batch" --steps "$steps" --warmup "$warm" --threads "$THREADS" 2>>"$OUT/log") ;;
+        skd1) line=$("$T1" --arch "$arch" --batch "$batch" --steps "$steps" --warmup "$warm" --threads "$THREADS" 2>>"$OUT/log") ;;
+        timm) line=$("$VENV/bin/python" scripts/bench/timm_step.py --arch "$arch" --batch "$batch" --steps "$steps" --warmup "$warm" --threads "$THREADS" 2>>"$OUT/log") ;;
+      esac
+      while IFS= read -r l; do
+        [ -n "$l" ] && echo "{\"round\": $r, \"build\": \"$impl\", \"load\": $load, \"result\": $l}" >>"$RES"
+      done <<<"$line"
+      echo "round $r $arch $impl: $(echo "$line" | tr '\n' ' ' | cut -c1-200)" >&2
+    done
+  done
+done
+"$VENV/bin/python" - "$RES" "$THREADS" <<'PY' | tee "$OUT/summary.md"
+import json, statistics, sys, platform
+rows = [json.loads(l) for l in open(sys.argv[1])]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+archs = sorted({r["result"]["arch"] for r in rows})
+print(f"\nCPU: {cpu}, {sys.argv[2]} threads, OMP_WAIT_POLICY=PASSIVE; images/s, median of {max(r['round'] for r in rows)} rounds\n")
+print("| model | batch | timm step (torch 2.11) | skd plain, 2.11 wheel | skd plain, Debian 1.13 | skd PIAD, 2.11 | skd PIAD, 1.13 | skd plain / timm (2.11) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for a in archs:
+    def med(build, mode):
+        v = [r["result"]["images_per_s"] for r in rows if r["build"] == build and r["result"]["arch"] == a and r["result"]["mode"] == mode]
+        return statistics.median(v) if v else float("nan")
+    def ratios():
+        out = []
+        for rnd in {r["round"] for r in rows}:
+            s = [r["result"]["images_per_s"] for r in rows if r["round"] == rnd and r["build"] == "skd2" and r["result"]["arch"] == a and r["result"]["mode"] == "train"]
+            t = [r["result"]["images_per_s"] for r in rows if r["round"] == rnd and r["build"] == "timm" and r["result"]["arch"] == a]
+            if s and t: out.append(s[0] / t[0])
+        return out
+    b = next(r["result"]["batch"] for r in rows if r["result"]["arch"] == a)
+    rs = ratios()
+    print(f"| {a} | {b} | {med('timm','train'):.1f} | {med('skd2','train'):.1f} | {med('skd1','train'):.1f} | "
+          f"{med('skd2','piad'):.1f} | {med('skd1','piad'):.1f} | {statistics.median(rs):.2f}x ({min(rs):.2f}-{max(rs):.2f}) |")
+PY
+echo "(all results: $RES)" >&2
