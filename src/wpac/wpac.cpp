@@ -128,8 +128,10 @@ struct Pca {
 };
 
 // `scale` [H]: trace of the uncentred weighted second moment of each head. A covariance whose trace
-// is below 1e-15 of it is float rounding of constant features (float32 features cannot resolve a
-// smaller relative variance): such a head, or one with zero importance, is degenerate.
+// is below 1e-12 of it (a spread below 1e-6 of the features' magnitude, within ten float32 ulps) is
+// rounding of constant features: the float64 centring M − μ(Σwx)ᵀ − (Σwx)μᵀ + (Σw)μμᵀ cancels to
+// ~1e-14 of M, not 0, and how far depends on the BLAS kernel's summation order (1e-15 held on one
+// CPU and failed on an AVX-512 one). Such a head, or one with zero importance, is degenerate.
 Pca principal_axes(const torch::Tensor& cov, const torch::Tensor& scale, int64_t block, const char* what) {
   const int64_t H = cov.size(0), a = cov.size(1);
   if (!torch::isfinite(cov).all().item<bool>())
@@ -141,7 +143,7 @@ Pca principal_axes(const torch::Tensor& cov, const torch::Tensor& scale, int64_t
     auto c = cov[h];
     const double trace = c.trace().item<double>();
     const double raw = scale[h].item<double>();
-    if (!(trace > 0) || !(raw > 0) || trace <= 1e-15 * raw) {
+    if (!(trace > 0) || !(raw > 0) || trace <= 1e-12 * raw) {
       out.degenerate.push_back(h);
       bases.push_back(torch::eye(a, torch::TensorOptions().dtype(kF64)));
       values.push_back(torch::zeros({a}, kF64));

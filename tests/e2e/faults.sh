@@ -68,7 +68,8 @@ for round in 1 2 3 4 5 6 7 8 9 10; do
     "$BIN/skd-eval" --model "$f" --summary >/dev/null 2>"$W/err" || { loads=0; bad "kill $kills: $(basename "$f") does not load"; cat "$W/err"; }
   done
   [ "$loads" = 1 ] && ok "kill $kills: every checkpoint loads"
-  ls -A "$W/k/checkpoints" "$W/k" | grep -q '\.tmp' && bad "kill $kills: temporary files left" || ok "kill $kills: no temporary files"
+  tmps=$(ls -A "$W/k/checkpoints" "$W/k" | grep "\.tmp" || true)
+  [ -n "$tmps" ] && bad "kill $kills: temporary files left: $tmps" || ok "kill $kills: no temporary files"
 done
 if [ "$finished" = 0 ]; then
   check "final resume" 0 "$BIN/skd-train" --resume "$W/k" --threads 2
