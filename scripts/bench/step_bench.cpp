@@ -77,7 +77,7 @@ double seconds_for(const models::ModelConfig& config, const data::Dataset& ds, c
   std::unique_ptr<piad::Piad> super;
   if (piad_mode) {
     piad::PiadOptions po;
-    po.progressive_epochs = 0;  // the table is given: no update inside the timed run
+    po.progressive_epochs = 1;  // next update epoch 1 (below): the given table is used as it is
     super = std::make_unique<piad::Piad>(config, model->widths(), po, uniform_table(config, 12), 1);
     ctx.hooks.zero_grad_removed = true;
     ctx.hooks.step_subnets = [&](int64_t, int64_t, data::Rng& rng) { return super->step_subnets(rng); };

@@ -26,6 +26,7 @@ for b in "$T2" "$T1"; do
   [ -x "$b" ] || { echo "step_bench.sh: $b missing: configure with -DSKD_BUILD_BENCH=ON and build" >&2; exit 1; }
 done
 OUT="${OUT:-$(mktemp -d /tmp/skd_step_bench.XXXXXX)}"
+mkdir -p "$OUT"
 RES="$OUT/results.jsonl"
 : >"$RES"
 export OMP_WAIT_POLICY=PASSIVE
