@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Training-step benchmark, CPU: the library's trainer (skd-bench-step: train::train, plain steps of the
+# Training-step and WPAC-statistics benchmark, CPU: the library's trainer (skd-bench-step: train::train, plain steps of the
 # full network and PIAD steps of sampled sub-networks) on the LibTorch 2.x wheel build and on the
 # Debian 1.13 build, next to timm's own training step (scripts/bench/timm_step.py: timm's
 # VisionTransformer, AdamW from timm.optim, timm's Mixup/CutMix + SoftTargetCrossEntropy) under the
@@ -51,7 +51,25 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
   done
 done
-"$VENV/bin/python" - "$RES" "$THREADS" <<'PY' | tee "$OUT/summary.md"
+# arch|proxy images|batch
+WCASES=("configs/models/vit_fmnist.json|1024|64" "deit_tiny|64|32")
+for ((r = 1; r <= ROUNDS; r++)); do
+  for c in "${WCASES[@]}"; do
+    IFS='|' read -r arch n batch <<<"$c"
+    runs=(skd2 skd1 torch)
+    ((r % 2 == 0)) && runs=(torch skd1 skd2)
+    for impl in "${runs[@]}"; do
+      case $impl in
+        skd2) line=$("$T2" --arch "$arch" --mode none --wpac "$n" --batch "$batch" --threads "$THREADS" 2>>"$OUT/log") ;;
+        skd1) line=$("$T1" --arch "$arch" --mode none --wpac "$n" --batch "$batch" --threads "$THREADS" 2>>"$OUT/log") ;;
+        torch) line=$("$VENV/bin/python" scripts/bench/wpac_stats_torch.py --arch "$arch" --samples "$n" --batch "$batch" --threads "$THREADS" 2>>"$OUT/log") ;;
+      esac
+      echo "{\"round\": $r, \"build\": \"$impl\", \"result\": $line}" >>"$OUT/wpac.jsonl"
+      echo "round $r WPAC $arch $impl: $(echo "$line" | cut -c1-160)" >&2
+    done
+  done
+done
+"$VENV/bin/python" - "$RES" "$THREADS" "$OUT/wpac.jsonl" <<'PY' | tee "$OUT/summary.md"
 import json, statistics, sys, platform
 rows = [json.loads(l) for l in open(sys.argv[1])]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -74,5 +92,17 @@ for a in archs:
     rs = ratios()
     print(f"| {a} | {b} | {med('timm','train'):.1f} | {med('skd2','train'):.1f} | {med('skd1','train'):.1f} | "
           f"{med('skd2','piad'):.1f} | {med('skd1','piad'):.1f} | {statistics.median(rs):.2f}x ({min(rs):.2f}-{max(rs):.2f}) |")
+w = [json.loads(l) for l in open(sys.argv[3])]
+print("\nWPAC statistics pass (seconds, median): skd = the report's statistics time, PyTorch = wpac_stats_torch.py\n")
+print("| model | proxy images | batch | PyTorch (2.11) | skd, 2.11 wheel | skd, Debian 1.13 | PyTorch / skd 2.11 |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for a in sorted({r["result"]["arch"] for r in w}):
+    def sec(build):
+        v = [(r["result"]["report_seconds"]["statistics"] if r["build"] != "torch" else r["result"]["seconds"])
+             for r in w if r["build"] == build and r["result"]["arch"] == a]
+        return statistics.median(v) if v else float("nan")
+    one = next(r["result"] for r in w if r["result"]["arch"] == a)
+    print(f"| {a} | {one['proxy_images']} | {one['batch']} | {sec('torch'):.2f} | {sec('skd2'):.2f} | {sec('skd1'):.2f} | "
+          f"{sec('torch') / sec('skd2'):.2f}x |")
 PY
 echo "(all results: $RES)" >&2

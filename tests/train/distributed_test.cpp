@@ -225,6 +225,37 @@ void collectives_script(Communicator& c) {
     EXPECT_TRUE(torch::allclose(g, sum / 2)) << "param " << k << "\n" << g << "\n" << sum / 2;
   }
 
+  // The average overlapped with backward: hooks on three parameters (16-byte buckets, so buckets
+  // start while backward runs), two backwards per step of which only the last is armed (its hooks see
+  // the earlier grad plus their own), a parameter used only in the first backward and one in none.
+  // Two steps, so the hooks are re-armed after a finish.
+  auto a = torch::zeros({3}, torch::requires_grad()), b2 = torch::zeros({2}, torch::requires_grad()),
+       unused_last = torch::zeros({2}, torch::requires_grad()), never = torch::zeros({1}, torch::requires_grad());
+  std::vector<torch::Tensor> hp{a, b2, unused_last, never};
+  c.attach_gradient_hooks(hp, 16);
+  for (int step = 0; step < 2; ++step) {
+    for (auto& t : hp) t.mutable_grad() = torch::Tensor();
+    const double m = (r + 1) * (step + 1);
+    ((a * torch::tensor({1.0f, 2.0f, 3.0f})).sum() * m + b2.sum() + unused_last.sum() * 5).backward();  // not armed
+    c.arm_gradient_hooks();
+    ((a * a.detach().add(1)).sum() * m + (b2 * 4).sum()).backward();
+    c.finish_gradient_average();
+    auto expect = [&](int rank) {
+      const double mr = (rank + 1) * (step + 1);
+      return std::vector<torch::Tensor>{torch::tensor({2.0f, 3.0f, 4.0f}) * static_cast<float>(mr),
+                                        torch::full({2}, 5.0), torch::full({2}, 5.0), torch::zeros({1})};
+    };
+    const auto e0 = expect(0), e1 = expect(1);
+    for (size_t k = 0; k < hp.size(); ++k) {
+      ASSERT_TRUE(hp[k].grad().defined()) << "hooked param " << k;
+      EXPECT_TRUE(torch::allclose(hp[k].grad(), (e0[k] + e1[k]) / 2)) << "hooked param " << k << " step " << step
+                                                                     << "\n" << hp[k].grad();
+    }
+  }
+  c.detach_gradient_hooks();
+  (a.sum() * 2).backward();  // no hook left: the local grad is added to the last average
+  EXPECT_TRUE(torch::allclose(a.grad(), torch::tensor({2.0f, 3.0f, 4.0f}) * 3.0f + 2.0f)) << a.grad();
+
   c.barrier();
 }
 
