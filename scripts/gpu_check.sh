@@ -65,7 +65,8 @@ bench() {  # label, command...: JSON lines of the command go to the results
   "$@" 2>>"$OUT/bench.log" | tee -a "$RESULTS" || note "$label failed (exit $?)"
 }
 if [ "${SKD_GPU_CHECK_QUICK:-0}" = 1 ]; then
-  S_ARCH=vit_micro_32 B_ARCH=vit_micro_32 S_BATCH=8 B_BATCH=8 STEPS=3 WARM=1 WPAC_N=16 AMP=none
+  S_ARCH=configs/models/vit_fmnist.json B_ARCH=configs/models/vit_fmnist.json S_BATCH=16 B_BATCH=16 STEPS=4 WARM=2
+  WPAC_N=64 AMP=none
 else
   S_ARCH=deit_small B_ARCH=deit_base S_BATCH=256 B_BATCH=128 STEPS=30 WARM=10 WPAC_N=1024 AMP=bf16
 fi
@@ -75,7 +76,7 @@ bench "train DeiT-S skd" "$B" --arch $S_ARCH --batch $S_BATCH --steps $STEPS --w
 bench "train DeiT-S timm" "$PY" scripts/bench/timm_step.py --arch $S_ARCH --batch $S_BATCH --steps $STEPS --warmup $WARM --device "$DEV" --amp $AMP --threads "$TH"
 bench "train DeiT-B skd" "$B" --arch $B_ARCH --batch $B_BATCH --steps $STEPS --warmup $WARM --device "$DEV" --amp $AMP --threads "$TH"
 bench "train DeiT-B timm" "$PY" scripts/bench/timm_step.py --arch $B_ARCH --batch $B_BATCH --steps $STEPS --warmup $WARM --device "$DEV" --amp $AMP --threads "$TH"
-bench "WPAC DeiT-B, $WPAC_N proxy images" "$B" --arch $B_ARCH --mode none --batch 64 --wpac $WPAC_N --device "$DEV" --threads "$TH"
+bench "WPAC DeiT-B, $WPAC_N proxy images" "$B" --arch $B_ARCH --mode none --batch 32 --wpac $WPAC_N --device "$DEV" --threads "$TH"
 for a in $S_ARCH $B_ARCH; do
   bench "latency $a fp32" "$B" --arch $a --mode none --latency 1,64 --device "$DEV" --threads "$TH"
   [ "$AMP" = none ] || bench "latency $a $AMP" "$B" --arch $a --mode none --latency 1,64 --device "$DEV" --amp $AMP --threads "$TH"
@@ -88,11 +89,12 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 peak = float(sys.argv[2]) * 1e12
 print("| what | arch | images/s | step s | MFU (3 x 2 x MACs_full) |")
 print("|---|---|---:|---:|---:|")
+macs = {r["arch"]: r["macs_full"] for r in rows if "macs_full" in r}  # timm's rows: the same model's count
 for r in rows:
     if r.get("mode") in ("train", "piad"):
         mfu = ""
-        if "macs_full" in r:
-            mfu = f"{100 * r['images_per_s'] * 6 * r['macs_full'] / peak:.1f} %"
+        if r["arch"] in macs and r["mode"] == "train":
+            mfu = f"{100 * r['images_per_s'] * 6 * macs[r['arch']] / peak:.1f} %"
         print(f"| {r['impl']} {r['mode']} | {r['arch']} | {r['images_per_s']:.0f} | {r['seconds_per_step']:.4f} | {mfu} |")
 for r in rows:
     if r.get("mode") == "wpac":
