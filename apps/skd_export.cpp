@@ -75,12 +75,12 @@ int main(int argc, char** argv) {
   g_onnx->add_flag("--fold-scale", o.fold_scale, "fold each block's softmax scale into its query weights, so the "
                                                  "model is exact under the default 1/sqrt(head dim)");
   auto* g_verify = app.add_option_group("Parity check");
-  g_verify->add_flag("--verify", o.verify, "run the written graph in onnxruntime on fixed random inputs (batch 2 "
+  g_verify->add_flag("--verify", o.verify, "run the exported graph in onnxruntime on fixed random inputs (batch 2 "
                                            "and 1, or --batch) against the C++ forward; write only if max |diff| "
                                            "<= --tolerance");
   g_verify->add_option("--python", o.parity.python, "Python with onnxruntime (default: $SKD_PYTHON, else python3; "
                                                     "bash scripts/setup_venv.sh makes one)");
-  g_verify->add_option("--tolerance", o.parity.tolerance, "max |logit difference| accepted by --verify")
+  g_verify->add_option("--tolerance", o.parity.tolerance, "max |logit difference| accepted by --verify (default 1e-4)")
       ->check(app::non_negative());
   app::add_common_options(app, cli.threads, cli.log_level);
   return app::run(app, argc, argv, [&] {
