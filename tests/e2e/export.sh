@@ -3,7 +3,8 @@
 #  - every op code of a small ViT and a small Swin super-network (mask tables with removed attention
 #    and MLP branches, width-8 heads), dynamic batch (inputs of batch 2 and 1) and a fixed batch
 #  - --fold-scale in skd-export and in skd-extract (the extracted, folded sub-network exported as is)
-#  - the demo's model (assets/vit_fmnist.safetensors) with a mask table attached by skd-convert
+#  - the demo's model (assets/vit_fmnist.safetensors) with a mask table attached by skd-convert, and the
+#    demo's ONNX step (scripts/demo_export.sh) on it
 #  - a pretrained foreign checkpoint (.pth + --arch)
 #  - errors: onnxruntime missing (a Python without it), bad flags, op code out of range: no file left
 # The Python with onnxruntime is the project's environment (scripts/setup_venv.sh, cached).
@@ -100,6 +101,9 @@ for code in 0 1 2; do
 done
 verify "demo model: --macs-ratio 0.5" --supernet "$W/demo.super.safetensors" --macs-ratio 0.5 --out "$W/demo.half.onnx"
 expect_in "says the code" "$W/out" "op code 2 of 0..2"
+# The demo's ONNX step (scripts/demo_export.sh) on this super-network: the project's environment is there.
+check "demo_export.sh" 0 env SKD_BIN="$BIN" bash "$SRC/scripts/demo_export.sh" "$W/demo.super.safetensors" "$W/demo.4.onnx" 4 "${T[@]}"
+expect_in "demo_export.sh prints the parity line" "$W/out" "^parity: max |logit diff| .* <= 1e-04"
 
 # A foreign pretrained checkpoint.
 verify "pretrained .pth + --arch" --model "$FIX/vit_micro_32.pth" --arch "$FIX/vit_micro_32.json" --out "$W/pre.onnx"
