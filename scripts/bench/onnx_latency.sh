@@ -42,7 +42,7 @@ W="${BENCH_DIR:-/tmp/skd_onnx_bench}"
 mkdir -p "$W"
 export OMP_WAIT_POLICY=PASSIVE
 T=(--threads "$THREADS")
-echo "| budget | op code | MACs (paper) | params | batch | skd-eval median ms | onnxruntime median ms | ORT / LibTorch | parity |"
+echo "| budget | op code | MACs (paper) | params | batch | skd-eval ms, median (p10) | onnxruntime ms, median (p10) | ORT / LibTorch (medians) | parity |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
 rm -f "$W/rows.jsonl"
 for n in $BUDGETS; do
@@ -65,10 +65,12 @@ with open(rows, "a") as out:
         b = lat["batch_size"]
         r = {"budget": f"{n}:12", "op_code": int(code), "macs_paper": e["macs_paper"], "params": e["params"],
              "batch": b, "libtorch_ms": lat["median_ms"], "onnxruntime_ms": o[b]["median_ms"],
+             "libtorch_p10_ms": lat["p10_ms"], "onnxruntime_p10_ms": o[b]["p10_ms"],
              "parity_max_abs_diff": float(parity), "threads": e["threads"], "onnxruntime": o[b]["onnxruntime"]}
         out.write(json.dumps(r) + "\n")
         print(f"| {r['budget']} | {code} | {r['macs_paper'] / 1e6:.2f} M | {r['params'] / 1e6:.3f} M | {b} | "
-              f"{r['libtorch_ms']:.3f} | {r['onnxruntime_ms']:.3f} | {r['onnxruntime_ms'] / r['libtorch_ms']:.2f} | "
+              f"{r['libtorch_ms']:.3f} ({r['libtorch_p10_ms']:.3f}) | {r['onnxruntime_ms']:.3f} ({r['onnxruntime_p10_ms']:.3f}) | "
+              f"{r['onnxruntime_ms'] / r['libtorch_ms']:.2f} | "
               f"{r['parity_max_abs_diff']:.2g} |")
 PY
 done
