@@ -60,17 +60,19 @@ namespace {
 
 [[noreturn]] void no_onnx() {
   throw std::runtime_error(
-      "this build has no ONNX export: it was configured without Debian's libonnx-dev (install libonnx-dev and "
+      "this build has no ONNX export: it was configured without Debian's libonnx-dev (install libonnx-dev "
+      "and "
       "libprotobuf-dev, e.g. with scripts/setup.sh, then reconfigure with -DSKD_WITH_ONNX=ON)");
 }
 
 void check_graph_options(const GraphOptions& o) {
   if (!onnx_available()) no_onnx();
   if (o.opset < kDefaultOpset || o.opset > max_opset())
-    throw std::invalid_argument(cat("--opset ", o.opset, ": this build writes opsets ", kDefaultOpset, "..",
-                                    max_opset(), " (LayerNormalization needs 17; the ONNX library knows up to ",
-                                    max_opset(), ")"));
-  if (o.batch < 0) throw std::invalid_argument(cat("--batch ", o.batch, ": expected 'dynamic' or a positive size"));
+    throw std::invalid_argument(
+        cat("--opset ", o.opset, ": this build writes opsets ", kDefaultOpset, "..", max_opset(),
+            " (LayerNormalization needs 17; the ONNX library knows up to ", max_opset(), ")"));
+  if (o.batch < 0)
+    throw std::invalid_argument(cat("--batch ", o.batch, ": expected 'dynamic' or a positive size"));
 }
 
 #ifdef SKD_HAVE_ONNX
@@ -84,9 +86,15 @@ struct Attr {
   float f = 0;
   std::vector<int64_t> ints;
 };
-Attr attr(const std::string& n, int64_t v) { return {n, Attr::INT, v, 0.f, {}}; }
-Attr attr_f(const std::string& n, float v) { return {n, Attr::FLOAT, 0, v, {}}; }
-Attr attr(const std::string& n, std::vector<int64_t> v) { return {n, Attr::INTS, 0, 0.f, std::move(v)}; }
+Attr attr(const std::string& n, int64_t v) {
+  return {n, Attr::INT, v, 0.f, {}};
+}
+Attr attr_f(const std::string& n, float v) {
+  return {n, Attr::FLOAT, 0, v, {}};
+}
+Attr attr(const std::string& n, std::vector<int64_t> v) {
+  return {n, Attr::INTS, 0, 0.f, std::move(v)};
+}
 
 // Builds the graph: named float32 initializers, int64/float constants (deduplicated), and nodes whose
 // outputs get fresh names unless the caller names them.
@@ -95,9 +103,10 @@ class GraphBuilder {
   GraphBuilder(onnx::GraphProto* g, int opset) : g_(g), opset_(opset) {}
   int opset() const { return opset_; }
 
-  std::string op(const std::string& type, const std::vector<std::string>& inputs, const std::vector<Attr>& attrs = {},
-                 const std::string& out = "") {
-    return ops(type, inputs, 1, attrs, out.empty() ? std::vector<std::string>{} : std::vector<std::string>{out})[0];
+  std::string op(const std::string& type, const std::vector<std::string>& inputs,
+                 const std::vector<Attr>& attrs = {}, const std::string& out = "") {
+    return ops(type, inputs, 1, attrs,
+               out.empty() ? std::vector<std::string>{} : std::vector<std::string>{out})[0];
   }
   std::vector<std::string> ops(const std::string& type, const std::vector<std::string>& inputs, int outputs,
                                const std::vector<Attr>& attrs = {}, std::vector<std::string> names = {}) {
@@ -191,13 +200,16 @@ class ModelGraph {
 
   std::string linear(const std::string& x, const std::string& key, const std::string& out = "") {
     std::string y = b_.op("MatMul", {x, b_.weight(key + ".weight.T", param(key + ".weight").t())});
-    if (has(key + ".bias")) y = b_.op("Add", {y, b_.weight(key + ".bias", param(key + ".bias"))}, {}, out);
-    else if (!out.empty()) y = b_.op("Identity", {y}, {}, out);
+    if (has(key + ".bias"))
+      y = b_.op("Add", {y, b_.weight(key + ".bias", param(key + ".bias"))}, {}, out);
+    else if (!out.empty())
+      y = b_.op("Identity", {y}, {}, out);
     return y;
   }
   std::string layer_norm(const std::string& x, const std::string& key) {
     return b_.op("LayerNormalization",
-                 {x, b_.weight(key + ".weight", param(key + ".weight")), b_.weight(key + ".bias", param(key + ".bias"))},
+                 {x, b_.weight(key + ".weight", param(key + ".weight")),
+                  b_.weight(key + ".bias", param(key + ".bias"))},
                  {attr("axis", -1), attr_f("epsilon", static_cast<float>(c_.norm_eps))});
   }
   std::string reshape(const std::string& x, const std::vector<int64_t>& shape) {
@@ -242,7 +254,8 @@ class ModelGraph {
     if (!bias.empty()) att = b_.op("Add", {att, bias});
     if (!mask.empty()) {
       const int64_t tokens = s.window * s.window;
-      att = reshape(b_.op("Add", {reshape(att, {-1, windows, H, tokens, tokens}), mask}), {-1, H, tokens, tokens});
+      att = reshape(b_.op("Add", {reshape(att, {-1, windows, H, tokens, tokens}), mask}),
+                    {-1, H, tokens, tokens});
     }
     att = b_.op("Softmax", {att}, {attr("axis", -1)});
     auto o = reshape(transpose(b_.op("MatMul", {att, v}), {0, 2, 1, 3}), {0, 0, H * a});
@@ -251,8 +264,9 @@ class ModelGraph {
 
   std::string vit(const std::string& input, const std::string& output) {
     const int64_t D = c_.embed_dim;
-    auto t = b_.op("Conv", {input, b_.weight("patch_embed.proj.weight", param("patch_embed.proj.weight")),
-                            b_.weight("patch_embed.proj.bias", param("patch_embed.proj.bias"))},
+    auto t = b_.op("Conv",
+                   {input, b_.weight("patch_embed.proj.weight", param("patch_embed.proj.weight")),
+                    b_.weight("patch_embed.proj.bias", param("patch_embed.proj.bias"))},
                    {attr("kernel_shape", std::vector<int64_t>{c_.patch_size, c_.patch_size}),
                     attr("strides", std::vector<int64_t>{c_.patch_size, c_.patch_size})});
     t = transpose(reshape(t, {0, D, -1}), {0, 2, 1});  // token index = y * grid + x
@@ -260,7 +274,8 @@ class ModelGraph {
     auto batch = b_.op("Slice", {b_.op("Shape", {input}), b_.ints({0}), b_.ints({1})});
     auto cls_shape = b_.op("Concat", {batch, b_.ints({1, D})}, {attr("axis", 0)});
     auto cls = b_.op("Expand", {b_.weight("cls_token", param("cls_token")), cls_shape});
-    t = b_.op("Add", {b_.op("Concat", {cls, t}, {attr("axis", 1)}), b_.weight("pos_embed", param("pos_embed"))});
+    t = b_.op("Add",
+              {b_.op("Concat", {cls, t}, {attr("axis", 1)}), b_.weight("pos_embed", param("pos_embed"))});
     for (const auto& s : models::block_specs(c_)) {
       const auto w = widths_[static_cast<size_t>(s.index)];
       const std::string p = models::block_prefix(c_, s);
@@ -273,8 +288,9 @@ class ModelGraph {
   }
 
   std::string swin(const std::string& input, const std::string& output) {
-    auto t = b_.op("Conv", {input, b_.weight("patch_embed.proj.weight", param("patch_embed.proj.weight")),
-                            b_.weight("patch_embed.proj.bias", param("patch_embed.proj.bias"))},
+    auto t = b_.op("Conv",
+                   {input, b_.weight("patch_embed.proj.weight", param("patch_embed.proj.weight")),
+                    b_.weight("patch_embed.proj.bias", param("patch_embed.proj.bias"))},
                    {attr("kernel_shape", std::vector<int64_t>{c_.patch_size, c_.patch_size}),
                     attr("strides", std::vector<int64_t>{c_.patch_size, c_.patch_size})});
     t = layer_norm(transpose(t, {0, 2, 3, 1}), "patch_embed.norm");  // NHWC
@@ -293,7 +309,8 @@ class ModelGraph {
         const int64_t T = w * w, windows = (H / w) * (W / w);
         auto h = layer_norm(t, p + "norm1");
         if (sh > 0) h = roll(roll(h, -sh, 1, H), -sh, 2, W);
-        auto win = reshape(transpose(reshape(h, {-1, H / w, w, W / w, w, C}), {0, 1, 3, 2, 4, 5}), {-1, T, C});
+        auto win =
+            reshape(transpose(reshape(h, {-1, H / w, w, W / w, w, C}), {0, 1, 3, 2, 4, 5}), {-1, T, C});
         const auto index = models::swin_relative_position_index(w).view({-1});
         const auto bias = param(p + "attn.relative_position_bias_table")
                               .index_select(0, index)
@@ -302,7 +319,8 @@ class ModelGraph {
         std::string mask;
         if (sh > 0)
           mask = b_.weight(p + "attn.attn_mask", models::swin_attention_mask(H, W, w, sh).unsqueeze(1));
-        auto o = attention(win, s, bw.attn, p, b_.weight(p + "attn.relative_position_bias", bias), mask, windows);
+        auto o =
+            attention(win, s, bw.attn, p, b_.weight(p + "attn.relative_position_bias", bias), mask, windows);
         o = reshape(transpose(reshape(o, {-1, H / w, W / w, w, w, C}), {0, 1, 3, 2, 4, 5}), {-1, H, W, C});
         if (sh > 0) o = roll(roll(o, sh, 1, H), sh, 2, W);
         t = b_.op("Add", {t, o});
@@ -331,8 +349,10 @@ void set_tensor_type(onnx::ValueInfoProto* v, const std::string& name, const std
   tt->set_elem_type(onnx::TensorProto::FLOAT);
   auto* shape = tt->mutable_shape();
   auto* b = shape->add_dim();
-  if (batch > 0) b->set_dim_value(batch);
-  else b->set_dim_param("batch");
+  if (batch > 0)
+    b->set_dim_value(batch);
+  else
+    b->set_dim_param("batch");
   for (int64_t d : dims) shape->add_dim()->set_dim_value(d);
 }
 
@@ -391,7 +411,8 @@ int run_process(const std::vector<std::string>& argv, const std::string& out, co
   if (rc != 0) throw std::runtime_error(cat("cannot run ", what, " '", argv[0], "': ", std::strerror(rc)));
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw std::runtime_error(cat("waiting for ", what, " '", argv[0], "': ", std::strerror(errno)));
+    if (errno != EINTR)
+      throw std::runtime_error(cat("waiting for ", what, " '", argv[0], "': ", std::strerror(errno)));
   }
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
@@ -411,8 +432,8 @@ std::string ParityResult::line() const {
   std::snprintf(tol, sizeof tol, "%.0e", tolerance);
   std::string in;
   for (const auto& s : inputs) in += cat(in.empty() ? "" : " ", shape_text(s));
-  return cat("parity: max |logit diff| ", diff, passed() ? " <= " : " > ", tol, " on inputs ", in, ", onnxruntime ",
-             onnxruntime_version, " (", python, ")");
+  return cat("parity: max |logit diff| ", diff, passed() ? " <= " : " > ", tol, " on inputs ", in,
+             ", onnxruntime ", onnxruntime_version, " (", python, ")");
 }
 
 std::string resolve_python(const std::string& flag) {
@@ -447,7 +468,8 @@ std::string onnx_model_bytes(const models::ElasticModelImpl& model, const nlohma
   try {
     onnx::checker::check_model(proto);
   } catch (const std::exception& e) {
-    throw std::runtime_error(cat("the ONNX checker refused the exported graph of '", c.name, "': ", e.what()));
+    throw std::runtime_error(
+        cat("the ONNX checker refused the exported graph of '", c.name, "': ", e.what()));
   }
   if (proto.ByteSizeLong() >= (size_t{1} << 31))
     throw std::runtime_error(cat("the ONNX model of '", c.name, "' is ", proto.ByteSizeLong(),
@@ -485,15 +507,18 @@ ParityResult check_parity(models::ElasticModelImpl& model, const std::string& on
     }
     io::write_safetensors(dir.file("data.safetensors"), data);
   }
-  const int rc = run_process({result.python, dir.file("skd_onnx_check.py"), dir.file("model.onnx"),
-                              dir.file("data.safetensors"), "--threads", std::to_string(options.threads)},
-                             dir.file("out.txt"), dir.file("err.txt"), "the Python interpreter (--python / SKD_PYTHON)");
+  const int rc =
+      run_process({result.python, dir.file("skd_onnx_check.py"), dir.file("model.onnx"),
+                   dir.file("data.safetensors"), "--threads", std::to_string(options.threads)},
+                  dir.file("out.txt"), dir.file("err.txt"), "the Python interpreter (--python / SKD_PYTHON)");
   const std::string err = last_line(read_text(dir.file("err.txt")));
   if (rc == 3)
-    throw std::runtime_error(cat(
-        "--verify needs onnxruntime in the Python interpreter '", result.python, "' (", err,
-        "). Install it: `bash scripts/setup_venv.sh` (prints the environment's folder on its last line), then pass "
-        "--python <that folder>/bin/python (or set SKD_PYTHON); or `pip install onnxruntime numpy` into that Python"));
+    throw std::runtime_error(cat("--verify needs onnxruntime in the Python interpreter '", result.python,
+                                 "' (", err,
+                                 "). Install it: `bash scripts/setup_venv.sh` (prints the environment's "
+                                 "folder on its last line), then pass "
+                                 "--python <that folder>/bin/python (or set SKD_PYTHON); or `pip install "
+                                 "onnxruntime numpy` into that Python"));
   if (rc != 0)
     throw std::runtime_error(cat("the onnxruntime parity check with '", result.python, "' failed (exit ", rc,
                                  rc == 127 ? ": interpreter not found" : "", "): ", err));
@@ -502,12 +527,15 @@ ParityResult check_parity(models::ElasticModelImpl& model, const std::string& on
     j = nlohmann::json::parse(last_line(read_text(dir.file("out.txt"))));
     result.max_abs_diff = j.at("max_abs_diff").get<double>();
     result.onnxruntime_version = j.at("onnxruntime").get<std::string>();
-    for (const auto& [name, shape] : j.at("inputs").items()) result.inputs.push_back(shape.get<std::vector<int64_t>>());
+    for (const auto& [name, shape] : j.at("inputs").items())
+      result.inputs.push_back(shape.get<std::vector<int64_t>>());
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(cat("the onnxruntime parity check printed no result (", e.what(), "); stderr: ", err));
+    throw std::runtime_error(
+        cat("the onnxruntime parity check printed no result (", e.what(), "); stderr: ", err));
   }
   // Larger batches first, as the inputs were made.
-  std::sort(result.inputs.begin(), result.inputs.end(), [](const auto& a, const auto& b) { return a[0] > b[0]; });
+  std::sort(result.inputs.begin(), result.inputs.end(),
+            [](const auto& a, const auto& b) { return a[0] > b[0]; });
   if (!std::isfinite(result.max_abs_diff)) result.max_abs_diff = INFINITY;
   return result;
 }
@@ -520,20 +548,22 @@ ExportResult export_onnx(const ExportOptions& o) {
   if (o.macs_ratio && !(*o.macs_ratio > 0 && *o.macs_ratio <= 1))
     throw std::invalid_argument(cat("--macs-ratio ", *o.macs_ratio, ": expected a fraction in (0, 1]"));
   if (selectors == 0 && !o.mask_table.empty())
-    throw std::invalid_argument("--mask-table selects nothing by itself: add --op-code, --macs or --macs-ratio");
+    throw std::invalid_argument(
+        "--mask-table selects nothing by itself: add --op-code, --macs or --macs-ratio");
   const auto convention = piad::parse_macs_convention(o.macs_convention);
   {  // Fail before the work when the output folder is not writable (the write itself is atomic anyway).
     const auto parent = fs::path(o.out).parent_path();
     const std::string dir = parent.empty() ? "." : parent.string();
     if (access(dir.c_str(), W_OK) != 0)
-      throw std::runtime_error(cat("--out ", o.out, ": cannot write into '", dir, "': ", std::strerror(errno)));
+      throw std::runtime_error(
+          cat("--out ", o.out, ": cannot write into '", dir, "': ", std::strerror(errno)));
   }
 
   auto loaded = models::load_model(o.model, o.arch);
   const auto& c = loaded.model->config();
   ExportResult r;
-  nlohmann::json prov = {{"tool", "skd-export"}, {"exported_from", o.model},
-                         {"source_sha256", models::file_sha256(o.model)}};
+  nlohmann::json prov = {
+      {"tool", "skd-export"}, {"exported_from", o.model}, {"source_sha256", models::file_sha256(o.model)}};
   if (loaded.manifest.contains("provenance")) prov["source_provenance"] = loaded.manifest["provenance"];
   models::ElasticModel model = loaded.model;
   if (selectors > 0) {
@@ -541,9 +571,10 @@ ExportResult export_onnx(const ExportOptions& o) {
     const auto costs = piad::code_costs(c, table);
     int64_t code = o.op_code.value_or(0);
     if (!o.op_code) {
-      const int64_t budget = !o.macs.empty() ? piad::parse_macs(o.macs, "--macs")
-                                             : static_cast<int64_t>(std::floor(
-                                                   *o.macs_ratio * static_cast<double>(piad::macs_of(costs[0], convention))));
+      const int64_t budget =
+          !o.macs.empty() ? piad::parse_macs(o.macs, "--macs")
+                          : static_cast<int64_t>(std::floor(
+                                *o.macs_ratio * static_cast<double>(piad::macs_of(costs[0], convention))));
       code = piad::code_for_macs(costs, budget, convention);
       prov["macs_budget"] = budget;
       prov["macs_convention"] = o.macs_convention;
@@ -560,11 +591,14 @@ ExportResult export_onnx(const ExportOptions& o) {
   model->eval();
   r.widths = model->widths();
   r.cost = models::macs_count(model->config(), r.widths);
-  nlohmann::json extra = {{"onnx", {{"opset", o.graph.opset},
-                                    {"batch", o.graph.batch > 0 ? nlohmann::json(o.graph.batch) : nlohmann::json("dynamic")},
-                                    {"input", "pixel_values"},
-                                    {"output", "logits"}}}};
-  if (r.op_code) extra["op_code"] = *r.op_code;
+  nlohmann::json extra = {
+      {"onnx",
+       {{"opset", o.graph.opset},
+        {"batch", o.graph.batch > 0 ? nlohmann::json(o.graph.batch) : nlohmann::json("dynamic")},
+        {"input", "pixel_values"},
+        {"output", "logits"}}}};
+  if (r.op_code)
+    extra["op_code"] = *r.op_code;
   else if (prov.contains("source_provenance") && prov["source_provenance"].is_object() &&
            prov["source_provenance"].contains("op_code"))
     extra["op_code"] = prov["source_provenance"]["op_code"];
@@ -576,7 +610,8 @@ ExportResult export_onnx(const ExportOptions& o) {
     if (o.graph.batch > 0) p.batches = {o.graph.batch};
     r.parity = check_parity(*model, bytes, p);
     if (!r.parity->passed())
-      throw std::runtime_error(cat("--verify failed: ", r.parity->line(), "; nothing was written to ", o.out));
+      throw std::runtime_error(
+          cat("--verify failed: ", r.parity->line(), "; nothing was written to ", o.out));
   }
   write_file_atomic(o.out, bytes.data(), bytes.size());
   return r;

@@ -3,13 +3,14 @@
 // bad input (inconsistent artifact, op code out of range, unwritable output, failed parity) is a
 // clear error that leaves no file. Numerical parity with onnxruntime is tested end to end
 // (tests/e2e/export.sh), since it needs the Python environment.
-#include <gtest/gtest.h>
+#include "skd/export/onnx.h"
 
+#include <gtest/gtest.h>
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -17,7 +18,6 @@
 #include <functional>
 
 #include "skd/core/fs.h"
-#include "skd/export/onnx.h"
 #include "skd/io/safetensors.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/slice.h"
@@ -30,7 +30,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-ModelConfig micro(Family f) { return named_config(f == Family::VIT ? "vit_micro_32" : "swin_micro_32"); }
+ModelConfig micro(Family f) {
+  return named_config(f == Family::VIT ? "vit_micro_32" : "swin_micro_32");
+}
 
 // Partial, width-8 and removed branches: block 0 keeps 8 dims per head and half the MLP, block 1 has no
 // attention, the last block no MLP.
@@ -119,7 +121,8 @@ TEST_P(Export, GraphPassesCheckerAndCarriesManifest) {
   for (const auto& b : w) attn += b.attn > 0, mlps += b.mlp > 0;
   EXPECT_EQ(count_ops(p, "Softmax"), attn);
   EXPECT_EQ(count_ops(p, "Erf"), mlps);
-  const int extra_norms = GetParam() == Family::VIT ? 1 : 1 + 1 + static_cast<int>(sub->config().depths.size()) - 1;
+  const int extra_norms =
+      GetParam() == Family::VIT ? 1 : 1 + 1 + static_cast<int>(sub->config().depths.size()) - 1;
   EXPECT_EQ(count_ops(p, "LayerNormalization"), attn + mlps + extra_norms);
   // The weights in the graph are the model's (transposed for MatMul).
   const std::string b0 = block_prefix(sub->config(), specs[0]);
@@ -128,7 +131,8 @@ TEST_P(Export, GraphPassesCheckerAndCarriesManifest) {
     const auto qkv = sub->named_parameters()[b0 + "attn.qkv.weight"];
     ASSERT_EQ(init.dims(0), qkv.size(1));
     ASSERT_EQ(init.dims(1), qkv.size(0));
-    const auto t = torch::from_blob(const_cast<char*>(init.raw_data().data()), {init.dims(0), init.dims(1)}, torch::kFloat32);
+    const auto t = torch::from_blob(const_cast<char*>(init.raw_data().data()), {init.dims(0), init.dims(1)},
+                                    torch::kFloat32);
     EXPECT_TRUE(torch::equal(t, qkv.t()));
   }
 }
@@ -176,7 +180,8 @@ TEST_P(Export, FoldScaleKeepsLogits) {
   EXPECT_EQ(m["config"]["attn_scale_folded"], true);
   for (const auto& s : block_specs(folded->config()))
     if (w[s.index].attn > 0) {
-      EXPECT_DOUBLE_EQ(m["attn_scale"][s.index].get<double>(), 1.0 / std::sqrt(static_cast<double>(w[s.index].attn)));
+      EXPECT_DOUBLE_EQ(m["attn_scale"][s.index].get<double>(),
+                       1.0 / std::sqrt(static_cast<double>(w[s.index].attn)));
     }
   // Folding twice changes nothing.
   const auto before = folded->named_parameters()[b0 + "attn.qkv.weight"].clone();
@@ -284,7 +289,8 @@ TEST(ExportApi, BadInputIsAClearErrorAndLeavesNoFile) {
   fs::create_directories(dir + "/ro");
   chmod((dir + "/ro").c_str(), 0555);
   o.out = dir + "/ro/out.onnx";
-  if (access((dir + "/ro").c_str(), W_OK) != 0) {  // root can write anywhere; the check only makes sense otherwise
+  if (access((dir + "/ro").c_str(), W_OK) !=
+      0) {  // root can write anywhere; the check only makes sense otherwise
     EXPECT_THROW(exporter::export_onnx(o), std::runtime_error);
   }
   chmod((dir + "/ro").c_str(), 0755);
@@ -320,8 +326,9 @@ TEST(ExportApi, ParityFailuresWriteNothing) {
     chmod(path.c_str(), 0755);
     return path;
   };
-  o.parity.python = script("far", "echo '{\"max_abs_diff\": 0.5, \"inputs\": {\"b2\": [2,3,32,32]}, "
-                                  "\"onnxruntime\": \"9.9\"}'");
+  o.parity.python = script("far",
+                           "echo '{\"max_abs_diff\": 0.5, \"inputs\": {\"b2\": [2,3,32,32]}, "
+                           "\"onnxruntime\": \"9.9\"}'");
   auto msg = message_of([&] { exporter::export_onnx(o); });
   EXPECT_NE(msg.find("--verify failed: parity: max |logit diff| 0.5 > 1e-04"), std::string::npos) << msg;
   EXPECT_NE(msg.find("nothing was written"), std::string::npos) << msg;
@@ -337,8 +344,9 @@ TEST(ExportApi, ParityFailuresWriteNothing) {
   EXPECT_NE(msg.find("no_such_python"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(o.out));
   // A passing stand-in lets the file through, and the parity line reports what it measured.
-  o.parity.python = script("near", "echo '{\"max_abs_diff\": 1e-7, \"inputs\": {\"b2\": [2,3,32,32], \"b1\": "
-                                   "[1,3,32,32]}, \"onnxruntime\": \"9.9\"}'");
+  o.parity.python = script("near",
+                           "echo '{\"max_abs_diff\": 1e-7, \"inputs\": {\"b2\": [2,3,32,32], \"b1\": "
+                           "[1,3,32,32]}, \"onnxruntime\": \"9.9\"}'");
   const auto r = exporter::export_onnx(o);
   ASSERT_TRUE(r.parity.has_value());
   EXPECT_NE(r.parity->line().find("on inputs [2,3,32,32] [1,3,32,32], onnxruntime 9.9"), std::string::npos)

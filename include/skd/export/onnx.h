@@ -18,11 +18,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "skd/models/macs.h"
 #include "skd/models/model.h"
@@ -49,11 +48,11 @@ std::string onnx_model_bytes(const models::ElasticModelImpl& model, const nlohma
                              const GraphOptions& options = {});
 
 struct ParityOptions {
-  std::string python;          // interpreter with onnxruntime (empty: $SKD_PYTHON, else python3)
-  double tolerance = 1e-4;     // max |logit difference| allowed (fp32)
+  std::string python;                     // interpreter with onnxruntime (empty: $SKD_PYTHON, else python3)
+  double tolerance = 1e-4;                // max |logit difference| allowed (fp32)
   std::vector<int64_t> batches = {2, 1};  // one deterministic random input per batch size
   uint64_t seed = 0;
-  int threads = 1;             // onnxruntime intra-op threads
+  int threads = 1;  // onnxruntime intra-op threads
 };
 
 struct ParityResult {
@@ -63,7 +62,8 @@ struct ParityResult {
   std::string python;  // interpreter used
   double tolerance = 0;
   bool passed() const { return max_abs_diff <= tolerance; }
-  // "parity: max |logit diff| 3.1e-07 <= 1e-04 on inputs [2,3,32,32] [1,3,32,32], onnxruntime 1.32.0 (python)"
+  // "parity: max |logit diff| 3.1e-07 <= 1e-04 on inputs [2,3,32,32] [1,3,32,32], onnxruntime 1.32.0
+  // (python)"
   std::string line() const;
 };
 
@@ -85,14 +85,14 @@ struct ExportOptions {
   std::string mask_table;  // official mask_table.json (optional; else the artifact's table)
   // Sub-network of a super-network (at most one; none = the model at its stored widths).
   std::optional<int64_t> op_code;
-  std::string macs;         // a budget, "2.43G"
+  std::string macs;                  // a budget, "2.43G"
   std::optional<double> macs_ratio;  // in (0, 1]
   std::string macs_convention = "paper";
   bool fold_scale = false;  // models::fold_attention_scale before export
   GraphOptions graph;
-  bool verify = false;      // parity in onnxruntime before writing; the file is written only if it passes
+  bool verify = false;  // parity in onnxruntime before writing; the file is written only if it passes
   ParityOptions parity;
-  std::string out;          // .onnx, written atomically
+  std::string out;  // .onnx, written atomically
 };
 
 struct ExportResult {
