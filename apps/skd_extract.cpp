@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   std::string model, arch, out, widths_text, mask_table_path, macs_text, convention_name = "paper", log_level;
   double attn_keep = 1.0, mlp_keep = 1.0, macs_ratio = 0;
   int64_t op_code = 0;
-  bool list = false;
+  bool list = false, fold_scale = false;
   int threads = app::kAutoThreads;
   app.add_option("--model,--supernet", model, "super-network / elastic model artifact (or checkpoint with --arch)")
       ->required();
@@ -71,6 +71,9 @@ int main(int argc, char** argv) {
                                                        "(ptflops rules, the paper's numbers) | full (+ attention matmuls)");
   app.add_flag("--list", list, "print the op code -> MACs/params table of the super-network and exit");
   app.add_option("--out", out, "output artifact (.safetensors)");
+  app.add_flag("--fold-scale", fold_scale, "fold each block's softmax scale into its query weights (the sub-network "
+                                           "is then exact under the default 1/sqrt(head dim); manifest: "
+                                           "attn_scale_folded)");
   app::add_common_options(app, threads, log_level);
   return app::run(app, argc, argv, [&] {
     app::apply_common_options(threads, log_level);
@@ -120,6 +123,7 @@ int main(int argc, char** argv) {
       widths = models::keep_fraction(loaded.model->widths(), attn_keep, mlp_keep);
     }
     auto sub = models::slice_model(*loaded.model, widths);
+    if (fold_scale) models::fold_attention_scale(*sub);
     const auto t_slice = clock::now();
     models::save_artifact(out, *sub, prov);
     const auto t_write = clock::now();

@@ -46,3 +46,17 @@ if(SKD_WITH_OPENCV)
 endif()
 # JPEG decoding straight into RGB (faster than OpenCV's BGR path, identical pixels to PIL).
 find_package(JPEG)
+# ONNX export (skd-export): Debian's libonnx-dev (ONNX 1.12, opset <= 17) and protobuf. Optional:
+# on by default when found; without it skd-export says it was built without ONNX.
+find_package(Protobuf QUIET)
+find_package(ONNX CONFIG QUIET)
+if(ONNX_FOUND AND Protobuf_FOUND)
+  set(_skd_onnx_default ON)
+else()
+  set(_skd_onnx_default OFF)
+endif()
+option(SKD_WITH_ONNX "Build the ONNX export (needs libonnx-dev, libprotobuf-dev)" ${_skd_onnx_default})
+if(SKD_WITH_ONNX AND NOT (ONNX_FOUND AND Protobuf_FOUND))
+  message(FATAL_ERROR "SKD_WITH_ONNX=ON but ONNX/protobuf were not found (apt-get install libonnx-dev libprotobuf-dev)")
+endif()
+message(STATUS "ONNX export (skd-export): ${SKD_WITH_ONNX}")

@@ -8,6 +8,8 @@ PACKAGES=(
   libtorch-dev libopenblas0-pthread libgloo-dev
   libopencv-dev libjpeg-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev zlib1g-dev
   libgtest-dev
+  # skd-export: the ONNX graph writer and checker (ONNX 1.12) and its protobuf
+  libonnx-dev libprotobuf-dev
   dataset-fashion-mnist
   # torchrun (the multi-process e2e test launches skd-train with it) and the Python loop of the
   # training benchmark

@@ -4,6 +4,7 @@
 # from scripts/requirements-torch2.txt. Cached outside the checkout so that reruns and fresh clones
 # on the same machine reuse it; a changed requirements file makes a new one.
 # Usage: scripts/setup_venv.sh            prints the environment's folder on its last line
+#        scripts/setup_venv.sh --cached   the same if it already exists, else exit 1 (creates nothing)
 #   env SKD_VENV: the folder (default ~/.cache/skd/venv-<hash of the requirements>)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,10 @@ if [ -f "$VENV/.skd-complete" ]; then
   echo "setup_venv: cached environment $VENV" >&2
   echo "$VENV"
   exit 0
+fi
+if [ "${1:-}" = --cached ]; then
+  echo "setup_venv: no environment at $VENV (bash scripts/setup_venv.sh creates it: a few GB)" >&2
+  exit 1
 fi
 # Any python3 >= 3.10 with venv works; Debian's needs python3-venv, so prefer the one on PATH.
 PY=""

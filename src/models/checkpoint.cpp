@@ -299,6 +299,7 @@ nlohmann::json make_manifest(const ElasticModelImpl& model, const nlohmann::json
   for (const auto& w : full.widths) widths.push_back({w.attn, w.mlp});
   m["widths"] = widths;
   m["attn_scale"] = scales;
+  if (c.attn_scale_folded) m["attn_scale_folded"] = true;
   const auto cost = macs_count(full);
   m["macs"] = {{"paper", cost.macs_paper}, {"full", cost.macs_full}, {"params", cost.params}};
   nlohmann::json prov = provenance.is_object() ? provenance : nlohmann::json::object();

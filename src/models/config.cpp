@@ -77,6 +77,10 @@ Widths full_widths(const ModelConfig& c) {
 Widths stored_widths(const ModelConfig& c) { return c.widths.empty() ? full_widths(c) : c.widths; }
 
 double attention_scale(const ModelConfig& c, const BlockSpec& spec) {
+  if (c.attn_scale_folded) {
+    const int64_t a = c.widths.empty() ? spec.head_dim : c.widths.at(static_cast<size_t>(spec.index)).attn;
+    return 1.0 / std::sqrt(static_cast<double>(a > 0 ? a : spec.head_dim));
+  }
   if (c.attn_scale > 0) return c.attn_scale;
   return 1.0 / std::sqrt(static_cast<double>(spec.head_dim));
 }
@@ -123,6 +127,8 @@ void validate(const ModelConfig& c) {
   require(c.norm_eps > 0 && std::isfinite(c.norm_eps), "config: norm_eps must be positive and finite");
   require(c.attn_scale >= 0 && std::isfinite(c.attn_scale),
           "config: attn_scale must be >= 0 and finite (0 = head_dim^-0.5)");
+  require(!(c.attn_scale_folded && c.attn_scale > 0),
+          "config: attn_scale_folded excludes attn_scale (a folded model runs at 1/sqrt(a) per block)");
   if (c.family == Family::VIT) {
     require(c.depth > 0 && c.depth <= kMaxBlocks,
             cat("config: depth ", c.depth, " must be in [1, ", kMaxBlocks, "]"));
@@ -309,7 +315,7 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& source)
   static const std::set<std::string> kKnown = {
       "model_name", "pretrained", "family", "name", "img_size", "patch_size", "in_chans",
       "num_classes", "embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias", "window_size",
-      "depths", "class_token", "global_pool", "attn_scale", "widths", "norm_eps"};
+      "depths", "class_token", "global_pool", "attn_scale", "attn_scale_folded", "widths", "norm_eps"};
   for (const auto& [key, value] : j.items()) {
     if (!kKnown.count(key))
       throw std::invalid_argument(cat(source, ": unsupported architecture key '", key, "'"));
@@ -334,6 +340,10 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& source)
   if (j.contains("attn_scale")) {
     if (!j["attn_scale"].is_number()) throw key_error("attn_scale", "must be a number");
     c.attn_scale = j["attn_scale"].get<double>();
+  }
+  if (j.contains("attn_scale_folded")) {
+    if (!j["attn_scale_folded"].is_boolean()) throw key_error("attn_scale_folded", "must be true or false");
+    c.attn_scale_folded = j["attn_scale_folded"].get<bool>();
   }
   if (c.family == Family::VIT) {
     if (j.contains("depth")) c.depth = get_int("depth");
@@ -392,6 +402,7 @@ nlohmann::json config_to_json(const ModelConfig& c) {
     j["window_size"] = c.window_size;
   }
   if (c.attn_scale > 0) j["attn_scale"] = c.attn_scale;
+  if (c.attn_scale_folded) j["attn_scale_folded"] = true;
   if (!c.widths.empty()) {
     nlohmann::json w = nlohmann::json::array();
     for (const auto& b : c.widths) w.push_back({b.attn, b.mlp});

@@ -51,6 +51,18 @@ ElasticModel slice_model(const ElasticModelImpl& model, const Widths& widths) {
       copy(p + "mlp.fc2.weight", src[p + "mlp.fc2.weight"].narrow(1, 0, m));
     }
   }
+  // A folded model's query rows carry sqrt(a) of their stored width a; the slice runs at 1/sqrt(a')
+  // of its own width a', so its rows are rescaled by sqrt(a' / a) to keep the function.
+  if (target.attn_scale_folded) {
+    for (const auto& s : block_specs(target)) {
+      const int64_t a = widths[s.index].attn, a_src = stored[s.index].attn;
+      if (a == 0 || a == a_src) continue;
+      const double f = std::sqrt(static_cast<double>(a) / static_cast<double>(a_src));
+      const std::string p = block_prefix(target, s);
+      for (const char* name : {"attn.qkv.weight", "attn.qkv.bias"})
+        if (auto* d = dst.find(p + name)) d->narrow(0, 0, s.num_heads * a).mul_(f);
+    }
+  }
   for (auto& d : dst) {
     if (done.count(d.key())) continue;
     const auto* v = src.find(d.key());
@@ -76,6 +88,28 @@ Widths keep_fraction(const Widths& stored, double attn_keep, double mlp_keep) {
     out[i].mlp = cut(stored[i].mlp, mlp_keep, "--mlp-keep", i);
   }
   return out;
+}
+
+}  // namespace skd::models
+
+namespace skd::models {
+
+void fold_attention_scale(ElasticModelImpl& model) {
+  ModelConfig& c = model.config_;
+  if (c.attn_scale_folded) return;
+  const Widths stored = model.widths();
+  auto params = model.named_parameters(true);
+  torch::NoGradGuard guard;
+  for (const auto& s : block_specs(c)) {
+    const int64_t a = stored[s.index].attn;
+    if (a == 0) continue;
+    const double f = attention_scale(c, s) * std::sqrt(static_cast<double>(a));
+    const std::string p = block_prefix(c, s);
+    for (const char* name : {"attn.qkv.weight", "attn.qkv.bias"})
+      if (auto* t = params.find(p + name)) t->narrow(0, 0, s.num_heads * a).mul_(f);
+  }
+  c.attn_scale = 0.0;
+  c.attn_scale_folded = true;
 }
 
 }  // namespace skd::models

@@ -46,6 +46,9 @@ struct ModelConfig {
   // Attention softmax scale; 0 means original_head_dim^-0.5 (fixed from the *original* head dim,
   // kept in every sub-network as the reference does).
   double attn_scale = 0.0;
+  // The softmax scale is folded into the query weights (models::fold_attention_scale): every block
+  // then runs at the standard 1/sqrt(a) of its stored attention width a (attn_scale stays 0).
+  bool attn_scale_folded = false;
   // Widths of the parameters this model holds (one per block, in block order). Empty = full.
   Widths widths;
 
@@ -76,7 +79,8 @@ std::string block_prefix(const ModelConfig& config, const BlockSpec& spec);
 Widths full_widths(const ModelConfig& config);
 // config.widths, or full widths when empty.
 Widths stored_widths(const ModelConfig& config);
-// Softmax scale of a block: config.attn_scale if set, else the block's original head_dim^-0.5.
+// Softmax scale of a block: config.attn_scale if set, else the block's original head_dim^-0.5; for a
+// folded config (attn_scale_folded) 1/sqrt(stored attention width) of the block.
 double attention_scale(const ModelConfig& config, const BlockSpec& spec);
 
 // Sanity limits of validate(), far above any published ViT/Swin (ViT-22B: width 6144, 48 blocks;
@@ -106,7 +110,7 @@ std::vector<std::string> named_configs();
 ModelConfig named_config(const std::string& name);
 
 // JSON with timm constructor keyword names plus "family" ("vit"|"swin"), optional "model_name"
-// (a named config to start from), "attn_scale", "widths" ([[a, m], ...]). Unknown keys and
+// (a named config to start from), "attn_scale", "attn_scale_folded", "widths" ([[a, m], ...]). Unknown keys and
 // unsupported values (e.g. global_pool other than token/avg) are errors naming the key.
 ModelConfig config_from_json(const nlohmann::json& j, const std::string& source = "config");
 nlohmann::json config_to_json(const ModelConfig& config);

@@ -54,6 +54,10 @@ torch::Tensor drop_path(const torch::Tensor& x, double rate, bool training);
 // Drop-path rate of block `index` of `blocks` under the linear rule for a maximum `rate`.
 double block_drop_path(double rate, int64_t index, int64_t blocks);
 
+class ElasticModelImpl;
+// Folds every block's softmax scale into its query weights (declared in slice.h).
+void fold_attention_scale(ElasticModelImpl& model);
+
 class ElasticModelImpl : public torch::nn::Module {
  public:
   explicit ElasticModelImpl(ModelConfig config) : config_(std::move(config)) {}
@@ -74,6 +78,7 @@ class ElasticModelImpl : public torch::nn::Module {
   // Checks an input batch against the config; throws std::invalid_argument naming the shape.
   void check_input(const torch::Tensor& x) const;
   const Widths& run_widths(const ForwardOptions& opt, Widths& storage) const;
+  friend void fold_attention_scale(ElasticModelImpl& model);  // marks the config folded
 
   ModelConfig config_;
 };

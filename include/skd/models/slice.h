@@ -17,3 +17,15 @@ ElasticModel slice_model(const ElasticModelImpl& model, const Widths& widths);
 Widths keep_fraction(const Widths& stored, double attn_keep, double mlp_keep);
 
 }  // namespace skd::models
+
+namespace skd::models {
+
+// Folds the softmax scale into the weights: in every block with attention, the query rows of qkv
+// (weight and bias: the q third) are multiplied by s·sqrt(a), where s is the block's current scale
+// (attention_scale: the original head dim's, or the config's attn_scale) and a its stored attention
+// width. The model is then marked attn_scale_folded and runs at the standard 1/sqrt(a) per block, so
+// a runtime that only knows the default scale of a head of width a computes the same function.
+// Logits are unchanged up to float rounding; a model already folded is left as it is.
+void fold_attention_scale(ElasticModelImpl& model);
+
+}  // namespace skd::models
