@@ -27,16 +27,14 @@ WORK = os.environ.get("SKD_LOADER_WORK") or tempfile.mkdtemp(prefix="skd_loader_
 
 # vit_micro_32: 4 blocks, head dim 16, MLP 256. Codes 0..3 shrink modules; code 3 removes the MLP
 # of block 0 and the attention of block 2.
-MASK_TABLE = {
-    "0.attn": {"0": 16, "-1": 16, "1": 16, "2": 16, "3": 16},
-    "0.mlp": {"0": 256, "-1": 0, "1": 256, "2": 256, "3": 0},
-    "1.attn": {"0": 16, "-1": 16, "1": 16, "2": 8, "3": 8},
-    "1.mlp": {"0": 256, "-1": 128, "1": 256, "2": 128, "3": 128},
-    "2.attn": {"0": 16, "-1": 0, "1": 16, "2": 16, "3": 0},
-    "2.mlp": {"0": 256, "-1": 256, "1": 192, "2": 192, "3": 192},
-    "3.attn": {"0": 16, "-1": 4, "1": 16, "2": 4, "3": 4},
-    "3.mlp": {"0": 256, "-1": 64, "1": 64, "2": 64, "3": 64},
+_CODES = {  # module: widths at codes 0, 1, 2, 3
+    "0.attn": [16, 16, 16, 16], "0.mlp": [256, 256, 256, 0],
+    "1.attn": [16, 16, 8, 8], "1.mlp": [256, 256, 128, 128],
+    "2.attn": [16, 16, 16, 0], "2.mlp": [256, 192, 192, 192],
+    "3.attn": [16, 16, 4, 4], "3.mlp": [256, 64, 64, 64],
 }
+# The official schema: code strings "0", "-1" (= the last code), "1", ..., "3".
+MASK_TABLE = {k: {"0": v[0], "-1": v[-1], **{str(c): v[c] for c in range(1, len(v))}} for k, v in _CODES.items()}
 SUPER_CODES = [0, 2, 3]
 
 
