@@ -169,6 +169,37 @@ class LoaderMatchesCpp(unittest.TestCase):
             with torch.no_grad():
                 self.assertLessEqual((ep.module()(x) - eager).abs().max().item(), ATOL)
 
+    def test_onnx_export_runs_in_onnxruntime(self):
+        """torch.onnx.export of a loaded Swin sub-network, run by onnxruntime, equals the eager logits.
+        Debian's torch 1.13 exports without extra packages but has no onnxruntime; the torch 2.x
+        environment has onnxruntime but its exporter needs the onnx package: the first interpreter
+        exports into the shared work folder, the second runs the file."""
+        m = skd_loader.load(path("swin_sub.safetensors"))
+        x = safetensors_io.load_file(f"{FIX}/swin_micro_32.input.safetensors")[0]["input"]
+        f = path("swin_sub.onnx")
+        exported = False
+        kwargs = {"dynamo": False} if int(torch.__version__.split(".")[0]) >= 2 else {}
+        try:
+            torch.onnx.export(m, (x,), f + ".tmp", input_names=["input"], output_names=["logits"],
+                              dynamic_axes={"input": {0: "batch"}}, opset_version=17, **kwargs)
+            os.replace(f + ".tmp", f)
+            exported = True
+        except Exception as e:  # torch 2.x without the onnx package
+            if not os.path.exists(f):
+                self.skipTest(f"torch.onnx.export unavailable under torch {torch.__version__}: {e}")
+        try:
+            import onnxruntime
+        except ImportError:
+            if exported:
+                return  # run by an interpreter that has onnxruntime
+            self.skipTest("no onnxruntime")
+        sess = onnxruntime.InferenceSession(f, providers=["CPUExecutionProvider"])
+        with torch.no_grad():
+            eager = m(x)
+        for batch in (x, x[:1]):
+            got = torch.from_numpy(sess.run(None, {"input": batch.numpy()})[0])
+            self.assertLessEqual((got - eager[:batch.shape[0]]).abs().max().item(), ATOL)
+
 
 class LoaderErrors(unittest.TestCase):
     def test_foreign_safetensors_is_named(self):
