@@ -140,6 +140,8 @@ int main(int argc, char** argv) {
     }
     if (resume_path.empty() && cfg.model.empty() && cfg.arch.empty())
       throw std::invalid_argument("give --model and/or --arch (or --resume)");
+    if (new_head && (!resume_path.empty() || cfg.model.empty()))
+      throw std::invalid_argument("--new-head goes with --model (a resumed run keeps its head, a new model has a new one)");
 
     train::install_stop_signals();
     const auto env = train::dist_env_from_environment();

@@ -66,5 +66,8 @@ check "no new head without a reason" 0 "$BIN/skd-train" --model "$M" --epochs 1 
 grep -q "new classification head" "$W/ft3/train.log" && bad "head replaced without need" || ok "head kept at the same class count"
 [ "$(manifest "$W/ft3/model.safetensors" '"new_head" in m["provenance"]')" = "False" ] && ok "no new_head provenance" \
   || bad "new_head provenance without a new head"
+check "--new-head without --model" 2 "$BIN/skd-train" --arch "$SRC/configs/models/vit_fmnist_demo.json" --new-head \
+  --epochs 1 "${TRAIN[@]}" --no-eval
+expect_in "names --new-head" "$W/err" "--new-head goes with --model"
 echo "$pass passed, $fails failed"
 [ "$fails" -eq 0 ]
