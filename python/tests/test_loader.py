@@ -20,6 +20,7 @@ import skd_loader  # noqa: E402
 from skd_loader import safetensors_io  # noqa: E402
 
 ATOL = 1e-5
+torch.set_num_threads(1)
 BIN = os.environ.get("SKD_BIN", "")
 FIX = os.path.join(os.environ.get("SKD_FIXTURES", ""), "timm")
 SRC = os.environ.get("SKD_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -43,6 +44,8 @@ def path(name):
 
 
 def run(*args):
+    if "--threads" not in args:  # one thread: tiny models, and a loaded machine makes thread pools crawl
+        args = args + ("--threads", "1")
     r = subprocess.run([str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, args))} exited {r.returncode}:\n{r.stdout}")
@@ -50,7 +53,7 @@ def run(*args):
 
 
 def cpp_outputs(artifact, inputs, out):
-    run(f"{BIN}/skd-eval", "--model", artifact, "--inputs", inputs, "--save-outputs", out, "--threads", "1")
+    run(f"{BIN}/skd-eval", "--model", artifact, "--inputs", inputs, "--save-outputs", out)
 
 
 def make_artifacts():

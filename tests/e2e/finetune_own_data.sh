@@ -35,7 +35,7 @@ WIDTHS="32:256,16:0,8:128,32:256,0:64,16:256"
 check "extract a sub-network" 0 "$BIN/skd-extract" --model "$SRC/assets/vit_fmnist.safetensors" --widths "$WIDTHS" \
   --out "$W/sub.safetensors"
 TRAIN=(--data "$W/data" --batch-size 32 --lr 1e-3 --unscale-lr --warmup-epochs 0 --min-lr 1e-5 --no-augment
-       --mixup 0 --cutmix 0 --smoothing 0 --drop-path 0 --no-repeated-aug --threads 2 --workers 1)
+       --mixup 0 --cutmix 0 --smoothing 0 --drop-path 0 --no-repeated-aug --threads 1 --workers 1)
 check "fine-tune on 4 classes" 0 "$BIN/skd-train" --model "$W/sub.safetensors" --epochs 6 "${TRAIN[@]}" --run-dir "$W/ft"
 expect_in "logs the new head" "$W/ft/train.log" "new classification head: 10 -> 4 classes"
 expect_in "grayscale conversion in the data description" "$W/ft/train.log" "as grayscale"
@@ -57,7 +57,7 @@ print(("learned" if ok else "did not learn") + f": train loss {first['train_loss
 PY
 cat "$W/learned"
 expect_in "loss falls, top-1 above chance" "$W/learned" "^learned"
-check "evaluate the fine-tuned model on the folder" 0 "$BIN/skd-eval" --model "$M" --data "$W/data" --split val --threads 2
+check "evaluate the fine-tuned model on the folder" 0 "$BIN/skd-eval" --model "$M" --data "$W/data" --split val --threads 1
 expect_in "64 val images" "$W/out" "images 64"
 check "--new-head at the same class count" 0 "$BIN/skd-train" --model "$M" --new-head --epochs 1 "${TRAIN[@]}" --no-eval \
   --run-dir "$W/ft2"
