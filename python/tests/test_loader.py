@@ -132,6 +132,18 @@ class LoaderMatchesCpp(unittest.TestCase):
         self.assertEqual(m.widths, [[8, 64], [0, 128], [16, 0], [5, 200]])
         self.compare(m, f"{FIX}/swin_micro_32.input.safetensors", path("swin_sub.cpp.safetensors"))
 
+    def test_python_slicing_equals_skd_extract_widths(self):
+        """load(widths=...) slices in Python what skd-extract --widths wrote (ViT and Swin, removed branches)."""
+        vit = skd_loader.load(os.path.join(SRC, "assets", "vit_fmnist.safetensors"),
+                              widths=[[32, 256], [16, 0], [8, 128], [32, 256], [0, 64], [32, 256]])
+        self.compare(vit, path("fmnist_in.safetensors"), path("fmnist_sub.cpp.safetensors"))
+        swin = skd_loader.load(path("swin.safetensors"), widths=[[8, 64], [0, 128], [16, 0], [5, 200]])
+        self.assertFalse(hasattr(swin.layers[0].blocks[1], "attn"))
+        self.assertFalse(hasattr(swin.layers[1].blocks[0], "mlp"))
+        self.compare(swin, f"{FIX}/swin_micro_32.input.safetensors", path("swin_sub.cpp.safetensors"))
+        with self.assertRaisesRegex(ValueError, r"block 0 asks for \(64, 64\)"):
+            skd_loader.load(path("swin.safetensors"), widths=[[64, 64], [0, 128], [16, 0], [5, 200]])
+
     def test_extracted_codes(self):
         for code in SUPER_CODES:
             with self.subTest(code=code):

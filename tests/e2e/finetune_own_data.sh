@@ -59,6 +59,17 @@ cat "$W/learned"
 expect_in "loss falls, top-1 above chance" "$W/learned" "^learned"
 check "evaluate the fine-tuned model on the folder" 0 "$BIN/skd-eval" --model "$M" --data "$W/data" --split val --threads 1
 expect_in "64 val images" "$W/out" "images 64"
+# A training checkpoint (optimizer state inside) of the fine-tuned 4-class, one-channel model loads in
+# Python (python/skd_loader) with the logits skd-eval computes.
+ckpt="$W/ft/checkpoints/$(cat "$W/ft/checkpoints/latest")"
+/usr/bin/python3 -c "import sys, torch; sys.path.insert(0, '$SRC/python'); import skd_loader
+skd_loader.save_file({'input': torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))}, '$W/in.safetensors')"
+check "skd-eval on the checkpoint" 0 "$BIN/skd-eval" --model "$ckpt" --inputs "$W/in.safetensors" --save-outputs "$W/cpp.safetensors" --threads 1
+/usr/bin/python3 -c "import sys, torch; sys.path.insert(0, '$SRC/python'); import skd_loader
+m = skd_loader.load('$ckpt')
+want = skd_loader.load_file('$W/cpp.safetensors')[0]['logits']
+with torch.no_grad(): d = (m(skd_loader.load_file('$W/in.safetensors')[0]['input']) - want).abs().max().item()
+print('max diff', d, tuple(want.shape)); sys.exit(0 if d <= 1e-5 else 1)" >"$W/py" 2>&1 && ok "Python loader on the checkpoint ($(cat "$W/py"))" || { bad "Python loader on the checkpoint"; cat "$W/py"; }
 check "--new-head at the same class count" 0 "$BIN/skd-train" --model "$M" --new-head --epochs 1 "${TRAIN[@]}" --no-eval \
   --run-dir "$W/ft2"
 expect_in "logs 4 -> 4" "$W/ft2/train.log" "new classification head: 4 -> 4 classes"
