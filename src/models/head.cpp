@@ -39,11 +39,11 @@ void replace_head(ElasticModel& model, int64_t num_classes, uint64_t seed) {
   // timm's trunc_normal_(std=.02) (cut at the absolute bounds -2, 2) by the inverse-CDF method:
   // uniform in [cdf(a), cdf(b)] mapped through erfinv. With std 0.02 the cut never binds in practice,
   // but it is the documented distribution.
-  const double std = 0.02, a = -2.0, b = 2.0;
-  auto cdf = [&](double x) { return 0.5 * (1.0 + std::erf(x / std / std::sqrt(2.0))); };
+  const double stdev = 0.02, a = -2.0, b = 2.0;
+  auto cdf = [&](double x) { return 0.5 * (1.0 + std::erf(x / stdev / std::sqrt(2.0))); };
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   auto w = torch::empty(dst[weight_key].sizes(), torch::kFloat32);
-  w.uniform_(2 * cdf(a) - 1, 2 * cdf(b) - 1, gen).erfinv_().mul_(std * std::sqrt(2.0)).clamp_(a, b);
+  w.uniform_(2 * cdf(a) - 1, 2 * cdf(b) - 1, gen).erfinv_().mul_(stdev * std::sqrt(2.0)).clamp_(a, b);
   dst[weight_key].copy_(w);
   dst[bias_key].zero_();
   const auto params = model->parameters();
