@@ -5,10 +5,12 @@
 #include "skd/core/fs.h"
 #include "skd/data/dataset.h"
 #include "skd/eval/evaluate.h"
+#include "skd/eval/latency_table.h"
 #include "skd/eval/report.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
 #include "skd/models/slice.h"
+#include "skd/piad/mask_table.h"
 
 using namespace skd;
 
@@ -17,6 +19,8 @@ namespace {
 struct EvalCli {
   std::string model, arch, data = "", split = "test", inputs, save_outputs, json;
   std::string class_index, device = "cpu", amp, on_bad_image = "skip", latency;
+  std::string batch_sizes = "1", out;
+  bool latency_table = false;
   double crop_pct = 0.875, attn_keep = 1.0, mlp_keep = 1.0;
   int workers = 2, latency_repeats = 20;
   bool summary = false;
@@ -67,6 +71,39 @@ int run_latency(const EvalCli& o, models::ElasticModelImpl& model, const torch::
   j.update({{"model", o.model}, {"device", device.str()}, {"amp", o.amp.empty() ? "none" : o.amp},
             {"threads", o.threads}, {"latency", rows}});
   write_json(o.json, j);
+  return 0;
+}
+
+// Every op code of a super-network, timed as the standalone sub-network skd-extract would write.
+int run_latency_table(const EvalCli& o, models::LoadedModel& loaded, const torch::Device& device, Amp amp) {
+  const auto table = piad::load_mask_table(loaded.manifest, "", loaded.model->widths(), o.model);
+  std::vector<models::Widths> codes;
+  for (int64_t k = 0; k <= table.last_code(); ++k) codes.push_back(table.widths(k));
+  eval::LatencyTableOptions lo;
+  lo.batch_sizes = app::parse_positive_list(o.batch_sizes, "--batch-sizes");
+  lo.device = device;
+  lo.amp = amp;
+  lo.repeats = o.latency_repeats;
+  const std::string out = o.out.empty() ? eval::latency_table_path(o.model) : o.out;
+  log_info("timing ", codes.size(), " op codes x ", lo.batch_sizes.size(), " batch size(s) on ", device.str(), ", ",
+           o.threads, " thread(s)");
+  app::ProgressBar bar("runs");
+  const auto t = eval::measure_latency_table(*loaded.model, codes, lo, o.model, models::file_sha256(o.model),
+                                             [&](int64_t done, int64_t total) { bar.update(done, total); });
+  bar.finish();
+  std::printf("%6s %14s %12s", "code", "MACs paper", "params");
+  for (int64_t b : t.batch_sizes) std::printf("  %28s", cat("batch ", b, ": median [p10, p90] ms").c_str());
+  std::printf("\n");
+  for (const auto& r : t.codes) {
+    std::printf("%6lld %14s %11.3fM", static_cast<long long>(r.code), models::macs_format(r.cost.macs_paper).c_str(),
+                r.cost.params / 1e6);
+    for (const auto& l : r.latency) std::printf("  %10.3f [%7.3f, %7.3f]", l.median_ms, l.p10_ms, l.p90_ms);
+    std::printf("\n");
+  }
+  eval::write_latency_table(out, t);
+  std::printf("wrote %s (%zu codes, %s, %d threads, sweep %.1f s)\n", out.c_str(), t.codes.size(), t.device.c_str(),
+              t.threads, t.sweep_seconds);
+  write_json(o.json, t.to_json());
   return 0;
 }
 
@@ -136,10 +173,14 @@ int main(int argc, char** argv) {
   g_run->add_option("--latency", o.latency, "measure forward latency at these batch sizes (e.g. 1,8,64)");
   g_run->add_option("--latency-repeats", o.latency_repeats, "timed runs per batch size")
       ->check(app::positive());
+  g_run->add_flag("--latency-table", o.latency_table, "super-networks: time every op code (the sub-network skd-extract "
+                                                      "would write) and write the table skd-extract --latency reads");
+  g_run->add_option("--batch-sizes", o.batch_sizes, "--latency-table: batch sizes to time (e.g. 1,64)");
   auto* g_out = app.add_option_group("Output");
   g_out->add_flag("--summary", o.summary, "print params and MACs (both conventions); needs no weights");
   g_out->add_option("--json", o.json, "also write the results as JSON");
   g_out->add_option("--save-outputs", o.save_outputs, "write logits (and features for --inputs) as safetensors");
+  g_out->add_option("--out", o.out, "--latency-table: the table file (default <model>.latency.json)");
   app::add_common_options(app, o.threads, o.log_level);
   return app::run(app, argc, argv, [&] {
     app::apply_common_options(o.threads, o.log_level);
@@ -150,8 +191,11 @@ int main(int argc, char** argv) {
     if (o.model.empty()) throw std::invalid_argument("--model is required (or --summary with --arch)");
     const auto device = parse_device(o.device);
     const auto amp = parse_amp(o.amp, device);
-    const int modes = !o.inputs.empty() + !o.data.empty() + !o.latency.empty();
-    if (modes != 1) throw std::invalid_argument("give exactly one of --data, --inputs and --latency");
+    const int modes = !o.inputs.empty() + !o.data.empty() + !o.latency.empty() + o.latency_table;
+    if (modes != 1) throw std::invalid_argument("give exactly one of --data, --inputs, --latency and --latency-table");
+    if (!o.out.empty() && !o.latency_table) throw std::invalid_argument("--out is for --latency-table");
+    if (o.latency_table && (o.attn_keep != 1.0 || o.mlp_keep != 1.0))
+      throw std::invalid_argument("--latency-table times the super-network's own op codes; drop --attn-keep/--mlp-keep");
     if (!o.inputs.empty() && o.save_outputs.empty()) throw std::invalid_argument("--inputs needs --save-outputs");
     auto loaded = models::load_model(o.model, o.arch);
     if (o.attn_keep != 1.0 || o.mlp_keep != 1.0) {
@@ -162,6 +206,7 @@ int main(int argc, char** argv) {
     }
     loaded.model->to(device);
     if (!o.latency.empty()) return run_latency(o, *loaded.model, device, amp);
+    if (o.latency_table) return run_latency_table(o, loaded, device, amp);
     if (!o.inputs.empty()) {
       std::printf("%s\n", eval::save_model_outputs(*loaded.model, o.inputs, o.save_outputs, o.model).c_str());
       return 0;

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "app_common.h"
+#include "skd/eval/latency_table.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
 #include "skd/models/slice.h"
@@ -45,7 +46,8 @@ int main(int argc, char** argv) {
                "skd-extract"};
   std::string model, arch, out, widths_text, mask_table_path, macs_text, convention_name = "paper", log_level;
   double attn_keep = 1.0, mlp_keep = 1.0, macs_ratio = 0;
-  int64_t op_code = 0;
+  int64_t op_code = 0, latency_batch = 1;
+  std::string latency_text, latency_table_path;
   bool list = false, fold_scale = false;
   int threads = app::kAutoThreads;
   app.add_option("--model,--supernet", model, "super-network / elastic model artifact (or checkpoint with --arch)")
@@ -58,17 +60,23 @@ int main(int argc, char** argv) {
   auto* o_macs = g->add_option("--macs", macs_text, "largest sub-network with at most these MACs (2.43G, 897M, ...)");
   auto* o_ratio = g->add_option("--macs-ratio", macs_ratio, "largest sub-network with at most this fraction of the "
                                                             "full network's MACs")->check(CLI::Range(0.0, 1.0));
+  auto* o_lat = g->add_option("--latency", latency_text, "largest sub-network whose measured median latency fits "
+                                                         "(5ms, 800us, 0.5s; from --latency-table)");
   auto* w = g->add_option("--widths", widths_text, "per-block widths 'attn:mlp,attn:mlp,...'");
   auto* o_ak = g->add_option("--attn-keep", attn_keep, "keep this fraction of every head's q/k/v dims")
       ->check(CLI::Range(0.0, 1.0));
   auto* o_mk = g->add_option("--mlp-keep", mlp_keep, "keep this fraction of every MLP's hidden units")
       ->check(CLI::Range(0.0, 1.0));
-  for (auto* x : {o_code, o_macs, o_ratio})
-    for (auto* y : {o_code, o_macs, o_ratio, w, o_ak, o_mk})
+  for (auto* x : {o_code, o_macs, o_ratio, o_lat})
+    for (auto* y : {o_code, o_macs, o_ratio, o_lat, w, o_ak, o_mk})
       if (x != y) x->excludes(y);
   w->excludes(o_ak)->excludes(o_mk);
   app.add_option("--macs-convention", convention_name, "MACs convention of --macs/--macs-ratio and --list: paper "
                                                        "(ptflops rules, the paper's numbers) | full (+ attention matmuls)");
+  auto* o_batch = app.add_option("--batch", latency_batch, "--latency: the batch size the budget is for")
+                      ->check(app::positive());
+  auto* o_table = app.add_option("--latency-table", latency_table_path, "--latency: the table of skd-eval "
+                                                                        "--latency-table (default <model>.latency.json)");
   app.add_flag("--list", list, "print the op code -> MACs/params table of the super-network and exit");
   app.add_option("--out", out, "output artifact (.safetensors)");
   app.add_flag("--fold-scale", fold_scale, "fold each block's softmax scale into its query weights (the sub-network "
@@ -78,13 +86,15 @@ int main(int argc, char** argv) {
   return app::run(app, argc, argv, [&] {
     app::apply_common_options(threads, log_level);
     if (!list && out.empty()) throw std::invalid_argument("--out is required (or --list)");
+    if ((o_batch->count() || o_table->count()) && !o_lat->count())
+      throw std::invalid_argument("--batch and --latency-table go with --latency");
     const auto convention = piad::parse_macs_convention(convention_name);
     using clock = std::chrono::steady_clock;
     const auto secs = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
     const auto t0 = clock::now();
     auto loaded = models::load_model(model, arch);
     const auto& c = loaded.model->config();
-    const bool by_table = list || o_code->count() || o_macs->count() || o_ratio->count();
+    const bool by_table = list || o_code->count() || o_macs->count() || o_ratio->count() || o_lat->count();
     nlohmann::json prov = {{"extracted_from", model}, {"source_sha256", models::file_sha256(model)}};
     const auto t_read = clock::now();
     models::Widths widths;
@@ -111,6 +121,20 @@ int main(int argc, char** argv) {
         code = piad::code_for_macs(costs, budget, convention);
         prov["macs_budget"] = budget;
         prov["macs_convention"] = convention_name;
+      }
+      if (o_lat->count()) {
+        const double budget_ms = eval::parse_duration_ms(latency_text, "--latency");
+        const std::string tpath = latency_table_path.empty() ? eval::latency_table_path(model) : latency_table_path;
+        const auto lt = eval::read_latency_table(tpath);
+        const auto sel = eval::code_for_latency(lt, budget_ms, latency_batch, prov["source_sha256"].get<std::string>(),
+                                                table.last_code() + 1, tpath);
+        code = sel.code;
+        prov["latency"] = {{"budget_ms", budget_ms}, {"batch_size", sel.batch_size}, {"median_ms", sel.median_ms},
+                           {"p10_ms", sel.p10_ms}, {"p90_ms", sel.p90_ms}, {"device", lt.device},
+                           {"threads", lt.threads}, {"amp", lt.amp}, {"table", tpath}, {"measured", lt.created}};
+        std::printf("latency budget %.3f ms at batch %lld: measured %.3f ms [p10 %.3f, p90 %.3f] on %s, %d threads\n",
+                    budget_ms, static_cast<long long>(sel.batch_size), sel.median_ms, sel.p10_ms, sel.p90_ms,
+                    lt.device.c_str(), lt.threads);
       }
       widths = table.widths(code);
       if (code == -1) code = table.last_code();

@@ -10,6 +10,7 @@
 #include "skd/core/fs.h"
 #include "skd/data/dataset.h"
 #include "skd/models/checkpoint.h"
+#include "skd/models/head.h"
 #include "skd/train/checkpointing.h"
 #include "skd/train/distributed.h"
 #include "skd/train/signals.h"
@@ -35,7 +36,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Train or fine-tune a model (DeiT recipe; multi-process via torchrun/SLURM).", "skd-train"};
   train::TrainConfig c;
   std::string config_file, resume, log_level;
-  bool dump_config = false;
+  bool dump_config = false, new_head = false;
   int threads = app::kAutoThreads;
   std::map<CLI::Option*, std::string> keys;  // option -> config key
   auto opt = [&](CLI::App* g, const std::string& flags, auto& field, const std::string& key, const std::string& help) {
@@ -52,6 +53,8 @@ int main(int argc, char** argv) {
   flag(gm, "--eval,!--no-eval", c.eval, "eval", "evaluate on the test/val split after every epoch");
   flag(gm, "--augment,!--no-augment", c.augment, "augment", "training augmentation");
   opt(gm, "--workers", c.workers, "workers", "data loader threads per process");
+  gm->add_flag("--new-head", new_head, "re-initialise the classifier even when the data has the model's class count "
+                                       "(another class count always gets a new head)");
   auto* gr = app.add_option_group("Recipe");
   gr->add_option("--config", config_file, "JSON recipe (keys: the long flags with '_', e.g. batch_size)");
   opt(gr, "--epochs", c.epochs, "epochs", "");
@@ -137,6 +140,8 @@ int main(int argc, char** argv) {
     }
     if (resume_path.empty() && cfg.model.empty() && cfg.arch.empty())
       throw std::invalid_argument("give --model and/or --arch (or --resume)");
+    if (new_head && (!resume_path.empty() || cfg.model.empty()))
+      throw std::invalid_argument("--new-head goes with --model (a resumed run keeps its head, a new model has a new one)");
 
     train::install_stop_signals();
     const auto env = train::dist_env_from_environment();
@@ -168,7 +173,7 @@ int main(int argc, char** argv) {
       net = models::create_model(models::resolve_arch(cfg.arch));
       prov["init"] = "scratch";
     }
-    const auto& mc = net->config();
+    models::ModelConfig mc = net->config();  // a copy: replace_head below swaps the model
     data::DataSpec spec;
     spec.spec = cfg.data;
     spec.split = "train";
@@ -176,6 +181,17 @@ int main(int argc, char** argv) {
     spec.channels = mc.in_chans;
     spec.train_augment = cfg.augment;
     auto train_set = data::open_dataset(spec);
+    // Fine-tuning on data with another class count (DeiT's fine-tuning, timm's num_classes=N): a new
+    // head; the run would otherwise stop at the class check. Resumed runs already have theirs.
+    if (resume_path.empty() && !cfg.model.empty() && (new_head || train_set->num_classes() != mc.num_classes)) {
+      const int64_t before = mc.num_classes;
+      models::replace_head(net, train_set->num_classes(), cfg.seed);
+      mc = net->config();
+      prov["new_head"] = {{"num_classes", net->config().num_classes}, {"replaced_num_classes", before},
+                          {"init", "trunc_normal(std=0.02), bias 0"}, {"seed", cfg.seed}};
+      log_warn("new classification head: ", before, " -> ", net->config().num_classes, " classes (", train_set->describe(),
+               "), re-initialised (trunc_normal std 0.02, bias 0); the backbone keeps its weights and widths");
+    }
     std::unique_ptr<data::Dataset> test_set;
     if (cfg.eval) {
       spec.split = "test";

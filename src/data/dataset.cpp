@@ -57,9 +57,10 @@ std::unique_ptr<Dataset> open_dataset(const DataSpec& s) {
   o.img_size = s.img_size;
   o.crop_pct = s.crop_pct;
   o.train_augment = s.train_augment;
-  if (s.channels != 3)
-    throw std::invalid_argument(cat("--data '", s.spec, "': image folders give 3-channel images, the model expects ",
-                                    s.channels));
+  o.channels = s.channels;
+  if (s.channels != 3 && s.channels != 1)
+    throw std::invalid_argument(cat("--data '", s.spec, "': image folders give 3-channel (RGB) or 1-channel ",
+                                    "(grayscale) images, the model expects ", s.channels));
   return open_image_folder(o);
 }
 

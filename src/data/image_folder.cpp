@@ -120,6 +120,15 @@ class ImageFolder : public Dataset {
     eval_.size = static_cast<int>(o.img_size);
     eval_.crop_pct = o.crop_pct;
     train_.crop.size = static_cast<int>(o.img_size);
+    if (o.channels != 1 && o.channels != 3)
+      throw std::invalid_argument(cat("image folder '", o.root, "': the model expects ", o.channels,
+                                      "-channel input; image folders give 3 (RGB) or 1 (grayscale)"));
+    if (o.channels == 1) {
+      eval_.mean.fill(kGrayMean);
+      eval_.std.fill(kGrayStd);
+      train_.mean.fill(kGrayMean);
+      train_.std.fill(kGrayStd);
+    }
   }
 
   int64_t size() const override { return static_cast<int64_t>(paths_.size()); }
@@ -127,7 +136,8 @@ class ImageFolder : public Dataset {
   std::string path(int64_t i) const override { return paths_.at(static_cast<size_t>(i)); }
   std::vector<std::string> class_names() const override { return names_; }
   std::string describe() const override {
-    return cat("image folder ", opt_.root, " (", size(), " images, ", num_classes_, " classes)");
+    return cat("image folder ", opt_.root, " (", size(), " images, ", num_classes_, " classes",
+               opt_.channels == 1 ? ", as grayscale" : "", ")");
   }
 
   Sample get(int64_t i, Rng* rng) const override {
@@ -140,7 +150,12 @@ class ImageFolder : public Dataset {
     }
     Sample s;
     s.label = labels_[static_cast<size_t>(i)];
+    // One channel: L as PIL's convert('L') computes it, before any transform (as a torchvision
+    // loader that opens images in 'L' mode). The transforms replicate it to 3 equal channels with
+    // equal normalisation; the first is the model's input.
+    if (opt_.channels == 1) img = to_gray(img);
     s.image = (rng && opt_.train_augment) ? train_transform(img, train_, *rng) : eval_transform(img, eval_);
+    if (opt_.channels == 1) s.image = s.image.narrow(0, 0, 1).contiguous();
     return s;
   }
 

@@ -10,6 +10,7 @@
 
 #include "skd/core/fs.h"
 #include "skd/data/dataset.h"
+#include "skd/data/eval_transform.h"
 #include "skd/data/image_folder.h"
 #include "skd/data/loader.h"
 #include "test_util.h"
@@ -92,6 +93,48 @@ TEST(ImageFolder, SplitSubfolderAndClassIndexFiles) {
     FAIL();
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("n02"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ImageFolder, OneChannelModelsGetPilGrayscale) {
+  const auto root = make_folder("if_gray", {"a", "b"}, 2);
+  DataSpec spec;
+  spec.spec = root;
+  spec.img_size = 24;
+  spec.channels = 1;
+  auto d = open_dataset(spec);
+  EXPECT_NE(d->describe().find("as grayscale"), std::string::npos) << d->describe();
+  for (int64_t i = 0; i < d->size(); ++i) {
+    const auto s = d->get(i, nullptr);
+    ASSERT_EQ(s.image.sizes(), (std::vector<int64_t>{1, 24, 24}));
+    // PIL's convert('L') (Pillow >= 9: L = (R*19595 + G*38470 + B*7471 + 0x8000) >> 16, i.e.
+    // R*299/1000 + G*587/1000 + B*114/1000 rounded), then the eval crop and (x/255 - mean) / std.
+    Image rgb = decode_image_file(d->path(i)), gray;
+    gray.width = rgb.width;
+    gray.height = rgb.height;
+    gray.channels = 1;
+    for (size_t p = 0; p < rgb.pixels.size(); p += 3)
+      gray.pixels.push_back(static_cast<uint8_t>(
+          (rgb.pixels[p] * 19595 + rgb.pixels[p + 1] * 38470 + rgb.pixels[p + 2] * 7471 + 0x8000) >> 16));
+    EvalTransform t;
+    t.size = 24;
+    const Image crop = eval_crop(gray, t);
+    auto want = torch::empty({1, 24, 24});
+    for (int y = 0; y < 24; ++y)
+      for (int x = 0; x < 24; ++x)
+        want[0][y][x] = (static_cast<float>(crop.row(y)[x]) / 255.0f - kGrayMean) / kGrayStd;
+    EXPECT_TRUE(torch::equal(s.image, want)) << d->path(i);
+  }
+  Rng rng(3);
+  spec.train_augment = true;
+  spec.split = "train";
+  EXPECT_EQ(open_dataset(spec)->get(1, &rng).image.sizes(), (std::vector<int64_t>{1, 24, 24}));
+  spec.channels = 2;
+  try {
+    open_dataset(spec);
+    FAIL() << "2 channels accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("the model expects 2"), std::string::npos) << e.what();
   }
 }
 

@@ -20,7 +20,15 @@ struct ImageFolderOptions {
   int64_t img_size = 224;
   double crop_pct = 0.875;
   bool train_augment = false;
+  // Model input channels: 3 (RGB, normalised with the ImageNet mean/std) or 1 (each decoded image
+  // converted as PIL's convert('L') does, then the same transforms; normalised with kGrayMean/kGrayStd).
+  int64_t channels = 3;
 };
+
+// Normalisation of one-channel (L) images: ImageNet's mean and std weighted as L weights R, G, B
+// (0.299, 0.587, 0.114), so a gray image normalises as its RGB replica would on average.
+inline constexpr float kGrayMean = 0.299f * 0.485f + 0.587f * 0.456f + 0.114f * 0.406f;
+inline constexpr float kGrayStd = 0.299f * 0.229f + 0.587f * 0.224f + 0.114f * 0.225f;
 
 struct ImageFolderStats {
   int64_t images = 0;
