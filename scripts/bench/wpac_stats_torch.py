@@ -1,9 +1,11 @@
 """WPAC's statistics pass written in plain PyTorch, for timing next to the C++ one (skd-bench-step
 --wpac, whose report's "statistics" seconds cover the same work): per proxy batch a forward of timm's
-VisionTransformer with the qkv outputs and the post-GELU MLP activations kept, the gradient of the
-summed true-class logits with respect to those tensors only (torch.autograd.grad), and the float64
-sums of include/skd/wpac/wpac.h: per block and head the token weights mean_j |g * f| of q, k and v,
-the batch-centred weighted scatter matrices S_v and S_qk, and the MLP units' 0.5 (g * a)^2.
+VisionTransformer with the qkv outputs and the post-GELU MLP activations kept (explicit attention,
+timm's fused_attn off, as the C++ statistics pass runs it), the gradient of the summed true-class
+logits with respect to those tensors only (torch.autograd.grad), and the float64 sums of
+include/skd/wpac/wpac.h: per block, head and dim the first- and second-order Taylor sums |g * f| and
+0.5 (g * f)^2 of q, k and v; per head the token weights mean_j |g * f|, the batch-centred weighted
+scatter matrices S_v and S_qk; the MLP units' 0.5 (g * a)^2.
 
 Random weights and random images (the time does not depend on the values). Prints one JSON line.
 """
@@ -44,12 +46,15 @@ def main():
     hd = C // H
     kept = {}
     for i, blk in enumerate(model.blocks):
+        blk.attn.fused_attn = False
         blk.attn.qkv.register_forward_hook(lambda m, inp, out, i=i: kept.__setitem__(("qkv", i), out))
         blk.mlp.act.register_forward_hook(lambda m, inp, out, i=i: kept.__setitem__(("mlp", i), out))
     depth = len(model.blocks)
     S_v = torch.zeros(depth, H, hd, hd, dtype=torch.float64)
     S_qk = torch.zeros(depth, H, hd, hd, dtype=torch.float64)
     mlp_score = [None] * depth
+    fo = torch.zeros(depth, 3, H, hd, dtype=torch.float64)
+    so = torch.zeros(depth, 3, H, hd, dtype=torch.float64)
     g = torch.Generator().manual_seed(0)
     size, chans, classes = kw["img_size"], kw.get("in_chans", 3), kw["num_classes"]
     t0 = time.perf_counter()
@@ -71,7 +76,10 @@ def main():
                 continue
             B, T, _ = f.shape
             f5 = f.view(B, T, 3, H, hd)
-            w = (gr.view(B, T, 3, H, hd) * f5).abs().mean(-1)          # [B, T, 3, H]
+            p5 = gr.view(B, T, 3, H, hd) * f5
+            so[i] += (0.5 * p5.square()).sum(dim=(0, 1), dtype=torch.float64)
+            fo[i] += p5.abs().sum(dim=(0, 1), dtype=torch.float64)
+            w = p5.abs().mean(-1)                                        # [B, T, 3, H]
             xc = f5 - f5.mean(dim=(0, 1), keepdim=True)                  # batch-centred
             xc = xc.reshape(B * T, 3, H, hd).double()
             w = w.reshape(B * T, 3, H).double()
