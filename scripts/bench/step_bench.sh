@@ -6,16 +6,17 @@
 # wheel's torch, same model, batch, threads, random images in memory. Rounds alternate the order of
 # the implementations. Prints a Markdown table (median of the rounds) and keeps every JSON line.
 #
-# Usage: scripts/bench/step_bench.sh [--rounds 3] [--threads 2]
+# Usage: scripts/bench/step_bench.sh [--rounds 3] [--threads 2] [--only step|wpac]
 # Needs: build-torch2 and build configured with -DSKD_BUILD_BENCH=ON (skd-bench-step), the venv of
 # scripts/setup_venv.sh (torch 2.11 + timm). Env OUT (default /tmp/skd_step_bench.XXXXXX).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROUNDS=3 THREADS=2
+ROUNDS=3 THREADS=2 ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
     *) echo "step_bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -32,8 +33,9 @@ RES="$OUT/results.jsonl"
 export OMP_WAIT_POLICY=PASSIVE
 # arch|batch|steps|warmup
 CASES=("configs/models/vit_fmnist.json|128|20|5" "deit_tiny|32|6|2")
+[ "$ONLY" = wpac ] && CASES=()
 for ((r = 1; r <= ROUNDS; r++)); do
-  for c in "${CASES[@]}"; do
+  for c in "${CASES[@]+"${CASES[@]}"}"; do
     IFS='|' read -r arch batch steps warm <<<"$c"
     runs=(skd2 skd1 timm)
     ((r % 2 == 0)) && runs=(timm skd1 skd2)
@@ -53,8 +55,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 # arch|proxy images|batch
 WCASES=("configs/models/vit_fmnist.json|1024|64" "deit_tiny|64|32")
+[ "$ONLY" = step ] && WCASES=()
+: >"$OUT/wpac.jsonl"
 for ((r = 1; r <= ROUNDS; r++)); do
-  for c in "${WCASES[@]}"; do
+  for c in "${WCASES[@]+"${WCASES[@]}"}"; do
     IFS='|' read -r arch n batch <<<"$c"
     runs=(skd2 skd1 torch)
     ((r % 2 == 0)) && runs=(torch skd1 skd2)
@@ -72,11 +76,13 @@ done
 "$VENV/bin/python" - "$RES" "$THREADS" "$OUT/wpac.jsonl" <<'PY' | tee "$OUT/summary.md"
 import json, statistics, sys, platform
 rows = [json.loads(l) for l in open(sys.argv[1])]
+rounds = max([r["round"] for r in rows], default=0)
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 archs = sorted({r["result"]["arch"] for r in rows})
-print(f"\nCPU: {cpu}, {sys.argv[2]} threads, OMP_WAIT_POLICY=PASSIVE; images/s, median of {max(r['round'] for r in rows)} rounds\n")
-print("| model | batch | timm step (torch 2.11) | skd plain, 2.11 wheel | skd plain, Debian 1.13 | skd PIAD, 2.11 | skd PIAD, 1.13 | skd plain / timm (2.11) |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print(f"\nCPU: {cpu}, {sys.argv[2]} threads, OMP_WAIT_POLICY=PASSIVE\n")
+if rows: print(f"Training steps, images/s, median of {rounds} rounds\n")
+if rows: print("| model | batch | timm step (torch 2.11) | skd plain, 2.11 wheel | skd plain, Debian 1.13 | skd PIAD, 2.11 | skd PIAD, 1.13 | skd plain / timm (2.11) |")
+if rows: print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for a in archs:
     def med(build, mode):
         v = [r["result"]["images_per_s"] for r in rows if r["build"] == build and r["result"]["arch"] == a and r["result"]["mode"] == mode]
