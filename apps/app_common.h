@@ -18,6 +18,7 @@
 
 #include "skd/core/error.h"
 #include "skd/core/logging.h"
+#include "skd/core/memory.h"
 #include "skd/train/distributed.h"
 
 namespace skd::app {
@@ -53,9 +54,10 @@ inline void add_common_options(CLI::App& app, int& threads, std::string& log_lev
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (env SKD_LOG_LEVEL)");
 }
 
-// Sets the log level and the intra-op threads; an unset --threads becomes the cores of this node
+// Tunes the host allocator (skd/core/memory.h), sets the log level and the intra-op threads; an unset --threads becomes the cores of this node
 // divided among its ranks (LOCAL_WORLD_SIZE / SLURM), written back into `threads`.
 inline void apply_common_options(int& threads, const std::string& log_level) {
+  tune_host_allocator();
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   threads = train::threads_per_rank(threads, train::dist_env_from_environment(), cores);
   torch::set_num_threads(threads);

@@ -21,6 +21,7 @@
 #include <memory>
 
 #include "skd/core/device.h"
+#include "skd/core/memory.h"
 #include "skd/models/config.h"
 #include "skd/models/model.h"
 #include "skd/piad/mask_table.h"
@@ -112,6 +113,7 @@ int main(int argc, char** argv) {
   std::string attention = "fused";
   app.add_option("--attention", attention, "latency: fused | explicit attention kernel");
   CLI11_PARSE(app, argc, argv);
+  tune_host_allocator();  // as the apps do (skd/core/memory.h)
   torch::set_num_threads(threads);
   const auto config = models::resolve_arch(arch);
   const torch::Device dev = parse_device(device);

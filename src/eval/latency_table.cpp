@@ -1,4 +1,5 @@
 #include "skd/eval/latency_table.h"
+#include "skd/core/clock.h"
 
 #include <torch/version.h>
 
@@ -22,15 +23,6 @@ const char* amp_name(Amp amp) {
     case Amp::FP16: return "fp16";
     default: return "none";
   }
-}
-
-std::string utc_now() {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace

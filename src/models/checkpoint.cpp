@@ -1,4 +1,5 @@
 #include "skd/models/checkpoint.h"
+#include "skd/core/clock.h"
 
 #include <torch/version.h>
 
@@ -63,15 +64,6 @@ std::string shape_str(const std::vector<int64_t>& s) {
 }
 
 bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
-
-std::string utc_now() {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 }  // namespace
 
