@@ -99,9 +99,9 @@ for a in archs:
     print(f"| {a} | {b} | {med('timm','train'):.1f} | {med('skd2','train'):.1f} | {med('skd1','train'):.1f} | "
           f"{med('skd2','piad'):.1f} | {med('skd1','piad'):.1f} | {statistics.median(rs):.2f}x ({min(rs):.2f}-{max(rs):.2f}) |")
 w = [json.loads(l) for l in open(sys.argv[3])]
-print("\nWPAC statistics pass (seconds, median): skd = the report's statistics time, PyTorch = wpac_stats_torch.py\n")
-print("| model | proxy images | batch | PyTorch (2.11) | skd, 2.11 wheel | skd, Debian 1.13 | PyTorch / skd 2.11 |")
-print("|---|---:|---:|---:|---:|---:|---:|")
+if w: print("\nWPAC statistics pass (seconds, median): skd = the report's statistics time, PyTorch = wpac_stats_torch.py\n")
+if w: print("| model | proxy images | batch | PyTorch (2.11) | skd, 2.11 wheel | skd, Debian 1.13 | PyTorch / skd 2.11 |")
+if w: print("|---|---:|---:|---:|---:|---:|---:|")
 for a in sorted({r["result"]["arch"] for r in w}):
     def sec(build):
         v = [(r["result"]["report_seconds"]["statistics"] if r["build"] != "torch" else r["result"]["seconds"])
