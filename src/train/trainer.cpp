@@ -390,9 +390,10 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
       // Read the losses (and agree on a stop request) now when the interval is full, at the end of the
       // epoch, before a --max-steps stop, or when a single process was asked to stop; a non-finite loss
       // then stops the run before this step's update.
-      const bool max_next = ctx.max_steps > 0 && progress.global_step + 1 >= ctx.max_steps;
+      // Whether this step reaches --max-steps (global_step counts it below).
+      const bool at_max = ctx.max_steps > 0 && progress.global_step + 1 >= ctx.max_steps;
       bool stop_agreed = false;
-      if (static_cast<int64_t>(pending.size()) >= sync_every || step + 1 == steps_per_epoch || max_next ||
+      if (static_cast<int64_t>(pending.size()) >= sync_every || step + 1 == steps_per_epoch || at_max ||
           (world == 1 && stop_signal() != 0))
         stop_agreed = flush_losses(epoch);
       if (comm && world > 1) comm->finish_gradient_average();
@@ -412,7 +413,6 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
       ++progress.global_step;
       progress.step_in_epoch = step + 1;
       const int sig = static_cast<int>(stop_agreed ? (stop_signal() ? stop_signal() : SIGTERM) : 0);
-      const bool at_max = ctx.max_steps > 0 && progress.global_step >= ctx.max_steps;
       if ((sig != 0 || at_max) && step + 1 < steps_per_epoch) {
         if (sig != 0)
           log_warn("signal ", sig, " received: writing a checkpoint at epoch ", epoch + 1, " step ", step + 1);
