@@ -2,6 +2,8 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+
+#include "app_options.h"
 #include <torch/torch.h>
 
 #include <unistd.h>
@@ -109,7 +111,8 @@ class ProgressBar {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
-// Parses argv and runs `body`, mapping errors: CLI/usage problems and std::invalid_argument -> 2,
+// Parses argv and runs `body`, mapping errors (library errors that name config keys are printed with
+// this app's flags, app_options.h): CLI/usage problems and std::invalid_argument -> 2,
 // any other exception -> 1 (the message is printed as one line on stderr).
 inline int run(CLI::App& app, int argc, char** argv, const std::function<int()>& body) {
   try {
@@ -121,10 +124,10 @@ inline int run(CLI::App& app, int argc, char** argv, const std::function<int()>&
   try {
     return body();
   } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "%s: error: %s\n", app.get_name().c_str(), e.what());
+    std::fprintf(stderr, "%s: error: %s\n", app.get_name().c_str(), render_error(e).c_str());
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: error: %s\n", app.get_name().c_str(), e.what());
+    std::fprintf(stderr, "%s: error: %s\n", app.get_name().c_str(), render_error(e).c_str());
     return 1;
   }
 }

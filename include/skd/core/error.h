@@ -2,6 +2,7 @@
 // I/O and format problems; SKD_CHECK for internal invariants. Messages name the file/key/flag.
 #pragma once
 
+#include <functional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -22,6 +23,40 @@ class FormatError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// Errors that name parameters by their config keys ("batch_size"). The library writes such a message as a
+// function of a namer: what() names each key as it is, and an app renders the same message with its own
+// names for the keys (skd-train: "--batch-size"), in one place (apps/app_options.h), so the library
+// never speaks one command line's vocabulary.
+using KeyNamer = std::function<std::string(const std::string& key)>;
+
+class KeyedMessage {
+ public:
+  virtual ~KeyedMessage() = default;
+  virtual std::string render(const KeyNamer& name) const = 0;
+};
+
+template <typename Base>
+class Keyed : public Base, public KeyedMessage {
+ public:
+  using Message = std::function<std::string(const KeyNamer&)>;
+  explicit Keyed(Message message) : Base(message(plain)), message_(std::move(message)) {}
+  // The common shape: "<key> <detail>".
+  Keyed(std::string key, std::string detail)
+      : Keyed([key = std::move(key), detail = std::move(detail)](const KeyNamer& name) {
+          return name(key) + " " + detail;
+        }) {}
+  std::string render(const KeyNamer& name) const override { return message_(name); }
+
+ private:
+  static std::string plain(const std::string& key) { return key; }
+  Message message_;
+};
+
+// A parameter has a bad value or conflicts with another: wrong usage (the apps exit 2).
+using ParameterError = Keyed<std::invalid_argument>;
+// A file named by a parameter cannot be used (I/O, a failed check): a failure (the apps exit 1).
+using ParameterFailure = Keyed<std::runtime_error>;
 
 // An internal invariant was violated: a bug in this library, not bad input.
 class InternalError : public std::logic_error {

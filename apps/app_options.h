@@ -1,0 +1,127 @@
+// Command-line flags from the library's option structs (skd/core/options.h). An app binds each flag to a
+// config key; that one table serves parsing, the precedence of values (--config, a resumed checkpoint's
+// config, --dump-config) and the rendering of library errors that name keys (skd::Keyed): the only
+// place where a config key meets its flag.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "skd/core/error.h"
+#include "skd/core/options.h"
+
+namespace skd::app {
+
+// key -> flag of this process's app ("batch_size" -> "--batch-size"); keys never bound get the same rule.
+inline std::map<std::string, std::string>& flag_names() {
+  static std::map<std::string, std::string> names;
+  return names;
+}
+
+inline std::string flag_of(const std::string& key) {
+  const auto it = flag_names().find(key);
+  if (it != flag_names().end()) return it->second;
+  std::string flag = "--" + key;
+  for (auto& ch : flag)
+    if (ch == '_') ch = '-';
+  return flag;
+}
+
+// The first long name of a CLI11 flag spec: "--eval,!--no-eval" -> "--eval".
+inline std::string first_long_name(const std::string& spec) {
+  const auto start = spec.find("--");
+  if (start == std::string::npos) return spec;
+  const auto end = spec.find(',', start);
+  return spec.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+// Binds flags to the fields of `values` (a struct with visit(), see skd/core/options.h) by key.
+template <typename T>
+class OptionBinder {
+ public:
+  explicit OptionBinder(T& values) : values_(values) {}
+
+  // The option for field `key`: "--" + key with '-' unless `spec` gives CLI11 names (e.g.
+  // "--eval,!--no-eval"). Booleans become flags; enum fields take their names (checked at resolve()).
+  CLI::Option* add(CLI::App* group, const std::string& key, const std::string& help, const std::string& spec = "") {
+    const std::string names = spec.empty() ? flag_of(key) : spec;
+    CLI::Option* option = nullptr;
+    values_.visit([&](const char* k, auto& field, auto&&... enum_names) {
+      if (key != k) return;
+      using F = std::decay_t<decltype(field)>;
+      if constexpr (sizeof...(enum_names) > 0) {
+        enum_text_.emplace_back(options::to_json(values_).at(key).template get<std::string>());
+        option = group->add_option(names, enum_text_.back(), help);
+        enum_options_[option] = &enum_text_.back();
+      } else if constexpr (std::is_same_v<F, bool>) {
+        option = group->add_flag(names, field, help);
+      } else {
+        option = group->add_option(names, field, help);
+      }
+    });
+    if (option == nullptr) throw InternalError(cat("no option field '", key, "'"));
+    keys_[option] = key;
+    flag_names()[key] = first_long_name(names);
+    return option;
+  }
+
+  // --config FILE and --dump-config.
+  void add_config_options(CLI::App* group, const std::string& what) {
+    group->add_option("--config", config_file_, "JSON " + what + " (keys: the long flags with '_', e.g. " +
+                                                    options::keys<T>().front() + ")");
+    group->add_flag("--dump-config", dump_config_, "print the resolved config as JSON and exit");
+  }
+  bool dump_config() const { return dump_config_; }
+
+  // The given values: each flag on the command line as its JSON value.
+  nlohmann::json given() const {
+    const auto all = options::to_json(values_);
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [option, key] : keys_) {
+      if (option->count() == 0) continue;
+      const auto e = enum_options_.find(option);
+      out[key] = e != enum_options_.end() ? nlohmann::json(*e->second) : all.at(key);
+    }
+    return out;
+  }
+
+  // defaults < `lower` layers (e.g. a checkpoint's config) < --config < the flags given.
+  T resolve(std::vector<options::Layer> layers = {}) const {
+    if (!config_file_.empty()) layers.push_back({read_config_file(), cat("--config '", config_file_, "'")});
+    layers.push_back({given(), "the command line"});
+    return options::resolve<T>(layers);
+  }
+
+ private:
+  nlohmann::json read_config_file() const {
+    std::ifstream in(config_file_);
+    if (!in) throw std::invalid_argument(cat("--config: cannot open '", config_file_, "'"));
+    try {
+      return nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw std::invalid_argument(cat("--config '", config_file_, "': invalid JSON: ", e.what()));
+    }
+  }
+
+  T& values_;
+  std::map<CLI::Option*, std::string> keys_;
+  std::deque<std::string> enum_text_;
+  std::map<CLI::Option*, std::string*> enum_options_;
+  std::string config_file_;
+  bool dump_config_ = false;
+};
+
+// A library error rendered for this app: keys named by their flags.
+inline std::string render_error(const std::exception& e) {
+  if (const auto* keyed = dynamic_cast<const KeyedMessage*>(&e)) return keyed->render(flag_of);
+  return e.what();
+}
+
+}  // namespace skd::app

@@ -1,0 +1,135 @@
+// Options as data. An options struct lists its fields once, by config key, in a member template
+//
+//   template <typename V> void visit(V&& v) { v("batch_size", batch_size); v("amp", amp, kAmpNames); ... }
+//
+// (nested structs list their members' fields under flat keys, so a JSON config stays one flat object).
+// That one list drives the strict JSON form both ways (unknown keys and wrong types are errors naming
+// the source and the key; enum fields read and write their names, so an enum is parsed once, here),
+// the layering of values every app uses
+//
+//   defaults < the checkpoint's config (resume) < a --config file < values given on the command line
+//
+// and, in the apps, the command-line flags (apps/app_options.h: flag = "--" + key with '-' for '_').
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "skd/core/error.h"
+
+namespace skd::options {
+
+namespace detail {
+
+template <typename T>
+void read_value(const nlohmann::json& v, T& out, const std::string& source, const std::string& key) {
+  bool ok = false;
+  if constexpr (std::is_same_v<T, bool>) {
+    ok = v.is_boolean();
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    ok = v.is_string();
+  } else if constexpr (std::is_floating_point_v<T>) {
+    ok = v.is_number();
+  } else if constexpr (std::is_unsigned_v<T>) {
+    ok = v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+  } else {
+    ok = v.is_number_integer();
+  }
+  if (!ok) throw std::invalid_argument(cat(source, ": key '", key, "' has the wrong type (", v.dump(), ")"));
+  out = v.get<T>();
+}
+
+template <typename E, size_t N>
+void read_enum(const nlohmann::json& v, E& out, const std::pair<const char*, E> (&names)[N],
+               const std::string& source, const std::string& key) {
+  std::string known;
+  if (v.is_string()) {
+    for (const auto& [n, e] : names)
+      if (v.get<std::string>() == n) {
+        out = e;
+        return;
+      }
+  }
+  for (const auto& [n, e] : names) known += known.empty() ? n : cat(", ", n);
+  throw std::invalid_argument(cat(source, ": key '", key, "' has the value ", v.dump(), " (expected one of ", known, ")"));
+}
+
+template <typename E, size_t N>
+const char* name_of(E value, const std::pair<const char*, E> (&names)[N]) {
+  for (const auto& [n, e] : names)
+    if (e == value) return n;
+  return names[0].first;
+}
+
+}  // namespace detail
+
+// The JSON form of `options`: every key, in the order of its visit().
+template <typename T>
+nlohmann::json to_json(const T& options) {
+  nlohmann::json j = nlohmann::json::object();
+  T copy = options;
+  copy.visit([&](const char* key, auto& value, auto&&... names) {
+    if constexpr (sizeof...(names) == 0)
+      j[key] = value;
+    else
+      j[key] = detail::name_of(value, names...);
+  });
+  return j;
+}
+
+// Overlays the keys of `j` onto `base`. Unknown keys, wrong types and unknown enum names are
+// std::invalid_argument naming `source` and the key.
+template <typename T>
+T from_json(const nlohmann::json& j, const std::string& source, T base = {}) {
+  if (!j.is_object()) throw std::invalid_argument(cat(source, ": expected a JSON object"));
+  std::vector<std::string> known;
+  base.visit([&](const char* key, auto&, auto&&...) { known.emplace_back(key); });
+  for (const auto& [key, value] : j.items()) {
+    bool found = false;
+    for (const auto& k : known) found = found || k == key;
+    if (!found) throw std::invalid_argument(cat(source, ": unknown key '", key, "'"));
+  }
+  base.visit([&](const char* key, auto& field, auto&&... names) {
+    if (!j.contains(key)) return;
+    if constexpr (sizeof...(names) == 0)
+      detail::read_value(j.at(key), field, source, key);
+    else
+      detail::read_enum(j.at(key), field, names..., source, key);
+  });
+  return base;
+}
+
+// The keys of T, in visit() order.
+template <typename T>
+std::vector<std::string> keys() {
+  std::vector<std::string> out;
+  T t{};
+  t.visit([&](const char* key, auto&, auto&&...) { out.emplace_back(key); });
+  return out;
+}
+
+// One layer of values: a JSON object and where it came from (for error messages).
+struct Layer {
+  nlohmann::json values;
+  std::string source;
+};
+
+// Resolves the layers over T's defaults (later layers win; each layer is checked strictly on its own,
+// so an error names the file it came from) and returns the result.
+template <typename T>
+T resolve(const std::vector<Layer>& layers) {
+  nlohmann::json resolved = to_json(T{});
+  for (const auto& layer : layers) {
+    from_json<T>(layer.values, layer.source);
+    for (const auto& [k, v] : layer.values.items()) resolved[k] = v;
+  }
+  return from_json<T>(resolved, "resolved config");
+}
+
+}  // namespace skd::options
