@@ -12,15 +12,15 @@ torch::Device parse_device(const std::string& text) {
   try {
     d = torch::Device(text);
   } catch (const std::exception&) {
-    throw std::invalid_argument(cat("--device '", text, "': expected cpu, cuda or cuda:N"));
+    throw ParameterError("device", cat(" '", text, "': expected cpu, cuda or cuda:N"));
   }
   if (d.is_cuda()) {
     if (!torch::cuda::is_available())
-      throw std::invalid_argument(cat("--device ", text, ": no CUDA device is available to this LibTorch build"));
+      throw ParameterError("device", cat(" ", text, ": no CUDA device is available to this LibTorch build"));
     if (d.has_index() && d.index() >= static_cast<int>(torch::cuda::device_count()))
-      throw std::invalid_argument(cat("--device ", text, ": only ", torch::cuda::device_count(), " CUDA device(s)"));
+      throw ParameterError("device", cat(" ", text, ": only ", torch::cuda::device_count(), " CUDA device(s)"));
   } else if (!d.is_cpu()) {
-    throw std::invalid_argument(cat("--device '", text, "': only cpu and cuda are supported"));
+    throw ParameterError("device", cat(" '", text, "': only cpu and cuda are supported"));
   }
   return d;
 }
@@ -34,9 +34,9 @@ Amp parse_amp(const std::string& text, const torch::Device& device) {
   } else if (text == "fp16") {
     a = Amp::FP16;
   } else {
-    throw std::invalid_argument(cat("--amp '", text, "': expected bf16, fp16 or none"));
+    throw ParameterError("amp", cat(" '", text, "': expected bf16, fp16 or none"));
   }
-  if (a != Amp::NONE && !device.is_cuda()) throw std::invalid_argument("--amp needs --device cuda");
+  if (a != Amp::NONE && !device.is_cuda()) throw ParameterError([](const KeyNamer& name) { return name("amp") + " needs " + name("device") + " cuda"; });
   return a;
 }
 

@@ -40,7 +40,7 @@ std::unique_ptr<Dataset> open_dataset(const DataSpec& s) {
     return open_fashion_mnist(o);
   }
   if (!fs::is_directory(s.spec))
-    throw std::invalid_argument(cat("--data '", s.spec, "': not 'fashion-mnist' and not a folder"));
+    throw ParameterError("data", cat(" '", s.spec, "': not 'fashion-mnist' and not a folder"));
   ImageFolderOptions o;
   o.root = s.spec;
   // A dataset root with train/ and val/ (ImageNet layout) is entered at the requested split.
@@ -59,7 +59,7 @@ std::unique_ptr<Dataset> open_dataset(const DataSpec& s) {
   o.train_augment = s.train_augment;
   o.channels = s.channels;
   if (s.channels != 3 && s.channels != 1)
-    throw std::invalid_argument(cat("--data '", s.spec, "': image folders give 3-channel (RGB) or 1-channel ",
+    throw ParameterError("data", cat(" '", s.spec, "': image folders give 3-channel (RGB) or 1-channel ",
                                     "(grayscale) images, the model expects ", s.channels));
   return open_image_folder(o);
 }

@@ -16,15 +16,17 @@ std::string find_idx(const std::string& root, const std::string& stem) {
     const auto p = std::filesystem::path(root) / (stem + ext);
     if (std::filesystem::exists(p)) return p.string();
   }
-  throw std::invalid_argument(cat("Fashion-MNIST: '", stem, "[.gz]' not found in '", root,
-                                  "' (install Debian's dataset-fashion-mnist or pass --data <folder>)"));
+  throw ParameterError([=](const KeyNamer& name) {
+    return cat("Fashion-MNIST: '", stem, "[.gz]' not found in '", root,
+               "' (install Debian's dataset-fashion-mnist or pass ", name("data"), " <folder>)");
+  });
 }
 
 class FashionMnist : public Dataset {
  public:
   explicit FashionMnist(const FashionMnistOptions& o) : opt_(o) {
     if (o.split != "train" && o.split != "test")
-      throw std::invalid_argument(cat("--split '", o.split, "': Fashion-MNIST has 'train' and 'test'"));
+      throw ParameterError("split", cat(" '", o.split, "': Fashion-MNIST has 'train' and 'test'"));
     if (o.img_size <= 0 || o.channels <= 0)
       throw std::invalid_argument("Fashion-MNIST: image size and channels must be positive");
     const std::string prefix = o.split == "train" ? "train" : "t10k";

@@ -7,7 +7,7 @@ namespace skd::data {
 BadImagePolicy parse_bad_image_policy(const std::string& t) {
   if (t == "skip") return BadImagePolicy::SKIP;
   if (t == "fail") return BadImagePolicy::FAIL;
-  throw std::invalid_argument(cat("--on-bad-image '", t, "': expected skip or fail"));
+  throw ParameterError("on_bad_image", cat(" '", t, "': expected skip or fail"));
 }
 
 uint64_t example_seed(uint64_t seed, int64_t epoch, int64_t index) {
@@ -23,8 +23,8 @@ uint64_t example_seed(uint64_t seed, int64_t epoch, int64_t index) {
 
 Loader::Loader(const Dataset& dataset, std::vector<int64_t> order, const LoaderOptions& o)
     : dataset_(dataset), order_(std::move(order)), opt_(o) {
-  if (o.batch_size <= 0) throw std::invalid_argument("--batch-size must be positive");
-  if (o.workers < 0) throw std::invalid_argument("--workers must be >= 0");
+  if (o.batch_size <= 0) throw ParameterError("batch_size", " must be positive");
+  if (o.workers < 0) throw ParameterError("workers", " must be >= 0");
   if (o.prefetch <= 0) throw std::invalid_argument("prefetch must be positive");
   const auto n = static_cast<int64_t>(order_.size());
   num_batches_ = o.drop_last ? n / o.batch_size : (n + o.batch_size - 1) / o.batch_size;
@@ -74,7 +74,9 @@ LoadedBatch Loader::load(int64_t b) {
       }
     } catch (const BadSampleError& e) {
       if (opt_.on_bad_image == BadImagePolicy::FAIL)
-        throw std::runtime_error(cat(e.what(), " (use --on-bad-image skip to skip unreadable images)"));
+        throw ParameterFailure([what = std::string(e.what())](const KeyNamer& name) {
+          return cat(what, " (use ", name("on_bad_image"), " skip to skip unreadable images)");
+        });
       std::lock_guard<std::mutex> lock(mu_);
       ++bad_;
       if (bad_paths_.size() < 100) bad_paths_.push_back(dataset_.path(idx));

@@ -11,7 +11,7 @@ std::string save_model_outputs(models::ElasticModelImpl& model, const std::strin
   const auto content = io::read_safetensors(inputs_path);
   auto it = content.tensors.find("input");
   if (it == content.tensors.end())
-    throw std::invalid_argument(cat("--inputs '", inputs_path, "' has no tensor 'input'"));
+    throw ParameterError("inputs", cat(" '", inputs_path, "' has no tensor 'input'"));
   const auto device = model.parameters().front().device();
   const auto x = models::tensor_from_record(it->second).to(device, torch::kFloat32);
   torch::NoGradGuard g;

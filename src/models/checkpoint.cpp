@@ -330,15 +330,19 @@ LoadedModel load_model(const std::string& path, const std::string& arch) {
       for (const char* key : {"family", "embed_dim", "depth", "depths", "num_heads", "num_classes", "img_size",
                               "patch_size"}) {
         if (a.value(key, nlohmann::json()) != b.value(key, nlohmann::json()))
-          throw std::invalid_argument(cat("--arch ", arch, " disagrees with the manifest of '", path, "' on '", key,
-                                          "' (", a.value(key, nlohmann::json()).dump(), " vs ",
-                                          b.value(key, nlohmann::json()).dump(), "); drop --arch for artifacts"));
+          throw ParameterError([=, given = a.value(key, nlohmann::json()).dump(),
+                                stored = b.value(key, nlohmann::json()).dump()](const KeyNamer& name) {
+            return cat(name("arch"), " ", arch, " disagrees with the manifest of '", path, "' on '", key, "' (", given,
+                       " vs ", stored, "); drop ", name("arch"), " for artifacts");
+          });
       }
     }
   } else {
     if (arch.empty())
-      throw std::invalid_argument(cat("'", path, "' carries no architecture (no skd manifest); pass --arch with a "
-                                      "named config (e.g. deit_small) or a JSON config file"));
+      throw ParameterError([=](const KeyNamer& name) {
+        return cat("'", path, "' carries no architecture (no skd manifest); pass ", name("arch"),
+                   " with a named config (e.g. deit_small) or a JSON config file");
+      });
     config = resolve_arch(arch);
   }
   const auto notes = normalize_keys(config, ck.tensors);

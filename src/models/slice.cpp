@@ -73,19 +73,18 @@ ElasticModel slice_model(const ElasticModelImpl& model, const Widths& widths) {
 }
 
 Widths keep_fraction(const Widths& stored, double attn_keep, double mlp_keep) {
-  auto cut = [](int64_t width, double keep, const char* flag, size_t block) -> int64_t {
-    if (!(keep > 0.0 && keep <= 1.0))
-      throw std::invalid_argument(cat(flag, " must be in (0, 1] (got ", keep, ")"));
+  auto cut = [](int64_t width, double keep, const char* key, size_t block) -> int64_t {
+    if (!(keep > 0.0 && keep <= 1.0)) throw ParameterError(key, cat(" must be in (0, 1] (got ", keep, ")"));
     if (width == 0) return 0;
     const auto kept = static_cast<int64_t>(std::floor(static_cast<double>(width) * keep + 1e-9));
     if (kept < 1)
-      throw std::invalid_argument(cat(flag, " ", keep, " keeps nothing of block ", block, " (", width, " wide)"));
+      throw ParameterError(key, cat(" ", keep, " keeps nothing of block ", block, " (", width, " wide)"));
     return kept;
   };
   Widths out = stored;
   for (size_t i = 0; i < out.size(); ++i) {
-    out[i].attn = cut(stored[i].attn, attn_keep, "--attn-keep", i);
-    out[i].mlp = cut(stored[i].mlp, mlp_keep, "--mlp-keep", i);
+    out[i].attn = cut(stored[i].attn, attn_keep, "attn_keep", i);
+    out[i].mlp = cut(stored[i].mlp, mlp_keep, "mlp_keep", i);
   }
   return out;
 }

@@ -84,7 +84,7 @@ TEST(Options, LaterLayersWinAndEachLayerIsCheckedOnItsOwn) {
 }
 
 TEST(KeyedErrors, WhatNamesKeysAndAppsRenderTheirOwnNames) {
-  const skd::ParameterError simple("batch_size", "must be positive");
+  const skd::ParameterError simple("batch_size", " must be positive");
   EXPECT_STREQ(simple.what(), "batch_size must be positive");
   const auto flag = [](const std::string& key) { return "--" + key + "!"; };
   EXPECT_EQ(simple.render(flag), "--batch_size! must be positive");
@@ -95,6 +95,6 @@ TEST(KeyedErrors, WhatNamesKeysAndAppsRenderTheirOwnNames) {
   EXPECT_STREQ(composed.what(), "proxy_samples 11: raise proxy_samples or lower batch_size");
   EXPECT_EQ(composed.render(flag), "--proxy_samples! 11: raise --proxy_samples! or lower --batch_size!");
   // Usage errors stay std::invalid_argument (exit 2), failures std::runtime_error (exit 1).
-  EXPECT_THROW(throw skd::ParameterError("k", "d"), std::invalid_argument);
-  EXPECT_THROW(throw skd::ParameterFailure("k", "d"), std::runtime_error);
+  EXPECT_THROW(throw skd::ParameterError("k", ": d"), std::invalid_argument);
+  EXPECT_THROW(throw skd::ParameterFailure("k", ": d"), std::runtime_error);
 }

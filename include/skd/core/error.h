@@ -41,11 +41,9 @@ class Keyed : public Base, public KeyedMessage {
  public:
   using Message = std::function<std::string(const KeyNamer&)>;
   explicit Keyed(Message message) : Base(message(plain)), message_(std::move(message)) {}
-  // The common shape: "<key> <detail>".
-  Keyed(std::string key, std::string detail)
-      : Keyed([key = std::move(key), detail = std::move(detail)](const KeyNamer& name) {
-          return name(key) + " " + detail;
-        }) {}
+  // The common shape: the key followed by `rest` ("batch_size", " must be positive").
+  Keyed(std::string key, std::string rest)
+      : Keyed([key = std::move(key), rest = std::move(rest)](const KeyNamer& name) { return name(key) + rest; }) {}
   std::string render(const KeyNamer& name) const override { return message_(name); }
 
  private:
