@@ -12,7 +12,7 @@
 #include "skd/core/error.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
-#include "skd/piad/mask_table.h"
+#include "skd/models/mask_table.h"
 
 namespace {
 
@@ -47,8 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (cost.params <= 0 || cost.macs_paper <= 0 || cost.macs_full < cost.macs_paper)
       skd::fuzz::finding("manifest", "non-positive or inconsistent cost of a validated config");
     if (manifest.contains("mask_table")) {
-      const auto table = skd::piad::load_mask_table(manifest, "", full, path);
-      skd::piad::code_costs(config, table);
+      const auto table = skd::models::load_mask_table(manifest, "", config, full, path);
+      skd::models::code_costs(config, table);
     }
     if (cost.params <= kBuildParams) {
       torch::NoGradGuard guard;
