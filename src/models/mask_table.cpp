@@ -129,8 +129,30 @@ nlohmann::json supernet_manifest_entries(const ModelConfig& config, const MaskTa
   return {{"mask_table", nlohmann::json::parse(table.to_json().dump())}, {"op_codes", codes}};
 }
 
+void check_op_codes(const nlohmann::json& op_codes, const std::vector<ModelCost>& costs, const std::string& source) {
+  if (!op_codes.is_array() || op_codes.size() != costs.size())
+    throw FormatError(cat(source, ": op_codes must list the ", costs.size(), " codes of the mask table (0..",
+                          costs.size() - 1, "), found ", op_codes.is_array() ? cat(op_codes.size(), " entries") : op_codes.dump()));
+  for (size_t c = 0; c < costs.size(); ++c) {
+    const auto& e = op_codes[c];
+    const std::pair<const char*, int64_t> fields[] = {{"code", static_cast<int64_t>(c)},
+                                                      {"macs_paper", costs[c].macs_paper},
+                                                      {"macs_full", costs[c].macs_full},
+                                                      {"params", costs[c].params}};
+    for (const auto& [field, want] : fields) {
+      const auto it = e.is_object() ? e.find(field) : e.end();
+      if (it == e.end() || !it->is_number_integer())
+        throw FormatError(cat(source, ": op_codes entry ", c, " has no integer \"", field, "\""));
+      if (it->get<int64_t>() != want)
+        throw FormatError(cat(source, ": op_codes code ", c, ": ", field, " = ", it->get<int64_t>(),
+                              ", but the mask table and the architecture give ", want,
+                              " (the manifest was edited, or written by another cost model)"));
+    }
+  }
+}
+
 MaskTable load_mask_table(const nlohmann::json& manifest, const std::string& mask_table_path,
-                          const ModelConfig& /*config*/, const Widths& full, const std::string& model_path,
+                          const ModelConfig& config, const Widths& full, const std::string& model_path,
                           const std::string& path_name) {
   if (!mask_table_path.empty()) {
     std::ifstream in(mask_table_path);
@@ -143,8 +165,12 @@ MaskTable load_mask_table(const nlohmann::json& manifest, const std::string& mas
     }
     return MaskTable::from_json(j, full, cat(path_name, " '", mask_table_path, "'"));
   }
-  if (manifest.is_object() && manifest.contains("mask_table"))
-    return MaskTable::from_json(manifest.at("mask_table"), full, cat(model_path, " manifest mask_table"));
+  if (manifest.is_object() && manifest.contains("mask_table")) {
+    auto table = MaskTable::from_json(manifest.at("mask_table"), full, cat(model_path, " manifest mask_table"));
+    if (manifest.contains("op_codes"))
+      check_op_codes(manifest.at("op_codes"), code_costs(config, table), cat(model_path, " manifest"));
+    return table;
+  }
   throw std::invalid_argument(cat("'", model_path, "' is not a super-network (its manifest has no mask table, and no ",
                                   path_name, " file was given)"));
 }

@@ -1,6 +1,6 @@
 // extract::select: every kind of budget picks the code the lookup it wraps picks (code_for_macs,
 // code_for_latency, the code itself), with the cost and provenance of that code; extract::extract
-// slices at the selection.
+// slices at the selection; a super-network manifest's "op_codes" is verified when its table is read.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
@@ -194,4 +194,43 @@ TEST(Extract, SlicesAtTheSelectionWithItsProvenance) {
   models::ForwardOptions fo;
   fo.widths = &table.widths(3);
   EXPECT_LE((e.model->forward(x) - loaded.model->forward(x, fo)).abs().max().item<double>(), 1e-5);
+}
+
+TEST(OpCodes, ManifestOpCodesAreVerifiedAgainstTheComputedCosts) {
+  const auto config = micro_config();
+  const Widths full(4, {16, 256});
+  const auto entries = models::supernet_manifest_entries(config, micro_table());
+  EXPECT_EQ(models::load_mask_table(entries, "", config, full, "super.safetensors").last_code(), 4);
+  // Tampered: code 2's macs_full.
+  auto bad = entries;
+  bad["op_codes"][2]["macs_full"] = bad["op_codes"][2]["macs_full"].get<int64_t>() + 1;
+  const auto msg =
+      error_of<FormatError>([&] { models::load_mask_table(bad, "", config, full, "super.safetensors"); });
+  EXPECT_NE(msg.find("super.safetensors"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("code 2: macs_full"), std::string::npos) << msg;
+  // The first disagreeing code is named.
+  bad["op_codes"][1]["params"] = 7;
+  EXPECT_NE(error_of<FormatError>([&] { models::load_mask_table(bad, "", config, full, "s"); }).find("code 1: params = 7"),
+            std::string::npos);
+  // Malformed: not an array, a code missing, an entry without a number, codes out of order.
+  for (const auto& edit : std::vector<std::function<void(nlohmann::json&)>>{
+           [](auto& j) { j["op_codes"] = "x"; }, [](auto& j) { j["op_codes"].erase(4); },
+           [](auto& j) { j["op_codes"][0].erase("macs_paper"); }, [](auto& j) { j["op_codes"][3]["code"] = 4; }}) {
+    auto k = entries;
+    edit(k);
+    EXPECT_NE(error_of<FormatError>([&] { models::load_mask_table(k, "", config, full, "m.safetensors"); })
+                  .find("m.safetensors manifest: op_codes"),
+              std::string::npos);
+  }
+  // No op_codes (a manifest written without them) stays accepted.
+  auto none = entries;
+  none.erase("op_codes");
+  EXPECT_EQ(models::load_mask_table(none, "", config, full, "super.safetensors").last_code(), 4);
+  // An official mask_table.json given by file has no op_codes; the manifest's (of its own table) are not
+  // compared with it.
+  const auto dir = test::scratch_dir("op_codes");
+  models::write_mask_table(dir + "/mask_table.json", micro_table());
+  auto other = entries;
+  other["op_codes"][0]["params"] = 1;
+  EXPECT_EQ(models::load_mask_table(other, dir + "/mask_table.json", config, full, "s").last_code(), 4);
 }

@@ -60,9 +60,18 @@ nlohmann::json supernet_manifest_entries(const ModelConfig& config, const MaskTa
 // architecture, `full` = its stored widths; `path_name` = how the caller names the mask-table path
 // in its errors (an app passes its flag). Throws std::invalid_argument naming the file when there is
 // neither or the table does not fit the model.
+// A manifest's "op_codes" (written next to its table by supernet_manifest_entries) is read back when
+// present and must equal the costs computed from `config` and the table (check_op_codes): a
+// disagreement means the file was edited or written by another cost model, and selection by MACs
+// would silently pick by other numbers than the ones printed. A table given by file carries no
+// op_codes (the official schema has none).
 MaskTable load_mask_table(const nlohmann::json& manifest, const std::string& mask_table_path,
                           const ModelConfig& config, const Widths& full, const std::string& model_path,
                           const std::string& path_name = "mask_table");
+// Checks an "op_codes" entry against `costs` (one per code, code_costs): an array with one
+// {code, macs_paper, macs_full, params} object per code, in code order, every number equal to the
+// computed one. Throws skd::FormatError naming `source` and the first disagreeing code and field.
+void check_op_codes(const nlohmann::json& op_codes, const std::vector<ModelCost>& costs, const std::string& source);
 // Writes the official mask_table.json (indent 4) atomically.
 void write_mask_table(const std::string& path, const MaskTable& table);
 
