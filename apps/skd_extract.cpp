@@ -138,8 +138,8 @@ int main(int argc, char** argv) {
       if (o_macs->count()) budget = extract::Budget::of_macs(extract::parse_macs(macs_text, flags.macs), convention);
       if (o_ratio->count()) budget = extract::Budget::of_macs_ratio(macs_ratio, convention);
       if (o_lat->count())
-        budget = extract::Budget::of_latency(extract::parse_duration_ms(latency_text, flags.latency.budget), latency_batch,
-                                             latency_table_path);
+        budget = extract::Budget::of_latency(extract::parse_duration_ms(latency_text, flags.latency.budget),
+                                             latency_batch, latency_table_path);
       const auto sel = extract::select(c, table, budget, {model, source.model_sha256}, flags);
       if (sel.latency) {
         const auto& l = *sel.latency;

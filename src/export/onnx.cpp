@@ -570,10 +570,10 @@ ExportResult export_onnx(const ExportOptions& o) {
   if (selectors > 0) {
     const auto table = models::load_mask_table(loaded.manifest, o.mask_table, c, loaded.model->widths(), o.model,
                                                o.budget_names.mask_table);
-    const auto budget = o.op_code       ? extract::Budget::of_op_code(*o.op_code)
-                        : !o.macs.empty() ? extract::Budget::of_macs(extract::parse_macs(o.macs, o.budget_names.macs),
-                                                                     convention)
-                                          : extract::Budget::of_macs_ratio(*o.macs_ratio, convention);
+    auto budget = extract::Budget::of_op_code(o.op_code.value_or(0));
+    if (!o.macs.empty())
+      budget = extract::Budget::of_macs(extract::parse_macs(o.macs, o.budget_names.macs), convention);
+    if (o.macs_ratio) budget = extract::Budget::of_macs_ratio(*o.macs_ratio, convention);
     const auto sel = extract::select(c, table, budget, {o.model, prov["source_sha256"].get<std::string>()},
                                      o.budget_names);  // throws naming the valid codes
     r.op_code = sel.code;

@@ -138,10 +138,10 @@ Selection select(const models::ModelConfig& config, const models::MaskTable& tab
       s.macs_budget = macs;
       s.provenance["macs_budget"] = macs;
       s.provenance["macs_convention"] = macs_convention_name(budget.convention);
+      const std::string of_full =
+          budget.kind == Budget::Kind::MACS_RATIO ? cat(", ", budget.ratio, " of the full network") : "";
       s.description = cat("largest sub-network with MACs <= ", models::macs_format(macs), " (",
-                          macs_convention_name(budget.convention), " convention",
-                          budget.kind == Budget::Kind::MACS_RATIO ? cat(", ", budget.ratio, " of the full network") : "",
-                          ")");
+                          macs_convention_name(budget.convention), " convention", of_full, ")");
       break;
     }
     case Budget::Kind::LATENCY: {

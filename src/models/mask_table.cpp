@@ -132,7 +132,8 @@ nlohmann::json supernet_manifest_entries(const ModelConfig& config, const MaskTa
 void check_op_codes(const nlohmann::json& op_codes, const std::vector<ModelCost>& costs, const std::string& source) {
   if (!op_codes.is_array() || op_codes.size() != costs.size())
     throw FormatError(cat(source, ": op_codes must list the ", costs.size(), " codes of the mask table (0..",
-                          costs.size() - 1, "), found ", op_codes.is_array() ? cat(op_codes.size(), " entries") : op_codes.dump()));
+                          costs.size() - 1, "), found ",
+                          op_codes.is_array() ? cat(op_codes.size(), " entries") : op_codes.dump()));
   for (size_t c = 0; c < costs.size(); ++c) {
     const auto& e = op_codes[c];
     const std::pair<const char*, int64_t> fields[] = {{"code", static_cast<int64_t>(c)},

@@ -136,9 +136,11 @@ TEST(MaskTable, ManifestEntriesAndLoading) {
   EXPECT_EQ(entries.at("op_codes")[3].at("code"), 3);
   const auto t = models::load_mask_table(entries, "", config, Widths(4, {16, 256}), "super.safetensors");
   EXPECT_EQ(t.widths(-1), micro_table().widths(4));
-  const auto msg = message_of([&] { models::load_mask_table(nlohmann::json::object(), "", config, Widths(4, {16, 256}), "m.safetensors"); });
+  const auto msg = message_of(
+      [&] { models::load_mask_table(nlohmann::json::object(), "", config, Widths(4, {16, 256}), "m.safetensors"); });
   EXPECT_NE(msg.find("'m.safetensors' is not a super-network"), std::string::npos) << msg;
-  EXPECT_NE(message_of([&] { models::load_mask_table({}, "/nonexistent/mask_table.json", config, Widths(4, {16, 256}), "m"); })
-                .find("cannot open '/nonexistent/mask_table.json'"),
+  EXPECT_NE(message_of([&] {
+              models::load_mask_table({}, "/nonexistent/mask_table.json", config, Widths(4, {16, 256}), "m");
+            }).find("cannot open '/nonexistent/mask_table.json'"),
             std::string::npos);
 }

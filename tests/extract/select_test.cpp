@@ -62,7 +62,8 @@ TEST(Select, OpCodeIsTheCodeAndMinusOneTheLast) {
   EXPECT_EQ(extract::select(config, table, Budget::of_op_code(-1)).code, 4);
   extract::BudgetNames names;
   names.op_code = "--op-code";
-  const auto msg = error_of<std::invalid_argument>([&] { extract::select(config, table, Budget::of_op_code(5), {}, names); });
+  const auto msg =
+      error_of<std::invalid_argument>([&] { extract::select(config, table, Budget::of_op_code(5), {}, names); });
   EXPECT_NE(msg.find("--op-code 5 is not in the mask table (codes 0..4, or -1 = 4)"), std::string::npos) << msg;
   EXPECT_THROW(extract::select(config, table, Budget::of_op_code(-2)), std::invalid_argument);
 }
@@ -87,8 +88,8 @@ TEST(Select, MacsBudgetsPickWhatCodeForMacsPicks) {
   }
   extract::BudgetNames names;
   names.macs = "--macs";
-  const auto msg = error_of<std::invalid_argument>(
-      [&] { extract::select(config, table, Budget::of_macs(costs[4].macs_paper - 1, MacsConvention::PAPER), {}, names); });
+  const auto below = Budget::of_macs(costs[4].macs_paper - 1, MacsConvention::PAPER);
+  const auto msg = error_of<std::invalid_argument>([&] { extract::select(config, table, below, {}, names); });
   EXPECT_NE(msg.find("--macs "), std::string::npos) << msg;
   EXPECT_NE(msg.find("below the smallest sub-network in the mask table: code 4"), std::string::npos) << msg;
 }
@@ -210,8 +211,8 @@ TEST(OpCodes, ManifestOpCodesAreVerifiedAgainstTheComputedCosts) {
   EXPECT_NE(msg.find("code 2: macs_full"), std::string::npos) << msg;
   // The first disagreeing code is named.
   bad["op_codes"][1]["params"] = 7;
-  EXPECT_NE(error_of<FormatError>([&] { models::load_mask_table(bad, "", config, full, "s"); }).find("code 1: params = 7"),
-            std::string::npos);
+  const auto first = error_of<FormatError>([&] { models::load_mask_table(bad, "", config, full, "s"); });
+  EXPECT_NE(first.find("code 1: params = 7"), std::string::npos) << first;
   // Malformed: not an array, a code missing, an entry without a number, codes out of order.
   for (const auto& edit : std::vector<std::function<void(nlohmann::json&)>>{
            [](auto& j) { j["op_codes"] = "x"; }, [](auto& j) { j["op_codes"].erase(4); },
