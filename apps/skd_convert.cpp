@@ -10,7 +10,7 @@
 #include "skd/data/dataset.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
-#include "skd/piad/mask_table.h"
+#include "skd/models/mask_table.h"
 #include "skd/train/distributed.h"
 #include "skd/wpac/wpac.h"
 
@@ -110,8 +110,9 @@ int main(int argc, char** argv) {
     // WPAC changes what the widths select, so a converted model has none.
     nlohmann::json extra = nlohmann::json::object();
     if (format_only && (!mask_table.empty() || loaded.manifest.contains("mask_table"))) {
-      const auto table = piad::load_mask_table(loaded.manifest, mask_table, loaded.model->widths(), model);
-      extra = piad::supernet_manifest_entries(loaded.model->config(), table);
+      const auto table = models::load_mask_table(loaded.manifest, mask_table, loaded.model->config(),
+                                                 loaded.model->widths(), model, "--mask-table");
+      extra = models::supernet_manifest_entries(loaded.model->config(), table);
       log_info("mask table: op codes 0..", table.last_code());
     } else if (!format_only && loaded.manifest.contains("mask_table")) {
       log_warn("the input's mask table is dropped: ", criterion, " reorders the dims it refers to");

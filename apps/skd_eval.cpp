@@ -7,10 +7,11 @@
 #include "skd/eval/evaluate.h"
 #include "skd/eval/latency_table.h"
 #include "skd/eval/report.h"
+#include "skd/extract/latency_table.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
 #include "skd/models/slice.h"
-#include "skd/piad/mask_table.h"
+#include "skd/models/mask_table.h"
 
 using namespace skd;
 
@@ -76,7 +77,7 @@ int run_latency(const EvalCli& o, models::ElasticModelImpl& model, const torch::
 
 // Every op code of a super-network, timed as the standalone sub-network skd-extract would write.
 int run_latency_table(const EvalCli& o, models::LoadedModel& loaded, const torch::Device& device, Amp amp) {
-  const auto table = piad::load_mask_table(loaded.manifest, "", loaded.model->widths(), o.model);
+  const auto table = models::load_mask_table(loaded.manifest, "", loaded.model->config(), loaded.model->widths(), o.model);
   std::vector<models::Widths> codes;
   for (int64_t k = 0; k <= table.last_code(); ++k) codes.push_back(table.widths(k));
   eval::LatencyTableOptions lo;
@@ -84,7 +85,7 @@ int run_latency_table(const EvalCli& o, models::LoadedModel& loaded, const torch
   lo.device = device;
   lo.amp = amp;
   lo.repeats = o.latency_repeats;
-  const std::string out = o.out.empty() ? eval::latency_table_path(o.model) : o.out;
+  const std::string out = o.out.empty() ? extract::latency_table_path(o.model) : o.out;
   log_info("timing ", codes.size(), " op codes x ", lo.batch_sizes.size(), " batch size(s) on ", device.str(), ", ",
            o.threads, " thread(s)");
   app::ProgressBar bar("runs");
@@ -100,7 +101,7 @@ int run_latency_table(const EvalCli& o, models::LoadedModel& loaded, const torch
     for (const auto& l : r.latency) std::printf("  %10.3f [%7.3f, %7.3f]", l.median_ms, l.p10_ms, l.p90_ms);
     std::printf("\n");
   }
-  eval::write_latency_table(out, t);
+  extract::write_latency_table(out, t);
   std::printf("wrote %s (%zu codes, %s, %d threads, sweep %.1f s)\n", out.c_str(), t.codes.size(), t.device.c_str(),
               t.threads, t.sweep_seconds);
   write_json(o.json, t.to_json());

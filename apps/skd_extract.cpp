@@ -1,15 +1,15 @@
 // skd-extract: slice a standalone sub-network (reduced parameter shapes) out of a super-network at an
-// op code or MACs budget (mask-table lookup), or out of any elastic model at given per-block widths.
+// op code, MACs or latency budget (mask-table lookup), or out of any elastic model at given per-block
+// widths. parse -> extract::select -> extract::extract -> extract::save; this file only parses and prints.
 #include <chrono>
-#include <cmath>
-#include <fstream>
 
 #include "app_common.h"
-#include "skd/eval/latency_table.h"
+#include "skd/extract/extract.h"
+#include "skd/extract/select.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
+#include "skd/models/mask_table.h"
 #include "skd/models/slice.h"
-#include "skd/piad/mask_table.h"
 
 using namespace skd;
 
@@ -36,6 +36,36 @@ models::Widths parse_widths(const std::string& text, size_t blocks) {
   if (w.size() != blocks)
     throw std::invalid_argument(cat("--widths: ", w.size(), " pairs given, the model has ", blocks, " blocks"));
   return w;
+}
+
+// --list: the op code -> MACs/params table of the super-network.
+int print_code_table(const models::ModelConfig& config, const models::MaskTable& table) {
+  const auto costs = models::code_costs(config, table);
+  std::printf("%6s %14s %14s %12s  widths (attn:mlp per block)\n", "code", "MACs paper", "MACs full", "params");
+  for (int64_t k = 0; k <= table.last_code(); ++k) {
+    std::string ws;
+    for (const auto& b : table.widths(k)) ws += cat(ws.empty() ? "" : ",", b.attn, ":", b.mlp);
+    const auto& cost = costs[static_cast<size_t>(k)];
+    std::printf("%6lld %14s %14s %11.3fM  %s\n", static_cast<long long>(k), models::macs_format(cost.macs_paper).c_str(),
+                models::macs_format(cost.macs_full).c_str(), cost.params / 1e6, ws.c_str());
+  }
+  return 0;
+}
+
+// The library's errors name budget inputs by these flags.
+extract::BudgetNames budget_flags() {
+  extract::BudgetNames n;
+  n.op_code = "--op-code";
+  n.macs = "--macs";
+  n.convention = "--macs-convention";
+  n.mask_table = "--mask-table";
+  n.latency.budget = "--latency";
+  n.latency.batch = "--batch";
+  n.latency.table = "--latency-table";
+  n.latency.measure = "skd-eval --latency-table";
+  n.latency.measure_batch = "skd-eval --latency-table --batch-sizes";
+  n.measure_file = "skd-eval --model <super-network> --latency-table";
+  return n;
 }
 
 }  // namespace
@@ -88,74 +118,51 @@ int main(int argc, char** argv) {
     if (!list && out.empty()) throw std::invalid_argument("--out is required (or --list)");
     if ((o_batch->count() || o_table->count()) && !o_lat->count())
       throw std::invalid_argument("--batch and --latency-table go with --latency");
-    const auto convention = piad::parse_macs_convention(convention_name);
+    const auto flags = budget_flags();
+    const auto convention = extract::parse_macs_convention(convention_name, flags.convention);
     using clock = std::chrono::steady_clock;
     const auto secs = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
     const auto t0 = clock::now();
     auto loaded = models::load_model(model, arch);
     const auto& c = loaded.model->config();
     const bool by_table = list || o_code->count() || o_macs->count() || o_ratio->count() || o_lat->count();
-    nlohmann::json prov = {{"extracted_from", model}, {"source_sha256", models::file_sha256(model)}};
+    const extract::ExtractSource source{model, models::file_sha256(model), mask_table_path};
     const auto t_read = clock::now();
+    extract::Extracted sub;
     models::Widths widths;
     if (by_table) {
-      const auto table = piad::load_mask_table(loaded.manifest, mask_table_path, loaded.model->widths(), model);
-      const auto costs = piad::code_costs(c, table);
-      if (list) {
-        std::printf("%6s %14s %14s %12s  widths (attn:mlp per block)\n", "code", "MACs paper", "MACs full", "params");
-        for (int64_t k = 0; k <= table.last_code(); ++k) {
-          std::string ws;
-          for (const auto& b : table.widths(k)) ws += cat(ws.empty() ? "" : ",", b.attn, ":", b.mlp);
-          const auto& cost = costs[static_cast<size_t>(k)];
-          std::printf("%6lld %14s %14s %11.3fM  %s\n", static_cast<long long>(k),
-                      models::macs_format(cost.macs_paper).c_str(), models::macs_format(cost.macs_full).c_str(),
-                      cost.params / 1e6, ws.c_str());
-        }
-        return 0;
-      }
-      int64_t code = op_code;
-      if (o_macs->count() || o_ratio->count()) {
-        const int64_t budget = o_macs->count() ? piad::parse_macs(macs_text, "--macs")
-                                               : static_cast<int64_t>(std::floor(
-                                                     macs_ratio * static_cast<double>(piad::macs_of(costs[0], convention))));
-        code = piad::code_for_macs(costs, budget, convention);
-        prov["macs_budget"] = budget;
-        prov["macs_convention"] = convention_name;
-      }
-      if (o_lat->count()) {
-        const double budget_ms = eval::parse_duration_ms(latency_text, "--latency");
-        const std::string tpath = latency_table_path.empty() ? eval::latency_table_path(model) : latency_table_path;
-        const auto lt = eval::read_latency_table(tpath);
-        const auto sel = eval::code_for_latency(lt, budget_ms, latency_batch, prov["source_sha256"].get<std::string>(),
-                                                table.last_code() + 1, tpath);
-        code = sel.code;
-        prov["latency"] = {{"budget_ms", budget_ms}, {"batch_size", sel.batch_size}, {"median_ms", sel.median_ms},
-                           {"p10_ms", sel.p10_ms}, {"p90_ms", sel.p90_ms}, {"device", lt.device},
-                           {"threads", lt.threads}, {"amp", lt.amp}, {"table", tpath}, {"measured", lt.created}};
+      const auto table = models::load_mask_table(loaded.manifest, mask_table_path, c, loaded.model->widths(), model,
+                                                 flags.mask_table);
+      if (list) return print_code_table(c, table);
+      extract::Budget budget = extract::Budget::of_op_code(op_code);
+      if (o_macs->count()) budget = extract::Budget::of_macs(extract::parse_macs(macs_text, flags.macs), convention);
+      if (o_ratio->count()) budget = extract::Budget::of_macs_ratio(macs_ratio, convention);
+      if (o_lat->count())
+        budget = extract::Budget::of_latency(extract::parse_duration_ms(latency_text, flags.latency.budget),
+                                             latency_batch, latency_table_path);
+      const auto sel = extract::select(c, table, budget, {model, source.model_sha256}, flags);
+      if (sel.latency) {
+        const auto& l = *sel.latency;
         std::printf("latency budget %.3f ms at batch %lld: measured %.3f ms [p10 %.3f, p90 %.3f] on %s, %d threads\n",
-                    budget_ms, static_cast<long long>(sel.batch_size), sel.median_ms, sel.p10_ms, sel.p90_ms,
-                    lt.device.c_str(), lt.threads);
+                    l.budget_ms, static_cast<long long>(l.measured.batch_size), l.measured.median_ms, l.measured.p10_ms,
+                    l.measured.p90_ms, l.device.c_str(), l.threads);
       }
-      widths = table.widths(code);
-      if (code == -1) code = table.last_code();
-      prov["op_code"] = code;
-      if (!mask_table_path.empty()) prov["mask_table"] = mask_table_path;
-      std::printf("op code %lld of 0..%lld\n", static_cast<long long>(code), static_cast<long long>(table.last_code()));
-    } else if (!widths_text.empty()) {
-      widths = parse_widths(widths_text, static_cast<size_t>(c.num_blocks()));
+      std::printf("op code %lld of 0..%lld\n", static_cast<long long>(sel.code), static_cast<long long>(sel.last_code));
+      widths = sel.widths;
+      sub = extract::extract(*loaded.model, sel, source, {fold_scale});
     } else {
-      widths = models::keep_fraction(loaded.model->widths(), attn_keep, mlp_keep);
+      widths = !widths_text.empty() ? parse_widths(widths_text, static_cast<size_t>(c.num_blocks()))
+                                    : models::keep_fraction(loaded.model->widths(), attn_keep, mlp_keep);
+      sub = extract::extract(*loaded.model, widths, source, {fold_scale});
     }
-    auto sub = models::slice_model(*loaded.model, widths);
-    if (fold_scale) models::fold_attention_scale(*sub);
     const auto t_slice = clock::now();
-    models::save_artifact(out, *sub, prov);
+    extract::save(out, sub);
     const auto t_write = clock::now();
     const auto full = models::macs_count(c, loaded.model->widths());
     const auto cost = models::macs_count(c, widths);
     std::printf("wrote %s: %s of %s MACs (%s convention), %.3f M of %.3f M params\n", out.c_str(),
-                models::macs_format(piad::macs_of(cost, convention)).c_str(),
-                models::macs_format(piad::macs_of(full, convention)).c_str(), convention_name.c_str(),
+                models::macs_format(extract::macs_of(cost, convention)).c_str(),
+                models::macs_format(extract::macs_of(full, convention)).c_str(), convention_name.c_str(),
                 cost.params / 1e6, full.params / 1e6);
     // Extraction itself is a table lookup and a copy of weight slices: the time goes into reading
     // the super-network (and hashing it for the provenance) and writing the sub-network.

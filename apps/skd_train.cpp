@@ -235,7 +235,7 @@ int main(int argc, char** argv) {
                  r["codes"][1].is_number_integer() && r["codes"][1].get<int64_t>() <= last;
         });
         if (n > 0) log_info("piad.jsonl: dropped ", n, " update record(s) made after the checkpoint");
-        if (last > 0) piad::write_mask_table(table_path, super->table());
+        if (last > 0) models::write_mask_table(table_path, super->table());
       }
       ctx.hooks.zero_grad_removed = true;
       ctx.hooks.on_epoch_start = [&, writer, piad_log, table_path](int64_t epoch) {
@@ -246,7 +246,7 @@ int main(int argc, char** argv) {
                  models::macs_format(static_cast<int64_t>(rec["smallest_macs"].get<double>())), " (target removed ",
                  models::macs_format(static_cast<int64_t>(rec["target_macs_removed"].get<double>())), ")");
         if (writer) {
-          piad::write_mask_table(table_path, super->table());
+          models::write_mask_table(table_path, super->table());
           append_line_synced(piad_log, rec.dump());
         }
       };

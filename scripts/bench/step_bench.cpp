@@ -24,7 +24,7 @@
 #include "skd/core/memory.h"
 #include "skd/models/config.h"
 #include "skd/models/model.h"
-#include "skd/piad/mask_table.h"
+#include "skd/models/mask_table.h"
 #include "skd/piad/piad.h"
 #include "skd/train/trainer.h"
 #include "skd/core/device.h"
@@ -56,9 +56,9 @@ class RandomImages : public data::Dataset {
   torch::Tensor images_, labels_;
 };
 
-piad::MaskTable uniform_table(const models::ModelConfig& config, int64_t codes) {
+models::MaskTable uniform_table(const models::ModelConfig& config, int64_t codes) {
   const auto full = models::stored_widths(config);
-  piad::MaskTable table(full);
+  models::MaskTable table(full);
   for (int64_t k = 1; k <= codes; ++k) {
     const double f = 1.0 - 0.75 * static_cast<double>(k) / static_cast<double>(codes);
     models::Widths w;

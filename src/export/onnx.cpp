@@ -25,11 +25,12 @@
 
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
+#include "skd/extract/select.h"
 #include "skd/io/safetensors.h"
 #include "skd/models/checkpoint.h"
+#include "skd/models/mask_table.h"
 #include "skd/models/slice.h"
 #include "skd/models/swin.h"
-#include "skd/piad/mask_table.h"
 #include "skd_onnx_check_script.h"  // kOnnxCheckScript: python/skd_onnx_check.py, embedded at build time
 
 extern char** environ;
@@ -550,7 +551,7 @@ ExportResult export_onnx(const ExportOptions& o) {
   if (selectors == 0 && !o.mask_table.empty())
     throw std::invalid_argument(
         "--mask-table selects nothing by itself: add --op-code, --macs or --macs-ratio");
-  const auto convention = piad::parse_macs_convention(o.macs_convention);
+  const auto convention = extract::parse_macs_convention(o.macs_convention, o.budget_names.convention);
   {  // Fail before the work when the output folder is not writable (the write itself is atomic anyway).
     const auto parent = fs::path(o.out).parent_path();
     const std::string dir = parent.empty() ? "." : parent.string();
@@ -567,25 +568,20 @@ ExportResult export_onnx(const ExportOptions& o) {
   if (loaded.manifest.contains("provenance")) prov["source_provenance"] = loaded.manifest["provenance"];
   models::ElasticModel model = loaded.model;
   if (selectors > 0) {
-    const auto table = piad::load_mask_table(loaded.manifest, o.mask_table, loaded.model->widths(), o.model);
-    const auto costs = piad::code_costs(c, table);
-    int64_t code = o.op_code.value_or(0);
-    if (!o.op_code) {
-      const int64_t budget =
-          !o.macs.empty() ? piad::parse_macs(o.macs, "--macs")
-                          : static_cast<int64_t>(std::floor(
-                                *o.macs_ratio * static_cast<double>(piad::macs_of(costs[0], convention))));
-      code = piad::code_for_macs(costs, budget, convention);
-      prov["macs_budget"] = budget;
-      prov["macs_convention"] = o.macs_convention;
-    }
-    const auto widths = table.widths(code);  // throws naming the valid codes
-    if (code == -1) code = table.last_code();
-    r.op_code = code;
-    r.last_code = table.last_code();
-    prov["op_code"] = code;
+    const auto table = models::load_mask_table(loaded.manifest, o.mask_table, c, loaded.model->widths(), o.model,
+                                               o.budget_names.mask_table);
+    auto budget = extract::Budget::of_op_code(o.op_code.value_or(0));
+    if (!o.macs.empty())
+      budget = extract::Budget::of_macs(extract::parse_macs(o.macs, o.budget_names.macs), convention);
+    if (o.macs_ratio) budget = extract::Budget::of_macs_ratio(*o.macs_ratio, convention);
+    const auto sel = extract::select(c, table, budget, {o.model, prov["source_sha256"].get<std::string>()},
+                                     o.budget_names);  // throws naming the valid codes
+    r.op_code = sel.code;
+    r.last_code = sel.last_code;
+    for (const auto& [key, value] : sel.provenance.items()) prov[key] = value;
+    prov["op_code"] = sel.code;
     if (!o.mask_table.empty()) prov["mask_table"] = o.mask_table;
-    model = models::slice_model(*loaded.model, widths);
+    model = models::slice_model(*loaded.model, sel.widths);
   }
   if (o.fold_scale) models::fold_attention_scale(*model);
   model->eval();

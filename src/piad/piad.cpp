@@ -37,7 +37,7 @@ std::vector<std::pair<double, double>> unit_macs(const models::ModelConfig& conf
   return out;
 }
 
-Piad::Piad(models::ModelConfig config, models::Widths full, PiadOptions options, MaskTable table,
+Piad::Piad(models::ModelConfig config, models::Widths full, PiadOptions options, models::MaskTable table,
            int64_t next_update_epoch)
     : config_(std::move(config)),
       full_(std::move(full)),
@@ -50,7 +50,7 @@ Piad::Piad(models::ModelConfig config, models::Widths full, PiadOptions options,
     throw std::invalid_argument(cat("--piad-budget-ratio must be in (0, 1) (got ", options_.budget_ratio, ")"));
   if (options_.attn_group < 1 || options_.mlp_groups < 1)
     throw std::invalid_argument("--piad-attn-group and --piad-mlp-groups must be >= 1");
-  if (table_.blocks() == 0) table_ = MaskTable(full_);
+  if (table_.blocks() == 0) table_ = models::MaskTable(full_);
   if (table_.blocks() != static_cast<int64_t>(full_.size()) || table_.widths(0) != full_)
     throw std::invalid_argument("the mask table does not start at this model's full widths (code 0)");
   unit_macs_ = unit_macs(config_, full_);
@@ -59,14 +59,14 @@ Piad::Piad(models::ModelConfig config, models::Widths full, PiadOptions options,
 Piad Piad::from_manifest(models::ModelConfig config, models::Widths full, PiadOptions options,
                          const nlohmann::json& manifest, const std::string& source) {
   if (!manifest.is_object() || !manifest.contains("mask_table")) return Piad(std::move(config), full, options);
-  auto table = MaskTable::from_json(manifest.at("mask_table"), full, source + " mask_table");
+  auto table = models::MaskTable::from_json(manifest.at("mask_table"), full, source + " mask_table");
   int64_t next = 0;
   if (manifest.contains("piad")) next = manifest.at("piad").value("next_update_epoch", int64_t{0});
   return Piad(std::move(config), std::move(full), options, std::move(table), next);
 }
 
 nlohmann::json Piad::manifest_entries() const {
-  auto j = supernet_manifest_entries(config_, table_);
+  auto j = models::supernet_manifest_entries(config_, table_);
   j["piad"] = {{"next_update_epoch", next_update_epoch_},
                {"progressive_epochs", options_.progressive_epochs},
                {"budget_ratio", options_.budget_ratio},

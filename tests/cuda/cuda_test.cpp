@@ -13,7 +13,7 @@
 #include "skd/models/config.h"
 #include "skd/models/model.h"
 #include "skd/models/slice.h"
-#include "skd/piad/mask_table.h"
+#include "skd/models/mask_table.h"
 #include "skd/piad/piad.h"
 #include "skd/train/distributed.h"
 #include "skd/train/trainer.h"
@@ -122,7 +122,7 @@ TEST(Cuda, Bf16PiadStepsAreFiniteAndLearn) {
   cfg.mixup = cfg.cutmix = 0;
   piad::PiadOptions po;
   po.progressive_epochs = 1;  // with next update epoch 1: the table below is used as it is
-  piad::MaskTable table(model->widths());
+  models::MaskTable table(model->widths());
   models::Widths smaller;
   for (const auto& b : model->widths()) smaller.push_back({b.attn / 2, b.mlp / 2});
   table.append(smaller);

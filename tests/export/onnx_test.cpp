@@ -21,7 +21,7 @@
 #include "skd/io/safetensors.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/slice.h"
-#include "skd/piad/mask_table.h"
+#include "skd/models/mask_table.h"
 #include "test_util.h"
 
 using namespace skd;
@@ -216,7 +216,7 @@ INSTANTIATE_TEST_SUITE_P(Families, Export, ::testing::Values(Family::VIT, Family
 std::string write_supernet(const std::string& dir) {
   torch::manual_seed(3);
   auto model = create_model(micro(Family::VIT));
-  piad::MaskTable table(model->widths());
+  models::MaskTable table(model->widths());
   auto w = model->widths();
   w[3].mlp = 128;
   table.append(w);
@@ -224,7 +224,7 @@ std::string write_supernet(const std::string& dir) {
   w[2].mlp = 0;
   table.append(w);
   const std::string path = dir + "/super.safetensors";
-  save_artifact(path, *model, {}, piad::supernet_manifest_entries(model->config(), table));
+  save_artifact(path, *model, {}, models::supernet_manifest_entries(model->config(), table));
   return path;
 }
 

@@ -1,10 +1,10 @@
 // Fuzz target: the manifest of an artifact (the "skd_manifest" text in its safetensors metadata)
 // along the path skd::models::load_model takes it: parse_manifest, the architecture it describes
 // (manifest_config), the per-block widths and costs, the parameter check against the weights
-// held in the file, and a super-network's "mask_table" as load_mask_table reads it. The file's
-// weights are stood in for by one tensor of 2^20 elements (a ~4 MB artifact): a manifest that
-// needs far more (check_params_fit) is refused before any model is built. Small enough configs
-// are built for real.
+// held in the file, and a super-network's "mask_table" (with its "op_codes", verified against the
+// computed costs) as load_mask_table reads it. The file's weights are stood in for by one tensor
+// of 2^20 elements (a ~4 MB artifact): a manifest that needs far more (check_params_fit) is
+// refused before any model is built. Small enough configs are built for real.
 #include <cstdint>
 #include <string>
 
@@ -12,7 +12,7 @@
 #include "skd/core/error.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
-#include "skd/piad/mask_table.h"
+#include "skd/models/mask_table.h"
 
 namespace {
 
@@ -47,8 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (cost.params <= 0 || cost.macs_paper <= 0 || cost.macs_full < cost.macs_paper)
       skd::fuzz::finding("manifest", "non-positive or inconsistent cost of a validated config");
     if (manifest.contains("mask_table")) {
-      const auto table = skd::piad::load_mask_table(manifest, "", full, path);
-      skd::piad::code_costs(config, table);
+      const auto table = skd::models::load_mask_table(manifest, "", config, full, path);
+      skd::models::code_costs(config, table);
     }
     if (cost.params <= kBuildParams) {
       torch::NoGradGuard guard;

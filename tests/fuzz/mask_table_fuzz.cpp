@@ -9,7 +9,7 @@
 #include "fuzz_util.h"
 #include "skd/core/error.h"
 #include "skd/models/config.h"
-#include "skd/piad/mask_table.h"
+#include "skd/models/mask_table.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const skd::models::ModelConfig config = skd::models::named_config("deit_tiny");
@@ -21,9 +21,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } catch (const nlohmann::json::exception& e) {
       throw std::invalid_argument(e.what());
     }
-    const auto table = skd::piad::MaskTable::from_json(j, full, "fuzz mask_table.json");
-    skd::piad::code_costs(config, table);
-    const auto again = skd::piad::MaskTable::from_json(nlohmann::json::parse(table.to_json().dump()), full,
+    const auto table = skd::models::MaskTable::from_json(j, full, "fuzz mask_table.json");
+    skd::models::code_costs(config, table);
+    const auto again = skd::models::MaskTable::from_json(nlohmann::json::parse(table.to_json().dump()), full,
                                                        "fuzz round trip");
     if (again.last_code() != table.last_code())
       skd::fuzz::finding("mask_table", "round trip changed the number of codes");

@@ -7,18 +7,18 @@
 #include "skd/models/macs.h"
 #include "skd/models/model.h"
 #include "skd/models/slice.h"
-#include "skd/piad/mask_table.h"
+#include "skd/models/mask_table.h"
 
 namespace skd::test {
 
 // For every code of `table`: the sliced standalone sub-network's logits on `x` equal the
 // super-network's forward at that code's widths (1e-5), its MACs and params equal the code's table
 // entry, and code 0 equals the full model exactly. Leaves `model` in eval mode.
-inline void expect_every_code_extracts(models::ElasticModelImpl& model, const piad::MaskTable& table,
+inline void expect_every_code_extracts(models::ElasticModelImpl& model, const models::MaskTable& table,
                                        const torch::Tensor& x) {
   model.eval();
   torch::NoGradGuard g;
-  const auto costs = piad::code_costs(model.config(), table);
+  const auto costs = models::code_costs(model.config(), table);
   for (int64_t c = 0; c <= table.last_code(); ++c) {
     const auto& w = table.widths(c);
     auto sub = models::slice_model(model, w);

@@ -52,7 +52,7 @@ TEST(PiadOperations, NegativeSensitivityGivesNoOperation) {
 // Reference §4.7 worked example: attention at 64 with operations at 56 (rank 3), 48 (rank 7) and 40
 // (rank 12), A = 10: codes 0-2 -> 64, 3-6 -> 56, 7-10 -> 48.
 TEST(PiadOperations, WorkedExampleOfTheReference) {
-  piad::MaskTable table(models::Widths{{64, 256}});
+  models::MaskTable table(models::Widths{{64, 256}});
   std::vector<piad::Operation> ops;
   ops.push_back({0, true, 56, 0.3, 1, 0});
   ops.push_back({0, true, 48, 0.7, 1, 0});
@@ -74,7 +74,7 @@ TEST(PiadOperations, WorkedExampleOfTheReference) {
 }
 
 TEST(PiadOperations, BudgetStopsAtTheFirstOperationThatDoesNotFit) {
-  piad::MaskTable table(models::Widths{{32, 64}, {32, 64}});
+  models::MaskTable table(models::Widths{{32, 64}, {32, 64}});
   std::vector<piad::Operation> ops = {{0, true, 24, 0.1, 5, 0}, {1, false, 32, 0.2, 30, 0}, {1, true, 16, 0.3, 1, 0}};
   auto r = piad::apply_operations(table, ops, 20.0);
   EXPECT_EQ(r.added, 1);  // the 30-MAC operation does not fit, and nothing after it is counted

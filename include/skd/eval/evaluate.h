@@ -11,6 +11,7 @@
 #include "skd/core/device.h"
 #include "skd/data/dataset.h"
 #include "skd/data/loader.h"
+#include "skd/extract/latency_table.h"
 #include "skd/models/model.h"
 
 namespace skd::eval {
@@ -43,11 +44,8 @@ using ProgressFn = std::function<void(int64_t, int64_t)>;
 EvalResult evaluate(models::ElasticModelImpl& model, const data::Dataset& dataset, const EvalOptions& options,
                     const ProgressFn& progress = nullptr);
 
-struct LatencyResult {
-  int64_t batch_size = 0;
-  double median_ms = 0, p10_ms = 0, p90_ms = 0;
-  double images_per_s = 0;  // batch_size / median
-};
+// One model's forward latency at one batch size: the row type of the latency-table file format.
+using extract::LatencyResult;
 
 // Forward latency on random inputs: `warmup` untimed runs, then `repeats` timed runs, each
 // synchronised on CUDA; median and 10th/90th percentiles.

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "skd/extract/select.h"
 #include "skd/models/macs.h"
 #include "skd/models/model.h"
 
@@ -88,6 +89,8 @@ struct ExportOptions {
   std::string macs;                  // a budget, "2.43G"
   std::optional<double> macs_ratio;  // in (0, 1]
   std::string macs_convention = "paper";
+  // How errors name the selection options (skd-export passes its flags; the defaults are keys).
+  extract::BudgetNames budget_names;
   bool fold_scale = false;  // models::fold_attention_scale before export
   GraphOptions graph;
   bool verify = false;  // parity in onnxruntime before writing; the file is written only if it passes

@@ -22,7 +22,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "skd/piad/mask_table.h"
+#include "skd/models/mask_table.h"
 
 namespace skd::piad {
 
@@ -48,6 +48,6 @@ struct UpdateResult {
 
 // Ranks `ops` (all modules' operations), selects A within `budget` MACs and appends A codes to
 // `table` (no change when A = 0).
-UpdateResult apply_operations(MaskTable& table, std::vector<Operation> ops, double budget);
+UpdateResult apply_operations(models::MaskTable& table, std::vector<Operation> ops, double budget);
 
 }  // namespace skd::piad

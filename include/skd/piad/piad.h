@@ -24,7 +24,7 @@
 #include "skd/data/dataset.h"
 #include "skd/data/image.h"
 #include "skd/models/model.h"
-#include "skd/piad/mask_table.h"
+#include "skd/models/mask_table.h"
 
 namespace skd::train {
 class Communicator;
@@ -56,7 +56,7 @@ class Piad {
  public:
   // `table` continues a run (resume); default: a fresh table at `full`. `next_update_epoch`: epochs
   // before it were already folded into `table`.
-  Piad(models::ModelConfig config, models::Widths full, PiadOptions options, MaskTable table = {},
+  Piad(models::ModelConfig config, models::Widths full, PiadOptions options, models::MaskTable table = {},
        int64_t next_update_epoch = 0);
   // Continues from an artifact/checkpoint manifest that holds a mask table and a "piad" entry (as
   // written by manifest_entries()); a manifest without them starts fresh.
@@ -66,7 +66,7 @@ class Piad {
   nlohmann::json manifest_entries() const;
   int64_t next_update_epoch() const { return next_update_epoch_; }
 
-  const MaskTable& table() const { return table_; }
+  const models::MaskTable& table() const { return table_; }
   const PiadOptions& options() const { return options_; }
 
   // Before epoch `epoch`: for next_update_epoch() <= epoch < progressive_epochs, grows the table
@@ -87,7 +87,7 @@ class Piad {
   models::ModelConfig config_;
   models::Widths full_;
   PiadOptions options_;
-  MaskTable table_;
+  models::MaskTable table_;
   std::vector<std::pair<double, double>> unit_macs_;
   int64_t next_update_epoch_ = 0;
 };

@@ -7,8 +7,9 @@
 
 #include "skd/models/checkpoint.h"
 #include "skd/models/slice.h"
-#include "skd/piad/mask_table.h"
-#include "extraction_check.h"
+#include "skd/extract/select.h"
+#include "skd/models/mask_table.h"
+#include "piad/extraction_check.h"
 #include "test_util.h"
 
 using namespace skd;
@@ -17,8 +18,8 @@ using models::Widths;
 namespace {
 
 // 4 blocks of vit_micro_32 (head dim 16, MLP 256).
-piad::MaskTable micro_table() {
-  piad::MaskTable t(Widths(4, {16, 256}));
+models::MaskTable micro_table() {
+  models::MaskTable t(Widths(4, {16, 256}));
   t.append({{16, 256}, {16, 256}, {16, 256}, {16, 192}});
   t.append({{16, 256}, {16, 256}, {16, 256}, {8, 192}});
   t.append({{16, 0}, {16, 256}, {16, 256}, {8, 192}});
@@ -48,7 +49,7 @@ TEST(MaskTable, OfficialJsonRoundTripAndOrder) {
   EXPECT_EQ(keys, (std::vector<std::string>{"0", "-1", "1", "2", "3", "4"}));
   EXPECT_EQ(j.at("3.attn").at("-1"), 8);
   EXPECT_EQ(j.at("0.mlp").at("3"), 0);
-  const auto back = piad::MaskTable::from_json(nlohmann::json::parse(j.dump()), Widths(4, {16, 256}), "t");
+  const auto back = models::MaskTable::from_json(nlohmann::json::parse(j.dump()), Widths(4, {16, 256}), "t");
   ASSERT_EQ(back.last_code(), 4);
   for (int64_t c = -1; c <= 4; ++c) EXPECT_EQ(back.widths(c), t.widths(c)) << c;
   EXPECT_EQ(t.widths(-1), t.widths(4));
@@ -60,7 +61,7 @@ TEST(MaskTable, BadTablesAreNamedErrors) {
   auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
     auto k = j;
     edit(k);
-    return message_of([&] { piad::MaskTable::from_json(k, full, "table.json"); });
+    return message_of([&] { models::MaskTable::from_json(k, full, "table.json"); });
   };
   EXPECT_NE(with([](auto& k) { k.erase("2.mlp"); }).find("module '2.mlp' is missing"), std::string::npos);
   EXPECT_NE(with([](auto& k) { k["1.attn"]["3"] = 16; k["1.attn"]["2"] = 8; }).find("grows from 8"), std::string::npos);
@@ -84,42 +85,42 @@ TEST(MaskTable, OpCodesMustBeCanonical) {
   for (const std::string key : {"+1", " 1", "01", "-0", "1 "}) {
     auto k = j;
     k["0.attn"][key] = 0;
-    EXPECT_NE(message_of([&] { piad::MaskTable::from_json(k, full, "table.json"); }).find("op code '" + key + "'"),
+    EXPECT_NE(message_of([&] { models::MaskTable::from_json(k, full, "table.json"); }).find("op code '" + key + "'"),
               std::string::npos)
         << key;
   }
-  EXPECT_EQ(piad::MaskTable::from_json(j, full, "table.json").last_code(), 4);
+  EXPECT_EQ(models::MaskTable::from_json(j, full, "table.json").last_code(), 4);
 }
 
 TEST(MaskTable, MacsBudgetLookup) {
   const auto config = models::resolve_arch(test::fixture("timm/vit_micro_32.json"));
-  const auto costs = piad::code_costs(config, micro_table());
+  const auto costs = models::code_costs(config, micro_table());
   ASSERT_EQ(costs.size(), 5u);
   for (size_t c = 1; c < costs.size(); ++c) {
     EXPECT_LT(costs[c].macs_paper, costs[c - 1].macs_paper);
     EXPECT_LT(costs[c].macs_full, costs[c - 1].macs_full);
   }
-  using piad::MacsConvention;
-  EXPECT_EQ(piad::code_for_macs(costs, costs[0].macs_paper * 2, MacsConvention::PAPER), 0);
-  EXPECT_EQ(piad::code_for_macs(costs, costs[0].macs_paper, MacsConvention::PAPER), 0);
-  EXPECT_EQ(piad::code_for_macs(costs, costs[2].macs_paper, MacsConvention::PAPER), 2);
-  EXPECT_EQ(piad::code_for_macs(costs, costs[2].macs_paper - 1, MacsConvention::PAPER), 3);
-  EXPECT_EQ(piad::code_for_macs(costs, costs[2].macs_full, MacsConvention::FULL), 2);
-  const auto msg = message_of([&] { piad::code_for_macs(costs, costs[4].macs_paper - 1, MacsConvention::PAPER); });
+  using extract::MacsConvention;
+  EXPECT_EQ(extract::code_for_macs(costs, costs[0].macs_paper * 2, MacsConvention::PAPER), 0);
+  EXPECT_EQ(extract::code_for_macs(costs, costs[0].macs_paper, MacsConvention::PAPER), 0);
+  EXPECT_EQ(extract::code_for_macs(costs, costs[2].macs_paper, MacsConvention::PAPER), 2);
+  EXPECT_EQ(extract::code_for_macs(costs, costs[2].macs_paper - 1, MacsConvention::PAPER), 3);
+  EXPECT_EQ(extract::code_for_macs(costs, costs[2].macs_full, MacsConvention::FULL), 2);
+  const auto msg = message_of([&] { extract::code_for_macs(costs, costs[4].macs_paper - 1, MacsConvention::PAPER); });
   EXPECT_NE(msg.find("below the smallest sub-network in the mask table: code 4"), std::string::npos) << msg;
   EXPECT_NE(msg.find(std::to_string(costs[4].macs_paper)), std::string::npos) << msg;
 }
 
 TEST(MaskTable, ParseMacs) {
-  EXPECT_EQ(piad::parse_macs("2.43G", "--macs"), 2430000000);
-  EXPECT_EQ(piad::parse_macs("2.43 GMac", "--macs"), 2430000000);
-  EXPECT_EQ(piad::parse_macs("897.0 MMac", "--macs"), 897000000);
-  EXPECT_EQ(piad::parse_macs("897m", "--macs"), 897000000);
-  EXPECT_EQ(piad::parse_macs("1.5e9", "--macs"), 1500000000);
-  EXPECT_EQ(piad::parse_macs("123456", "--macs"), 123456);
-  EXPECT_EQ(piad::parse_macs("4GMACs", "--macs"), 4000000000);
+  EXPECT_EQ(extract::parse_macs("2.43G", "--macs"), 2430000000);
+  EXPECT_EQ(extract::parse_macs("2.43 GMac", "--macs"), 2430000000);
+  EXPECT_EQ(extract::parse_macs("897.0 MMac", "--macs"), 897000000);
+  EXPECT_EQ(extract::parse_macs("897m", "--macs"), 897000000);
+  EXPECT_EQ(extract::parse_macs("1.5e9", "--macs"), 1500000000);
+  EXPECT_EQ(extract::parse_macs("123456", "--macs"), 123456);
+  EXPECT_EQ(extract::parse_macs("4GMACs", "--macs"), 4000000000);
   for (const char* bad : {"", "G", "abc", "-1G", "2.4X", "0", "nan"})
-    EXPECT_NE(message_of([&] { piad::parse_macs(bad, "--macs"); }).find("--macs"), std::string::npos) << bad;
+    EXPECT_NE(message_of([&] { extract::parse_macs(bad, "--macs"); }).find("--macs"), std::string::npos) << bad;
 }
 
 TEST(Extraction, SlicedCodeEqualsSuperNetworkAtThatCode) {
@@ -130,14 +131,16 @@ TEST(Extraction, SlicedCodeEqualsSuperNetworkAtThatCode) {
 
 TEST(MaskTable, ManifestEntriesAndLoading) {
   const auto config = models::resolve_arch(test::fixture("timm/vit_micro_32.json"));
-  const auto entries = piad::supernet_manifest_entries(config, micro_table());
+  const auto entries = models::supernet_manifest_entries(config, micro_table());
   ASSERT_EQ(entries.at("op_codes").size(), 5u);
   EXPECT_EQ(entries.at("op_codes")[3].at("code"), 3);
-  const auto t = piad::load_mask_table(entries, "", Widths(4, {16, 256}), "super.safetensors");
+  const auto t = models::load_mask_table(entries, "", config, Widths(4, {16, 256}), "super.safetensors");
   EXPECT_EQ(t.widths(-1), micro_table().widths(4));
-  const auto msg = message_of([] { piad::load_mask_table(nlohmann::json::object(), "", Widths(4, {16, 256}), "m.safetensors"); });
+  const auto msg = message_of(
+      [&] { models::load_mask_table(nlohmann::json::object(), "", config, Widths(4, {16, 256}), "m.safetensors"); });
   EXPECT_NE(msg.find("'m.safetensors' is not a super-network"), std::string::npos) << msg;
-  EXPECT_NE(message_of([] { piad::load_mask_table({}, "/nonexistent/mask_table.json", Widths(4, {16, 256}), "m"); })
-                .find("cannot open '/nonexistent/mask_table.json'"),
+  EXPECT_NE(message_of([&] {
+              models::load_mask_table({}, "/nonexistent/mask_table.json", config, Widths(4, {16, 256}), "m");
+            }).find("cannot open '/nonexistent/mask_table.json'"),
             std::string::npos);
 }

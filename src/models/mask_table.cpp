@@ -1,30 +1,25 @@
-#include "skd/piad/mask_table.h"
-
-#include <cctype>
-#include <cmath>
-#include <map>
+#include "skd/models/mask_table.h"
 
 #include <fstream>
-#include <sstream>
+#include <map>
 
-#include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
 
-namespace skd::piad {
+namespace skd::models {
 
-MaskTable::MaskTable(const models::Widths& full) { codes_.push_back(full); }
+MaskTable::MaskTable(const Widths& full) { codes_.push_back(full); }
 
-const models::Widths& MaskTable::widths(int64_t code) const {
+const Widths& MaskTable::widths(int64_t code) const {
   if (codes_.empty()) throw std::invalid_argument("the mask table is empty");
   const int64_t k = last_code();
   if (code == -1) return codes_.back();
   if (code < 0 || code > k)
-    throw std::invalid_argument(cat("--op-code ", code, " is not in the mask table (codes 0..", k, ", or -1 = ", k, ")"));
+    throw std::invalid_argument(cat("op code ", code, " is not in the mask table (codes 0..", k, ", or -1 = ", k, ")"));
   return codes_[static_cast<size_t>(code)];
 }
 
-void MaskTable::append(const models::Widths& w) {
+void MaskTable::append(const Widths& w) {
   SKD_CHECK(!codes_.empty(), "append to an empty mask table");
   const auto& last = codes_.back();
   if (w.size() != last.size())
@@ -41,7 +36,7 @@ nlohmann::ordered_json MaskTable::to_json() const {
   for (int64_t b = 0; b < blocks(); ++b) {
     for (const bool attn : {true, false}) {
       nlohmann::ordered_json m = nlohmann::ordered_json::object();
-      auto width = [&](const models::Widths& w) { return attn ? w[static_cast<size_t>(b)].attn : w[static_cast<size_t>(b)].mlp; };
+      auto width = [&](const Widths& w) { return attn ? w[static_cast<size_t>(b)].attn : w[static_cast<size_t>(b)].mlp; };
       m["0"] = width(codes_.front());
       m["-1"] = width(codes_.back());
       for (size_t c = 1; c < codes_.size(); ++c) m[std::to_string(c)] = width(codes_[c]);
@@ -51,7 +46,7 @@ nlohmann::ordered_json MaskTable::to_json() const {
   return j;
 }
 
-MaskTable MaskTable::from_json(const nlohmann::json& j, const models::Widths& full, const std::string& source) {
+MaskTable MaskTable::from_json(const nlohmann::json& j, const Widths& full, const std::string& source) {
   if (!j.is_object()) throw std::invalid_argument(cat(source, ": expected a JSON object of modules (\"0.attn\", ...)"));
   const size_t blocks = full.size();
   for (const auto& item : j.items()) {
@@ -112,69 +107,20 @@ MaskTable MaskTable::from_json(const nlohmann::json& j, const models::Widths& fu
   }
   MaskTable t;
   for (int64_t c = 0; c <= last; ++c) {
-    models::Widths w(blocks);
+    Widths w(blocks);
     for (size_t b = 0; b < blocks; ++b) w[b] = {columns[2 * b][static_cast<size_t>(c)], columns[2 * b + 1][static_cast<size_t>(c)]};
     t.codes_.push_back(std::move(w));
   }
   return t;
 }
 
-std::vector<models::ModelCost> code_costs(const models::ModelConfig& config, const MaskTable& table) {
-  std::vector<models::ModelCost> out;
-  for (int64_t c = 0; c <= table.last_code(); ++c) out.push_back(models::macs_count(config, table.widths(c)));
+std::vector<ModelCost> code_costs(const ModelConfig& config, const MaskTable& table) {
+  std::vector<ModelCost> out;
+  for (int64_t c = 0; c <= table.last_code(); ++c) out.push_back(macs_count(config, table.widths(c)));
   return out;
 }
 
-namespace {
-const std::pair<const char*, MacsConvention> kConventions[] = {{"paper", MacsConvention::PAPER},
-                                                               {"full", MacsConvention::FULL}};
-}  // namespace
-
-MacsConvention parse_macs_convention(const std::string& name) {
-  return parse_enum(name, kConventions, "--macs-convention");
-}
-
-int64_t macs_of(const models::ModelCost& cost, MacsConvention convention) {
-  return convention == MacsConvention::PAPER ? cost.macs_paper : cost.macs_full;
-}
-
-int64_t code_for_macs(const std::vector<models::ModelCost>& costs, int64_t budget, MacsConvention convention) {
-  SKD_CHECK(!costs.empty());
-  for (size_t c = 0; c < costs.size(); ++c)
-    if (macs_of(costs[c], convention) <= budget) return static_cast<int64_t>(c);
-  const int64_t smallest = macs_of(costs.back(), convention);
-  throw std::invalid_argument(cat("--macs ", models::macs_format(budget), " (", budget, ") is below the smallest sub-network in the mask table: code ",
-                                  costs.size() - 1, " at ", models::macs_format(smallest), " (", smallest, " MACs, ",
-                                  enum_name(convention, kConventions), " convention)"));
-}
-
-int64_t parse_macs(const std::string& text, const std::string& flag) {
-  std::string s;
-  for (char ch : text)
-    if (!std::isspace(static_cast<unsigned char>(ch))) s += ch;
-  size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  std::string unit = s.substr(used);
-  for (auto& ch : unit) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  if (unit.size() >= 3 && unit.compare(unit.size() - 3, 3, "mac") == 0) unit.resize(unit.size() - 3);
-  if (unit.size() >= 4 && unit.compare(unit.size() - 4, 4, "macs") == 0) unit.resize(unit.size() - 4);
-  double scale = 0;
-  if (unit.empty()) scale = 1;
-  else if (unit == "k") scale = 1e3;
-  else if (unit == "m") scale = 1e6;
-  else if (unit == "g") scale = 1e9;
-  else if (unit == "t") scale = 1e12;
-  if (used == 0 || scale == 0 || !std::isfinite(value) || value <= 0)
-    throw std::invalid_argument(cat(flag, ": '", text, "' is not a MACs amount (e.g. 2.43G, 897M, 897.0 MMac)"));
-  return static_cast<int64_t>(std::llround(value * scale));
-}
-
-nlohmann::json supernet_manifest_entries(const models::ModelConfig& config, const MaskTable& table) {
+nlohmann::json supernet_manifest_entries(const ModelConfig& config, const MaskTable& table) {
   nlohmann::json codes = nlohmann::json::array();
   const auto costs = code_costs(config, table);
   for (size_t c = 0; c < costs.size(); ++c)
@@ -183,27 +129,55 @@ nlohmann::json supernet_manifest_entries(const models::ModelConfig& config, cons
   return {{"mask_table", nlohmann::json::parse(table.to_json().dump())}, {"op_codes", codes}};
 }
 
+void check_op_codes(const nlohmann::json& op_codes, const std::vector<ModelCost>& costs, const std::string& source) {
+  if (!op_codes.is_array() || op_codes.size() != costs.size())
+    throw FormatError(cat(source, ": op_codes must list the ", costs.size(), " codes of the mask table (0..",
+                          costs.size() - 1, "), found ",
+                          op_codes.is_array() ? cat(op_codes.size(), " entries") : op_codes.dump()));
+  for (size_t c = 0; c < costs.size(); ++c) {
+    const auto& e = op_codes[c];
+    const std::pair<const char*, int64_t> fields[] = {{"code", static_cast<int64_t>(c)},
+                                                      {"macs_paper", costs[c].macs_paper},
+                                                      {"macs_full", costs[c].macs_full},
+                                                      {"params", costs[c].params}};
+    for (const auto& [field, want] : fields) {
+      const auto it = e.is_object() ? e.find(field) : e.end();
+      if (it == e.end() || !it->is_number_integer())
+        throw FormatError(cat(source, ": op_codes entry ", c, " has no integer \"", field, "\""));
+      if (it->get<int64_t>() != want)
+        throw FormatError(cat(source, ": op_codes code ", c, ": ", field, " = ", it->get<int64_t>(),
+                              ", but the mask table and the architecture give ", want,
+                              " (the manifest was edited, or written by another cost model)"));
+    }
+  }
+}
+
 MaskTable load_mask_table(const nlohmann::json& manifest, const std::string& mask_table_path,
-                          const models::Widths& full, const std::string& model_path) {
+                          const ModelConfig& config, const Widths& full, const std::string& model_path,
+                          const std::string& path_name) {
   if (!mask_table_path.empty()) {
     std::ifstream in(mask_table_path);
-    if (!in) throw std::invalid_argument(cat("--mask-table: cannot open '", mask_table_path, "'"));
+    if (!in) throw std::invalid_argument(cat(path_name, ": cannot open '", mask_table_path, "'"));
     nlohmann::json j;
     try {
       in >> j;
     } catch (const nlohmann::json::exception& e) {
-      throw std::invalid_argument(cat("--mask-table '", mask_table_path, "': invalid JSON: ", e.what()));
+      throw std::invalid_argument(cat(path_name, " '", mask_table_path, "': invalid JSON: ", e.what()));
     }
-    return MaskTable::from_json(j, full, cat("--mask-table '", mask_table_path, "'"));
+    return MaskTable::from_json(j, full, cat(path_name, " '", mask_table_path, "'"));
   }
-  if (manifest.is_object() && manifest.contains("mask_table"))
-    return MaskTable::from_json(manifest.at("mask_table"), full, cat(model_path, " manifest mask_table"));
-  throw std::invalid_argument(cat("'", model_path, "' is not a super-network (its manifest has no mask table): give "
-                                  "--mask-table <mask_table.json>, or use --widths / --attn-keep / --mlp-keep"));
+  if (manifest.is_object() && manifest.contains("mask_table")) {
+    auto table = MaskTable::from_json(manifest.at("mask_table"), full, cat(model_path, " manifest mask_table"));
+    if (manifest.contains("op_codes"))
+      check_op_codes(manifest.at("op_codes"), code_costs(config, table), cat(model_path, " manifest"));
+    return table;
+  }
+  throw std::invalid_argument(cat("'", model_path, "' is not a super-network (its manifest has no mask table, and no ",
+                                  path_name, " file was given)"));
 }
 
 void write_mask_table(const std::string& path, const MaskTable& table) {
   write_file_atomic(path, table.to_json().dump(4) + "\n");
 }
 
-}  // namespace skd::piad
+}  // namespace skd::models

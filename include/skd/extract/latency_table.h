@@ -1,0 +1,96 @@
+// Latency you can select by: the measured forward latency of every op code of a super-network on
+// one device (given batch sizes, threads, autocast), kept as a sidecar JSON next to the model
+// (<model>.latency.json) and used by extract::select to pick the largest sub-network whose measured
+// latency fits a budget. MACs do not say how fast a sub-network runs: attention width, MLP width and
+// removed branches cost differently per MAC on a given device and batch size.
+//
+// This header is the file format and the lookup; the measurement that fills a table (every code's
+// standalone sub-network timed on a device) is eval::measure_latency_table (skd/eval/latency_table.h),
+// one layer up, so that selection reads tables without depending on the evaluation code.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "skd/models/config.h"
+#include "skd/models/macs.h"
+
+namespace skd::extract {
+
+inline constexpr const char* kLatencyTableFormat = "skd-latency-table";
+inline constexpr int kLatencyTableVersion = 1;
+
+// Forward latency of one model at one batch size (eval::measure_latency measures it).
+struct LatencyResult {
+  int64_t batch_size = 0;
+  double median_ms = 0, p10_ms = 0, p90_ms = 0;
+  double images_per_s = 0;  // batch_size / median
+};
+
+struct LatencyCodeRow {
+  int64_t code = 0;
+  models::Widths widths;
+  models::ModelCost cost;
+  std::vector<LatencyResult> latency;  // one per batch size, in the table's batch_sizes order
+};
+
+// Identity of the measured super-network and the conditions of the measurement.
+struct LatencyTable {
+  std::string model;         // path as given
+  std::string model_sha256;  // sha256 of the model file: a table only applies to that exact file
+  std::string device, amp;   // "cpu" / "cuda:0", "none" / "bf16" / "fp16"
+  int threads = 0;           // torch intra-op threads during the sweep
+  std::string torch_version, created;
+  int warmup = 0, repeats = 0;
+  double sweep_seconds = 0;  // wall time of the whole sweep (slicing + warm-up + timed runs)
+  std::vector<int64_t> batch_sizes;
+  std::vector<LatencyCodeRow> codes;  // op codes 0..K in order
+
+  nlohmann::json to_json() const;
+  // Strict parse (format, version, types, every row holding every batch size); errors
+  // (std::invalid_argument) name `source` and the key.
+  static LatencyTable from_json(const nlohmann::json& j, const std::string& source);
+};
+
+// How the caller names the inputs of a latency selection in its errors (an app passes its flags and
+// the command that measures a table; the defaults are option keys).
+struct LatencyNames {
+  std::string budget = "latency_ms";
+  std::string batch = "batch_size";
+  std::string table = "latency_table";
+  std::string measure = "eval::measure_latency_table";  // how to measure a table for a model
+  std::string measure_batch = "eval::measure_latency_table at batch size";  // ... followed by the batch size
+};
+
+// The default sidecar of a model file: "dir/model.safetensors" -> "dir/model.latency.json".
+std::string latency_table_path(const std::string& model_path);
+// Reads and parses a latency table (std::invalid_argument naming `path` for a missing or bad file;
+// `measure` = how to measure one, said when the file is missing).
+LatencyTable read_latency_table(const std::string& path, const std::string& measure = "");
+// Writes `table.to_json()` atomically (temp file, fsync, rename).
+void write_latency_table(const std::string& path, const LatencyTable& table);
+
+// "5ms", "2.5 ms", "800us", "0.5s", "12" (milliseconds) -> milliseconds. std::invalid_argument
+// naming `flag` for anything else or a non-positive value.
+double parse_duration_ms(const std::string& text, const std::string& flag);
+
+struct LatencySelection {
+  int64_t code = 0;
+  int64_t batch_size = 0;
+  double median_ms = 0, p10_ms = 0, p90_ms = 0;
+};
+
+// The lowest op code (the largest sub-network) whose measured median latency at `batch_size` is
+// <= `budget_ms`. std::invalid_argument naming `table_path` when the table was measured for another
+// model file (sha256 differs from `model_sha256`), has no column for `batch_size` (the message
+// lists the measured ones), has a different number of codes than the model's mask table
+// (`num_codes`), or when the budget is below the fastest code (the message names it and its
+// latency).
+LatencySelection code_for_latency(const LatencyTable& table, double budget_ms, int64_t batch_size,
+                                  const std::string& model_sha256, int64_t num_codes, const std::string& table_path,
+                                  const LatencyNames& names = {});
+
+}  // namespace skd::extract

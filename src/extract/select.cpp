@@ -1,0 +1,166 @@
+#include "skd/extract/select.h"
+
+#include <cctype>
+#include <cmath>
+
+#include "skd/core/enum_names.h"
+#include "skd/core/error.h"
+
+namespace skd::extract {
+
+namespace {
+const std::pair<const char*, MacsConvention> kConventions[] = {{"paper", MacsConvention::PAPER},
+                                                               {"full", MacsConvention::FULL}};
+}  // namespace
+
+MacsConvention parse_macs_convention(const std::string& value, const std::string& name) {
+  return parse_enum(value, kConventions, name.c_str());
+}
+
+const char* macs_convention_name(MacsConvention convention) { return enum_name(convention, kConventions); }
+
+int64_t macs_of(const models::ModelCost& cost, MacsConvention convention) {
+  return convention == MacsConvention::PAPER ? cost.macs_paper : cost.macs_full;
+}
+
+int64_t code_for_macs(const std::vector<models::ModelCost>& costs, int64_t budget, MacsConvention convention,
+                      const std::string& name) {
+  SKD_CHECK(!costs.empty());
+  for (size_t c = 0; c < costs.size(); ++c)
+    if (macs_of(costs[c], convention) <= budget) return static_cast<int64_t>(c);
+  const int64_t smallest = macs_of(costs.back(), convention);
+  throw std::invalid_argument(cat(name, " ", models::macs_format(budget), " (", budget,
+                                  ") is below the smallest sub-network in the mask table: code ", costs.size() - 1,
+                                  " at ", models::macs_format(smallest), " (", smallest, " MACs, ",
+                                  macs_convention_name(convention), " convention)"));
+}
+
+int64_t parse_macs(const std::string& text, const std::string& flag) {
+  std::string s;
+  for (char ch : text)
+    if (!std::isspace(static_cast<unsigned char>(ch))) s += ch;
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = s.substr(used);
+  for (auto& ch : unit) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (unit.size() >= 3 && unit.compare(unit.size() - 3, 3, "mac") == 0) unit.resize(unit.size() - 3);
+  if (unit.size() >= 4 && unit.compare(unit.size() - 4, 4, "macs") == 0) unit.resize(unit.size() - 4);
+  double scale = 0;
+  if (unit.empty()) scale = 1;
+  else if (unit == "k") scale = 1e3;
+  else if (unit == "m") scale = 1e6;
+  else if (unit == "g") scale = 1e9;
+  else if (unit == "t") scale = 1e12;
+  if (used == 0 || scale == 0 || !std::isfinite(value) || value <= 0)
+    throw std::invalid_argument(cat(flag, ": '", text, "' is not a MACs amount (e.g. 2.43G, 897M, 897.0 MMac)"));
+  return static_cast<int64_t>(std::llround(value * scale));
+}
+
+Budget Budget::of_op_code(int64_t code) {
+  Budget b;
+  b.kind = Kind::OP_CODE;
+  b.op_code = code;
+  return b;
+}
+
+Budget Budget::of_macs(int64_t macs, MacsConvention convention) {
+  Budget b;
+  b.kind = Kind::MACS;
+  b.macs = macs;
+  b.convention = convention;
+  return b;
+}
+
+Budget Budget::of_macs_ratio(double ratio, MacsConvention convention) {
+  Budget b;
+  b.kind = Kind::MACS_RATIO;
+  b.ratio = ratio;
+  b.convention = convention;
+  return b;
+}
+
+Budget Budget::of_latency(double ms, int64_t batch_size, std::string table_path) {
+  Budget b;
+  b.kind = Kind::LATENCY;
+  b.latency_ms = ms;
+  b.batch_size = batch_size;
+  b.latency_table = std::move(table_path);
+  return b;
+}
+
+namespace {
+
+// The code of a latency budget, with the measured numbers it was chosen by.
+LatencyChoice choose_by_latency(const Budget& b, int64_t num_codes, const SupernetFile& supernet,
+                                const BudgetNames& names) {
+  LatencyChoice c;
+  c.budget_ms = b.latency_ms;
+  c.table_path = b.latency_table.empty() ? latency_table_path(supernet.path) : b.latency_table;
+  const auto t = read_latency_table(c.table_path, names.measure_file);
+  c.measured = code_for_latency(t, b.latency_ms, b.batch_size, supernet.sha256, num_codes, c.table_path, names.latency);
+  c.device = t.device;
+  c.amp = t.amp;
+  c.created = t.created;
+  c.threads = t.threads;
+  return c;
+}
+
+}  // namespace
+
+Selection select(const models::ModelConfig& config, const models::MaskTable& table, const Budget& budget,
+                 const SupernetFile& supernet, const BudgetNames& names) {
+  const auto costs = models::code_costs(config, table);
+  const int64_t k = table.last_code();
+  Selection s;
+  s.last_code = k;
+  switch (budget.kind) {
+    case Budget::Kind::OP_CODE:
+      if (budget.op_code < -1 || budget.op_code > k)
+        throw std::invalid_argument(cat(names.op_code, " ", budget.op_code, " is not in the mask table (codes 0..", k,
+                                        ", or -1 = ", k, ")"));
+      s.code = budget.op_code == -1 ? k : budget.op_code;
+      s.description = cat("op code ", budget.op_code);
+      break;
+    case Budget::Kind::MACS:
+    case Budget::Kind::MACS_RATIO: {
+      // A ratio is of the full network (code 0) in the same convention, rounded down: the budget
+      // never exceeds the fraction asked for.
+      const int64_t macs = budget.kind == Budget::Kind::MACS
+                               ? budget.macs
+                               : static_cast<int64_t>(std::floor(
+                                     budget.ratio * static_cast<double>(macs_of(costs[0], budget.convention))));
+      s.code = code_for_macs(costs, macs, budget.convention, names.macs);
+      s.macs_budget = macs;
+      s.provenance["macs_budget"] = macs;
+      s.provenance["macs_convention"] = macs_convention_name(budget.convention);
+      const std::string of_full =
+          budget.kind == Budget::Kind::MACS_RATIO ? cat(", ", budget.ratio, " of the full network") : "";
+      s.description = cat("largest sub-network with MACs <= ", models::macs_format(macs), " (",
+                          macs_convention_name(budget.convention), " convention", of_full, ")");
+      break;
+    }
+    case Budget::Kind::LATENCY: {
+      const auto c = choose_by_latency(budget, k + 1, supernet, names);
+      s.code = c.measured.code;
+      s.provenance["latency"] = {{"budget_ms", c.budget_ms},       {"batch_size", c.measured.batch_size},
+                                 {"median_ms", c.measured.median_ms}, {"p10_ms", c.measured.p10_ms},
+                                 {"p90_ms", c.measured.p90_ms},     {"device", c.device},
+                                 {"threads", c.threads},            {"amp", c.amp},
+                                 {"table", c.table_path},           {"measured", c.created}};
+      s.description = cat("largest sub-network with median latency <= ", c.budget_ms, " ms at batch ",
+                          c.measured.batch_size, " (", c.table_path, ")");
+      s.latency = c;
+      break;
+    }
+  }
+  s.widths = table.widths(s.code);
+  s.cost = costs[static_cast<size_t>(s.code)];
+  return s;
+}
+
+}  // namespace skd::extract

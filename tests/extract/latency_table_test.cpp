@@ -1,0 +1,134 @@
+// Latency tables (the file format): the JSON round-trips, and selection by a latency budget picks the
+// lowest code that fits or names why none can. The measurement is tested in tests/eval.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "skd/extract/latency_table.h"
+#include "test_util.h"
+
+using namespace skd;
+using namespace skd::extract;
+
+namespace {
+
+// A table with the given median latencies (batch 1 and 8; batch 8 = 4 x batch 1) for codes 0..n-1.
+LatencyTable synthetic(const std::vector<double>& medians) {
+  LatencyTable t;
+  t.model = "super.safetensors";
+  t.model_sha256 = std::string(64, 'a');
+  t.device = "cpu";
+  t.amp = "none";
+  t.threads = 2;
+  t.warmup = 1;
+  t.repeats = 3;
+  t.batch_sizes = {1, 8};
+  for (size_t k = 0; k < medians.size(); ++k) {
+    LatencyCodeRow r;
+    r.code = static_cast<int64_t>(k);
+    r.widths = {{16, 64}, {static_cast<int64_t>(16 - k), 0}};
+    r.cost = {1000 - static_cast<int64_t>(k), 1100 - static_cast<int64_t>(k), 50};
+    for (int64_t b : t.batch_sizes) {
+      LatencyResult l;
+      l.batch_size = b;
+      l.median_ms = medians[k] * (b == 1 ? 1 : 4);
+      l.p10_ms = l.median_ms * 0.9;
+      l.p90_ms = l.median_ms * 1.2;
+      l.images_per_s = b / (l.median_ms / 1000);
+      r.latency.push_back(l);
+    }
+    t.codes.push_back(r);
+  }
+  return t;
+}
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST(LatencyTable, SelectsTheLowestCodeWithinTheBudget) {
+  // Latency is not monotonic in the code here (code 2 is slower than code 1): the lowest fitting code wins.
+  const auto t = synthetic({10.0, 4.0, 6.0, 2.0});
+  const std::string sha(64, 'a');
+  EXPECT_EQ(code_for_latency(t, 100, 1, sha, 4, "t.json").code, 0);
+  EXPECT_EQ(code_for_latency(t, 10, 1, sha, 4, "t.json").code, 0);
+  EXPECT_EQ(code_for_latency(t, 9.99, 1, sha, 4, "t.json").code, 1);
+  const auto s = code_for_latency(t, 5, 1, sha, 4, "t.json");
+  EXPECT_EQ(s.code, 1);
+  EXPECT_DOUBLE_EQ(s.median_ms, 4.0);
+  EXPECT_DOUBLE_EQ(s.p90_ms, 4.8);
+  EXPECT_EQ(code_for_latency(t, 3, 1, sha, 4, "t.json").code, 3);
+  // Batch 8 is four times slower: the same budget selects a smaller network.
+  EXPECT_EQ(code_for_latency(t, 20, 8, sha, 4, "t.json").code, 1);
+  EXPECT_EQ(code_for_latency(t, 10, 8, sha, 4, "t.json").code, 3);
+}
+
+TEST(LatencyTable, SelectionErrorsNameTheProblem) {
+  const auto t = synthetic({10.0, 4.0, 6.0, 2.0});
+  const std::string sha(64, 'a');
+  const auto below = error_of([&] { code_for_latency(t, 1.5, 1, sha, 4, "t.json"); });
+  EXPECT_NE(below.find("below the fastest sub-network in 't.json': code 3 at 2 ms"), std::string::npos) << below;
+  LatencyNames flags;  // as skd-extract names them
+  flags.batch = "--batch";
+  const auto batch = error_of([&] { code_for_latency(t, 5, 64, sha, 4, "t.json", flags); });
+  EXPECT_NE(batch.find("--batch 64"), std::string::npos) << batch;
+  EXPECT_NE(batch.find("batch size(s) 1, 8 only"), std::string::npos) << batch;
+  const auto other = error_of([&] { code_for_latency(t, 5, 1, std::string(64, 'b'), 4, "t.json"); });
+  EXPECT_NE(other.find("measured for another model file"), std::string::npos) << other;
+  const auto codes = error_of([&] { code_for_latency(t, 5, 1, sha, 7, "t.json"); });
+  EXPECT_NE(codes.find("has 4 op codes, the super-network's mask table 7"), std::string::npos) << codes;
+}
+
+TEST(LatencyTable, StrictJson) {
+  auto j = synthetic({3.0, 2.0}).to_json();
+  EXPECT_NO_THROW(LatencyTable::from_json(j, "t.json"));
+  auto bad = j;
+  bad["format"] = "something";
+  EXPECT_NE(error_of([&] { LatencyTable::from_json(bad, "t.json"); }).find("'t.json': not a latency table"),
+            std::string::npos);
+  bad = j;
+  bad["format_version"] = 2;
+  EXPECT_NE(error_of([&] { LatencyTable::from_json(bad, "t.json"); }).find("format_version 2"), std::string::npos);
+  bad = j;
+  bad["codes"][1]["code"] = 5;
+  EXPECT_NE(error_of([&] { LatencyTable::from_json(bad, "t.json"); }).find("in order"), std::string::npos);
+  bad = j;
+  bad["codes"][0]["latency"].erase(1);
+  EXPECT_NE(error_of([&] { LatencyTable::from_json(bad, "t.json"); }).find("1 latency entries for 2 batch sizes"),
+            std::string::npos);
+  bad = j;
+  bad["codes"][0]["latency"][0]["median_ms"] = "fast";
+  EXPECT_NE(error_of([&] { LatencyTable::from_json(bad, "t.json"); }).find("missing or mistyped"), std::string::npos);
+  bad = j;
+  bad["codes"][0]["latency"][0]["median_ms"] = 0;
+  EXPECT_NE(error_of([&] { LatencyTable::from_json(bad, "t.json"); }).find("positive"), std::string::npos);
+}
+
+TEST(LatencyTable, FileRoundTripAndSidecarPath) {
+  EXPECT_EQ(latency_table_path("runs/x/model.safetensors"), "runs/x/model.latency.json");
+  EXPECT_EQ(latency_table_path("model.pth"), "model.pth.latency.json");
+  const auto dir = skd::test::scratch_dir("latency_table");
+  const auto t = synthetic({3.0, 2.0});
+  write_latency_table(dir + "/t.json", t);
+  EXPECT_EQ(read_latency_table(dir + "/t.json").to_json(), t.to_json());
+  EXPECT_NE(error_of([&] { read_latency_table(dir + "/missing.json"); }).find("missing.json' cannot be opened"),
+            std::string::npos);
+}
+
+TEST(LatencyTable, ParsesDurations) {
+  EXPECT_DOUBLE_EQ(parse_duration_ms("5ms", "--latency"), 5.0);
+  EXPECT_DOUBLE_EQ(parse_duration_ms("2.5 ms", "--latency"), 2.5);
+  EXPECT_DOUBLE_EQ(parse_duration_ms("800us", "--latency"), 0.8);
+  EXPECT_DOUBLE_EQ(parse_duration_ms("0.5s", "--latency"), 500.0);
+  EXPECT_DOUBLE_EQ(parse_duration_ms("12", "--latency"), 12.0);
+  for (const char* bad : {"", "ms", "fast", "-1ms", "0", "5 min", "5msx", "nan"})
+    EXPECT_NE(error_of([&] { parse_duration_ms(bad, "--latency"); }).find("--latency '"), std::string::npos) << bad;
+}
