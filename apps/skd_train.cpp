@@ -13,6 +13,7 @@
 #include "skd/models/head.h"
 #include "skd/train/checkpointing.h"
 #include "skd/train/distributed.h"
+#include "skd/train/piad_training.h"
 #include "skd/train/signals.h"
 #include "skd/train/trainer.h"
 
@@ -210,6 +211,7 @@ int main(int argc, char** argv) {
     ctx.provenance = prov;
     ctx.max_steps = max_steps;
     std::unique_ptr<piad::Piad> super;
+    std::unique_ptr<train::PiadObserver> observer;
     if (cfg.mode == "piad") {
       piad::PiadOptions po;
       po.progressive_epochs = cfg.piad_progressive_epochs;
@@ -237,21 +239,8 @@ int main(int argc, char** argv) {
         if (n > 0) log_info("piad.jsonl: dropped ", n, " update record(s) made after the checkpoint");
         if (last > 0) piad::write_mask_table(table_path, super->table());
       }
-      ctx.hooks.zero_grad_removed = true;
-      ctx.hooks.on_epoch_start = [&, writer, piad_log, table_path](int64_t epoch) {
-        const auto rec = super->update(epoch, *net, *train_set, comm.get());
-        if (rec.is_null()) return;
-        log_info("PIAD epoch ", epoch, ": +", rec["added_codes"].get<int64_t>(), " op codes (0..",
-                 super->table().last_code(), "), smallest sub-network ",
-                 models::macs_format(static_cast<int64_t>(rec["smallest_macs"].get<double>())), " (target removed ",
-                 models::macs_format(static_cast<int64_t>(rec["target_macs_removed"].get<double>())), ")");
-        if (writer) {
-          piad::write_mask_table(table_path, super->table());
-          append_line_synced(piad_log, rec.dump());
-        }
-      };
-      ctx.hooks.step_subnets = [&](int64_t, int64_t, data::Rng& rng) { return super->step_subnets(rng); };
-      ctx.hooks.manifest_extra = [&] { return super->manifest_entries(); };
+      observer = std::make_unique<train::PiadObserver>(*super, *net, *train_set, comm.get(), cfg.run_dir);
+      ctx.observers.push_back(observer.get());
     }
     const auto r = train::train(*net, *train_set, test_set.get(), run_cfg, ctx);
     if (env.rank == 0) {

@@ -13,6 +13,7 @@
 #include "skd/models/slice.h"
 #include "skd/piad/piad.h"
 #include "skd/train/checkpointing.h"
+#include "skd/train/piad_training.h"
 #include "skd/train/trainer.h"
 #include "extraction_check.h"
 #include "test_util.h"
@@ -33,12 +34,12 @@ piad::PiadOptions tiny_options() {
   return o;
 }
 
-// Wires a Piad into a TrainContext the way skd-train does.
-void wire(train::TrainContext& ctx, piad::Piad& p, models::ElasticModelImpl& model, const data::Dataset& data) {
-  ctx.hooks.zero_grad_removed = true;
-  ctx.hooks.on_epoch_start = [&](int64_t epoch) { p.update(epoch, model, data, nullptr); };
-  ctx.hooks.step_subnets = [&](int64_t, int64_t, data::Rng& rng) { return p.step_subnets(rng); };
-  ctx.hooks.manifest_extra = [&] { return p.manifest_entries(); };
+// Plugs a Piad into a TrainContext (no run directory). The observer must outlive the training.
+std::unique_ptr<train::PiadObserver> wire(train::TrainContext& ctx, piad::Piad& p, models::ElasticModelImpl& model,
+                                          const data::Dataset& data) {
+  auto o = std::make_unique<train::PiadObserver>(p, model, data, nullptr);
+  ctx.observers.push_back(o.get());
+  return o;
 }
 
 }  // namespace
@@ -99,7 +100,7 @@ TEST(Piad, ResumedRunEqualsUninterruptedRun) {
   auto a = test::tiny_model();
   piad::Piad pa(a->config(), a->widths(), tiny_options());
   train::TrainContext ca;
-  wire(ca, pa, *a, data);
+  const auto oa = wire(ca, pa, *a, data);
   train::train(*a, data, nullptr, cfg_for(dir_a), ca);
 
   // Stopped after 6 steps (mid-epoch 2, after the second update), then resumed.
@@ -107,7 +108,7 @@ TEST(Piad, ResumedRunEqualsUninterruptedRun) {
   auto b = test::tiny_model();
   piad::Piad pb(b->config(), b->widths(), tiny_options());
   train::TrainContext cb;
-  wire(cb, pb, *b, data);
+  const auto ob = wire(cb, pb, *b, data);
   cb.max_steps = 6;
   ASSERT_TRUE(train::train(*b, data, nullptr, cfg_for(dir_b), cb).stopped_at_max_steps);
   const auto ckpt = train::resolve_resume_path(dir_b);
@@ -118,7 +119,7 @@ TEST(Piad, ResumedRunEqualsUninterruptedRun) {
   EXPECT_EQ(pb2.table().last_code(), pb.table().last_code());
   train::TrainContext cb2;
   cb2.resume = ckpt;
-  wire(cb2, pb2, *b2, data);
+  const auto ob2 = wire(cb2, pb2, *b2, data);
   train::train(*b2, data, nullptr, cfg_for(dir_b), cb2);
 
   EXPECT_EQ(pa.table().to_json(), pb2.table().to_json());
@@ -204,7 +205,7 @@ TEST(Piad, SwinSuperNetworkTrainsAndExtracts) {
   cfg.mode = "piad";
   const auto before = model.named_parameters()["layers.0.blocks.0.attn.qkv.weight"].detach().clone();
   train::TrainContext ctx;
-  wire(ctx, p, model, data);
+  const auto observer = wire(ctx, p, model, data);
   const auto r = train::train(model, data, nullptr, cfg, ctx);
   EXPECT_EQ(r.steps, 8);
   EXPECT_TRUE(std::isfinite(r.last_loss));
