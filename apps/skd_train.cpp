@@ -5,7 +5,6 @@
 #include <map>
 
 #include "app_common.h"
-#include "skd/piad/piad.h"
 #include "skd/core/device.h"
 #include "skd/core/fs.h"
 #include "skd/data/dataset.h"
@@ -210,39 +209,9 @@ int main(int argc, char** argv) {
     ctx.resume = resume_path;
     ctx.provenance = prov;
     ctx.max_steps = max_steps;
-    std::unique_ptr<piad::Piad> super;
-    std::unique_ptr<train::PiadObserver> observer;
-    if (cfg.mode == "piad") {
-      piad::PiadOptions po;
-      po.progressive_epochs = cfg.piad_progressive_epochs;
-      po.budget_ratio = cfg.piad_budget_ratio;
-      po.attn_group = cfg.piad_attn_group;
-      po.mlp_groups = cfg.piad_mlp_groups;
-      po.proxy_samples = cfg.piad_proxy_samples;
-      po.proxy_batch = cfg.piad_proxy_batch;
-      po.sensitivity = piad::parse_sensitivity(cfg.piad_sensitivity);
-      po.sandwich = cfg.piad_sandwich;
-      po.seed = cfg.seed;
-      po.device = dev;
-      super = std::make_unique<piad::Piad>(piad::Piad::from_manifest(
-          mc, net->widths(), po, resume_manifest, resume_path.empty() ? "resume" : resume_path));
-      const bool writer = env.rank == 0 && !cfg.run_dir.empty();
-      const std::string piad_log = cfg.run_dir + "/piad.jsonl", table_path = cfg.run_dir + "/mask_table.json";
-      if (writer && !resume_path.empty()) {
-        // Updates made after the checkpoint are not in its table and happen again: drop their
-        // records, and put the run directory's mask_table.json back to the checkpoint's table.
-        const int64_t last = super->table().last_code();
-        const int64_t n = train::trim_jsonl(piad_log, [last](const nlohmann::json& r) {
-          return r.contains("codes") && r["codes"].is_array() && r["codes"].size() == 2 &&
-                 r["codes"][1].is_number_integer() && r["codes"][1].get<int64_t>() <= last;
-        });
-        if (n > 0) log_info("piad.jsonl: dropped ", n, " update record(s) made after the checkpoint");
-        if (last > 0) piad::write_mask_table(table_path, super->table());
-      }
-      observer = std::make_unique<train::PiadObserver>(*super, *net, *train_set, comm.get(), cfg.run_dir);
-      ctx.observers.push_back(observer.get());
-    }
-    const auto r = train::train(*net, *train_set, test_set.get(), run_cfg, ctx);
+    const auto r = cfg.mode == "piad"
+                       ? train::train_piad(*net, *train_set, test_set.get(), run_cfg, ctx, &resume_manifest)
+                       : train::train(*net, *train_set, test_set.get(), run_cfg, ctx);
     if (env.rank == 0) {
       std::printf("trained %lld steps, last loss %.4f, %.1f images/s", static_cast<long long>(r.steps), r.last_loss,
                   r.images_per_s);

@@ -35,6 +35,9 @@ class PiadObserver : public TrainObserver {
   std::string piad_log_path() const { return run_dir_ + "/piad.jsonl"; }
   // Whether this process writes the run directory's PIAD files (rank 0 with a run directory).
   bool writes_files() const { return writer_; }
+  // A resumed run: the updates made after its checkpoint are not in the Piad's table and happen
+  // again, so their piad.jsonl records go and mask_table.json is put back to the table.
+  void rewind_files() const;
 
  private:
   piad::Piad& piad_;
@@ -44,5 +47,23 @@ class PiadObserver : public TrainObserver {
   std::string run_dir_;
   bool writer_;
 };
+
+// The PiadOptions of a TrainConfig: its piad_* fields (ranges checked by train::validate), its seed
+// and this rank's device.
+piad::PiadOptions piad_options(const TrainConfig& config, const torch::Device& device);
+
+struct PiadTrainResult : TrainResult {
+  piad::MaskTable mask_table;  // the super-network's mask table when the call returns
+};
+
+// PIAD super-network training: trains `model` as the super-network with the Piad the config
+// describes (piad_* fields), continuing the checkpoint's mask table and update epoch on resume
+// (context.resume). Rank 0 writes mask_table.json and piad.jsonl into config.run_dir (when set); a
+// resumed run first drops the records of updates made after its checkpoint (they happen again) and
+// puts mask_table.json back to the checkpoint's table. `resume_manifest`: the checkpoint's manifest
+// when the caller has read it (null: read here). Errors as for train().
+PiadTrainResult train_piad(models::ElasticModelImpl& model, const data::Dataset& train_set,
+                           const data::Dataset* eval_set, const TrainConfig& config,
+                           const TrainContext& context = {}, const nlohmann::json* resume_manifest = nullptr);
 
 }  // namespace skd::train
