@@ -631,6 +631,22 @@ void Trainer::export_artifacts() {
 
 }  // namespace
 
+std::string summary(const TrainResult& r) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "trained %lld steps, last loss %.4f, %.1f images/s", static_cast<long long>(r.steps),
+                r.last_loss, r.images_per_s);
+  std::string s = buf;
+  if (r.eval_top1 >= 0) {
+    std::snprintf(buf, sizeof buf, ", test top-1 %.2f%%", r.eval_top1);
+    s += buf;
+  }
+  if (r.best_top1 >= 0) {
+    std::snprintf(buf, sizeof buf, " (best %.2f%%)", r.best_top1);
+    s += buf;
+  }
+  return s;
+}
+
 TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_set, const data::Dataset* eval_set,
                   const TrainConfig& cfg, const TrainContext& ctx) {
   validate(cfg);

@@ -79,6 +79,9 @@ struct TrainResult {
   std::string artifact;  // final model artifact
 };
 
+// One line: "trained <steps> steps, last loss <l>, <r> images/s[, test top-1 <t>%][ (best <b>%)]".
+std::string summary(const TrainResult& result);
+
 // Trains `model` (moved to config.device) on `train_set`, evaluating on `eval_set` (may be null)
 // after every epoch. Throws std::invalid_argument for bad settings and std::runtime_error for a
 // non-finite loss (with the last good checkpoint named), I/O failures and dead peers.
