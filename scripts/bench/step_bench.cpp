@@ -26,6 +26,7 @@
 #include "skd/models/model.h"
 #include "skd/models/mask_table.h"
 #include "skd/piad/piad.h"
+#include "skd/train/piad_training.h"
 #include "skd/train/trainer.h"
 #include "skd/core/device.h"
 #include "skd/models/macs.h"
@@ -76,12 +77,13 @@ double seconds_for(const models::ModelConfig& config, const data::Dataset& ds, c
   train::TrainContext ctx;
   ctx.max_steps = steps;
   std::unique_ptr<piad::Piad> super;
+  std::unique_ptr<train::PiadObserver> sampler;
   if (piad_mode) {
     piad::PiadOptions po;
     po.progressive_epochs = 1;  // next update epoch 1 (below): the given table is used as it is
     super = std::make_unique<piad::Piad>(config, model->widths(), po, uniform_table(config, 12), 1);
-    ctx.hooks.zero_grad_removed = true;
-    ctx.hooks.step_subnets = [&](int64_t, int64_t, data::Rng& rng) { return super->step_subnets(rng); };
+    sampler = std::make_unique<train::PiadObserver>(*super, *model, ds, nullptr);  // sampling only
+    ctx.observers.push_back(sampler.get());
   }
   const auto t0 = std::chrono::steady_clock::now();
   train::train(*model, ds, nullptr, cfg, ctx);

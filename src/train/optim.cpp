@@ -259,6 +259,23 @@ void ModelEma::copy_to(const NamedTensors& values) const {
   }
 }
 
+void with_ema_weights(const ModelEma& ema, const NamedTensors& values, const std::function<void()>& fn) {
+  std::vector<torch::Tensor> saved;
+  for (const auto& [name, t] : values) saved.push_back(t.detach().clone());
+  auto restore = [&] {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < values.size(); ++i) values[i].second.copy_(saved[i]);
+  };
+  ema.copy_to(values);
+  try {
+    fn();
+  } catch (...) {
+    restore();
+    throw;
+  }
+  restore();
+}
+
 void ModelEma::load(const std::map<std::string, torch::Tensor>& state, const std::string& source) {
   torch::NoGradGuard no_grad;
   for (auto& [name, v] : ema_) {

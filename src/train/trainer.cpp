@@ -59,46 +59,67 @@ class Shard : public data::Dataset {
   std::vector<int64_t> index_;
 };
 
+std::string format_eta(double s) {
+  const int64_t t = static_cast<int64_t>(s);
+  char buf[32];
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(t / 3600), static_cast<long long>(t / 60 % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(t / 60), static_cast<long long>(t % 60));
+  return buf;
+}
+
 // Progress on a terminal (one rewritten line), or a log line every `every` steps otherwise.
-class Progress {
+class ProgressLine : public TrainObserver {
  public:
-  Progress(int64_t total_steps, int64_t images_per_step, int64_t every, bool enabled)
-      : total_(total_steps), per_step_(images_per_step), every_(every), enabled_(enabled),
-        tty_(enabled && isatty(fileno(stderr))) {}
-  void step(int64_t epoch, int64_t epochs, int64_t step, int64_t steps, int64_t done, double loss, double lr) {
+  ProgressLine(int64_t epochs, int64_t steps_per_epoch, int64_t images_per_step, int64_t every, bool enabled)
+      : epochs_(epochs), steps_(steps_per_epoch), total_(steps_per_epoch * epochs), per_step_(images_per_step),
+        every_(every), enabled_(enabled), tty_(enabled && isatty(fileno(stderr))) {}
+  void on_step_loss(int64_t epoch, int64_t step_index, double loss, double lr) override {
     if (!enabled_) return;
+    const int64_t step = step_index + 1, done = epoch * steps_ + step;
     ++since_start_;
     const double el = seconds_since(start_);
     const double rate = since_start_ * per_step_ / std::max(el, 1e-9);
     const double eta = (total_ - done) * per_step_ / std::max(rate, 1e-9);
     if (tty_) {
-      if (seconds_since(last_) < 0.2 && step != steps) return;
+      if (seconds_since(last_) < 0.2 && step != steps_) return;
       last_ = Clock::now();
       std::fprintf(stderr, "\repoch %lld/%lld step %lld/%lld  loss %.4f  lr %.3g  %.0f img/s  ETA %s   ",
-                   static_cast<long long>(epoch + 1), static_cast<long long>(epochs), static_cast<long long>(step),
-                   static_cast<long long>(steps), loss, lr, rate, format_eta(eta).c_str());
-      if (step == steps) std::fprintf(stderr, "\n");
-    } else if (every_ > 0 && (step % every_ == 0 || step == steps)) {
-      log_info("epoch ", epoch + 1, "/", epochs, " step ", step, "/", steps, " loss ", loss, " lr ", lr, " | ",
+                   static_cast<long long>(epoch + 1), static_cast<long long>(epochs_), static_cast<long long>(step),
+                   static_cast<long long>(steps_), loss, lr, rate, format_eta(eta).c_str());
+      if (step == steps_) std::fprintf(stderr, "\n");
+    } else if (every_ > 0 && (step % every_ == 0 || step == steps_)) {
+      log_info("epoch ", epoch + 1, "/", epochs_, " step ", step, "/", steps_, " loss ", loss, " lr ", lr, " | ",
                static_cast<int64_t>(rate), " img/s, ETA ", format_eta(eta));
     }
   }
 
  private:
-  static std::string format_eta(double s) {
-    const int64_t t = static_cast<int64_t>(s);
-    char buf[32];
-    if (t >= 3600)
-      std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(t / 3600),
-                    static_cast<long long>(t / 60 % 60));
-    else
-      std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(t / 60), static_cast<long long>(t % 60));
-    return buf;
-  }
-  int64_t total_, per_step_, every_;
+  int64_t epochs_, steps_, total_, per_step_, every_;
   bool enabled_, tty_;
   int64_t since_start_ = 0;
   Clock::time_point start_ = Clock::now(), last_ = Clock::now() - std::chrono::seconds(1);
+};
+
+// metrics.jsonl of the run directory (rank 0; null run: nothing is written).
+class MetricsLog : public TrainObserver {
+ public:
+  explicit MetricsLog(const RunDir* run) : run_(run) {}
+  // A resumed run trains the epochs after its checkpoint again: their records go.
+  void drop_after(int64_t epochs_done) const {
+    if (!run_) return;
+    const int64_t n = trim_jsonl(run_->metrics_path(), [epochs_done](const nlohmann::json& r) {
+      return r.value("epoch", int64_t{0}) <= epochs_done;
+    });
+    if (n > 0) log_info("metrics.jsonl: dropped ", n, " record(s) written after the checkpoint");
+  }
+  void on_epoch_end(const nlohmann::json& record) override {
+    if (run_) run_->append_metrics(record);
+  }
+
+ private:
+  const RunDir* run_;
 };
 
 NamedTensors named_params(models::ElasticModelImpl& model) {
@@ -128,150 +149,77 @@ std::vector<double> all_reduce_sum(Communicator* comm, std::vector<double> value
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
 
-}  // namespace
 
-TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_set, const data::Dataset* eval_set,
-                  const TrainConfig& cfg, const TrainContext& ctx) {
-  validate(cfg);
-  Communicator* comm = ctx.comm.get();
-  const int rank = comm ? comm->rank() : 0;
-  const int world = comm ? comm->world_size() : 1;
-  const bool main = rank == 0;
-  const torch::Device device = ctx.device ? *ctx.device : parse_device(cfg.device);
-  const Amp amp = parse_amp(cfg.amp, device);
-  const int64_t B = cfg.batch_size;
-  const int64_t global_batch = B * world;
-  const double peak = cfg.unscale_lr ? cfg.lr : cfg.lr * static_cast<double>(global_batch) / 512.0;
-  const int64_t n = cfg.limit > 0 ? std::min(cfg.limit, train_set.size()) : train_set.size();
-  const int64_t num_classes = train_set.num_classes();
-  if (model.config().num_classes != num_classes)
-    throw std::invalid_argument(cat("the model has ", model.config().num_classes, " classes but the training data '",
-                                    cfg.data, "' has ", num_classes, "; use an --arch with num_classes ",
-                                    num_classes));
+// The stop signal the ranks agreed on: this process's own, or SIGTERM for a peer's.
+int agreed_signal(bool agreed) { return agreed ? (stop_signal() ? stop_signal() : SIGTERM) : 0; }
 
-  data::RepeatedAugOptions ra;
-  if (n < 256 * 3) ra.round_down_to = 0;
-  auto rank_indices = [&](int64_t epoch) {
-    return cfg.repeated_aug ? data::repeated_aug_indices(n, rank, world, epoch, cfg.seed, ra)
-                            : data::distributed_indices(n, rank, world, epoch, cfg.seed);
-  };
-  const int64_t per_rank = cfg.repeated_aug ? data::repeated_aug_length(n, world, ra) : data::distributed_length(n, world);
-  const int64_t steps_per_epoch = per_rank / B;  // drop_last
-  if (steps_per_epoch == 0)
-    throw std::invalid_argument(cat("--batch-size ", B, ": each of the ", world, " process(es) gets ", per_rank,
-                                    " training images per epoch, less than one batch"));
+// One training run, in phases: setup and resume (constructor), epochs of steps (run_epoch,
+// train_step), evaluation and the epoch record (end_epoch, evaluate), the checkpoint-and-stop
+// policy (save_checkpoint, stop_here) and the final artifacts (export_artifacts).
+class Trainer {
+ public:
+  Trainer(models::ElasticModelImpl& model, const data::Dataset& train_set, const data::Dataset* eval_set,
+          const TrainConfig& cfg, const TrainContext& ctx);
+  TrainResult run();
 
-  model.to(device);
-  model.train();
-  const NamedTensors params = named_params(model);
-  const NamedTensors state_tensors = named_state(model);  // the same tensors all run (updates are in place)
-  std::vector<torch::Tensor> param_list;
-  for (const auto& [k, p] : params) param_list.push_back(p);
-  // Gradient averaging overlapped with backward (hooks on the parameters, removed when train returns).
-  struct HookScope {
-    Communicator* comm;
-    ~HookScope() {
+ private:
+  void setup_data();
+  void setup_optimization();
+  void resume();
+  void open_run_dir();
+  bool run_epoch(int64_t epoch);
+  bool train_step(int64_t epoch, int64_t step, const data::LoadedBatch& batch);
+  std::vector<const models::Widths*> step_subnets(int64_t epoch, int64_t step);
+  torch::Tensor forward_backward(const std::vector<const models::Widths*>& subnets, const torch::Tensor& images,
+                                 const torch::Tensor& labels, const torch::Tensor& targets);
+  void optimizer_step(double lr);
+  bool read_losses(int64_t epoch);
+  bool end_epoch(int64_t epoch, int64_t first, double secs);
+  bool evaluate(int64_t epoch, nlohmann::json& rec);
+  void save_checkpoint(bool is_best);
+  bool stop_here(int64_t epoch, int64_t step, bool epoch_end, int sig, bool at_max);
+  void export_artifacts();
+  nlohmann::json manifest_extra() const;
+  bool multi() const { return comm_ && world_ > 1; }
+  bool at_max_steps(int64_t global_step) const { return ctx_.max_steps > 0 && global_step >= ctx_.max_steps; }
+
+  models::ElasticModelImpl& model_;
+  const data::Dataset& train_set_;
+  const data::Dataset* eval_set_;
+  const TrainConfig& cfg_;
+  const TrainContext& ctx_;
+  Communicator* comm_;
+  int rank_, world_;
+  bool main_;
+  torch::Device device_;
+  Amp amp_;
+  int64_t global_batch_;
+  int64_t examples_ = 0;  // training examples used (--limit)
+  int64_t steps_per_epoch_ = 0;
+  data::RepeatedAugOptions ra_;
+  NamedTensors params_, state_tensors_;  // the same tensors all run (updates are in place)
+  // Gradient averaging hooks on the parameters, removed with the trainer (also when setup throws).
+  struct GradientHooks {
+    Communicator* comm = nullptr;
+    ~GradientHooks() {
       if (comm) comm->detach_gradient_hooks();
     }
-  } hook_scope{comm && world > 1 ? comm : nullptr};
-  if (hook_scope.comm) hook_scope.comm->attach_gradient_hooks(param_list);
-  AdamW opt(params, AdamWConfig{cfg.beta1, cfg.beta2, cfg.opt_eps, cfg.weight_decay});
-  GradScaler scaler(amp == Amp::FP16);
-  std::unique_ptr<ModelEma> ema;
-  if (cfg.model_ema) ema = std::make_unique<ModelEma>(state_tensors, cfg.model_ema_decay);
-  LrSchedule sched{peak, cfg.min_lr, cfg.warmup_lr, cfg.warmup_epochs, cfg.epochs};
-  const bool mixing = cfg.mixup > 0 || cfg.cutmix > 0;
-  data::MixupConfig mix;
-  mix.mixup_alpha = cfg.mixup;
-  mix.cutmix_alpha = cfg.cutmix;
-  mix.prob = cfg.mixup_prob;
-  mix.switch_prob = cfg.mixup_switch_prob;
-  mix.label_smoothing = cfg.smoothing;
-  mix.num_classes = num_classes;
-  if (mixing) data::validate(mix);
-
-  TrainProgress progress;
-  progress.world_size = world;
-  progress.global_batch = global_batch;
-  if (!ctx.resume.empty()) {
-    const TrainingState st = read_training_state(ctx.resume);
-    models::load_state_dict(model, st.model, ctx.resume);
-    opt.load_state(st.optimizer, ctx.resume);
-    if (ema) {
-      if (st.ema.empty()) log_warn(ctx.resume, " has no EMA state; the EMA restarts from the current weights");
-      else ema->load(st.ema, ctx.resume);
-    }
-    scaler.set_state(st.scaler_scale, st.scaler_growth_tracker);
-    if (st.progress.world_size != world || st.progress.global_batch != global_batch)
-      log_warn("resuming a run made with ", st.progress.world_size, " process(es) and global batch ",
-               st.progress.global_batch, " with ", world, " and ", global_batch,
-               ": the data order differs from an uninterrupted run");
-    progress = st.progress;
-    progress.world_size = world;
-    progress.global_batch = global_batch;
-    if (progress.step_in_epoch >= steps_per_epoch) {
-      progress.epoch += 1;
-      progress.step_in_epoch = 0;
-    }
-    log_info("resumed from ", ctx.resume, " at epoch ", progress.epoch, " step ", progress.step_in_epoch,
-             " (global step ", progress.global_step, ")");
-  }
-  if (comm && world > 1) {  // every rank starts from rank 0's weights
-    std::vector<torch::Tensor> state;
-    for (const auto& [k, t] : state_tensors) state.push_back(t.detach());
-    comm->broadcast(state, 0);
-  }
-
-  std::unique_ptr<RunDir> run;
-  if (main && !cfg.run_dir.empty()) {
-    run = std::make_unique<RunDir>(cfg.run_dir);
-    const std::string text = config_to_json(cfg).dump(2) + "\n";
-    write_file_atomic(run->config_path(), text);
-    if (!ctx.resume.empty()) {  // epochs finished after the checkpoint are trained again: their records go
-      const int64_t done = progress.epoch;
-      const int64_t n = trim_jsonl(run->metrics_path(), [done](const nlohmann::json& r) {
-        return r.value("epoch", int64_t{0}) <= done;
-      });
-      if (n > 0) log_info("metrics.jsonl: dropped ", n, " record(s) written after the checkpoint");
-    }
-  }
-  nlohmann::json prov = ctx.provenance.is_object() ? ctx.provenance : nlohmann::json::object();
-  prov["trained_by"] = "skd-train";
-  prov["train_data"] = train_set.describe();
-
-  auto make_state = [&]() {
-    TrainingState st;
-    st.progress = progress;
-    st.config = config_to_json(cfg);
-    st.optimizer = opt.state();
-    if (ema) st.ema = to_map(ema->values());
-    st.scaler_scale = scaler.scale();
-    st.scaler_growth_tracker = scaler.growth_tracker();
-    return st;
-  };
-  auto manifest_extra = [&]() {
-    return ctx.hooks.manifest_extra ? ctx.hooks.manifest_extra() : nlohmann::json::object();
-  };
-  TrainResult result;
-  auto save_checkpoint = [&](bool is_best) {
-    if (main && run) {
-      nlohmann::json p = prov;
-      p["epochs_completed"] = progress.epoch;
-      result.last_checkpoint = run->save(serialize_training_checkpoint(model, p, make_state(), manifest_extra()),
-                                         progress, is_best, cfg.keep_last);
-      log_info("checkpoint ", result.last_checkpoint);
-    }
-    if (comm && world > 1) comm->barrier();
-  };
-
-  models::ForwardOptions fwd;
-  fwd.drop_path = cfg.drop_path;
-  fwd.zero_grad_removed = ctx.hooks.zero_grad_removed;
-  const int64_t total_steps = steps_per_epoch * cfg.epochs;
-  Progress bar(total_steps, global_batch, cfg.log_every, main);
-  torch::nn::functional::CrossEntropyFuncOptions ce_opts;
-  ce_opts.label_smoothing(cfg.smoothing);
-
+  } gradient_hooks_;
+  std::unique_ptr<AdamW> opt_;
+  std::unique_ptr<GradScaler> scaler_;
+  std::unique_ptr<ModelEma> ema_;
+  LrSchedule sched_;
+  bool mixing_ = false;
+  data::MixupConfig mix_;
+  TrainProgress progress_;
+  std::unique_ptr<RunDir> run_;
+  nlohmann::json prov_;
+  TrainResult result_;
+  models::ForwardOptions fwd_;
+  torch::nn::functional::CrossEntropyFuncOptions ce_opts_;
+  std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<ProgressLine> bar_;
+  std::vector<TrainObserver*> observers_;  // the context's, then metrics and progress
   // Host synchronisation. On the CPU the step's loss is read every step (free there), so a non-finite
   // loss stops the run before that step's update and a stop request acts after the step it came in.
   // On a CUDA device the losses stay on the device and are read every --log-every steps (50 when 0),
@@ -279,238 +227,430 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
   // next read, naming the first step it appeared in (the last good checkpoint is untouched), and in a
   // multi-process run a stop request is agreed on at the next read. A single process acts on a signal
   // after the current step, as on the CPU.
-  const int64_t sync_every = device.is_cuda() ? (cfg.log_every > 0 ? cfg.log_every : 50) : 1;
+  int64_t sync_every_ = 1;
   struct PendingLoss {
     torch::Tensor loss;
     int64_t step;
     double lr;
   };
-  std::vector<PendingLoss> pending;
-  double loss_sum = 0;
-  int64_t loss_count = 0;
-  // Reads the pending losses, all ranks agreeing on them and on a stop request (one small all-reduce);
-  // throws on a non-finite loss (unless fp16 loss scaling handles overflow); returns the stop request.
-  auto flush_losses = [&](int64_t epoch) {
-    std::vector<torch::Tensor> dev;
-    for (const auto& p : pending) dev.push_back(p.loss.to(torch::kFloat64).reshape({1}));
-    std::vector<double> values;
-    if (!dev.empty()) {
-      const auto host = torch::cat(dev).cpu();
-      values.assign(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
-    }
-    values.push_back(static_cast<double>(stop_signal()));
-    const auto agreed = all_reduce_sum(comm, values);
-    const int64_t global_first = progress.global_step - static_cast<int64_t>(pending.size()) + 1;
-    for (size_t i = 0; i < pending.size(); ++i) {
-      const double lv = agreed[i] / world;
-      const int64_t step = pending[i].step;
-      if (!std::isfinite(lv) && !scaler.enabled())
-        throw std::runtime_error(cat("loss is ", lv, " at epoch ", epoch + 1, " step ", step + 1, " (global step ",
-                                     global_first + static_cast<int64_t>(i) + 1, "); stopping. Lower --lr, set "
-                                     "--clip-grad, or check the data. ",
-                                     result.last_checkpoint.empty() ? std::string("No checkpoint was written.")
-                                                                    : "Last good checkpoint: " + result.last_checkpoint));
-      if (std::isfinite(lv)) {
-        loss_sum += lv;
-        ++loss_count;
-      }
-      result.last_loss = lv;
-      bar.step(epoch, cfg.epochs, step + 1, steps_per_epoch, epoch * steps_per_epoch + step + 1, lv, pending[i].lr);
-    }
-    pending.clear();
-    return agreed.back() > 0;
-  };
+  std::vector<PendingLoss> pending_;
+  double loss_sum_ = 0;
+  int64_t loss_count_ = 0;
+};
 
-  for (int64_t epoch = progress.epoch; epoch < cfg.epochs; ++epoch) {
-    if (ctx.hooks.on_epoch_start) ctx.hooks.on_epoch_start(epoch);
-    model.train();
-    const auto epoch_start = Clock::now();
-    const int64_t first = epoch == progress.epoch ? progress.step_in_epoch : 0;
-    auto indices = rank_indices(epoch);
-    indices.resize(static_cast<size_t>(steps_per_epoch * B));
-    std::vector<int64_t> order(indices.begin() + first * B, indices.end());
-    data::LoaderOptions lo;
-    lo.batch_size = B;
-    lo.workers = cfg.workers;
-    lo.augment = cfg.augment;
-    lo.seed = cfg.seed;
-    lo.epoch = epoch;
-    lo.pin_memory = device.is_cuda();
-    data::Loader loader(train_set, std::move(order), lo);
-    loss_sum = 0;
-    loss_count = 0;
-    data::LoadedBatch batch;
-    for (int64_t step = first; step < steps_per_epoch; ++step) {
-      if (!loader.next(batch)) throw std::runtime_error(cat("data loader ended early at step ", step));
-      const uint64_t s = step_seed(cfg.seed, epoch, step, rank);
-      torch::manual_seed(s);
-      data::Rng rng(s);
-      const double lr = sched.at(epoch + static_cast<double>(step) / steps_per_epoch);
-      std::vector<const models::Widths*> subnets;
-      if (ctx.hooks.step_subnets) {
-        data::Rng shared(step_seed(cfg.seed, epoch, step, 0));
-        subnets = ctx.hooks.step_subnets(epoch, step, shared);
-      }
-      if (subnets.empty()) subnets.push_back(nullptr);
-      torch::Tensor images = batch.images, labels = batch.labels, targets;
-      if (images.size(0) == 0) throw std::runtime_error(cat("epoch ", epoch, " step ", step, ": no readable image"));
-      if (mixing) {
-        if (images.size(0) % 2 != 0) {  // a skipped bad image left an odd batch
-          images = images.narrow(0, 0, images.size(0) - 1);
-          labels = labels.narrow(0, 0, labels.size(0) - 1);
-        }
-        targets = data::mixup_batch(images, labels, mix, rng).targets;
-      }
-      images = images.to(device, true);
-      if (mixing) targets = targets.to(device);
-      labels = labels.to(device);
-      // Every sub-network of the step sees the same batch; the mean of their losses is what is
-      // differentiated (one backward each, so only one graph is alive at a time). The loss stays on the
-      // device until the next host synchronisation (see sync_every).
-      torch::Tensor step_loss;
-      const double share = 1.0 / static_cast<double>(subnets.size());
-      for (size_t si = 0; si < subnets.size(); ++si) {
-        const models::Widths* w = subnets[si];
-        fwd.widths = w;
-        // The gradient average runs bucket by bucket during the step's last backward.
-        if (comm && world > 1 && si + 1 == subnets.size()) comm->arm_gradient_hooks();
-        torch::Tensor loss;
-        {
-          AutocastGuard autocast(amp);
-          auto logits = model.forward(images, fwd).to(torch::kFloat32);
-          loss = mixing ? data::soft_target_cross_entropy(logits, targets)
-                        : torch::nn::functional::cross_entropy(logits, labels, ce_opts);
-        }
-        if (subnets.size() > 1) loss = loss * share;
-        step_loss = step_loss.defined() ? step_loss + loss.detach() : loss.detach();
-        scaler.scale_loss(loss).backward();
-      }
-      fwd.widths = nullptr;
-      pending.push_back({step_loss, step, lr});
-      // Read the losses (and agree on a stop request) now when the interval is full, at the end of the
-      // epoch, before a --max-steps stop, or when a single process was asked to stop; a non-finite loss
-      // then stops the run before this step's update.
-      // Whether this step reaches --max-steps (global_step counts it below).
-      const bool at_max = ctx.max_steps > 0 && progress.global_step + 1 >= ctx.max_steps;
-      bool stop_agreed = false;
-      if (static_cast<int64_t>(pending.size()) >= sync_every || step + 1 == steps_per_epoch || at_max ||
-          (world == 1 && stop_signal() != 0))
-        stop_agreed = flush_losses(epoch);
-      if (comm && world > 1) comm->finish_gradient_average();
-      const bool found_inf = scaler.enabled() ? scaler.unscale_and_check(params) : false;
-      if (!found_inf) {
-        if (cfg.clip_grad > 0) clip_grad_norm(params, cfg.clip_grad);
-        opt.step(lr);
-        if (ema) ema->update(state_tensors);
-      } else {
-        ++result.skipped_steps;
-        log_warn("fp16 overflow at global step ", progress.global_step + 1, ": step skipped, loss scale ",
-                 scaler.scale(), " -> ", scaler.scale() * 0.5);
-      }
-      scaler.update(found_inf);
-      opt.zero_grad();
-      ++result.steps;
-      ++progress.global_step;
-      progress.step_in_epoch = step + 1;
-      const int sig = static_cast<int>(stop_agreed ? (stop_signal() ? stop_signal() : SIGTERM) : 0);
-      if ((sig != 0 || at_max) && step + 1 < steps_per_epoch) {
-        if (sig != 0)
-          log_warn("signal ", sig, " received: writing a checkpoint at epoch ", epoch + 1, " step ", step + 1);
-        else
-          log_info("reached --max-steps ", ctx.max_steps, ": writing a checkpoint at epoch ", epoch + 1, " step ",
-                   step + 1);
-        save_checkpoint(false);
-        result.stop_signal = sig;
-        result.stopped_at_max_steps = at_max;
-        result.best_top1 = progress.best_top1;
-        return result;
-      }
-    }
-    progress.epoch = epoch + 1;
-    progress.step_in_epoch = 0;
-    const double secs = seconds_since(epoch_start);
-    const auto train_stats = all_reduce_sum(comm, {loss_sum, static_cast<double>(loss_count)});
-    nlohmann::json rec = {{"epoch", epoch + 1},
-                          {"global_step", progress.global_step},
-                          {"train_loss", train_stats[1] > 0 ? train_stats[0] / train_stats[1] : NAN},
-                          {"lr", sched.at(epoch + 1.0 - 1e-9)},
-                          {"images_per_s", (steps_per_epoch - first) * global_batch / secs},
-                          {"epoch_seconds", secs},
-                          {"skipped_steps", result.skipped_steps}};
-    result.images_per_s = rec["images_per_s"];
-    bool is_best = false;
-    if (eval_set && cfg.eval) {
-      Shard shard(*eval_set, rank, world);
-      eval::EvalOptions eo;
-      eo.batch_size = std::max<int64_t>(B, 256);
-      eo.workers = cfg.workers;
-      eo.device = device;
-      eo.amp = amp;
-      const auto r = eval::evaluate(model, shard, eo);
-      const auto tot = all_reduce_sum(comm, {r.top1 * r.images / 100.0, r.top5 * r.images / 100.0,
-                                             r.loss * r.images, static_cast<double>(r.images)});
-      const double top1 = 100.0 * tot[0] / tot[3], top5 = 100.0 * tot[1] / tot[3];
-      rec["top1"] = top1;
-      rec["top5"] = top5;
-      rec["eval_loss"] = tot[2] / tot[3];
-      result.eval_top1 = top1;
-      if (top1 > progress.best_top1) {
-        progress.best_top1 = top1;
-        progress.best_epoch = epoch + 1;
-        is_best = true;
-      }
-      rec["best_top1"] = progress.best_top1;
-      log_info("epoch ", epoch + 1, "/", cfg.epochs, ": train loss ", rec["train_loss"].get<double>(), ", top-1 ",
-               top1, "%, top-5 ", top5, "% (best ", progress.best_top1, "% at epoch ", progress.best_epoch, "), ",
-               static_cast<int64_t>(result.images_per_s), " img/s, ", secs, " s");
-      model.train();
-    } else {
-      log_info("epoch ", epoch + 1, "/", cfg.epochs, ": train loss ", rec["train_loss"].get<double>(), ", ",
-               static_cast<int64_t>(result.images_per_s), " img/s, ", secs, " s");
-    }
-    if (main && run) run->append_metrics(rec);
-    save_checkpoint(is_best);
-    const int sig = static_cast<int>(all_reduce_sum(comm, {static_cast<double>(stop_signal())})[0] > 0 ? SIGTERM : 0);
-    const bool at_max = ctx.max_steps > 0 && progress.global_step >= ctx.max_steps;
-    if ((sig != 0 || at_max) && epoch + 1 < cfg.epochs) {
-      if (sig != 0) {
-        result.stop_signal = stop_signal() ? stop_signal() : sig;
-        log_warn("signal ", result.stop_signal, " received: stopping after epoch ", epoch + 1);
-      } else {
-        result.stopped_at_max_steps = true;
-        log_info("reached --max-steps ", ctx.max_steps, ": stopping after epoch ", epoch + 1);
-      }
-      result.best_top1 = progress.best_top1;
-      return result;
-    }
+Trainer::Trainer(models::ElasticModelImpl& model, const data::Dataset& train_set, const data::Dataset* eval_set,
+                 const TrainConfig& cfg, const TrainContext& ctx)
+    : model_(model), train_set_(train_set), eval_set_(eval_set), cfg_(cfg), ctx_(ctx), comm_(ctx.comm.get()),
+      rank_(comm_ ? comm_->rank() : 0), world_(comm_ ? comm_->world_size() : 1), main_(rank_ == 0),
+      device_(ctx.device ? *ctx.device : parse_device(cfg.device)), amp_(parse_amp(cfg.amp, device_)),
+      global_batch_(cfg.batch_size * world_) {
+  setup_data();
+  setup_optimization();
+  progress_.world_size = world_;
+  progress_.global_batch = global_batch_;
+  if (!ctx_.resume.empty()) resume();
+  if (multi()) {  // every rank starts from rank 0's weights
+    std::vector<torch::Tensor> state;
+    for (const auto& [k, t] : state_tensors_) state.push_back(t.detach());
+    comm_->broadcast(state, 0);
   }
-  result.best_top1 = progress.best_top1;
-  if (main) {
-    std::string out = cfg.out;
-    if (out.empty() && run) out = run->root() + "/model.safetensors";
-    if (!out.empty()) {
-      nlohmann::json p = prov;
-      p["epochs"] = cfg.epochs;
-      p["global_batch"] = global_batch;
-      p["seed"] = cfg.seed;
-      if (result.eval_top1 >= 0) p["eval_top1"] = result.eval_top1;
-      models::save_artifact(out, model, p, manifest_extra());
-      result.artifact = out;
-      log_info("wrote ", out);
-      if (ema && run) {
-        const NamedTensors& live = state_tensors;
-        std::vector<torch::Tensor> saved;
-        for (const auto& [k, t] : live) saved.push_back(t.detach().clone());
-        ema->copy_to(live);
-        p["weights"] = "ema";
-        models::save_artifact(run->root() + "/model_ema.safetensors", model, p, manifest_extra());
-        torch::NoGradGuard ng;
-        for (size_t i = 0; i < live.size(); ++i) live[i].second.copy_(saved[i]);
-      }
-    }
+  open_run_dir();
+  prov_ = ctx_.provenance.is_object() ? ctx_.provenance : nlohmann::json::object();
+  prov_["trained_by"] = "skd-train";
+  prov_["train_data"] = train_set_.describe();
+  fwd_.drop_path = cfg_.drop_path;
+  observers_ = ctx_.observers;
+  for (const auto* o : observers_) fwd_.zero_grad_removed = fwd_.zero_grad_removed || o->zero_grad_removed();
+  bar_ = std::make_unique<ProgressLine>(cfg_.epochs, steps_per_epoch_, global_batch_, cfg_.log_every, main_);
+  observers_.push_back(metrics_.get());
+  observers_.push_back(bar_.get());
+  ce_opts_.label_smoothing(cfg_.smoothing);
+  sync_every_ = device_.is_cuda() ? (cfg_.log_every > 0 ? cfg_.log_every : 50) : 1;
+}
+
+// The class count check and the epoch's length on this rank.
+void Trainer::setup_data() {
+  examples_ = cfg_.limit > 0 ? std::min(cfg_.limit, train_set_.size()) : train_set_.size();
+  const int64_t num_classes = train_set_.num_classes();
+  if (model_.config().num_classes != num_classes)
+    throw std::invalid_argument(cat("the model has ", model_.config().num_classes, " classes but the training data '",
+                                    cfg_.data, "' has ", num_classes, "; use an --arch with num_classes ",
+                                    num_classes));
+  if (examples_ < 256 * 3) ra_.round_down_to = 0;
+  const int64_t per_rank = cfg_.repeated_aug ? data::repeated_aug_length(examples_, world_, ra_)
+                                             : data::distributed_length(examples_, world_);
+  steps_per_epoch_ = per_rank / cfg_.batch_size;  // drop_last
+  if (steps_per_epoch_ == 0)
+    throw std::invalid_argument(cat("--batch-size ", cfg_.batch_size, ": each of the ", world_, " process(es) gets ",
+                                    per_rank, " training images per epoch, less than one batch"));
+}
+
+// Model on the device, gradient averaging, AdamW, loss scaler, EMA, LR schedule and Mixup/CutMix.
+void Trainer::setup_optimization() {
+  model_.to(device_);
+  model_.train();
+  params_ = named_params(model_);
+  state_tensors_ = named_state(model_);
+  // Gradient averaging overlapped with backward (hooks on the parameters, removed with the trainer).
+  if (multi()) {
+    std::vector<torch::Tensor> param_list;
+    for (const auto& [k, p] : params_) param_list.push_back(p);
+    gradient_hooks_.comm = comm_;
+    comm_->attach_gradient_hooks(param_list);
   }
-  if (comm && world > 1) comm->barrier();
-  return result;
+  opt_ = std::make_unique<AdamW>(params_, AdamWConfig{cfg_.beta1, cfg_.beta2, cfg_.opt_eps, cfg_.weight_decay});
+  scaler_ = std::make_unique<GradScaler>(amp_ == Amp::FP16);
+  if (cfg_.model_ema) ema_ = std::make_unique<ModelEma>(state_tensors_, cfg_.model_ema_decay);
+  const double peak = cfg_.unscale_lr ? cfg_.lr : cfg_.lr * static_cast<double>(global_batch_) / 512.0;
+  sched_ = LrSchedule{peak, cfg_.min_lr, cfg_.warmup_lr, cfg_.warmup_epochs, cfg_.epochs};
+  mixing_ = cfg_.mixup > 0 || cfg_.cutmix > 0;
+  mix_.mixup_alpha = cfg_.mixup;
+  mix_.cutmix_alpha = cfg_.cutmix;
+  mix_.prob = cfg_.mixup_prob;
+  mix_.switch_prob = cfg_.mixup_switch_prob;
+  mix_.label_smoothing = cfg_.smoothing;
+  mix_.num_classes = train_set_.num_classes();
+  if (mixing_) data::validate(mix_);
+}
+
+void Trainer::resume() {
+  const TrainingState st = read_training_state(ctx_.resume);
+  models::load_state_dict(model_, st.model, ctx_.resume);
+  opt_->load_state(st.optimizer, ctx_.resume);
+  if (ema_) {
+    if (st.ema.empty()) log_warn(ctx_.resume, " has no EMA state; the EMA restarts from the current weights");
+    else ema_->load(st.ema, ctx_.resume);
+  }
+  scaler_->set_state(st.scaler_scale, st.scaler_growth_tracker);
+  if (st.progress.world_size != world_ || st.progress.global_batch != global_batch_)
+    log_warn("resuming a run made with ", st.progress.world_size, " process(es) and global batch ",
+             st.progress.global_batch, " with ", world_, " and ", global_batch_,
+             ": the data order differs from an uninterrupted run");
+  progress_ = st.progress;
+  progress_.world_size = world_;
+  progress_.global_batch = global_batch_;
+  if (progress_.step_in_epoch >= steps_per_epoch_) {
+    progress_.epoch += 1;
+    progress_.step_in_epoch = 0;
+  }
+  log_info("resumed from ", ctx_.resume, " at epoch ", progress_.epoch, " step ", progress_.step_in_epoch,
+           " (global step ", progress_.global_step, ")");
+}
+
+// Rank 0 with a run directory: config.json, and metrics.jsonl cut back to the checkpoint.
+void Trainer::open_run_dir() {
+  if (main_ && !cfg_.run_dir.empty()) {
+    run_ = std::make_unique<RunDir>(cfg_.run_dir);
+    write_file_atomic(run_->config_path(), config_to_json(cfg_).dump(2) + "\n");
+  }
+  metrics_ = std::make_unique<MetricsLog>(run_.get());
+  if (!ctx_.resume.empty()) metrics_->drop_after(progress_.epoch);
+}
+
+TrainResult Trainer::run() {
+  for (int64_t epoch = progress_.epoch; epoch < cfg_.epochs; ++epoch)
+    if (!run_epoch(epoch)) return result_;
+  result_.best_top1 = progress_.best_top1;
+  if (main_) export_artifacts();
+  if (multi()) comm_->barrier();
+  return result_;
+}
+
+// One epoch from its first step not yet done; false when the run stopped in it.
+bool Trainer::run_epoch(int64_t epoch) {
+  for (auto* o : observers_) o->on_epoch_start(epoch);
+  model_.train();
+  const auto epoch_start = Clock::now();
+  const int64_t B = cfg_.batch_size;
+  const int64_t first = epoch == progress_.epoch ? progress_.step_in_epoch : 0;
+  auto indices = cfg_.repeated_aug ? data::repeated_aug_indices(examples_, rank_, world_, epoch, cfg_.seed, ra_)
+                                   : data::distributed_indices(examples_, rank_, world_, epoch, cfg_.seed);
+  indices.resize(static_cast<size_t>(steps_per_epoch_ * B));
+  std::vector<int64_t> order(indices.begin() + first * B, indices.end());
+  data::LoaderOptions lo;
+  lo.batch_size = B;
+  lo.workers = cfg_.workers;
+  lo.augment = cfg_.augment;
+  lo.seed = cfg_.seed;
+  lo.epoch = epoch;
+  lo.pin_memory = device_.is_cuda();
+  data::Loader loader(train_set_, std::move(order), lo);
+  loss_sum_ = 0;
+  loss_count_ = 0;
+  data::LoadedBatch batch;
+  for (int64_t step = first; step < steps_per_epoch_; ++step) {
+    if (!loader.next(batch)) throw std::runtime_error(cat("data loader ended early at step ", step));
+    if (!train_step(epoch, step, batch)) return false;
+  }
+  return end_epoch(epoch, first, seconds_since(epoch_start));
+}
+
+std::vector<const models::Widths*> Trainer::step_subnets(int64_t epoch, int64_t step) {
+  std::vector<const models::Widths*> subnets;
+  data::Rng shared(step_seed(cfg_.seed, epoch, step, 0));
+  for (auto* o : observers_) {
+    auto more = o->step_subnets(epoch, step, shared);
+    subnets.insert(subnets.end(), more.begin(), more.end());
+  }
+  if (subnets.empty()) subnets.push_back(nullptr);
+  return subnets;
+}
+
+// One optimizer step; false when the run stopped after it.
+bool Trainer::train_step(int64_t epoch, int64_t step, const data::LoadedBatch& batch) {
+  const uint64_t s = step_seed(cfg_.seed, epoch, step, rank_);
+  torch::manual_seed(s);
+  data::Rng rng(s);
+  const double lr = sched_.at(epoch + static_cast<double>(step) / steps_per_epoch_);
+  const auto subnets = step_subnets(epoch, step);
+  torch::Tensor images = batch.images, labels = batch.labels, targets;
+  if (images.size(0) == 0) throw std::runtime_error(cat("epoch ", epoch, " step ", step, ": no readable image"));
+  if (mixing_) {
+    if (images.size(0) % 2 != 0) {  // a skipped bad image left an odd batch
+      images = images.narrow(0, 0, images.size(0) - 1);
+      labels = labels.narrow(0, 0, labels.size(0) - 1);
+    }
+    targets = data::mixup_batch(images, labels, mix_, rng).targets;
+  }
+  images = images.to(device_, true);
+  if (mixing_) targets = targets.to(device_);
+  labels = labels.to(device_);
+  pending_.push_back({forward_backward(subnets, images, labels, targets), step, lr});
+  // Read the losses (and agree on a stop request) now when the interval is full, at the end of the
+  // epoch, before a --max-steps stop, or when a single process was asked to stop; a non-finite loss
+  // then stops the run before this step's update.
+  const bool at_max = at_max_steps(progress_.global_step + 1);  // this step reaches --max-steps
+  bool stop_agreed = false;
+  if (static_cast<int64_t>(pending_.size()) >= sync_every_ || step + 1 == steps_per_epoch_ || at_max ||
+      (world_ == 1 && stop_signal() != 0))
+    stop_agreed = read_losses(epoch);
+  if (multi()) comm_->finish_gradient_average();
+  optimizer_step(lr);
+  ++result_.steps;
+  ++progress_.global_step;
+  progress_.step_in_epoch = step + 1;
+  return !stop_here(epoch, step + 1, false, agreed_signal(stop_agreed), at_max);
+}
+
+// Every sub-network of the step sees the same batch; the mean of their losses is what is
+// differentiated (one backward each, so only one graph is alive at a time). The returned loss stays
+// on the device until the next host synchronisation (see sync_every_).
+torch::Tensor Trainer::forward_backward(const std::vector<const models::Widths*>& subnets,
+                                        const torch::Tensor& images, const torch::Tensor& labels,
+                                        const torch::Tensor& targets) {
+  torch::Tensor step_loss;
+  const double share = 1.0 / static_cast<double>(subnets.size());
+  for (size_t si = 0; si < subnets.size(); ++si) {
+    fwd_.widths = subnets[si];
+    // The gradient average runs bucket by bucket during the step's last backward.
+    if (multi() && si + 1 == subnets.size()) comm_->arm_gradient_hooks();
+    torch::Tensor loss;
+    {
+      AutocastGuard autocast(amp_);
+      auto logits = model_.forward(images, fwd_).to(torch::kFloat32);
+      loss = mixing_ ? data::soft_target_cross_entropy(logits, targets)
+                     : torch::nn::functional::cross_entropy(logits, labels, ce_opts_);
+    }
+    if (subnets.size() > 1) loss = loss * share;
+    step_loss = step_loss.defined() ? step_loss + loss.detach() : loss.detach();
+    scaler_->scale_loss(loss).backward();
+  }
+  fwd_.widths = nullptr;
+  return step_loss;
+}
+
+// The update from the accumulated gradients (skipped on an fp16 overflow), then zeroed gradients.
+void Trainer::optimizer_step(double lr) {
+  const bool found_inf = scaler_->enabled() ? scaler_->unscale_and_check(params_) : false;
+  if (!found_inf) {
+    if (cfg_.clip_grad > 0) clip_grad_norm(params_, cfg_.clip_grad);
+    opt_->step(lr);
+    if (ema_) ema_->update(state_tensors_);
+  } else {
+    ++result_.skipped_steps;
+    log_warn("fp16 overflow at global step ", progress_.global_step + 1, ": step skipped, loss scale ",
+             scaler_->scale(), " -> ", scaler_->scale() * 0.5);
+  }
+  scaler_->update(found_inf);
+  opt_->zero_grad();
+}
+
+// Reads the pending losses, all ranks agreeing on them and on a stop request (one small all-reduce);
+// throws on a non-finite loss (unless fp16 loss scaling handles overflow); returns the stop request.
+bool Trainer::read_losses(int64_t epoch) {
+  std::vector<torch::Tensor> dev;
+  for (const auto& p : pending_) dev.push_back(p.loss.to(torch::kFloat64).reshape({1}));
+  std::vector<double> values;
+  if (!dev.empty()) {
+    const auto host = torch::cat(dev).cpu();
+    values.assign(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
+  }
+  values.push_back(static_cast<double>(stop_signal()));
+  const auto agreed = all_reduce_sum(comm_, values);
+  const int64_t global_first = progress_.global_step - static_cast<int64_t>(pending_.size()) + 1;
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    const double lv = agreed[i] / world_;
+    const int64_t step = pending_[i].step;
+    if (!std::isfinite(lv) && !scaler_->enabled())
+      throw std::runtime_error(cat("loss is ", lv, " at epoch ", epoch + 1, " step ", step + 1, " (global step ",
+                                   global_first + static_cast<int64_t>(i) + 1, "); stopping. Lower --lr, set "
+                                   "--clip-grad, or check the data. ",
+                                   result_.last_checkpoint.empty() ? std::string("No checkpoint was written.")
+                                                                   : "Last good checkpoint: " + result_.last_checkpoint));
+    if (std::isfinite(lv)) {
+      loss_sum_ += lv;
+      ++loss_count_;
+    }
+    result_.last_loss = lv;
+    for (auto* o : observers_) o->on_step_loss(epoch, step, lv, pending_[i].lr);
+  }
+  pending_.clear();
+  return agreed.back() > 0;
+}
+
+// The epoch's record, evaluation, checkpoint and stop check; false when the run stops here.
+bool Trainer::end_epoch(int64_t epoch, int64_t first, double secs) {
+  progress_.epoch = epoch + 1;
+  progress_.step_in_epoch = 0;
+  const auto train_stats = all_reduce_sum(comm_, {loss_sum_, static_cast<double>(loss_count_)});
+  nlohmann::json rec = {{"epoch", epoch + 1},
+                        {"global_step", progress_.global_step},
+                        {"train_loss", train_stats[1] > 0 ? train_stats[0] / train_stats[1] : NAN},
+                        {"lr", sched_.at(epoch + 1.0 - 1e-9)},
+                        {"images_per_s", (steps_per_epoch_ - first) * global_batch_ / secs},
+                        {"epoch_seconds", secs},
+                        {"skipped_steps", result_.skipped_steps}};
+  result_.images_per_s = rec["images_per_s"];
+  const bool evaluated = eval_set_ && cfg_.eval;
+  const bool is_best = evaluated && evaluate(epoch, rec);
+  if (evaluated)
+    log_info("epoch ", epoch + 1, "/", cfg_.epochs, ": train loss ", rec["train_loss"].get<double>(), ", top-1 ",
+             rec["top1"].get<double>(), "%, top-5 ", rec["top5"].get<double>(), "% (best ", progress_.best_top1,
+             "% at epoch ", progress_.best_epoch, "), ", static_cast<int64_t>(result_.images_per_s), " img/s, ",
+             secs, " s");
+  else
+    log_info("epoch ", epoch + 1, "/", cfg_.epochs, ": train loss ", rec["train_loss"].get<double>(), ", ",
+             static_cast<int64_t>(result_.images_per_s), " img/s, ", secs, " s");
+  for (auto* o : observers_) o->on_epoch_end(rec);
+  save_checkpoint(is_best);
+  const bool agreed = all_reduce_sum(comm_, {static_cast<double>(stop_signal())})[0] > 0;
+  return !stop_here(epoch, steps_per_epoch_, true, agreed_signal(agreed), at_max_steps(progress_.global_step));
+}
+
+// Top-1/top-5/loss on the evaluation set (each rank its shard) into `rec`; true for a new best.
+bool Trainer::evaluate(int64_t epoch, nlohmann::json& rec) {
+  Shard shard(*eval_set_, rank_, world_);
+  eval::EvalOptions eo;
+  eo.batch_size = std::max<int64_t>(cfg_.batch_size, 256);
+  eo.workers = cfg_.workers;
+  eo.device = device_;
+  eo.amp = amp_;
+  const auto r = eval::evaluate(model_, shard, eo);
+  const auto tot = all_reduce_sum(comm_, {r.top1 * r.images / 100.0, r.top5 * r.images / 100.0, r.loss * r.images,
+                                          static_cast<double>(r.images)});
+  const double top1 = 100.0 * tot[0] / tot[3], top5 = 100.0 * tot[1] / tot[3];
+  rec["top1"] = top1;
+  rec["top5"] = top5;
+  rec["eval_loss"] = tot[2] / tot[3];
+  result_.eval_top1 = top1;
+  bool is_best = false;
+  if (top1 > progress_.best_top1) {
+    progress_.best_top1 = top1;
+    progress_.best_epoch = epoch + 1;
+    is_best = true;
+  }
+  rec["best_top1"] = progress_.best_top1;
+  model_.train();
+  return is_best;
+}
+
+nlohmann::json Trainer::manifest_extra() const {
+  nlohmann::json extra = nlohmann::json::object();
+  for (const auto* o : observers_) extra.update(o->manifest_extra());
+  return extra;
+}
+
+// A training checkpoint of the current position (rank 0 with a run directory); every rank waits.
+void Trainer::save_checkpoint(bool is_best) {
+  if (main_ && run_) {
+    TrainingState st;
+    st.progress = progress_;
+    st.config = config_to_json(cfg_);
+    st.optimizer = opt_->state();
+    if (ema_) st.ema = to_map(ema_->values());
+    st.scaler_scale = scaler_->scale();
+    st.scaler_growth_tracker = scaler_->growth_tracker();
+    nlohmann::json p = prov_;
+    p["epochs_completed"] = progress_.epoch;
+    result_.last_checkpoint = run_->save(serialize_training_checkpoint(model_, p, st, manifest_extra()), progress_,
+                                         is_best, cfg_.keep_last);
+    log_info("checkpoint ", result_.last_checkpoint);
+  }
+  if (multi()) comm_->barrier();
+}
+
+// The stop policy: a stop request (signal `sig`, agreed on by all ranks) or --max-steps ends the run
+// when training remains. Mid-epoch (after `step` steps) it writes the checkpoint of that position;
+// at an epoch's end (`epoch_end`) that epoch's checkpoint is already written. True: stopped.
+bool Trainer::stop_here(int64_t epoch, int64_t step, bool epoch_end, int sig, bool at_max) {
+  const bool remains = epoch_end ? epoch + 1 < cfg_.epochs : step < steps_per_epoch_;
+  if ((sig == 0 && !at_max) || !remains) return false;
+  const std::string what = epoch_end ? cat("stopping after epoch ", epoch + 1)
+                                     : cat("writing a checkpoint at epoch ", epoch + 1, " step ", step);
+  if (sig != 0)
+    log_warn("signal ", sig, " received: ", what);
+  else
+    log_info("reached --max-steps ", ctx_.max_steps, ": ", what);
+  if (!epoch_end) save_checkpoint(false);
+  result_.stop_signal = sig;
+  result_.stopped_at_max_steps = at_max && (sig == 0 || !epoch_end);
+  result_.best_top1 = progress_.best_top1;
+  return true;
+}
+
+// The final artifact (--out, default <run_dir>/model.safetensors) and, with an EMA and a run
+// directory, model_ema.safetensors: the EMA weights swapped in for the save only.
+void Trainer::export_artifacts() {
+  std::string out = cfg_.out;
+  if (out.empty() && run_) out = run_->root() + "/model.safetensors";
+  if (out.empty()) return;
+  nlohmann::json p = prov_;
+  p["epochs"] = cfg_.epochs;
+  p["global_batch"] = global_batch_;
+  p["seed"] = cfg_.seed;
+  if (result_.eval_top1 >= 0) p["eval_top1"] = result_.eval_top1;
+  models::save_artifact(out, model_, p, manifest_extra());
+  result_.artifact = out;
+  log_info("wrote ", out);
+  if (ema_ && run_) {
+    p["weights"] = "ema";
+    with_ema_weights(*ema_, state_tensors_,
+                     [&] { models::save_artifact(run_->root() + "/model_ema.safetensors", model_, p, manifest_extra()); });
+  }
+}
+
+}  // namespace
+
+std::string summary(const TrainResult& r) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "trained %lld steps, last loss %.4f, %.1f images/s", static_cast<long long>(r.steps),
+                r.last_loss, r.images_per_s);
+  std::string s = buf;
+  if (r.eval_top1 >= 0) {
+    std::snprintf(buf, sizeof buf, ", test top-1 %.2f%%", r.eval_top1);
+    s += buf;
+  }
+  if (r.best_top1 >= 0) {
+    std::snprintf(buf, sizeof buf, " (best %.2f%%)", r.best_top1);
+    s += buf;
+  }
+  return s;
+}
+
+TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_set, const data::Dataset* eval_set,
+                  const TrainConfig& cfg, const TrainContext& ctx) {
+  validate(cfg);
+  return Trainer(model, train_set, eval_set, cfg, ctx).run();
 }
 
 }  // namespace skd::train

@@ -16,6 +16,7 @@
 #include "skd/models/mask_table.h"
 #include "skd/piad/piad.h"
 #include "skd/train/distributed.h"
+#include "skd/train/piad_training.h"
 #include "skd/train/trainer.h"
 #include "skd/wpac/wpac.h"
 #include "../train/tiny_training.h"
@@ -128,8 +129,8 @@ TEST(Cuda, Bf16PiadStepsAreFiniteAndLearn) {
   table.append(smaller);
   piad::Piad super(model->config(), model->widths(), po, table, 1);
   train::TrainContext ctx;
-  ctx.hooks.zero_grad_removed = true;
-  ctx.hooks.step_subnets = [&](int64_t, int64_t, data::Rng& rng) { return super.step_subnets(rng); };
+  train::PiadObserver sampler(super, *model, data, nullptr);  // progressive phase over: sampling only
+  ctx.observers.push_back(&sampler);
   const auto r = train::train(*model, data, &data, cfg, ctx);
   EXPECT_TRUE(std::isfinite(r.last_loss));
   EXPECT_LT(r.last_loss, std::log(4.0) * 0.8) << "bf16 PIAD training did not learn";

@@ -1,11 +1,13 @@
 // PIAD on a tiny model: table updates against the cumulative budget, no double update of a resumed
-// epoch, sampling over every code, a PIAD run stopped mid-epoch and resumed from its checkpoint
-// (mask table restored from the manifest) equal to the uninterrupted run, the sandwich rule, and
+// epoch, sampling over every code, a PIAD run (train::train_piad) stopped mid-epoch and resumed from
+// its checkpoint (mask table restored from the manifest, piad.jsonl and mask_table.json of the run
+// directory as after an uninterrupted run) equal to the uninterrupted run, the sandwich rule, and
 // Swin through updates, training and extraction.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
 
+#include <fstream>
 #include <set>
 
 #include "skd/models/checkpoint.h"
@@ -13,6 +15,7 @@
 #include "skd/models/slice.h"
 #include "skd/piad/piad.h"
 #include "skd/train/checkpointing.h"
+#include "skd/train/piad_training.h"
 #include "skd/train/trainer.h"
 #include "extraction_check.h"
 #include "test_util.h"
@@ -33,12 +36,23 @@ piad::PiadOptions tiny_options() {
   return o;
 }
 
-// Wires a Piad into a TrainContext the way skd-train does.
-void wire(train::TrainContext& ctx, piad::Piad& p, models::ElasticModelImpl& model, const data::Dataset& data) {
-  ctx.hooks.zero_grad_removed = true;
-  ctx.hooks.on_epoch_start = [&](int64_t epoch) { p.update(epoch, model, data, nullptr); };
-  ctx.hooks.step_subnets = [&](int64_t, int64_t, data::Rng& rng) { return p.step_subnets(rng); };
-  ctx.hooks.manifest_extra = [&] { return p.manifest_entries(); };
+// tiny_options() as the config of a PIAD training run.
+void set_tiny_piad(train::TrainConfig& c) {
+  const auto o = tiny_options();
+  c.mode = "piad";
+  c.piad_progressive_epochs = o.progressive_epochs;
+  c.piad_budget_ratio = o.budget_ratio;
+  c.piad_attn_group = o.attn_group;
+  c.piad_mlp_groups = o.mlp_groups;
+  c.piad_proxy_samples = o.proxy_samples;
+  c.piad_proxy_batch = o.proxy_batch;
+}
+
+std::vector<std::string> lines_of(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
 }
 
 }  // namespace
@@ -91,43 +105,51 @@ TEST(Piad, ResumedRunEqualsUninterruptedRun) {
     c.eval = false;
     c.model_ema = false;
     c.drop_path = 0;
-    c.mode = "piad";
+    set_tiny_piad(c);
     return c;
   };
   // Uninterrupted: 3 epochs of 4 steps, table updates before epochs 0 and 1.
   const auto dir_a = test::scratch_dir("piad_uninterrupted");
   auto a = test::tiny_model();
-  piad::Piad pa(a->config(), a->widths(), tiny_options());
-  train::TrainContext ca;
-  wire(ca, pa, *a, data);
-  train::train(*a, data, nullptr, cfg_for(dir_a), ca);
+  const auto ra = train::train_piad(*a, data, nullptr, cfg_for(dir_a));
 
   // Stopped after 6 steps (mid-epoch 2, after the second update), then resumed.
   const auto dir_b = test::scratch_dir("piad_resumed");
   auto b = test::tiny_model();
-  piad::Piad pb(b->config(), b->widths(), tiny_options());
   train::TrainContext cb;
-  wire(cb, pb, *b, data);
   cb.max_steps = 6;
-  ASSERT_TRUE(train::train(*b, data, nullptr, cfg_for(dir_b), cb).stopped_at_max_steps);
+  const auto rb = train::train_piad(*b, data, nullptr, cfg_for(dir_b), cb);
+  ASSERT_TRUE(rb.stopped_at_max_steps);
   const auto ckpt = train::resolve_resume_path(dir_b);
   const auto state = train::read_training_state(ckpt);
   auto b2 = test::tiny_model();
-  auto pb2 = piad::Piad::from_manifest(b2->config(), b2->widths(), tiny_options(), state.manifest, ckpt);
+  auto pb2 = piad::Piad::from_manifest(b2->config(), b2->widths(), train::piad_options(cfg_for(dir_b), torch::kCPU),
+                                       state.manifest, ckpt);
   EXPECT_EQ(pb2.next_update_epoch(), 2);
-  EXPECT_EQ(pb2.table().last_code(), pb.table().last_code());
+  EXPECT_EQ(pb2.table().last_code(), rb.mask_table.last_code());
   train::TrainContext cb2;
   cb2.resume = ckpt;
-  wire(cb2, pb2, *b2, data);
-  train::train(*b2, data, nullptr, cfg_for(dir_b), cb2);
+  const auto rb2 = train::train_piad(*b2, data, nullptr, cfg_for(dir_b), cb2);
 
-  EXPECT_EQ(pa.table().to_json(), pb2.table().to_json());
+  EXPECT_EQ(ra.mask_table.to_json(), rb2.mask_table.to_json());
   const auto wa = a->named_parameters(), wb = b2->named_parameters();
   for (const auto& p : wa) EXPECT_TRUE(torch::equal(p.value(), *wb.find(p.key()))) << p.key();
   // The final artifact is a super-network: its manifest carries the table.
   const auto art = models::load_model(dir_a + "/model.safetensors");
   ASSERT_TRUE(art.manifest.contains("mask_table"));
-  EXPECT_EQ(art.manifest.at("op_codes").size(), static_cast<size_t>(pa.table().last_code() + 1));
+  EXPECT_EQ(art.manifest.at("op_codes").size(), static_cast<size_t>(ra.mask_table.last_code() + 1));
+  // The run directories: one piad.jsonl record per update (the resumed run made none twice) and
+  // mask_table.json holding the final table.
+  const auto log_a = lines_of(dir_a + "/piad.jsonl");
+  ASSERT_EQ(log_a.size(), 2u);
+  EXPECT_EQ(lines_of(dir_b + "/piad.jsonl"), log_a);
+  EXPECT_EQ(nlohmann::json::parse(log_a.back())["codes"][1].get<int64_t>(), ra.mask_table.last_code());
+  for (const auto& dir : {dir_a, dir_b}) {
+    std::ifstream in(dir + "/mask_table.json");
+    ASSERT_TRUE(in) << dir;
+    EXPECT_EQ(models::MaskTable::from_json(nlohmann::json::parse(in), a->widths(), dir).to_json(),
+              ra.mask_table.to_json()) << dir;
+  }
 }
 
 // The sandwich rule adds the full network (code 0) and the current smallest (code K) to every step.
@@ -188,28 +210,24 @@ TEST(Piad, SwinSuperNetworkTrainsAndExtracts) {
                                    test::fixture("timm/swin_micro_32.json"));
   auto& model = *loaded.model;
   RandomImages data(32, model.config().num_classes);
-  piad::PiadOptions o;
-  o.progressive_epochs = 2;
-  o.budget_ratio = 0.6;
-  o.attn_group = 4;  // head dim 16 -> 4 units
-  o.mlp_groups = 8;
-  o.proxy_samples = 16;
-  o.proxy_batch = 8;
-  o.sandwich = true;
-  piad::Piad p(model.config(), model.widths(), o);
   auto cfg = test::tiny_config(test::scratch_dir("piad_swin"));
   cfg.epochs = 2;
   cfg.eval = false;
   cfg.model_ema = false;
   cfg.mode = "piad";
+  cfg.piad_progressive_epochs = 2;
+  cfg.piad_budget_ratio = 0.6;
+  cfg.piad_attn_group = 4;  // head dim 16 -> 4 units
+  cfg.piad_mlp_groups = 8;
+  cfg.piad_proxy_samples = 16;
+  cfg.piad_proxy_batch = 8;
+  cfg.piad_sandwich = true;
   const auto before = model.named_parameters()["layers.0.blocks.0.attn.qkv.weight"].detach().clone();
-  train::TrainContext ctx;
-  wire(ctx, p, model, data);
-  const auto r = train::train(model, data, nullptr, cfg, ctx);
+  const auto r = train::train_piad(model, data, nullptr, cfg);
   EXPECT_EQ(r.steps, 8);
   EXPECT_TRUE(std::isfinite(r.last_loss));
   EXPECT_FALSE(torch::equal(before, model.named_parameters()["layers.0.blocks.0.attn.qkv.weight"]));
-  const auto& t = p.table();
+  const auto& t = r.mask_table;
   ASSERT_GT(t.last_code(), 1);
   const double full = static_cast<double>(models::macs_count(model.config()).macs_paper);
   const double smallest = static_cast<double>(models::macs_count(model.config(), t.widths(-1)).macs_paper);

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "skd/core/fs.h"
 #include "skd/data/augment.h"
@@ -35,6 +36,14 @@ void expect_same(const std::map<std::string, torch::Tensor>& a, const std::map<s
   for (const auto& [k, t] : a) EXPECT_TRUE(torch::equal(t, b.at(k))) << k;
 }
 
+// An observer that only picks the sub-networks of every step.
+struct StepSubnets : train::TrainObserver {
+  std::function<std::vector<const models::Widths*>(int64_t epoch, int64_t step)> pick;
+  std::vector<const models::Widths*> step_subnets(int64_t epoch, int64_t step, data::Rng&) override {
+    return pick(epoch, step);
+  }
+};
+
 }  // namespace
 
 // A run stopped by a signal mid-epoch and resumed from its run directory ends bit-identical to
@@ -49,10 +58,12 @@ TEST(Trainer, ResumeMidEpochMatchesUninterruptedRun) {
 
   auto b = tiny_model();
   train::TrainContext stop_ctx;
-  stop_ctx.hooks.step_subnets = [](int64_t epoch, int64_t step, data::Rng&) {
+  StepSubnets stopper;
+  stopper.pick = [](int64_t epoch, int64_t step) {
     if (epoch == 1 && step == 2) train::request_stop(SIGTERM);
     return std::vector<const models::Widths*>{};
   };
+  stop_ctx.observers.push_back(&stopper);
   const auto rb = train::train(*b, data, &eval, tiny_config(dir_b), stop_ctx);
   train::clear_stop_signal();
   EXPECT_EQ(rb.stop_signal, SIGTERM);
@@ -97,9 +108,9 @@ TEST(Trainer, SubNetworksOfAStepAverageTheirLosses) {
   const auto ra = train::train(*a, data, nullptr, cfg_for(test::scratch_dir("train_subnets_one")));
   auto b = tiny_model();
   train::TrainContext twice;
-  twice.hooks.step_subnets = [](int64_t, int64_t, data::Rng&) {
-    return std::vector<const models::Widths*>{nullptr, nullptr};
-  };
+  StepSubnets two_full;
+  two_full.pick = [](int64_t, int64_t) { return std::vector<const models::Widths*>{nullptr, nullptr}; };
+  twice.observers.push_back(&two_full);
   const auto rb = train::train(*b, data, nullptr, cfg_for(test::scratch_dir("train_subnets_two")), twice);
   EXPECT_EQ(ra.steps, rb.steps);
   EXPECT_EQ(ra.last_loss, rb.last_loss);
@@ -109,9 +120,9 @@ TEST(Trainer, SubNetworksOfAStepAverageTheirLosses) {
   models::Widths half = c->widths();
   for (auto& w : half) w.mlp /= 2;
   train::TrainContext mixed;
-  mixed.hooks.step_subnets = [&](int64_t, int64_t, data::Rng&) {
-    return std::vector<const models::Widths*>{nullptr, &half};
-  };
+  StepSubnets full_and_half;
+  full_and_half.pick = [&](int64_t, int64_t) { return std::vector<const models::Widths*>{nullptr, &half}; };
+  mixed.observers.push_back(&full_and_half);
   train::train(*c, data, nullptr, cfg_for(test::scratch_dir("train_subnets_mixed")), mixed);
   EXPECT_FALSE(torch::equal(weights(*a).at("blocks.0.mlp.fc1.weight"), weights(*c).at("blocks.0.mlp.fc1.weight")));
 }

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -112,6 +113,10 @@ class ModelEma {
   NamedTensors ema_;
   double decay_;
 };
+
+// Runs `fn` with the EMA averages in `values` (the live weights, as given to the ModelEma) and puts
+// the live weights back afterwards, also when `fn` throws: the EMA artifact is saved this way.
+void with_ema_weights(const ModelEma& ema, const NamedTensors& values, const std::function<void()>& fn);
 
 // Global L2 norm of the grads; scales them to at most max_norm (torch clip_grad_norm_). Returns
 // the norm before clipping as a 0-dim float64 tensor on the grads' device: on LibTorch >= 2.1 the

@@ -10,7 +10,6 @@
 // exactly, even in the middle of an epoch.
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,25 +25,39 @@ namespace skd::train {
 
 class Communicator;
 
-// Extension points for training schemes built on this loop (PIAD).
-struct TrainHooks {
-  // Called at the start of every epoch (before its first step).
-  std::function<void(int64_t epoch)> on_epoch_start;
+// What plugs into the training loop (PIAD, the metrics log, the progress line): every method has a
+// do-nothing default, so an observer overrides only what it needs. Observers are called in the
+// order of TrainContext::observers, the trainer's own (metrics, progress) after them.
+class TrainObserver {
+ public:
+  virtual ~TrainObserver() = default;
+  // At the start of every epoch (before its first step).
+  virtual void on_epoch_start(int64_t /*epoch*/) {}
   // Sub-networks to train at this step, by widths (nullptr: the full model); with more than one
   // (PIAD's sandwich rule) each is run forward/backward on the same batch and targets, the
-  // gradients of their mean loss are accumulated and one optimizer step follows. Unset or empty:
-  // the full model. `rng` is the step's generator, identical on every rank.
-  std::function<std::vector<const models::Widths*>(int64_t epoch, int64_t step, data::Rng& rng)> step_subnets;
-  bool zero_grad_removed = false;
-  // Extra manifest entries for checkpoints and the final artifacts (PIAD: the mask table).
-  std::function<nlohmann::json()> manifest_extra;
+  // gradients of their mean loss are accumulated and one optimizer step follows. The lists of all
+  // observers are joined; empty: the full model. `rng` is the step's generator, identical on every
+  // rank and shared by the observers in order.
+  virtual std::vector<const models::Widths*> step_subnets(int64_t /*epoch*/, int64_t /*step*/, data::Rng& /*rng*/) {
+    return {};
+  }
+  // Whether the gradients of the parts a sub-network removes are zeroed (models::ForwardOptions);
+  // on when any observer asks for it.
+  virtual bool zero_grad_removed() const { return false; }
+  // A step's loss (all ranks' mean) once the host has read it: `step` counts from 0 in the epoch.
+  virtual void on_step_loss(int64_t /*epoch*/, int64_t /*step*/, double /*loss*/, double /*lr*/) {}
+  // The epoch's record (metrics.jsonl: epoch, global_step, train_loss, lr, ..., top1 when evaluated).
+  virtual void on_epoch_end(const nlohmann::json& /*record*/) {}
+  // Extra manifest entries for checkpoints and the final artifacts (PIAD: the mask table); the
+  // objects of all observers are merged.
+  virtual nlohmann::json manifest_extra() const { return nlohmann::json::object(); }
 };
 
 struct TrainContext {
   std::shared_ptr<Communicator> comm;  // null: single process
   std::string resume;                  // training checkpoint to continue from ("" = none)
   nlohmann::json provenance = nlohmann::json::object();  // written into artifacts/checkpoints
-  TrainHooks hooks;
+  std::vector<TrainObserver*> observers;  // not owned; they outlive the call to train()
   // Stop with a checkpoint once this many optimizer steps are done in total (0 = no limit), as a
   // signal would; --resume continues exactly. Not part of the config (it is per invocation).
   int64_t max_steps = 0;
@@ -65,6 +78,9 @@ struct TrainResult {
   std::string last_checkpoint;
   std::string artifact;  // final model artifact
 };
+
+// One line: "trained <steps> steps, last loss <l>, <r> images/s[, test top-1 <t>%][ (best <b>%)]".
+std::string summary(const TrainResult& result);
 
 // Trains `model` (moved to config.device) on `train_set`, evaluating on `eval_set` (may be null)
 // after every epoch. Throws std::invalid_argument for bad settings and std::runtime_error for a

@@ -1,0 +1,54 @@
+// skd-train as one library call: the config resolution (defaults < the checkpoint's config <
+// a config file < values given explicitly) and the run it describes: the model (a checkpoint to
+// continue, weights to fine-tune, or an architecture from scratch), the data, a new classifier head
+// for data with another class count, then plain training or PIAD super-network training (mode).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "skd/models/config.h"
+#include "skd/train/config.h"
+#include "skd/train/trainer.h"
+
+namespace skd::train {
+
+// Where a run's config comes from, in rising precedence after the defaults.
+struct ConfigSources {
+  std::string resume;       // a run directory or checkpoint to continue ("" = none): its config
+  std::string config_file;  // a JSON file of config keys ("" = none)
+  std::string config_name = "config";  // how messages name config_file (skd-train: its flag)
+  nlohmann::json given = nlohmann::json::object();  // keys set explicitly (skd-train: the flags given)
+};
+
+struct ResolvedConfig {
+  TrainConfig config;               // validated
+  std::string resume_path;          // the checkpoint file of ConfigSources::resume ("" = none)
+  models::ModelConfig resume_arch;  // its architecture (checked against its weights)
+  nlohmann::json resume_manifest;   // its manifest (PIAD continues its mask table)
+};
+
+// Resolves and validates the config. The config file alone is checked strictly (unknown keys, wrong
+// types) before its keys are applied. std::invalid_argument for bad values, unreadable or invalid
+// JSON; errors of the checkpoint as for read_training_state.
+ResolvedConfig resolve_config(const ConfigSources& sources);
+
+// What a run needs besides its config (per invocation, never saved).
+struct RunOptions {
+  bool new_head = false;  // re-initialise the classifier even for data with the model's class count
+  int64_t max_steps = 0;  // TrainContext::max_steps
+  int threads = 1;        // intra-op threads of this process (logged)
+  std::shared_ptr<Communicator> comm;  // null: single process
+  torch::Device device = torch::kCPU;  // this process's device
+};
+
+// Builds the model and the data the resolved config describes and trains it (mode "train": train(),
+// "piad": train_piad()). Errors as for train().
+TrainResult run(const ResolvedConfig& resolved, const RunOptions& options);
+
+}  // namespace skd::train
