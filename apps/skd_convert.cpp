@@ -8,10 +8,10 @@
 #include "skd/core/device.h"
 #include "skd/core/fs.h"
 #include "skd/data/dataset.h"
+#include "skd/dist/communicator.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
 #include "skd/piad/mask_table.h"
-#include "skd/train/distributed.h"
 #include "skd/wpac/wpac.h"
 
 using namespace skd;
@@ -87,15 +87,15 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--criterion none converts the file format only; it takes no --data");
     }
 
-    const auto env = train::dist_env_from_environment();
+    const auto env = dist::dist_env_from_environment();
     set_log_rank(env.rank);
-    const auto dev = train::rank_device(env, parse_device(device), torch::cuda::device_count());
-    train::set_current_device(dev);
+    const auto dev = dist::rank_device(env, parse_device(device), torch::cuda::device_count());
+    dist::set_current_device(dev);
     opt.proxy.device = dev;
-    std::shared_ptr<train::Communicator> comm;
+    std::shared_ptr<dist::Communicator> comm;
     if (env.world_size > 1 && !format_only) {
-      comm = train::Communicator::create(env, dist_backend, dev,
-                                         std::chrono::milliseconds(static_cast<int64_t>(dist_timeout * 1000)));
+      comm = dist::Communicator::create(env, dist_backend, dev,
+                                        std::chrono::milliseconds(static_cast<int64_t>(dist_timeout * 1000)));
       log_info("process ", env.rank, "/", env.world_size, " (", env.source, ", ", comm->backend(), ")");
     }
 

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "app_common.h"
+#include "skd/dist/communicator.h"
 #include "skd/piad/piad.h"
 #include "skd/core/device.h"
 #include "skd/core/fs.h"
@@ -12,7 +13,6 @@
 #include "skd/models/checkpoint.h"
 #include "skd/models/head.h"
 #include "skd/train/checkpointing.h"
-#include "skd/train/distributed.h"
 #include "skd/train/signals.h"
 #include "skd/train/trainer.h"
 
@@ -144,19 +144,19 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--new-head goes with --model (a resumed run keeps its head, a new model has a new one)");
 
     train::install_stop_signals();
-    const auto env = train::dist_env_from_environment();
+    const auto env = dist::dist_env_from_environment();
     train::TrainConfig run_cfg = cfg;
-    const auto dev = train::rank_device(env, parse_device(cfg.device), torch::cuda::device_count());
-    train::set_current_device(dev);
+    const auto dev = dist::rank_device(env, parse_device(cfg.device), torch::cuda::device_count());
+    dist::set_current_device(dev);
     set_log_rank(env.rank);
     if (env.rank == 0 && !cfg.run_dir.empty()) {
       std::filesystem::create_directories(cfg.run_dir);
       set_log_file(cfg.run_dir + "/train.log");
     }
-    std::shared_ptr<train::Communicator> comm;
+    std::shared_ptr<dist::Communicator> comm;
     if (env.world_size > 1) {
-      comm = train::Communicator::create(env, cfg.dist_backend, dev,
-                                         std::chrono::milliseconds(static_cast<int64_t>(cfg.dist_timeout * 1000)));
+      comm = dist::Communicator::create(env, cfg.dist_backend, dev,
+                                        std::chrono::milliseconds(static_cast<int64_t>(cfg.dist_timeout * 1000)));
       log_info("process ", env.rank, "/", env.world_size, " (", env.source, ", ", comm->backend(), ")");
     }
     torch::manual_seed(cfg.seed);

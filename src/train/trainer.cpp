@@ -15,10 +15,10 @@
 #include "skd/data/loader.h"
 #include "skd/data/mixup.h"
 #include "skd/data/sampler.h"
+#include "skd/dist/communicator.h"
 #include "skd/eval/evaluate.h"
 #include "skd/models/checkpoint.h"
 #include "skd/train/checkpointing.h"
-#include "skd/train/distributed.h"
 #include "skd/train/optim.h"
 #include "skd/train/signals.h"
 
@@ -120,7 +120,7 @@ std::map<std::string, torch::Tensor> to_map(const NamedTensors& v) {
 }
 
 // All ranks agree on one list of values (sum).
-std::vector<double> all_reduce_sum(Communicator* comm, std::vector<double> values) {
+std::vector<double> all_reduce_sum(dist::Communicator* comm, std::vector<double> values) {
   if (!comm || comm->world_size() == 1) return values;
   std::vector<torch::Tensor> t{torch::tensor(values, torch::kFloat64)};
   comm->all_reduce_sum(t);
@@ -133,7 +133,7 @@ std::vector<double> all_reduce_sum(Communicator* comm, std::vector<double> value
 TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_set, const data::Dataset* eval_set,
                   const TrainConfig& cfg, const TrainContext& ctx) {
   validate(cfg);
-  Communicator* comm = ctx.comm.get();
+  dist::Communicator* comm = ctx.comm.get();
   const int rank = comm ? comm->rank() : 0;
   const int world = comm ? comm->world_size() : 1;
   const bool main = rank == 0;
@@ -169,7 +169,7 @@ TrainResult train(models::ElasticModelImpl& model, const data::Dataset& train_se
   for (const auto& [k, p] : params) param_list.push_back(p);
   // Gradient averaging overlapped with backward (hooks on the parameters, removed when train returns).
   struct HookScope {
-    Communicator* comm;
+    dist::Communicator* comm;
     ~HookScope() {
       if (comm) comm->detach_gradient_hooks();
     }
