@@ -5,7 +5,7 @@
 #include <map>
 
 #include "app_common.h"
-#include "skd/dist/communicator.h"
+#include "skd/dist/join.h"
 #include "skd/piad/piad.h"
 #include "skd/core/device.h"
 #include "skd/core/fs.h"
@@ -144,21 +144,15 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--new-head goes with --model (a resumed run keeps its head, a new model has a new one)");
 
     train::install_stop_signals();
-    const auto env = dist::dist_env_from_environment();
     train::TrainConfig run_cfg = cfg;
-    const auto dev = dist::rank_device(env, parse_device(cfg.device), torch::cuda::device_count());
-    dist::set_current_device(dev);
-    set_log_rank(env.rank);
-    if (env.rank == 0 && !cfg.run_dir.empty()) {
-      std::filesystem::create_directories(cfg.run_dir);
-      set_log_file(cfg.run_dir + "/train.log");
-    }
-    std::shared_ptr<dist::Communicator> comm;
-    if (env.world_size > 1) {
-      comm = dist::Communicator::create(env, cfg.dist_backend, dev,
-                                        std::chrono::milliseconds(static_cast<int64_t>(cfg.dist_timeout * 1000)));
-      log_info("process ", env.rank, "/", env.world_size, " (", env.source, ", ", comm->backend(), ")");
-    }
+    dist::JoinOptions join_options;
+    join_options.backend = dist::parse_backend(cfg.dist_backend);
+    join_options.timeout = dist::timeout_from_seconds(cfg.dist_timeout);
+    if (!cfg.run_dir.empty()) join_options.log_file = cfg.run_dir + "/train.log";
+    const auto session = dist::join(join_options, parse_device(cfg.device));
+    const auto& env = session.env;
+    const auto dev = session.device;
+    const auto& comm = session.comm;
     torch::manual_seed(cfg.seed);
     models::ElasticModel net;
     nlohmann::json prov;

@@ -19,6 +19,7 @@
 #include <tuple>
 #include <utility>
 
+#include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 
 // Which process groups this build has is decided by CMake (SKD_HAVE_GLOO: gloo headers found;
@@ -80,6 +81,16 @@ std::string describe(const std::exception& e) {
 
 std::string seconds(std::chrono::milliseconds t) {
   return cat(static_cast<double>(t.count()) / 1000.0);
+}
+
+// Names as the flags and the run config spell them.
+constexpr std::pair<const char*, Backend> kBackends[] = {
+    {"auto", Backend::AUTO}, {"gloo", Backend::GLOO}, {"nccl", Backend::NCCL}};
+
+void check_layout(const DistEnv& env) {
+  if (env.world_size < 1 || env.rank < 0 || env.rank >= env.world_size)
+    throw std::invalid_argument(
+        cat("distributed: rank ", env.rank, " / world size ", env.world_size, " is not a valid layout"));
 }
 
 bool is_loopback(const std::string& addr) {
@@ -288,14 +299,24 @@ bool Communicator::nccl_available() {
 #endif
 }
 
+Backend parse_backend(const std::string& name) {
+  for (const auto& [n, b] : kBackends)
+    if (name == n) return b;
+  throw std::invalid_argument(cat("distributed: backend '", name, "': expected gloo, nccl or auto"));
+}
+
+const char* backend_name(Backend backend) { return enum_name(backend, kBackends); }
+
 std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const std::string& backend,
                                                    torch::Device device, std::chrono::milliseconds timeout,
                                                    bool group_of_one) {
-  if (env.world_size < 1 || env.rank < 0 || env.rank >= env.world_size)
-    throw std::invalid_argument(
-        cat("distributed: rank ", env.rank, " / world size ", env.world_size, " is not a valid layout"));
-  if (backend != "gloo" && backend != "nccl" && backend != "auto")
-    throw std::invalid_argument(cat("distributed: backend '", backend, "': expected gloo, nccl or auto"));
+  check_layout(env);
+  return create(env, parse_backend(backend), device, timeout, group_of_one);
+}
+
+std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, Backend backend, torch::Device device,
+                                                   std::chrono::milliseconds timeout, bool group_of_one) {
+  check_layout(env);
   if (timeout.count() <= 0)
     throw std::invalid_argument(cat("distributed: timeout must be positive, got ", timeout.count(), " ms"));
   auto impl = std::make_unique<Impl>();
@@ -306,8 +327,8 @@ std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const std
   if (env.world_size == 1 && !group_of_one) return std::shared_ptr<Communicator>(new Communicator(std::move(impl)));
 
   // auto: NCCL for CUDA when this build has it, else Gloo (which also moves CUDA tensors, slower).
-  const std::string chosen =
-      backend == "auto" ? (device.is_cuda() && nccl_available() ? "nccl" : "gloo") : backend;
+  const std::string chosen = backend == Backend::AUTO ? (device.is_cuda() && nccl_available() ? "nccl" : "gloo")
+                                                      : backend_name(backend);
   if (chosen == "nccl" && !nccl_available())
     throw std::runtime_error(
         "distributed: backend nccl was asked for but this build has no NCCL support "

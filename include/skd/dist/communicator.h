@@ -22,12 +22,18 @@
 
 namespace skd::dist {
 
+// The process-group backend. AUTO: NCCL for a CUDA device when this build has it, else Gloo.
+enum class Backend { AUTO, GLOO, NCCL };
+// "auto", "gloo" or "nccl"; std::invalid_argument otherwise.
+Backend parse_backend(const std::string& name);
+const char* backend_name(Backend backend);
+
 // The process group of one job. Not thread-safe: call the collectives from one thread, in the same
 // order on every rank (the usual c10d contract).
 class Communicator {
  public:
   // world_size 1 -> no process group, every collective is a no-op (identity).
-  // backend: "gloo", "nccl" or "auto" (nccl when `device` is CUDA, else gloo).
+  // backend: GLOO, NCCL or AUTO (NCCL when `device` is CUDA and this build has NCCL, else Gloo).
   // Rendezvous over a c10d::TCPStore at master_addr:master_port (rank 0 is the server), then the
   // process group. `timeout` bounds the rendezvous and every collective.
   // Gloo binds to 127.0.0.1 when master_addr is a loopback address (all ranks on this machine), to
@@ -38,6 +44,9 @@ class Communicator {
   // Throws std::invalid_argument for a bad env/backend/timeout, std::runtime_error when the rendezvous
   // fails or the backend is not compiled into this LibTorch.
   // `group_of_one`: build the process group even for world size 1 (tests of a backend on one GPU).
+  static std::shared_ptr<Communicator> create(const DistEnv& env, Backend backend, torch::Device device,
+                                              std::chrono::milliseconds timeout, bool group_of_one = false);
+  // The same with the backend by name (parse_backend).
   static std::shared_ptr<Communicator> create(const DistEnv& env, const std::string& backend,
                                               torch::Device device, std::chrono::milliseconds timeout,
                                               bool group_of_one = false);
