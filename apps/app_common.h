@@ -21,7 +21,7 @@
 #include "skd/core/error.h"
 #include "skd/core/logging.h"
 #include "skd/core/memory.h"
-#include "skd/train/distributed.h"
+#include "skd/dist/env.h"
 
 namespace skd::app {
 
@@ -46,7 +46,7 @@ inline CLI::Validator number_at_least(double low, bool strict, const char* name)
 inline CLI::Validator positive() { return number_at_least(0, true, "POSITIVE"); }
 inline CLI::Validator non_negative() { return number_at_least(0, false, "NONNEGATIVE"); }
 
-// --threads unset: 0, resolved by apply_common_options (train::threads_per_rank).
+// --threads unset: 0, resolved by apply_common_options (dist::threads_per_rank).
 inline constexpr int kAutoThreads = 0;
 
 inline void add_common_options(CLI::App& app, int& threads, std::string& log_level) {
@@ -61,7 +61,7 @@ inline void add_common_options(CLI::App& app, int& threads, std::string& log_lev
 inline void apply_common_options(int& threads, const std::string& log_level) {
   tune_host_allocator();
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  threads = train::threads_per_rank(threads, train::dist_env_from_environment(), cores);
+  threads = dist::threads_per_rank(threads, dist::dist_env_from_environment(), cores);
   torch::set_num_threads(threads);
   if (!log_level.empty()) set_log_level(parse_log_level(log_level));
 }

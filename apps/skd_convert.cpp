@@ -8,10 +8,10 @@
 #include "skd/core/device.h"
 #include "skd/core/fs.h"
 #include "skd/data/dataset.h"
+#include "skd/dist/join.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
 #include "skd/models/mask_table.h"
-#include "skd/train/distributed.h"
 #include "skd/wpac/wpac.h"
 
 using namespace skd;
@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   std::string centering = "batch", cost = "logit", device = "cpu", dist_backend = "auto", mask_table, log_level;
   int64_t proxy_samples = 1024, batch_size = 64;
   uint64_t seed = 0;
-  double dist_timeout = 600;
+  double dist_timeout = dist::kDefaultTimeoutSeconds;
   int threads = app::kAutoThreads;
   app.add_option("--model", model, "input checkpoint (.pth, .safetensors or skd artifact)")->required();
   app.add_option("--arch", arch, "named architecture or JSON config (needed for foreign checkpoints)");
@@ -87,17 +87,15 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--criterion none converts the file format only; it takes no --data");
     }
 
-    const auto env = train::dist_env_from_environment();
-    set_log_rank(env.rank);
-    const auto dev = train::rank_device(env, parse_device(device), torch::cuda::device_count());
-    train::set_current_device(dev);
+    dist::JoinOptions join_options;
+    join_options.backend = dist::parse_backend(dist_backend);
+    join_options.timeout = dist::timeout_from_seconds(dist_timeout);
+    join_options.communicate = !format_only;  // each rank converts the file format alone
+    const auto session = dist::join(join_options, parse_device(device));
+    const auto& env = session.env;
+    const auto dev = session.device;
     opt.proxy.device = dev;
-    std::shared_ptr<train::Communicator> comm;
-    if (env.world_size > 1 && !format_only) {
-      comm = train::Communicator::create(env, dist_backend, dev,
-                                         std::chrono::milliseconds(static_cast<int64_t>(dist_timeout * 1000)));
-      log_info("process ", env.rank, "/", env.world_size, " (", env.source, ", ", comm->backend(), ")");
-    }
+    const auto& comm = session.comm;
 
     auto loaded = models::load_model(model, arch);
     nlohmann::json prov = loaded.manifest.value("provenance", nlohmann::json::object());

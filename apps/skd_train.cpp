@@ -5,30 +5,24 @@
 
 #include "app_common.h"
 #include "skd/core/device.h"
-#include "skd/train/distributed.h"
+#include "skd/dist/join.h"
 #include "skd/train/run.h"
 #include "skd/train/signals.h"
 
 using namespace skd;
 
-// ---- Multi-process bootstrap (to be replaced by dist::join): this rank's device, the log rank, the run's
-// train.log (rank 0) and the communicator of a multi-process job. Returns the rank.
+// Joins the job (skd/dist/join.h): this rank's device, the log rank, the run's train.log (rank 0) and the
+// communicator of a multi-process job. Returns the rank.
 static int join(const train::TrainConfig& cfg, train::RunOptions& run) {
-  const auto env = train::dist_env_from_environment();
-  run.device = train::rank_device(env, parse_device(cfg.device), torch::cuda::device_count());
-  train::set_current_device(run.device);
-  set_log_rank(env.rank);
-  if (env.rank == 0 && !cfg.run_dir.empty()) {
-    std::filesystem::create_directories(cfg.run_dir);
-    set_log_file(cfg.run_dir + "/train.log");
-  }
-  if (env.world_size > 1) {
-    run.comm = train::Communicator::create(env, cfg.dist_backend, run.device,
-                                           std::chrono::milliseconds(static_cast<int64_t>(cfg.dist_timeout * 1000)));
-    log_info("process ", env.rank, "/", env.world_size, " (", env.source, ", ", run.comm->backend(), ")");
-  }
-  return env.rank;
-}  // ---- end of the bootstrap
+  dist::JoinOptions options;
+  options.backend = dist::parse_backend(cfg.dist_backend);
+  options.timeout = dist::timeout_from_seconds(cfg.dist_timeout);
+  if (!cfg.run_dir.empty()) options.log_file = cfg.run_dir + "/train.log";
+  auto session = dist::join(options, parse_device(cfg.device));
+  run.device = session.device;
+  run.comm = session.comm;
+  return session.env.rank;
+}
 
 int main(int argc, char** argv) {
   CLI::App app{"Train or fine-tune a model (DeiT recipe; multi-process via torchrun/SLURM).", "skd-train"};

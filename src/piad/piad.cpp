@@ -6,10 +6,10 @@
 #include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 #include "skd/core/logging.h"
+#include "skd/dist/communicator.h"
 #include "skd/importance/taylor.h"
 #include "skd/models/macs.h"
 #include "skd/piad/operations.h"
-#include "skd/train/distributed.h"
 
 namespace skd::piad {
 
@@ -92,7 +92,7 @@ std::vector<const models::Widths*> Piad::step_subnets(data::Rng& rng) const {
 }
 
 nlohmann::json Piad::update(int64_t epoch, models::ElasticModelImpl& model, const data::Dataset& data,
-                            train::Communicator* comm) {
+                            dist::Communicator* comm) {
   if (epoch >= options_.progressive_epochs || epoch < next_update_epoch_) return nullptr;
   const int rank = comm ? comm->rank() : 0, world = comm ? comm->world_size() : 1;
   const auto specs = models::block_specs(config_);

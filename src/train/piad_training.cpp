@@ -8,12 +8,12 @@
 #include "skd/models/macs.h"
 #include "skd/models/mask_table.h"
 #include "skd/train/checkpointing.h"
-#include "skd/train/distributed.h"
+#include "skd/dist/communicator.h"
 
 namespace skd::train {
 
 PiadObserver::PiadObserver(piad::Piad& piad, models::ElasticModelImpl& model, const data::Dataset& data,
-                           Communicator* comm, const std::string& run_dir)
+                           dist::Communicator* comm, const std::string& run_dir)
     : piad_(piad), model_(model), data_(data), comm_(comm), run_dir_(run_dir),
       writer_((comm ? comm->rank() : 0) == 0 && !run_dir.empty()) {}
 

@@ -9,7 +9,7 @@
 #include "skd/models/checkpoint.h"
 #include "skd/models/head.h"
 #include "skd/train/checkpointing.h"
-#include "skd/train/distributed.h"
+#include "skd/dist/communicator.h"
 #include "skd/train/piad_training.h"
 
 namespace skd::train {

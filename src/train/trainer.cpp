@@ -18,7 +18,7 @@
 #include "skd/eval/evaluate.h"
 #include "skd/models/checkpoint.h"
 #include "skd/train/checkpointing.h"
-#include "skd/train/distributed.h"
+#include "skd/dist/communicator.h"
 #include "skd/train/optim.h"
 #include "skd/train/signals.h"
 
@@ -141,7 +141,7 @@ std::map<std::string, torch::Tensor> to_map(const NamedTensors& v) {
 }
 
 // All ranks agree on one list of values (sum).
-std::vector<double> all_reduce_sum(Communicator* comm, std::vector<double> values) {
+std::vector<double> all_reduce_sum(dist::Communicator* comm, std::vector<double> values) {
   if (!comm || comm->world_size() == 1) return values;
   std::vector<torch::Tensor> t{torch::tensor(values, torch::kFloat64)};
   comm->all_reduce_sum(t);
@@ -188,7 +188,7 @@ class Trainer {
   const data::Dataset* eval_set_;
   const TrainConfig& cfg_;
   const TrainContext& ctx_;
-  Communicator* comm_;
+  dist::Communicator* comm_;
   int rank_, world_;
   bool main_;
   torch::Device device_;
@@ -200,7 +200,7 @@ class Trainer {
   NamedTensors params_, state_tensors_;  // the same tensors all run (updates are in place)
   // Gradient averaging hooks on the parameters, removed with the trainer (also when setup throws).
   struct GradientHooks {
-    Communicator* comm = nullptr;
+    dist::Communicator* comm = nullptr;
     ~GradientHooks() {
       if (comm) comm->detach_gradient_hooks();
     }

@@ -15,8 +15,8 @@
 #include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 #include "skd/core/logging.h"
+#include "skd/dist/communicator.h"
 #include "skd/models/config.h"
-#include "skd/train/distributed.h"
 
 namespace skd::wpac {
 
@@ -501,7 +501,7 @@ nlohmann::json block_report(const models::ModelConfig& config, const models::Blo
 }  // namespace
 
 nlohmann::json convert(models::ElasticModelImpl& model, const data::Dataset* dataset, const ConvertOptions& options,
-                       train::Communicator* comm, const importance::ProxyProgress& progress) {
+                       dist::Communicator* comm, const importance::ProxyProgress& progress) {
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   const int rank = comm ? comm->rank() : 0, world = comm ? comm->world_size() : 1;

@@ -9,13 +9,13 @@
 
 #include <chrono>
 
+#include "skd/dist/communicator.h"
 #include "skd/eval/evaluate.h"
 #include "skd/models/config.h"
 #include "skd/models/model.h"
 #include "skd/models/slice.h"
 #include "skd/models/mask_table.h"
 #include "skd/piad/piad.h"
-#include "skd/train/distributed.h"
 #include "skd/train/piad_training.h"
 #include "skd/train/trainer.h"
 #include "skd/wpac/wpac.h"
@@ -160,12 +160,12 @@ TEST(Cuda, ExtractedSubNetworkEvaluatesAsOnTheCpu) {
 
 TEST(Cuda, NcclGroupOfOneRank) {
   SKIP_WITHOUT_CUDA();
-  if (!train::Communicator::nccl_available()) GTEST_SKIP() << "this build has no NCCL (-DSKD_WITH_NCCL=ON)";
-  train::DistEnv env;
+  if (!dist::Communicator::nccl_available()) GTEST_SKIP() << "this build has no NCCL (-DSKD_WITH_NCCL=ON)";
+  dist::DistEnv env;
   env.master_port = 29500 + static_cast<int>(std::chrono::steady_clock::now().time_since_epoch().count() % 2000);
   const torch::Device dev(torch::kCUDA, 0);
-  train::set_current_device(dev);
-  auto comm = train::Communicator::create(env, "nccl", dev, std::chrono::seconds(60), /*group_of_one=*/true);
+  dist::set_current_device(dev);
+  auto comm = dist::Communicator::create(env, "nccl", dev, std::chrono::seconds(60), /*group_of_one=*/true);
   EXPECT_EQ(comm->backend(), "nccl");
   std::vector<torch::Tensor> t{torch::full({3}, 2.0, torch::TensorOptions().device(dev)),
                                torch::full({2}, 1.5, torch::kBFloat16).to(dev)};

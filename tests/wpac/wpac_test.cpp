@@ -10,11 +10,11 @@
 #include <set>
 #include <thread>
 
+#include "skd/dist/communicator.h"
 #include "skd/eval/evaluate.h"
 #include "skd/io/safetensors.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/slice.h"
-#include "skd/train/distributed.h"
 #include "skd/wpac/wpac.h"
 #include "test_util.h"
 
@@ -381,12 +381,12 @@ TEST(KeepFraction, FloorsAndRefusesEmptyBlocks) {
 // Two ranks over Gloo (one thread each), each with half of the proxy batches, reach the same model as
 // one process with all of them, and the same report statistics.
 TEST(Wpac, TwoRanksMatchOneProcess) {
-  if (!train::Communicator::gloo_available()) GTEST_SKIP() << "this LibTorch has no Gloo";
+  if (!dist::Communicator::gloo_available()) GTEST_SKIP() << "this LibTorch has no Gloo";
   torch::set_num_threads(1);
   auto reference = load_fixture("vit_micro_32");
   const auto data = noise_data(reference->config(), 32, 6);
   const auto single = wpac::convert(*reference, &data, options(wpac::Criterion::WPAC, 32, 8));
-  train::DistEnv env;
+  dist::DistEnv env;
   env.world_size = 2;
   env.master_port = test::free_port();
   models::ElasticModel ranks[2] = {load_fixture("vit_micro_32"), load_fixture("vit_micro_32")};
@@ -398,7 +398,7 @@ TEST(Wpac, TwoRanksMatchOneProcess) {
       try {
         auto e = env;
         e.rank = e.local_rank = r;
-        auto comm = train::Communicator::create(e, "gloo", torch::kCPU, std::chrono::seconds(30));
+        auto comm = dist::Communicator::create(e, "gloo", torch::kCPU, std::chrono::seconds(30));
         reports[r] = wpac::convert(*ranks[r], &data, options(wpac::Criterion::WPAC, 32, 8), comm.get());
       } catch (const std::exception& ex) {
         errors[r] = ex.what();

@@ -17,7 +17,7 @@
 #include "skd/data/dataset.h"
 #include "skd/models/model.h"
 
-namespace skd::train {
+namespace skd::dist {
 class Communicator;
 }
 

@@ -26,7 +26,7 @@
 #include "skd/models/model.h"
 #include "skd/models/mask_table.h"
 
-namespace skd::train {
+namespace skd::dist {
 class Communicator;
 }
 
@@ -74,7 +74,7 @@ class Piad {
   // operations added, MACs removed so far); otherwise returns null (a resumed epoch is not updated
   // twice). The model is left in eval mode.
   nlohmann::json update(int64_t epoch, models::ElasticModelImpl& model, const data::Dataset& data,
-                        train::Communicator* comm);
+                        dist::Communicator* comm);
 
   // Widths of a uniformly sampled code in {0, ..., K} (a pointer into the table: valid until the
   // next update).

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "skd/dist/join.h"
+
 namespace skd::train {
 
 struct TrainConfig {
@@ -62,7 +64,7 @@ struct TrainConfig {
   std::string piad_sensitivity = "loss";   // loss (paper eq. 13) | accuracy (official code)
   bool piad_sandwich = false;              // also train the full and the smallest network every step
   std::string dist_backend = "auto";  // auto | gloo | nccl
-  double dist_timeout = 300;          // seconds before a silent peer is declared dead
+  double dist_timeout = dist::kDefaultTimeoutSeconds;  // seconds before a silent peer is declared dead
 };
 
 nlohmann::json config_to_json(const TrainConfig& config);

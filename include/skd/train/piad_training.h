@@ -24,7 +24,7 @@ namespace skd::train {
 // and `data` must outlive the observer.
 class PiadObserver : public TrainObserver {
  public:
-  PiadObserver(piad::Piad& piad, models::ElasticModelImpl& model, const data::Dataset& data, Communicator* comm,
+  PiadObserver(piad::Piad& piad, models::ElasticModelImpl& model, const data::Dataset& data, dist::Communicator* comm,
                const std::string& run_dir = "");
   void on_epoch_start(int64_t epoch) override;
   std::vector<const models::Widths*> step_subnets(int64_t epoch, int64_t step, data::Rng& rng) override;
@@ -43,7 +43,7 @@ class PiadObserver : public TrainObserver {
   piad::Piad& piad_;
   models::ElasticModelImpl& model_;
   const data::Dataset& data_;
-  Communicator* comm_;
+  dist::Communicator* comm_;
   std::string run_dir_;
   bool writer_;
 };

@@ -43,7 +43,7 @@ struct RunOptions {
   bool new_head = false;  // re-initialise the classifier even for data with the model's class count
   int64_t max_steps = 0;  // TrainContext::max_steps
   int threads = 1;        // intra-op threads of this process (logged)
-  std::shared_ptr<Communicator> comm;  // null: single process
+  std::shared_ptr<dist::Communicator> comm;  // null: single process
   torch::Device device = torch::kCPU;  // this process's device
 };
 

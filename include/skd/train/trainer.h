@@ -21,9 +21,11 @@
 #include "skd/models/model.h"
 #include "skd/train/config.h"
 
-namespace skd::train {
-
+namespace skd::dist {
 class Communicator;
+}
+
+namespace skd::train {
 
 // What plugs into the training loop (PIAD, the metrics log, the progress line): every method has a
 // do-nothing default, so an observer overrides only what it needs. Observers are called in the
@@ -54,14 +56,14 @@ class TrainObserver {
 };
 
 struct TrainContext {
-  std::shared_ptr<Communicator> comm;  // null: single process
+  std::shared_ptr<dist::Communicator> comm;  // null: single process
   std::string resume;                  // training checkpoint to continue from ("" = none)
   nlohmann::json provenance = nlohmann::json::object();  // written into artifacts/checkpoints
   std::vector<TrainObserver*> observers;  // not owned; they outlive the call to train()
   // Stop with a checkpoint once this many optimizer steps are done in total (0 = no limit), as a
   // signal would; --resume continues exactly. Not part of the config (it is per invocation).
   int64_t max_steps = 0;
-  // This rank's device (train::rank_device: "cuda" -> cuda:LOCAL_RANK). Unset: config.device. The
+  // This rank's device (dist::rank_device: "cuda" -> cuda:LOCAL_RANK). Unset: config.device. The
   // config keeps what the user asked for, so a resumed multi-process run pins each rank anew.
   std::optional<torch::Device> device;
 };

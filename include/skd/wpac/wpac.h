@@ -25,7 +25,7 @@
 #include "skd/importance/taylor.h"
 #include "skd/models/model.h"
 
-namespace skd::train {
+namespace skd::dist {
 class Communicator;
 }
 
@@ -125,6 +125,6 @@ bool needs_data(const ConvertOptions& options);
 // weighted variance captured by the leading 25/50/75 % dims). Every rank ends with the same model;
 // a disagreement between ranks is an error. `dataset` may be null only when !needs_data(options).
 nlohmann::json convert(models::ElasticModelImpl& model, const data::Dataset* dataset, const ConvertOptions& options,
-                       train::Communicator* comm = nullptr, const importance::ProxyProgress& progress = nullptr);
+                       dist::Communicator* comm = nullptr, const importance::ProxyProgress& progress = nullptr);
 
 }  // namespace skd::wpac

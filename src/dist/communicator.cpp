@@ -1,17 +1,16 @@
-// c10d process groups behind skd::train::Communicator: environment parsing, TCPStore rendezvous,
-// Gloo/NCCL construction, staging copies for what a backend cannot take directly, bucketed gradient
-// averaging, and the translation of every c10d failure into one std::runtime_error format.
+// c10d process groups behind skd::dist::Communicator: TCPStore rendezvous, Gloo/NCCL construction,
+// staging copies for what a backend cannot take directly, bucketed gradient averaging, and the
+// translation of every c10d failure into one std::runtime_error format.
 //
 // LibTorch 1.13 vs 2.x: ProcessGroupGloo/ProcessGroupNCCL derive from c10d::ProcessGroup in 1.13 and
 // from c10d::Backend in 2.x (with the same constructor, Options::create and collective signatures), so
 // the code holds them through `PgBase`; work handles are whatever `barrier()` returns
 // (c10::intrusive_ptr<c10d::Work> in both). Only TCPStoreOptions fields present in both are set.
-#include "skd/train/distributed.h"
+#include "skd/dist/communicator.h"
 
 #include <torch/version.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -20,6 +19,7 @@
 #include <tuple>
 #include <utility>
 
+#include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 
 // Which process groups this build has is decided by CMake (SKD_HAVE_GLOO: gloo headers found;
@@ -41,7 +41,6 @@
 #undef USE_C10D_NCCL
 #endif
 
-#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -56,7 +55,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
-namespace skd::train {
+namespace skd::dist {
 
 namespace {
 
@@ -66,56 +65,6 @@ using PgBase = c10d::Backend;
 using PgBase = c10d::ProcessGroup;
 #endif
 using WorkPtr = decltype(std::declval<PgBase&>().barrier());
-
-// ---- environment ---------------------------------------------------------------------------------
-
-using GetEnv = std::function<const char*(const char*)>;
-
-// The value of `name`, or nullptr when unset or empty.
-const char* env_value(const GetEnv& getenv_fn, const char* name) {
-  const char* v = getenv_fn(name);
-  return (v && *v) ? v : nullptr;
-}
-
-int parse_env_int(const char* name, const char* value) {
-  const std::string s(value);
-  int out = 0;
-  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  if (ec != std::errc() || ptr != s.data() + s.size())
-    throw std::invalid_argument(cat("environment variable ", name, "='", s, "' is not an integer"));
-  return out;
-}
-
-int required_int(const GetEnv& getenv_fn, const char* name, const char* because) {
-  const char* v = env_value(getenv_fn, name);
-  if (!v) throw std::invalid_argument(cat("environment variable ", name, " is not set but ", because, " is"));
-  return parse_env_int(name, v);
-}
-
-// Range checks shared by the torchrun and SLURM layouts; `*_name` are the variables the values came
-// from, so the message points at what to fix.
-void check_layout(const DistEnv& e, const char* rank_name, const char* world_name, const char* local_name) {
-  if (e.world_size < 1)
-    throw std::invalid_argument(
-        cat("environment variable ", world_name, "='", e.world_size, "' must be >= 1"));
-  if (e.rank < 0)
-    throw std::invalid_argument(cat("environment variable ", rank_name, "='", e.rank, "' must be >= 0"));
-  if (e.rank >= e.world_size)
-    throw std::invalid_argument(cat("environment variable ", rank_name, "='", e.rank, "' must be below ",
-                                    world_name, "=", e.world_size));
-  if (e.local_rank < 0 || e.local_rank >= e.world_size)
-    throw std::invalid_argument(cat("environment variable ", local_name, "='", e.local_rank,
-                                    "' must be in [0, ", world_name, "=", e.world_size, ")"));
-}
-
-void read_master(const GetEnv& getenv_fn, DistEnv& e) {
-  if (const char* a = env_value(getenv_fn, "MASTER_ADDR")) e.master_addr = a;
-  if (const char* p = env_value(getenv_fn, "MASTER_PORT")) {
-    e.master_port = parse_env_int("MASTER_PORT", p);
-    if (e.master_port < 1 || e.master_port > 65535)
-      throw std::invalid_argument(cat("environment variable MASTER_PORT='", p, "' is not a port (1..65535)"));
-  }
-}
 
 // ---- helpers -------------------------------------------------------------------------------------
 
@@ -132,6 +81,16 @@ std::string describe(const std::exception& e) {
 
 std::string seconds(std::chrono::milliseconds t) {
   return cat(static_cast<double>(t.count()) / 1000.0);
+}
+
+// Names as the flags and the run config spell them.
+constexpr std::pair<const char*, Backend> kBackends[] = {
+    {"auto", Backend::AUTO}, {"gloo", Backend::GLOO}, {"nccl", Backend::NCCL}};
+
+void check_layout(const DistEnv& env) {
+  if (env.world_size < 1 || env.rank < 0 || env.rank >= env.world_size)
+    throw std::invalid_argument(
+        cat("distributed: rank ", env.rank, " / world size ", env.world_size, " is not a valid layout"));
 }
 
 bool is_loopback(const std::string& addr) {
@@ -180,82 +139,6 @@ void enable_nccl_blocking_wait() {
 #endif
 
 }  // namespace
-
-DistEnv dist_env_from(const GetEnv& getenv_fn) {
-  DistEnv e;
-  const bool torchrun = env_value(getenv_fn, "RANK") || env_value(getenv_fn, "WORLD_SIZE");
-  const bool slurm = env_value(getenv_fn, "SLURM_PROCID") || env_value(getenv_fn, "SLURM_NTASKS");
-  if (torchrun) {
-    e.source = "torchrun";
-    const char* by = env_value(getenv_fn, "RANK") ? "RANK" : "WORLD_SIZE";
-    e.rank = required_int(getenv_fn, "RANK", by);
-    e.world_size = required_int(getenv_fn, "WORLD_SIZE", by);
-    const char* local = env_value(getenv_fn, "LOCAL_RANK");
-    e.local_rank = local ? parse_env_int("LOCAL_RANK", local) : e.rank;
-    check_layout(e, "RANK", "WORLD_SIZE", local ? "LOCAL_RANK" : "RANK (as LOCAL_RANK)");
-    read_master(getenv_fn, e);
-    const char* agent = env_value(getenv_fn, "TORCHELASTIC_USE_AGENT_STORE");
-    e.agent_store = agent && std::string(agent) == "True";
-    if (const char* restarts = env_value(getenv_fn, "TORCHELASTIC_RESTART_COUNT"))
-      e.restart_count = parse_env_int("TORCHELASTIC_RESTART_COUNT", restarts);
-    // A manual launch without LOCAL_WORLD_SIZE is taken as one node (as LOCAL_RANK defaults to RANK).
-    const char* lws = env_value(getenv_fn, "LOCAL_WORLD_SIZE");
-    e.local_world_size = lws ? parse_env_int("LOCAL_WORLD_SIZE", lws) : e.world_size;
-  } else if (slurm) {
-    e.source = "slurm";
-    const char* by = env_value(getenv_fn, "SLURM_PROCID") ? "SLURM_PROCID" : "SLURM_NTASKS";
-    e.rank = required_int(getenv_fn, "SLURM_PROCID", by);
-    e.world_size = required_int(getenv_fn, "SLURM_NTASKS", by);
-    const char* local = env_value(getenv_fn, "SLURM_LOCALID");
-    e.local_rank = local ? parse_env_int("SLURM_LOCALID", local) : 0;
-    check_layout(e, "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID");
-    read_master(getenv_fn, e);
-    // srun sets SLURM_STEP_TASKS_PER_NODE ("4" or "4(x2)"; the leading count is this node's in a
-    // uniform job), sbatch --ntasks-per-node SLURM_NTASKS_PER_NODE; without either, assume one node.
-    e.local_world_size = e.world_size;
-    for (const char* name : {"SLURM_STEP_TASKS_PER_NODE", "SLURM_NTASKS_PER_NODE"}) {
-      if (const char* tpn = env_value(getenv_fn, name)) {
-        std::string v(tpn);
-        v = v.substr(0, v.find_first_not_of("0123456789"));
-        if (v.empty()) throw std::invalid_argument(cat("environment variable ", name, "='", tpn, "' is not a count"));
-        e.local_world_size = parse_env_int(name, v.c_str());
-        break;
-      }
-    }
-  }
-  if (e.local_world_size < 1 || e.local_world_size > e.world_size || e.local_rank >= e.local_world_size) {
-    const char* name = e.source == "slurm" ? "SLURM_NTASKS_PER_NODE" : "LOCAL_WORLD_SIZE";
-    throw std::invalid_argument(cat("environment variable ", name, "='", e.local_world_size, "' must be in [",
-                                    e.local_rank + 1, ", ", e.world_size, "] (above the local rank ",
-                                    e.local_rank, ", at most the world size)"));
-  }
-  return e;
-}
-
-torch::Device rank_device(const DistEnv& env, const torch::Device& requested, int64_t cuda_devices) {
-  if (!requested.is_cuda() || requested.has_index()) return requested;
-  if (env.world_size == 1) return torch::Device(torch::kCUDA, 0);
-  if (env.local_rank >= cuda_devices)
-    throw std::invalid_argument(cat("--device cuda: local rank ", env.local_rank, " (", env.source,
-                                    ") has no GPU of its own: ", cuda_devices,
-                                    " CUDA device(s) are visible; start at most one process per GPU"));
-  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
-}
-
-void set_current_device(const torch::Device& device) {
-  if (!device.is_cuda()) return;
-  SKD_CHECK(device.has_index(), "set_current_device needs an explicit CUDA index, got ", device);
-  c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(device);
-}
-
-int threads_per_rank(int requested, const DistEnv& env, int cores) {
-  if (requested > 0) return requested;
-  return std::max(1, cores / std::max(1, env.local_world_size));
-}
-
-DistEnv dist_env_from_environment() {
-  return dist_env_from([](const char* name) -> const char* { return std::getenv(name); });
-}
 
 // ---- Communicator --------------------------------------------------------------------------------
 
@@ -416,14 +299,24 @@ bool Communicator::nccl_available() {
 #endif
 }
 
+Backend parse_backend(const std::string& name) {
+  for (const auto& [n, b] : kBackends)
+    if (name == n) return b;
+  throw std::invalid_argument(cat("distributed: backend '", name, "': expected gloo, nccl or auto"));
+}
+
+const char* backend_name(Backend backend) { return enum_name(backend, kBackends); }
+
 std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const std::string& backend,
                                                    torch::Device device, std::chrono::milliseconds timeout,
                                                    bool group_of_one) {
-  if (env.world_size < 1 || env.rank < 0 || env.rank >= env.world_size)
-    throw std::invalid_argument(
-        cat("distributed: rank ", env.rank, " / world size ", env.world_size, " is not a valid layout"));
-  if (backend != "gloo" && backend != "nccl" && backend != "auto")
-    throw std::invalid_argument(cat("distributed: backend '", backend, "': expected gloo, nccl or auto"));
+  check_layout(env);
+  return create(env, parse_backend(backend), device, timeout, group_of_one);
+}
+
+std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, Backend backend, torch::Device device,
+                                                   std::chrono::milliseconds timeout, bool group_of_one) {
+  check_layout(env);
   if (timeout.count() <= 0)
     throw std::invalid_argument(cat("distributed: timeout must be positive, got ", timeout.count(), " ms"));
   auto impl = std::make_unique<Impl>();
@@ -434,8 +327,8 @@ std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const std
   if (env.world_size == 1 && !group_of_one) return std::shared_ptr<Communicator>(new Communicator(std::move(impl)));
 
   // auto: NCCL for CUDA when this build has it, else Gloo (which also moves CUDA tensors, slower).
-  const std::string chosen =
-      backend == "auto" ? (device.is_cuda() && nccl_available() ? "nccl" : "gloo") : backend;
+  const std::string chosen = backend == Backend::AUTO ? (device.is_cuda() && nccl_available() ? "nccl" : "gloo")
+                                                      : backend_name(backend);
   if (chosen == "nccl" && !nccl_available())
     throw std::runtime_error(
         "distributed: backend nccl was asked for but this build has no NCCL support "
@@ -767,4 +660,4 @@ void Communicator::finish_gradient_average() {
   im.hook_armed = false;
 }
 
-}  // namespace skd::train
+}  // namespace skd::dist

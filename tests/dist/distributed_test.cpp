@@ -1,11 +1,11 @@
 // Distributed communication: torchrun/SLURM environment parsing, single-process identities, argument
 // checks, and real two-process Gloo runs on 127.0.0.1 (this binary re-executes itself as rank 1 with
 // posix_spawn), including a peer that dies after the rendezvous and one that never comes.
-#include "skd/train/distributed.h"
+#include "skd/dist/communicator.h"
 #include "skd/models/checkpoint.h"
 #include "skd/train/trainer.h"
 #include "test_util.h"
-#include "tiny_training.h"
+#include "../train/tiny_training.h"
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -26,6 +26,7 @@
 
 extern char** environ;
 
+using namespace skd::dist;
 using namespace skd::train;
 using namespace std::chrono_literals;
 
