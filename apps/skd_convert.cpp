@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
         log_info(criterion, ": ", proxy_samples, " proxy images from ", dataset->describe());
       }
       loaded.model->to(dev);
-      app::ProgressBar bar("batches");
+      ProgressBar bar("batches");
       report = wpac::convert(*loaded.model, dataset.get(), opt, comm.get(),
                              [&](int64_t done, int64_t total) { bar.update(done, total); });
       bar.finish();

@@ -7,9 +7,9 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
-#include <fstream>
 
 #include "skd/core/error.h"
+#include "skd/core/json_file.h"
 #include "skd/core/fs.h"
 #include "skd/models/slice.h"
 
@@ -151,17 +151,8 @@ std::string latency_table_path(const std::string& model_path) {
 }
 
 LatencyTable read_latency_table(const std::string& path) {
-  std::ifstream in(path);
-  if (!in)
-    throw std::invalid_argument(cat("latency table '", path, "' cannot be opened (measure one with skd-eval --model ",
-                                    "<super-network> --latency-table)"));
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::invalid_argument(cat("latency table '", path, "' is not valid JSON: ", e.what()));
-  }
-  return LatencyTable::from_json(j, path);
+  return LatencyTable::from_json(
+      read_json_file(path, "latency table", "measure one with skd-eval --model <super-network> --latency-table"), path);
 }
 
 void write_latency_table(const std::string& path, const LatencyTable& table) {
