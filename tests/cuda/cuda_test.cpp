@@ -91,7 +91,7 @@ TEST_P(CudaFamilies, WpacOnCudaEqualsWpacOnCpu) {
   wpac::convert(*on_cpu, &data, o);
   on_cuda->to(torch::kCUDA);
   o.proxy.device = torch::kCUDA;
-  const auto report = wpac::convert(*on_cuda, &data, o);
+  const auto report = wpac::convert(*on_cuda, &data, o).to_json();
   EXPECT_LE(report["function_check"]["max_abs_logit_diff"].get<double>(), 1e-4);
   // Eigenvectors are defined up to sign and order of equal eigenvalues: compare what the converted
   // models compute, at a width where the order of the dims matters.
