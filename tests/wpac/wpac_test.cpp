@@ -16,25 +16,14 @@
 #include "skd/models/slice.h"
 #include "skd/train/distributed.h"
 #include "skd/wpac/wpac.h"
+#include "test_dataset.h"
 #include "test_util.h"
 
 using namespace skd;
 
 namespace {
 
-// Images given as a tensor, labels i % classes.
-class TensorData : public data::Dataset {
- public:
-  TensorData(torch::Tensor images, int64_t classes) : images_(std::move(images)), classes_(classes) {}
-  int64_t size() const override { return images_.size(0); }
-  int64_t num_classes() const override { return classes_; }
-  data::Sample get(int64_t i, data::Rng*) const override { return {images_[i], i % classes_}; }
-  std::string describe() const override { return "tensor data"; }
-
- private:
-  torch::Tensor images_;
-  int64_t classes_;
-};
+using TensorData = test::TensorDataset;
 
 torch::Tensor fixture_tensor(const std::string& file, const std::string& key) {
   const auto content = io::read_safetensors(test::fixture("timm/" + file));
