@@ -21,6 +21,7 @@
 #include "skd/core/error.h"
 #include "skd/core/logging.h"
 #include "skd/core/memory.h"
+#include "skd/core/progress.h"
 #include "skd/dist/env.h"
 
 namespace skd::app {
@@ -86,30 +87,6 @@ inline std::vector<int64_t> parse_positive_list(const std::string& text, const s
   if (out.empty()) throw std::invalid_argument(cat(flag, ": empty list"));
   return out;
 }
-
-// A progress bar with rate and ETA on a terminal (stderr); silent otherwise.
-class ProgressBar {
- public:
-  explicit ProgressBar(std::string unit) : unit_(std::move(unit)), tty_(isatty(fileno(stderr))) {}
-  void update(int64_t done, int64_t total) {
-    if (!tty_) return;
-    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const double rate = done / std::max(el, 1e-9);
-    const int width = 30, filled = static_cast<int>(width * done / std::max<int64_t>(total, 1));
-    std::fprintf(stderr, "\r[%s%s] %lld/%lld %s  %.0f/s  ETA %.0f s ", std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(), static_cast<long long>(done),
-                 static_cast<long long>(total), unit_.c_str(), rate, (total - done) / std::max(rate, 1e-9));
-    shown_ = true;
-  }
-  void finish() {
-    if (shown_) std::fprintf(stderr, "\n");
-  }
-
- private:
-  std::string unit_;
-  bool tty_ = false, shown_ = false;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-};
 
 // Parses argv and runs `body`, mapping errors (library errors that name config keys are printed with
 // this app's flags, app_options.h): CLI/usage problems and std::invalid_argument -> 2,

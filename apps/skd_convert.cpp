@@ -3,6 +3,7 @@
 // a function-preserving reorder/rotation so the leading dims of every head and the leading MLP units
 // are the most important ones. Writes the artifact plus a JSON report.
 #include <filesystem>
+#include <optional>
 
 #include "app_common.h"
 #include "skd/core/device.h"
@@ -115,7 +116,7 @@ int main(int argc, char** argv) {
     } else if (!format_only && loaded.manifest.contains("mask_table")) {
       log_warn("the input's mask table is dropped: ", criterion, " reorders the dims it refers to");
     }
-    nlohmann::json report;
+    std::optional<wpac::ConversionReport> report;
     if (!format_only) {
       const auto& c = loaded.model->config();
       std::unique_ptr<data::Dataset> dataset;
@@ -132,39 +133,35 @@ int main(int argc, char** argv) {
         log_info(criterion, ": ", proxy_samples, " proxy images from ", dataset->describe());
       }
       loaded.model->to(dev);
-      app::ProgressBar bar("batches");
+      ProgressBar bar("batches");
       report = wpac::convert(*loaded.model, dataset.get(), opt, comm.get(),
                              [&](int64_t done, int64_t total) { bar.update(done, total); });
       bar.finish();
       loaded.model->to(torch::kCPU);
       if (report_path.empty()) report_path = default_report_path(out);
-      report["source"] = model;
-      report["artifact"] = out;
-      prov["conversion"] = {{"criterion", report["criterion"]}, {"mlp_criterion", report["mlp_criterion"]},
-                            {"report", std::filesystem::path(report_path).filename().string()}};
-      for (const char* k : {"centering", "cost", "proxy", "seed"})
-        if (report.contains(k)) prov["conversion"][k] = report[k];
-      const auto& fc = report["function_check"];
-      log_info("function check on ", fc["images"].get<int64_t>(), " images: max |logit difference| ",
-               fc["max_abs_logit_diff"].get<double>());
+      report->source = model;
+      report->artifact = out;
+      prov["conversion"] = report->options_json();
+      prov["conversion"]["report"] = std::filesystem::path(report_path).filename().string();
+      log_info("function check on ", report->function_check.images, " images: max |logit difference| ",
+               report->function_check.max_abs_logit_diff);
     }
     if (env.rank == 0) {
       models::save_artifact(out, *loaded.model, prov, extra);
-      if (!report.is_null()) write_file_atomic(report_path, report.dump(1) + "\n");
+      if (report) write_file_atomic(report_path, report->to_json().dump(1) + "\n");
       const auto cost_count = models::macs_count(loaded.model->config(), loaded.model->widths());
       std::printf("wrote %s: %s, %.3f M params, %s (paper convention)\n", out.c_str(),
                   loaded.model->config().name.c_str(), cost_count.params / 1e6,
                   models::macs_format(cost_count.macs_paper).c_str());
-      if (!report.is_null()) {
-        std::printf("%s: %lld proxy images, %.2f s; report %s\n", report["criterion"].get<std::string>().c_str(),
-                    static_cast<long long>(report.contains("proxy") ? report["proxy"]["images"].get<int64_t>() : 0),
-                    report["seconds"]["total"].get<double>(), report_path.c_str());
-        if (report.contains("mean_captured")) {
-          const auto& m = report["mean_captured"];
+      if (report) {
+        std::printf("%s: %lld proxy images, %.2f s; report %s\n", report->criterion.c_str(),
+                    static_cast<long long>(report->proxy ? report->proxy->images : 0), report->seconds.total,
+                    report_path.c_str());
+        if (report->mean_captured_v && report->mean_captured_qk) {
+          const auto &v = *report->mean_captured_v, &qk = *report->mean_captured_qk;
           std::printf("weighted variance in the leading 25/50/75%% dims (mean over heads): V %.3f/%.3f/%.3f  "
                       "QK %.3f/%.3f/%.3f\n",
-                      m["v"]["0.25"].get<double>(), m["v"]["0.5"].get<double>(), m["v"]["0.75"].get<double>(),
-                      m["qk"]["0.25"].get<double>(), m["qk"]["0.5"].get<double>(), m["qk"]["0.75"].get<double>());
+                      v[0], v[1], v[2], qk[0], qk[1], qk[2]);
         }
       }
     }

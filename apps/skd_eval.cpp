@@ -88,7 +88,7 @@ int run_latency_table(const EvalCli& o, models::LoadedModel& loaded, const torch
   const std::string out = o.out.empty() ? extract::latency_table_path(o.model) : o.out;
   log_info("timing ", codes.size(), " op codes x ", lo.batch_sizes.size(), " batch size(s) on ", device.str(), ", ",
            o.threads, " thread(s)");
-  app::ProgressBar bar("runs");
+  ProgressBar bar("runs");
   const auto t = eval::measure_latency_table(*loaded.model, codes, lo, o.model, models::file_sha256(o.model),
                                              [&](int64_t done, int64_t total) { bar.update(done, total); });
   bar.finish();
@@ -128,7 +128,7 @@ int run_dataset(const EvalCli& o, models::LoadedModel& loaded, const torch::Devi
   eo.device = device;
   eo.amp = amp;
   eo.keep_logits = !o.save_outputs.empty();
-  app::ProgressBar bar("images");
+  ProgressBar bar("images");
   const auto r = eval::evaluate(model, *dataset, eo, [&](int64_t done, int64_t total) { bar.update(done, total); });
   bar.finish();
   const auto cost = models::macs_count(c, model.widths());

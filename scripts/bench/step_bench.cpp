@@ -168,7 +168,7 @@ int main(int argc, char** argv) {
     std::printf("{\"impl\": \"skd\", \"mode\": \"wpac\", \"arch\": \"%s\", \"device\": \"%s\", \"proxy_images\": %lld, "
                 "\"batch\": %lld, \"seconds\": %.3f, \"report_seconds\": %s}\n",
                 arch.c_str(), device.c_str(), static_cast<long long>(wpac_samples), static_cast<long long>(batch), secs,
-                report.value("seconds", nlohmann::json::object()).dump().c_str());
+                report.to_json().value("seconds", nlohmann::json::object()).dump().c_str());
     std::fflush(stdout);
   }
   if (!latency.empty()) {

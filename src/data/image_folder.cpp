@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "skd/core/error.h"
+#include "skd/core/json_file.h"
 #include "skd/data/augment.h"
 #include "skd/data/eval_transform.h"
 #include "skd/data/mixup.h"
@@ -30,16 +31,9 @@ namespace {
 
 // Class name -> index from a class-index file.
 std::map<std::string, int64_t> read_class_index(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::invalid_argument(cat("--class-index: cannot open '", path, "'"));
   std::map<std::string, int64_t> out;
   if (fs::path(path).extension() == ".json") {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      throw std::invalid_argument(cat("--class-index '", path, "': invalid JSON: ", e.what()));
-    }
+    const nlohmann::json j = read_json_file(path, "--class-index file");
     if (!j.is_object()) throw std::invalid_argument(cat("--class-index '", path, "': expected a JSON object"));
     for (const auto& [key, value] : j.items()) {
       if (value.is_number_integer()) {
@@ -56,6 +50,8 @@ std::map<std::string, int64_t> read_class_index(const std::string& path) {
       }
     }
   } else {
+    std::ifstream in(path);
+    if (!in) throw std::invalid_argument(cat("--class-index: cannot open '", path, "'"));
     std::string line;
     int64_t i = 0;
     while (std::getline(in, line)) {

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
-#include <limits>
 #include <numeric>
 #include <random>
 
 #include "skd/core/enum_names.h"
 #include "skd/core/error.h"
+#include "skd/core/random.h"
+#include "skd/models/config.h"
+#include "skd/dist/communicator.h"
 
 namespace skd::importance {
 
@@ -29,12 +31,8 @@ std::vector<int64_t> proxy_indices(int64_t dataset_size, int64_t samples, uint64
   // the proxy set would differ between standard libraries).
   std::mt19937_64 rng(seed ^ 0x5eed'0f'9a'c0ULL);
   for (int64_t i = 0; i < samples; ++i) {
-    const uint64_t span = static_cast<uint64_t>(dataset_size - i);
-    const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % span;
-    uint64_t r;
-    do r = rng();
-    while (r >= limit);
-    std::swap(all[static_cast<size_t>(i)], all[static_cast<size_t>(i + static_cast<int64_t>(r % span))]);
+    const uint64_t r = uniform_below(rng, static_cast<uint64_t>(dataset_size - i));
+    std::swap(all[static_cast<size_t>(i)], all[static_cast<size_t>(i + static_cast<int64_t>(r))]);
   }
   all.resize(static_cast<size_t>(samples));
   return all;
@@ -139,13 +137,53 @@ ProxyPassResult run_proxy_pass(models::ElasticModelImpl& model, const data::Data
   return result;
 }
 
-torch::Tensor taylor_fo(const torch::Tensor& f, const torch::Tensor& g) {
-  return (f.to(torch::kFloat64) * g.to(torch::kFloat64)).abs();
+torch::Tensor accumulate_taylor(const torch::Tensor& f, const torch::Tensor& g, torch::Tensor& fo, torch::Tensor& so) {
+  auto p = f * g;
+  so += 0.5 * p.square().sum(0, false, torch::kFloat64).view(so.sizes());
+  p.abs_();
+  fo += p.sum(0, false, torch::kFloat64).view(fo.sizes());
+  return p;
 }
 
-torch::Tensor taylor_so(const torch::Tensor& f, const torch::Tensor& g) {
-  auto p = f.to(torch::kFloat64) * g.to(torch::kFloat64);
-  return 0.5 * p * p;
+torch::Tensor taylor_fo_sum(const torch::Tensor& f, const torch::Tensor& g) {
+  return (f * g).abs().reshape({-1, f.size(-1)}).sum(0, false, torch::kFloat64);
+}
+
+DimImportance dim_importance(models::ElasticModelImpl& model, const data::Dataset& dataset,
+                             const std::vector<std::vector<int64_t>>& batches, const ProxyOptions& options,
+                             dist::Communicator* comm) {
+  const auto specs = models::block_specs(model.config());
+  const models::Widths widths = options.widths ? *options.widths : model.widths();
+  DimImportance theta;
+  for (const auto& w : widths) {
+    theta.attention.push_back(torch::zeros({w.attn}, torch::kFloat64));
+    theta.mlp.push_back(torch::zeros({w.mlp}, torch::kFloat64));
+  }
+  run_proxy_pass(model, dataset, batches, options, true, true, [&](const ProbedBatch& pb) {
+    for (size_t k = 0; k < pb.qkv.size(); ++k) {
+      const auto blk = static_cast<size_t>(pb.qkv_blocks[k]);
+      const int64_t H = specs[blk].num_heads, a = widths[blk].attn;
+      SKD_CHECK(pb.qkv[k].size(-1) == 3 * H * a, "qkv probe of block ", blk);
+      theta.attention[blk] += taylor_fo_sum(pb.qkv[k], pb.qkv_grad[k]).view({3, H, a}).sum(0).mean(0).cpu();
+    }
+    for (size_t k = 0; k < pb.mlp_act.size(); ++k) {
+      const auto blk = static_cast<size_t>(pb.mlp_blocks[k]);
+      theta.mlp[blk] += taylor_fo_sum(pb.mlp_act[k], pb.mlp_grad[k]).cpu();
+    }
+  });
+  if (comm && comm->world_size() > 1) {
+    std::vector<torch::Tensor> all;
+    for (size_t i = 0; i < widths.size(); ++i) {
+      all.push_back(theta.attention[i]);
+      all.push_back(theta.mlp[i]);
+    }
+    comm->all_reduce_sum(all);
+    for (size_t i = 0; i < widths.size(); ++i) {
+      theta.attention[i] = all[2 * i];
+      theta.mlp[i] = all[2 * i + 1];
+    }
+  }
+  return theta;
 }
 
 }  // namespace skd::importance

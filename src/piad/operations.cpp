@@ -33,7 +33,7 @@ std::vector<Operation> module_operations(int64_t block, bool attention, const st
   return ops;
 }
 
-UpdateResult apply_operations(models::MaskTable& table, std::vector<Operation> ops, double budget) {
+UpdateResult apply_operations(models::MaskTable& table, DropoutList ops, double budget) {
   UpdateResult r;
   std::stable_sort(ops.begin(), ops.end(),
                    [](const Operation& a, const Operation& b) { return a.contribution < b.contribution; });

@@ -1,11 +1,11 @@
 #include "skd/piad/piad.h"
 
 #include <cmath>
-#include <limits>
 
 #include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 #include "skd/core/logging.h"
+#include "skd/core/random.h"
 #include "skd/dist/communicator.h"
 #include "skd/importance/taylor.h"
 #include "skd/models/macs.h"
@@ -16,6 +16,42 @@ namespace skd::piad {
 namespace {
 const std::pair<const char*, Sensitivity> kSensitivities[] = {{"loss", Sensitivity::LOSS},
                                                               {"accuracy", Sensitivity::ACCURACY}};
+
+// What module sensitivity γ (eq. 13) is computed from: [summed cross-entropy, correct] of the smallest
+// sub-network on this rank's proxy batches (slot 0), and with each present module skipped (slot
+// 1 + 2·block + part, part 0 = attention, 1 = MLP; zeros for a removed module).
+std::vector<double> skipped_module_costs(models::ElasticModelImpl& model, const data::Dataset& data,
+                                         const std::vector<std::vector<int64_t>>& batches,
+                                         const models::Widths& smallest, torch::Device device) {
+  const size_t blocks = smallest.size();
+  std::vector<double> sums(2 * (1 + 2 * blocks), 0.0);
+  torch::NoGradGuard ng;
+  auto measure = [&](const torch::Tensor& x, const torch::Tensor& y, const models::Widths& w, size_t slot) {
+    models::ForwardOptions fo;
+    fo.widths = &w;
+    auto logits = model.forward(x, fo);
+    sums[2 * slot] += torch::nn::functional::cross_entropy(
+                          logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                          .item<double>();
+    sums[2 * slot + 1] += logits.argmax(1).eq(y).sum().item<double>();
+  };
+  for (const auto& b : batches) {
+    auto batch = data.get_batch(b);
+    auto x = batch.images.to(device), y = batch.labels.to(device);
+    measure(x, y, smallest, 0);
+    for (size_t i = 0; i < blocks; ++i) {
+      for (int part = 0; part < 2; ++part) {
+        auto w = smallest;
+        auto& width = part == 0 ? w[i].attn : w[i].mlp;
+        if (width == 0) continue;
+        width = 0;
+        measure(x, y, w, 1 + 2 * i + static_cast<size_t>(part));
+      }
+    }
+  }
+  return sums;
+}
+
 }  // namespace
 
 Sensitivity parse_sensitivity(const std::string& name) {
@@ -78,11 +114,7 @@ nlohmann::json Piad::manifest_entries() const {
 
 const models::Widths* Piad::sample(data::Rng& rng) const {
   const uint64_t n = static_cast<uint64_t>(table_.last_code()) + 1;
-  const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % n;
-  uint64_t r;
-  do r = rng();
-  while (r >= limit);
-  return &table_.widths(static_cast<int64_t>(r % n));
+  return &table_.widths(static_cast<int64_t>(uniform_below(rng, n)));
 }
 
 std::vector<const models::Widths*> Piad::step_subnets(data::Rng& rng) const {
@@ -91,94 +123,69 @@ std::vector<const models::Widths*> Piad::step_subnets(data::Rng& rng) const {
   return {&table_.widths(0), &table_.widths(table_.last_code()), sampled};
 }
 
+nlohmann::json UpdateRecord::to_json() const {
+  nlohmann::json gammas = nlohmann::json::array();
+  for (size_t i = 0; i < gamma.size(); ++i) {
+    nlohmann::json g = {{"block", i}};
+    g["attn"] = gamma[i].attn ? nlohmann::json(*gamma[i].attn) : nlohmann::json(nullptr);
+    g["mlp"] = gamma[i].mlp ? nlohmann::json(*gamma[i].mlp) : nlohmann::json(nullptr);
+    gammas.push_back(g);
+  }
+  return {{"epoch", epoch},
+          {"proxy_images", static_cast<uint64_t>(proxy_images)},
+          {"smallest_top1", smallest_top1},
+          {"smallest_loss", smallest_loss},
+          {"gamma", gammas},
+          {"candidates", static_cast<uint64_t>(candidates)},
+          {"added_codes", added_codes},
+          {"codes", nlohmann::json::array({0, last_code})},
+          {"first_new_code", first_new_code},
+          {"target_macs_removed", target_macs_removed},
+          {"macs_removed", macs_removed},
+          {"smallest_macs", smallest_macs}};
+}
+
 nlohmann::json Piad::update(int64_t epoch, models::ElasticModelImpl& model, const data::Dataset& data,
                             dist::Communicator* comm) {
-  if (epoch >= options_.progressive_epochs || epoch < next_update_epoch_) return nullptr;
+  const auto record = update_table(epoch, model, data, comm);
+  return record ? record->to_json() : nlohmann::json(nullptr);
+}
+
+std::optional<UpdateRecord> Piad::update_table(int64_t epoch, models::ElasticModelImpl& model,
+                                               const data::Dataset& data, dist::Communicator* comm) {
+  if (epoch >= options_.progressive_epochs || epoch < next_update_epoch_) return std::nullopt;
   const int rank = comm ? comm->rank() : 0, world = comm ? comm->world_size() : 1;
-  const auto specs = models::block_specs(config_);
-  const size_t blocks = specs.size();
+  const size_t blocks = full_.size();
   const models::Widths smallest = table_.widths(-1);
   const auto ids = importance::proxy_indices(data.size(), std::min(options_.proxy_samples, data.size()),
                                              options_.seed * 1000003ULL + static_cast<uint64_t>(epoch));
   const auto batches = importance::proxy_batches(ids, std::min<int64_t>(options_.proxy_batch, static_cast<int64_t>(ids.size())),
                                                  rank, world);
   model.eval();
-
-  // Module sensitivity γ on the smallest sub-network: [loss sum, correct] for the network itself and
-  // with each present module skipped.
-  std::vector<double> sums(2 * (1 + 2 * blocks), 0.0);
-  {
-    torch::NoGradGuard ng;
-    auto measure = [&](const torch::Tensor& x, const torch::Tensor& y, const models::Widths& w, size_t slot) {
-      models::ForwardOptions fo;
-      fo.widths = &w;
-      auto logits = model.forward(x, fo);
-      sums[2 * slot] += torch::nn::functional::cross_entropy(
-                            logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                            .item<double>();
-      sums[2 * slot + 1] += logits.argmax(1).eq(y).sum().item<double>();
-    };
-    for (const auto& b : batches) {
-      auto batch = data.get_batch(b);
-      auto x = batch.images.to(options_.device), y = batch.labels.to(options_.device);
-      measure(x, y, smallest, 0);
-      for (size_t i = 0; i < blocks; ++i) {
-        for (int part = 0; part < 2; ++part) {
-          auto w = smallest;
-          auto& width = part == 0 ? w[i].attn : w[i].mlp;
-          if (width == 0) continue;
-          width = 0;
-          measure(x, y, w, 1 + 2 * i + static_cast<size_t>(part));
-        }
-      }
-    }
-  }
-  // Dimension importance Θ (first-order Taylor) of the smallest sub-network.
-  std::vector<torch::Tensor> theta;  // [2*blocks]: attention [a], MLP [m] (float64, CPU)
-  for (size_t i = 0; i < blocks; ++i) {
-    theta.push_back(torch::zeros({smallest[i].attn}, torch::kFloat64));
-    theta.push_back(torch::zeros({smallest[i].mlp}, torch::kFloat64));
-  }
+  std::vector<double> sums = skipped_module_costs(model, data, batches, smallest, options_.device);
+  // Dimension importance Θ (first-order Taylor, summed over the ranks) of the smallest sub-network.
   importance::ProxyOptions po;
   po.samples = static_cast<int64_t>(ids.size());
   po.batch_size = std::min<int64_t>(options_.proxy_batch, po.samples);
   po.device = options_.device;
   po.widths = &smallest;
-  importance::run_proxy_pass(model, data, batches, po, true, true, [&](const importance::ProbedBatch& pb) {
-    for (size_t k = 0; k < pb.qkv.size(); ++k) {
-      const auto blk = static_cast<size_t>(pb.qkv_blocks[k]);
-      const int64_t H = specs[blk].num_heads, a = smallest[blk].attn;
-      auto s = (pb.qkv[k] * pb.qkv_grad[k]).abs().reshape({-1, 3 * H * a}).sum(0, false, torch::kFloat64);
-      theta[2 * blk] += s.view({3, H, a}).sum(0).mean(0).cpu();
-    }
-    for (size_t k = 0; k < pb.mlp_act.size(); ++k) {
-      const auto blk = static_cast<size_t>(pb.mlp_blocks[k]);
-      theta[2 * blk + 1] += (pb.mlp_act[k] * pb.mlp_grad[k]).abs().reshape({-1, smallest[blk].mlp})
-                                .sum(0, false, torch::kFloat64).cpu();
-    }
-  });
+  const auto theta = importance::dim_importance(model, data, batches, po, comm);
   if (comm && world > 1) {
     std::vector<torch::Tensor> all{torch::tensor(sums, torch::kFloat64)};
-    for (auto& t : theta) all.push_back(t);
     comm->all_reduce_sum(all);
     auto s = all[0].contiguous();
     sums.assign(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
-    for (size_t k = 0; k < theta.size(); ++k) theta[k] = all[k + 1];
   }
 
-  // Normalised importances -> operations -> table.
+  // γ_m and Θ -> normalised importances I = γ_m · Θ / ΣΘ (eq. 14) -> candidate droppable units -> table.
+  UpdateRecord rec;
   const double loss0 = sums[0], correct0 = sums[1];
-  std::vector<Operation> ops;
-  nlohmann::json gammas = nlohmann::json::array();
+  DropoutList candidates;
   for (size_t i = 0; i < blocks; ++i) {
-    nlohmann::json g = {{"block", i}};
+    ModuleSensitivity& gammas = rec.gamma.emplace_back();
     for (int part = 0; part < 2; ++part) {
       const int64_t w0 = part == 0 ? smallest[i].attn : smallest[i].mlp;
-      const char* name = part == 0 ? "attn" : "mlp";
-      if (w0 == 0) {
-        g[name] = nullptr;
-        continue;
-      }
+      if (w0 == 0) continue;
       const size_t slot = 1 + 2 * i + static_cast<size_t>(part);
       double gamma = 0;
       if (options_.sensitivity == Sensitivity::LOSS) {
@@ -187,9 +194,10 @@ nlohmann::json Piad::update(int64_t epoch, models::ElasticModelImpl& model, cons
         gamma = correct0 > 0 ? (correct0 - sums[2 * slot + 1]) / correct0 : 0.0;
       }
       if (!std::isfinite(gamma))
-        throw std::runtime_error(cat("PIAD epoch ", epoch, ": block ", i, " ", name, " sensitivity is not finite"));
-      g[name] = gamma;
-      const auto& th = theta[2 * i + static_cast<size_t>(part)];
+        throw std::runtime_error(cat("PIAD epoch ", epoch, ": block ", i, " ", part == 0 ? "attn" : "mlp",
+                                     " sensitivity is not finite"));
+      (part == 0 ? gammas.attn : gammas.mlp) = gamma;
+      const auto& th = part == 0 ? theta.attention[i] : theta.mlp[i];
       const double total = th.sum().item<double>();
       std::vector<double> imp(static_cast<size_t>(w0), 0.0);
       if (total > 0) {
@@ -199,32 +207,31 @@ nlohmann::json Piad::update(int64_t epoch, models::ElasticModelImpl& model, cons
       const int64_t group = part == 0 ? options_.attn_group
                                       : std::max<int64_t>(1, full_[i].mlp / options_.mlp_groups);
       const double per_dim = part == 0 ? unit_macs_[i].first : unit_macs_[i].second;
-      auto module_ops = module_operations(static_cast<int64_t>(i), part == 0, imp, group, per_dim);
-      ops.insert(ops.end(), module_ops.begin(), module_ops.end());
+      auto units = module_operations(static_cast<int64_t>(i), part == 0, imp, group, per_dim);
+      candidates.insert(candidates.end(), units.begin(), units.end());
     }
-    gammas.push_back(g);
   }
   const double full_macs = static_cast<double>(models::macs_count(config_, full_).macs_paper);
   const double removed = full_macs - static_cast<double>(models::macs_count(config_, smallest).macs_paper);
   const double target = options_.budget_ratio * full_macs * static_cast<double>(epoch + 1) /
                         static_cast<double>(options_.progressive_epochs);
   const int64_t before = table_.last_code();
-  const auto r = apply_operations(table_, ops, target - removed);
+  const auto r = apply_operations(table_, candidates, target - removed);
   next_update_epoch_ = epoch + 1;
   const double now_removed =
       full_macs - static_cast<double>(models::macs_count(config_, table_.widths(-1)).macs_paper);
-  return {{"epoch", epoch},
-          {"proxy_images", ids.size()},
-          {"smallest_top1", 100.0 * correct0 / std::max(1.0, static_cast<double>(ids.size()))},
-          {"smallest_loss", loss0 / std::max(1.0, static_cast<double>(ids.size()))},
-          {"gamma", gammas},
-          {"candidates", r.ranked.size()},
-          {"added_codes", r.added},
-          {"codes", nlohmann::json::array({0, table_.last_code()})},
-          {"first_new_code", r.added > 0 ? before + 1 : -1},
-          {"target_macs_removed", target},
-          {"macs_removed", now_removed},
-          {"smallest_macs", full_macs - now_removed}};
+  rec.epoch = epoch;
+  rec.proxy_images = static_cast<int64_t>(ids.size());
+  rec.smallest_top1 = 100.0 * correct0 / std::max(1.0, static_cast<double>(ids.size()));
+  rec.smallest_loss = loss0 / std::max(1.0, static_cast<double>(ids.size()));
+  rec.candidates = static_cast<int64_t>(r.ranked.size());
+  rec.added_codes = r.added;
+  rec.last_code = table_.last_code();
+  rec.first_new_code = r.added > 0 ? before + 1 : -1;
+  rec.target_macs_removed = target;
+  rec.macs_removed = now_removed;
+  rec.smallest_macs = full_macs - now_removed;
+  return rec;
 }
 
 }  // namespace skd::piad

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
-#include <limits>
 #include <map>
 #include <optional>
 #include <numeric>
@@ -15,6 +14,7 @@
 #include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 #include "skd/core/logging.h"
+#include "skd/core/random.h"
 #include "skd/dist/communicator.h"
 #include "skd/models/config.h"
 
@@ -23,7 +23,7 @@ namespace skd::wpac {
 namespace {
 
 constexpr auto kF64 = torch::kFloat64;
-const double kCaptureFractions[] = {0.25, 0.5, 0.75};
+constexpr std::array<double, 3> kCaptureFractions = {0.25, 0.5, 0.75};  // the order of Captured
 
 const std::pair<const char*, Criterion> kCriteria[] = {{"wpac", Criterion::WPAC},
                                                        {"taylor", Criterion::TAYLOR},
@@ -69,14 +69,8 @@ torch::Tensor random_order(int64_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::vector<int64_t> idx(static_cast<size_t>(n));
   std::iota(idx.begin(), idx.end(), int64_t{0});
-  for (int64_t i = n - 1; i > 0; --i) {
-    const uint64_t span = static_cast<uint64_t>(i + 1);
-    const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % span;
-    uint64_t r;
-    do r = rng();
-    while (r >= limit);
-    std::swap(idx[static_cast<size_t>(i)], idx[static_cast<size_t>(r % span)]);
-  }
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(idx[static_cast<size_t>(i)], idx[static_cast<size_t>(uniform_below(rng, static_cast<uint64_t>(i + 1)))]);
   return torch::tensor(idx, torch::kInt64);
 }
 
@@ -174,15 +168,22 @@ torch::Tensor descending_eigenvalues(const torch::Tensor& cov) {
   return torch::linalg_eigvalsh(cov, "L").flip({-1});
 }
 
-nlohmann::json captured(const torch::Tensor& ordered) {  // [a]
+Captured captured(const torch::Tensor& ordered) {  // [a]
   auto v = ordered.clamp_min(0).to(kF64);
   const double total = v.sum().item<double>();
   const int64_t a = v.size(0);
-  nlohmann::json j = nlohmann::json::object();
-  for (double f : kCaptureFractions) {
+  Captured out{};
+  for (size_t i = 0; i < out.size(); ++i) {
+    const double f = kCaptureFractions[i];
     const int64_t k = std::max<int64_t>(1, static_cast<int64_t>(std::floor(static_cast<double>(a) * f)));
-    j[cat(f)] = total > 0 ? v.narrow(0, 0, k).sum().item<double>() / total : 0.0;
+    out[i] = total > 0 ? v.narrow(0, 0, k).sum().item<double>() / total : 0.0;
   }
+  return out;
+}
+
+nlohmann::json captured_json(const Captured& c) {
+  nlohmann::json j = nlohmann::json::object();
+  for (size_t i = 0; i < c.size(); ++i) j[cat(kCaptureFractions[i])] = c[i];
   return j;
 }
 
@@ -271,10 +272,7 @@ void accumulate(Statistics& stats, const importance::ProbedBatch& batch) {
     for (int64_t start = 0; start < N; start += chunk) {
       const int64_t n = std::min(chunk, N - start);
       auto f = f_all.narrow(0, start, n), g = g_all.narrow(0, start, n);
-      auto p = f * g;
-      b.so += 0.5 * p.square().sum(0, false, kF64).view({3, H, a});
-      p.abs_();
-      b.fo += p.sum(0, false, kF64).view({3, H, a});
+      auto p = importance::accumulate_taylor(f, g, b.fo, b.so);  // |g ⊙ f| [n, 3·H·a]
       auto w = p.view({n, 3 * H, a}).mean(-1).to(kF64).t().contiguous();       // [3H, n] token weights
       auto x = f.reshape({n, 3 * H, a}).to(kF64).permute({1, 0, 2}).contiguous();  // [3H, n, a]
       auto xw = x * w.unsqueeze(-1);
@@ -298,9 +296,8 @@ void accumulate(Statistics& stats, const importance::ProbedBatch& batch) {
   for (size_t i = 0; i < batch.mlp_act.size(); ++i) {
     auto& b = stats.blocks.at(static_cast<size_t>(batch.mlp_blocks.at(i)));
     SKD_CHECK(b.mlp > 0 && batch.mlp_act[i].size(-1) == b.mlp, "mlp probe of block ", b.block);
-    auto p = (batch.mlp_act[i] * batch.mlp_grad[i]).reshape({-1, b.mlp});
-    b.mlp_so += 0.5 * p.square().sum(0, false, kF64);
-    b.mlp_fo += p.abs_().sum(0, false, kF64);
+    importance::accumulate_taylor(batch.mlp_act[i].reshape({-1, b.mlp}), batch.mlp_grad[i].reshape({-1, b.mlp}),
+                                  b.mlp_fo, b.mlp_so);
   }
   stats.images += batch.images;
 }
@@ -464,47 +461,211 @@ double transform_checksum(const std::vector<BlockTransform>& ts) {
   return s;
 }
 
-nlohmann::json block_report(const models::ModelConfig& config, const models::BlockSpec& spec,
-                            const models::BlockWidth& width, const BlockTransform& t, const Statistics* stats) {
-  nlohmann::json j{{"block", spec.index}, {"prefix", models::block_prefix(config, spec)}, {"heads", spec.num_heads},
-                   {"head_dims", width.attn}, {"mlp_units", width.mlp}};
+BlockReport block_report(const models::ModelConfig& config, const models::BlockSpec& spec,
+                         const models::BlockWidth& width, const BlockTransform& t, const Statistics* stats) {
+  BlockReport r;
+  r.block = spec.index;
+  r.prefix = models::block_prefix(config, spec);
+  r.heads = spec.num_heads;
+  r.head_dims = width.attn;
+  r.mlp_units = width.mlp;
   if (width.attn > 0 && t.v_eigenvalues.defined()) {
-    nlohmann::json heads = nlohmann::json::array();
+    r.attention.emplace();
     for (int64_t h = 0; h < spec.num_heads; ++h) {
-      const bool degenerate =
+      HeadReport head;
+      head.head = h;
+      head.degenerate =
           std::find(t.degenerate_heads.begin(), t.degenerate_heads.end(), h) != t.degenerate_heads.end();
-      heads.push_back({{"head", h},
-                       {"degenerate", degenerate},
-                       {"v", {{"eigenvalues", to_vector(t.v_eigenvalues[h])},
-                              {"captured", captured(t.v_ordered[h])},
-                              {"captured_by_pca", captured(t.v_eigenvalues[h])}}},
-                       {"qk", {{"eigenvalues", to_vector(t.qk_eigenvalues[h])},
-                               {"captured", captured(t.qk_ordered[h])},
-                               {"captured_by_pca", captured(t.qk_eigenvalues[h])}}}});
+      head.v = {to_vector(t.v_eigenvalues[h]), captured(t.v_ordered[h]), captured(t.v_eigenvalues[h])};
+      head.qk = {to_vector(t.qk_eigenvalues[h]), captured(t.qk_ordered[h]), captured(t.qk_eigenvalues[h])};
+      r.attention->push_back(std::move(head));
     }
+  }
+  if (stats) {
+    const auto& b = stats->blocks.at(static_cast<size_t>(spec.index));
+    r.taylor_fo = BlockReport::ModuleTaylor{b.fo.defined() ? b.fo.sum().item<double>() : 0.0,
+                                            b.mlp_fo.defined() ? b.mlp_fo.sum().item<double>() : 0.0};
+    if (width.mlp > 0) {
+      auto fo = b.mlp_fo.to(torch::kCPU);
+      if (t.mlp_order.defined()) fo = fo.index_select(0, t.mlp_order);
+      r.mlp_taylor_captured = captured(fo);
+    }
+  }
+  return r;
+}
+
+// Mean over blocks and heads of the variance captured by the leading dims of V (or of Q/K).
+Captured mean_captured(const std::vector<BlockReport>& blocks, bool qk) {
+  Captured out{};
+  for (size_t i = 0; i < out.size(); ++i) {
+    double sum = 0;
+    int64_t n = 0;
+    for (const auto& b : blocks) {
+      if (!b.attention) continue;
+      for (const auto& h : *b.attention) {
+        sum += (qk ? h.qk : h.v).captured[i];
+        ++n;
+      }
+    }
+    out[i] = n ? sum / static_cast<double>(n) : 0.0;
+  }
+  return out;
+}
+
+nlohmann::json spectrum_json(const SpectrumReport& s) {
+  return {{"eigenvalues", s.eigenvalues},
+          {"captured", captured_json(s.captured)},
+          {"captured_by_pca", captured_json(s.captured_by_pca)}};
+}
+
+nlohmann::json block_json(const BlockReport& b) {
+  nlohmann::json j{{"block", b.block}, {"prefix", b.prefix}, {"heads", b.heads}, {"head_dims", b.head_dims},
+                   {"mlp_units", b.mlp_units}};
+  if (b.attention) {
+    nlohmann::json heads = nlohmann::json::array();
+    for (const auto& h : *b.attention)
+      heads.push_back({{"head", h.head}, {"degenerate", h.degenerate}, {"v", spectrum_json(h.v)},
+                       {"qk", spectrum_json(h.qk)}});
     j["attention"] = heads;
   }
-  if (stats) {  // module-level first-order Taylor importance (sum over dims and tokens)
-    const auto& b = stats->blocks.at(static_cast<size_t>(spec.index));
-    j["taylor_fo"] = {{"attention", b.fo.defined() ? b.fo.sum().item<double>() : 0.0},
-                      {"mlp", b.mlp_fo.defined() ? b.mlp_fo.sum().item<double>() : 0.0}};
-  }
-  if (width.mlp > 0 && stats) {
-    const auto& b = stats->blocks.at(static_cast<size_t>(spec.index));
-    auto fo = b.mlp_fo.to(torch::kCPU);
-    if (t.mlp_order.defined()) fo = fo.index_select(0, t.mlp_order);
-    j["mlp"] = {{"taylor_captured", captured(fo)}};
-  }
+  if (b.taylor_fo) j["taylor_fo"] = {{"attention", b.taylor_fo->attention}, {"mlp", b.taylor_fo->mlp}};
+  if (b.mlp_taylor_captured) j["mlp"] = {{"taylor_captured", captured_json(*b.mlp_taylor_captured)}};
   return j;
+}
+
+nlohmann::json heads_json(const std::vector<HeadIndex>& heads) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& h : heads) j.push_back({{"block", h.block}, {"head", h.head}});
+  return j;
+}
+
+// This rank's proxy pass folded into statistics, summed over the ranks; fills report.proxy.
+Statistics proxy_statistics(models::ElasticModelImpl& model, const data::Dataset& dataset,
+                            const ConvertOptions& options, MlpCriterion mlp, dist::Communicator* comm,
+                            const importance::ProxyProgress& progress, importance::ProxyPassResult& pass,
+                            ConversionReport& report) {
+  const int rank = comm ? comm->rank() : 0, world = comm ? comm->world_size() : 1;
+  const auto indices = importance::proxy_indices(dataset.size(), options.proxy.samples, options.proxy.seed);
+  const auto batches = importance::proxy_batches(indices, options.proxy.batch_size, rank, world);
+  Statistics stats = make_statistics(model, options.proxy.device);
+  pass = importance::run_proxy_pass(
+      model, dataset, batches, options.proxy, attention_needs_data(options.criterion), mlp_needs_data(mlp),
+      [&](const importance::ProbedBatch& b) { accumulate(stats, b); }, progress);
+  if (comm && world > 1) {
+    auto tensors = stats.tensors();
+    comm->all_reduce_sum(tensors);
+  }
+  const int64_t images = stats.images.item<int64_t>();
+  SKD_CHECK(images == options.proxy.samples, "proxy images ", images, " != ", options.proxy.samples);
+  report.proxy = ProxyReport{importance::cost_name(options.proxy.cost),
+                             centering_name(options.centering),
+                             images,
+                             options.proxy.samples,
+                             options.proxy.batch_size,
+                             (images + options.proxy.batch_size - 1) / options.proxy.batch_size,
+                             options.proxy.seed,
+                             dataset.describe()};
+  return stats;
+}
+
+// The inputs of the function check and the logits before the conversion: the first images of the
+// first proxy batch (at most 8: a sanity check, not a second proxy pass), or seeded random inputs
+// when there is no proxy data.
+std::pair<torch::Tensor, torch::Tensor> check_batch(models::ElasticModelImpl& model,
+                                                    const importance::ProxyPassResult& pass,
+                                                    const ConvertOptions& options) {
+  const auto& config = model.config();
+  torch::Tensor images = pass.first_images, before;
+  torch::NoGradGuard ng;
+  const bool was_training = model.is_training();
+  model.eval();
+  if (!images.defined()) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed + 17);
+    images = torch::randn({2, config.in_chans, config.img_size, config.img_size}, gen,
+                          torch::TensorOptions().dtype(torch::kFloat32))
+                 .to(options.proxy.device);
+    before = model.forward(images);
+  } else {
+    const int64_t n = std::min<int64_t>(8, images.size(0));
+    images = images.narrow(0, 0, n);
+    before = pass.first_logits.narrow(0, 0, n);
+  }
+  model.train(was_training);
+  return {images, before};
+}
+
+FunctionCheck check_function(models::ElasticModelImpl& model, const torch::Tensor& images,
+                             const torch::Tensor& before, bool proxy_images) {
+  torch::NoGradGuard ng;
+  const bool was_training = model.is_training();
+  model.eval();
+  auto after = model.forward(images);
+  model.train(was_training);
+  const double diff = (after - before).abs().max().item<double>();
+  const double mag = before.abs().max().item<double>();
+  if (!std::isfinite(diff))
+    throw std::runtime_error("the converted model produces non-finite logits (a bug or degenerate statistics)");
+  if (diff > 1e-3 * std::max(1.0, mag))
+    log_warn("function check: converted logits differ from the original by up to ", diff, " (max |logit| ", mag,
+             ")");
+  return {images.size(0), proxy_images, diff, mag};
+}
+
+// Every rank must have computed the same transforms (they all hold the same all-reduced statistics).
+void check_ranks_agree(const std::vector<BlockTransform>& transforms, dist::Communicator& comm) {
+  const int world = comm.world_size();
+  const double local = transform_checksum(transforms);
+  auto t = torch::tensor({local}, torch::TensorOptions().dtype(kF64));
+  std::vector<torch::Tensor> v{t};
+  comm.all_reduce_sum(v);
+  const double total = v[0].item<double>();
+  if (std::abs(total - world * local) > 1e-9 * std::max(1.0, std::abs(world * local)))
+    throw std::runtime_error(cat("WPAC: rank ", comm.rank(), " computed a transform that differs from the other ",
+                                 "ranks' (checksum ", local, ", mean over ranks ", total / world, ")"));
 }
 
 }  // namespace
 
-nlohmann::json convert(models::ElasticModelImpl& model, const data::Dataset* dataset, const ConvertOptions& options,
-                       dist::Communicator* comm, const importance::ProxyProgress& progress) {
+nlohmann::json ConversionReport::options_json() const {
+  nlohmann::json j{{"criterion", criterion}, {"mlp_criterion", mlp_criterion}};
+  if (proxy) {
+    j["cost"] = proxy->cost;
+    j["centering"] = proxy->centering;
+    j["proxy"] = {{"images", proxy->images},         {"requested", proxy->requested}, {"batch_size", proxy->batch_size},
+                  {"batches", proxy->batches},       {"seed", proxy->seed},           {"dataset", proxy->dataset},
+                  {"transform", "eval"}};
+  }
+  if (seed) j["seed"] = *seed;
+  return j;
+}
+
+nlohmann::json ConversionReport::to_json() const {
+  nlohmann::json j = options_json();
+  j["model"] = model;
+  j["world_size"] = world_size;
+  j["function_check"] = {{"images", function_check.images},
+                         {"inputs", function_check.proxy_images ? "first proxy images" : "random"},
+                         {"max_abs_logit_diff", function_check.max_abs_logit_diff},
+                         {"max_abs_logit", function_check.max_abs_logit}};
+  j["degenerate_heads"] = heads_json(degenerate_heads);
+  if (mean_captured_v && mean_captured_qk)
+    j["mean_captured"] = {{"v", captured_json(*mean_captured_v)}, {"qk", captured_json(*mean_captured_qk)}};
+  nlohmann::json bj = nlohmann::json::array();
+  for (const auto& b : blocks) bj.push_back(block_json(b));
+  j["blocks"] = bj;
+  j["seconds"] = {{"statistics", seconds.statistics}, {"transform", seconds.transform}, {"total", seconds.total},
+                  {"proxy_data", seconds.proxy_data},  {"proxy_model", seconds.proxy_model},
+                  {"proxy_accumulate", seconds.proxy_accumulate}};
+  if (!source.empty()) j["source"] = source;
+  if (!artifact.empty()) j["artifact"] = artifact;
+  return j;
+}
+
+ConversionReport convert(models::ElasticModelImpl& model, const data::Dataset* dataset, const ConvertOptions& options,
+                         dist::Communicator* comm, const importance::ProxyProgress& progress) {
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
-  const int rank = comm ? comm->rank() : 0, world = comm ? comm->world_size() : 1;
+  const int world = comm ? comm->world_size() : 1;
   const MlpCriterion mlp = resolve_mlp(options);
   const bool with_data = needs_data(options);
   if (with_data && !dataset)
@@ -514,128 +675,40 @@ nlohmann::json convert(models::ElasticModelImpl& model, const data::Dataset* dat
   const auto specs = models::block_specs(config);
   const auto widths = model.widths();
 
-  nlohmann::json report{{"criterion", criterion_name(options.criterion)},
-                        {"mlp_criterion", mlp_criterion_name(mlp)},
-                        {"model", config.name},
-                        {"world_size", world}};
-  if (options.criterion == Criterion::RANDOM || mlp == MlpCriterion::RANDOM) report["seed"] = options.seed;
+  ConversionReport report;
+  report.criterion = criterion_name(options.criterion);
+  report.mlp_criterion = mlp_criterion_name(mlp);
+  report.model = config.name;
+  report.world_size = world;
+  if (options.criterion == Criterion::RANDOM || mlp == MlpCriterion::RANDOM) report.seed = options.seed;
 
   std::optional<Statistics> stats;
   importance::ProxyPassResult pass;
-  if (with_data) {
-    const auto indices = importance::proxy_indices(dataset->size(), options.proxy.samples, options.proxy.seed);
-    const auto batches = importance::proxy_batches(indices, options.proxy.batch_size, rank, world);
-    stats = make_statistics(model, options.proxy.device);
-    pass = importance::run_proxy_pass(
-        model, *dataset, batches, options.proxy, attention_needs_data(options.criterion), mlp_needs_data(mlp),
-        [&](const importance::ProbedBatch& b) { accumulate(*stats, b); }, progress);
-    if (comm && world > 1) {
-      auto tensors = stats->tensors();
-      comm->all_reduce_sum(tensors);
-    }
-    const int64_t images = stats->images.item<int64_t>();
-    SKD_CHECK(images == options.proxy.samples, "proxy images ", images, " != ", options.proxy.samples);
-    report["cost"] = importance::cost_name(options.proxy.cost);
-    report["centering"] = centering_name(options.centering);
-    report["proxy"] = {{"images", images},
-                       {"requested", options.proxy.samples},
-                       {"batch_size", options.proxy.batch_size},
-                       {"batches", (images + options.proxy.batch_size - 1) / options.proxy.batch_size},
-                       {"seed", options.proxy.seed},
-                       {"dataset", dataset->describe()},
-                       {"transform", "eval"}};
-  }
+  if (with_data) stats = proxy_statistics(model, *dataset, options, mlp, comm, progress, pass, report);
   const auto t1 = clock::now();
 
-  // Function check: logits of a fixed batch before and after (the first images of the first proxy
-  // batch, or seeded random inputs when there is no proxy data).
-  torch::Tensor check_images = pass.first_images, before;
-  {
-    torch::NoGradGuard ng;
-    const bool was_training = model.is_training();
-    model.eval();
-    if (!check_images.defined()) {
-      auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed + 17);
-      check_images = torch::randn({2, config.in_chans, config.img_size, config.img_size}, gen,
-                                  torch::TensorOptions().dtype(torch::kFloat32))
-                         .to(options.proxy.device);
-      before = model.forward(check_images);
-    } else {  // at most 8 images: the check is a sanity check, not a second proxy pass
-      const int64_t n = std::min<int64_t>(8, check_images.size(0));
-      check_images = check_images.narrow(0, 0, n);
-      before = pass.first_logits.narrow(0, 0, n);
-    }
-    model.train(was_training);
-  }
-
+  const auto [check_images, before] = check_batch(model, pass, options);
   const auto transforms = compute_transforms(model, stats ? &*stats : nullptr, options);
-  if (comm && world > 1) {
-    const double local = transform_checksum(transforms);
-    auto t = torch::tensor({local}, torch::TensorOptions().dtype(kF64));
-    std::vector<torch::Tensor> v{t};
-    comm->all_reduce_sum(v);
-    const double total = v[0].item<double>();
-    if (std::abs(total - world * local) > 1e-9 * std::max(1.0, std::abs(world * local)))
-      throw std::runtime_error(cat("WPAC: rank ", rank, " computed a transform that differs from the other ranks' "
-                                   "(checksum ", local, ", mean over ranks ", total / world, ")"));
-  }
+  if (comm && world > 1) check_ranks_agree(transforms, *comm);
   apply_transforms(model, transforms);
   const auto t2 = clock::now();
+  report.function_check = check_function(model, check_images, before, pass.first_images.defined());
 
-  {
-    torch::NoGradGuard ng;
-    const bool was_training = model.is_training();
-    model.eval();
-    auto after = model.forward(check_images);
-    model.train(was_training);
-    const double diff = (after - before).abs().max().item<double>();
-    const double mag = before.abs().max().item<double>();
-    report["function_check"] = {{"images", check_images.size(0)},
-                                {"inputs", pass.first_images.defined() ? "first proxy images" : "random"},
-                                {"max_abs_logit_diff", diff},
-                                {"max_abs_logit", mag}};
-    if (!std::isfinite(diff))
-      throw std::runtime_error("the converted model produces non-finite logits (a bug or degenerate statistics)");
-    if (diff > 1e-3 * std::max(1.0, mag))
-      log_warn("function check: converted logits differ from the original by up to ", diff, " (max |logit| ", mag,
-               ")");
-  }
-
-  nlohmann::json blocks = nlohmann::json::array();
-  nlohmann::json degenerate = nlohmann::json::array();
   for (size_t i = 0; i < specs.size(); ++i) {
-    blocks.push_back(block_report(config, specs[i], widths[i], transforms[i], stats ? &*stats : nullptr));
-    for (auto h : transforms[i].degenerate_heads) degenerate.push_back({{"block", specs[i].index}, {"head", h}});
+    report.blocks.push_back(block_report(config, specs[i], widths[i], transforms[i], stats ? &*stats : nullptr));
+    for (auto h : transforms[i].degenerate_heads) report.degenerate_heads.push_back({specs[i].index, h});
   }
-  if (!degenerate.empty())
-    log_warn("WPAC: ", degenerate.size(), " head(s) have no importance-weighted variance (constant features or zero "
-             "importance) and were left unrotated: ", degenerate.dump());
-  report["degenerate_heads"] = degenerate;
-  // Mean over blocks and heads of the variance captured by the leading dims.
+  if (!report.degenerate_heads.empty())
+    log_warn("WPAC: ", report.degenerate_heads.size(), " head(s) have no importance-weighted variance (constant ",
+             "features or zero importance) and were left unrotated: ", heads_json(report.degenerate_heads).dump());
   if (stats && attention_needs_data(options.criterion)) {
-    nlohmann::json summary = nlohmann::json::object();
-    for (const char* part : {"v", "qk"}) {
-      for (double f : kCaptureFractions) {
-        double sum = 0;
-        int64_t n = 0;
-        for (const auto& b : blocks) {
-          if (!b.contains("attention")) continue;
-          for (const auto& h : b["attention"]) {
-            sum += h[part]["captured"][cat(f)].get<double>();
-            ++n;
-          }
-        }
-        summary[part][cat(f)] = n ? sum / static_cast<double>(n) : 0.0;
-      }
-    }
-    report["mean_captured"] = summary;
+    report.mean_captured_v = mean_captured(report.blocks, false);
+    report.mean_captured_qk = mean_captured(report.blocks, true);
   }
-  report["blocks"] = blocks;
   const auto t3 = clock::now();
   auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
-  report["seconds"] = {{"statistics", secs(t0, t1)}, {"transform", secs(t1, t2)}, {"total", secs(t0, t3)},
-                       {"proxy_data", pass.seconds_data}, {"proxy_model", pass.seconds_model},
-                       {"proxy_accumulate", pass.seconds_visit}};
+  report.seconds = {secs(t0, t1), secs(t1, t2), secs(t0, t3), pass.seconds_data, pass.seconds_model,
+                    pass.seconds_visit};
   return report;
 }
 

@@ -20,6 +20,7 @@
 #include "skd/train/trainer.h"
 #include "skd/wpac/wpac.h"
 #include "../train/tiny_training.h"
+#include "test_dataset.h"
 
 using namespace skd;
 
@@ -28,21 +29,12 @@ namespace {
 #define SKIP_WITHOUT_CUDA() \
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device visible to this LibTorch"
 
-class NoiseData : public data::Dataset {
- public:
-  NoiseData(const models::ModelConfig& c, int64_t n) : classes_(std::min<int64_t>(c.num_classes, 5)) {
-    torch::manual_seed(4);
-    images_ = torch::randn({n, c.in_chans, c.img_size, c.img_size});
-  }
-  int64_t size() const override { return images_.size(0); }
-  int64_t num_classes() const override { return classes_; }
-  data::Sample get(int64_t i, data::Rng*) const override { return {images_[i], i % classes_}; }
-  std::string describe() const override { return "noise"; }
-
- private:
-  int64_t classes_;
-  torch::Tensor images_;
-};
+// Seeded noise images for a model, labels i % min(classes, 5).
+test::TensorDataset noise_data(const models::ModelConfig& c, int64_t n) {
+  torch::manual_seed(4);
+  return test::TensorDataset(torch::randn({n, c.in_chans, c.img_size, c.img_size}), std::min<int64_t>(c.num_classes, 5),
+                             "noise");
+}
 
 double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.cpu().to(torch::kDouble) - b.cpu().to(torch::kDouble)).abs().max().item<double>();
@@ -85,14 +77,14 @@ TEST_P(CudaFamilies, WpacOnCudaEqualsWpacOnCpu) {
   torch::manual_seed(0);
   auto on_cpu = models::create_model(models::named_config(GetParam()));
   auto on_cuda = models::slice_model(*on_cpu, on_cpu->widths());
-  NoiseData data(on_cpu->config(), 32);
+  const auto data = noise_data(on_cpu->config(), 32);
   wpac::ConvertOptions o;
   o.proxy.samples = 32;
   o.proxy.batch_size = 16;
   wpac::convert(*on_cpu, &data, o);
   on_cuda->to(torch::kCUDA);
   o.proxy.device = torch::kCUDA;
-  const auto report = wpac::convert(*on_cuda, &data, o);
+  const auto report = wpac::convert(*on_cuda, &data, o).to_json();
   EXPECT_LE(report["function_check"]["max_abs_logit_diff"].get<double>(), 1e-4);
   // Eigenvectors are defined up to sign and order of equal eigenvalues: compare what the converted
   // models compute, at a width where the order of the dims matters.
@@ -145,7 +137,7 @@ TEST(Cuda, ExtractedSubNetworkEvaluatesAsOnTheCpu) {
   models::Widths w;
   for (const auto& b : model->widths()) w.push_back({b.attn / 2, b.mlp / 4});
   auto sub = models::slice_model(*model, w);
-  NoiseData data(sub->config(), 64);
+  const auto data = noise_data(sub->config(), 64);
   eval::EvalOptions o;
   o.workers = 0;
   o.keep_logits = true;

@@ -16,25 +16,14 @@
 #include "skd/models/checkpoint.h"
 #include "skd/models/slice.h"
 #include "skd/wpac/wpac.h"
+#include "test_dataset.h"
 #include "test_util.h"
 
 using namespace skd;
 
 namespace {
 
-// Images given as a tensor, labels i % classes.
-class TensorData : public data::Dataset {
- public:
-  TensorData(torch::Tensor images, int64_t classes) : images_(std::move(images)), classes_(classes) {}
-  int64_t size() const override { return images_.size(0); }
-  int64_t num_classes() const override { return classes_; }
-  data::Sample get(int64_t i, data::Rng*) const override { return {images_[i], i % classes_}; }
-  std::string describe() const override { return "tensor data"; }
-
- private:
-  torch::Tensor images_;
-  int64_t classes_;
-};
+using TensorData = test::TensorDataset;
 
 torch::Tensor fixture_tensor(const std::string& file, const std::string& key) {
   const auto content = io::read_safetensors(test::fixture("timm/" + file));
@@ -166,7 +155,7 @@ TEST_P(FunctionPreservation, LogitsUnchanged) {
   auto model = load_fixture(c.stem);
   auto original = clone(*model);
   const auto data = noise_data(model->config(), 16, 5);
-  const auto report = wpac::convert(*model, &data, options(c.criterion));
+  const auto report = wpac::convert(*model, &data, options(c.criterion)).to_json();
   const auto input = fixture_tensor(c.stem + ".input.safetensors", "input");
   const double diff = (logits(*model, input) - logits(*original, input)).abs().max().item<double>();
   EXPECT_LE(diff, 1e-4);
@@ -261,7 +250,7 @@ TEST(Wpac, EmbeddedModelPreservedAndBeatsRandomAtOneQuarter) {
   auto test = data::open_dataset("fashion-mnist", "test", c.img_size, c.in_chans);
   auto original = clone(*model);
   auto o = options(wpac::Criterion::WPAC, 512, 64);
-  const auto report = wpac::convert(*model, train.get(), o);
+  const auto report = wpac::convert(*model, train.get(), o).to_json();
   EXPECT_EQ(report["proxy"]["images"], 512);
   std::vector<int64_t> idx(256);
   std::iota(idx.begin(), idx.end(), 0);
@@ -330,7 +319,7 @@ TEST(Wpac, DegenerateCovarianceKeepsHeadsUnrotated) {
   }
   auto original = clone(*model);
   const auto data = noise_data(model->config(), 16, 4);
-  const auto report = wpac::convert(*model, &data, options(wpac::Criterion::WPAC));
+  const auto report = wpac::convert(*model, &data, options(wpac::Criterion::WPAC)).to_json();
   EXPECT_EQ(report["degenerate_heads"].size(), static_cast<size_t>(model->config().num_heads));
   EXPECT_EQ(report["degenerate_heads"][0]["block"], 0);
   for (const auto& p : model->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
@@ -385,7 +374,7 @@ TEST(Wpac, TwoRanksMatchOneProcess) {
   torch::set_num_threads(1);
   auto reference = load_fixture("vit_micro_32");
   const auto data = noise_data(reference->config(), 32, 6);
-  const auto single = wpac::convert(*reference, &data, options(wpac::Criterion::WPAC, 32, 8));
+  const auto single = wpac::convert(*reference, &data, options(wpac::Criterion::WPAC, 32, 8)).to_json();
   dist::DistEnv env;
   env.world_size = 2;
   env.master_port = test::free_port();
@@ -399,7 +388,7 @@ TEST(Wpac, TwoRanksMatchOneProcess) {
         auto e = env;
         e.rank = e.local_rank = r;
         auto comm = dist::Communicator::create(e, "gloo", torch::kCPU, std::chrono::seconds(30));
-        reports[r] = wpac::convert(*ranks[r], &data, options(wpac::Criterion::WPAC, 32, 8), comm.get());
+        reports[r] = wpac::convert(*ranks[r], &data, options(wpac::Criterion::WPAC, 32, 8), comm.get()).to_json();
       } catch (const std::exception& ex) {
         errors[r] = ex.what();
       }

@@ -1,8 +1,8 @@
-// Taylor importance on a proxy set: which images form the proxy set (a fixed-seed draw from the
-// training data, sharded over ranks), the forward/backward pass that exposes intermediate tensors
-// and their gradients (qkv outputs per block, post-GELU MLP activations), and the element-wise
-// scores built from them:
-//   first order  (FO)  |g ⊙ f|
+// Taylor importance on a proxy set (the paper's Θ, eq. 9): which images form the proxy set (a
+// fixed-seed draw from the training data, sharded over ranks), the forward/backward pass that exposes
+// intermediate tensors and their gradients (qkv outputs per block, post-GELU MLP activations), and
+// the scores built from them, for WPAC and PIAD alike:
+//   first order  (FO)  Θ = |g ⊙ f|
 //   second order (SO)  0.5 · (g ⊙ f)²   (the official code's MLP criterion, reference §8.3)
 // where f is the tensor and g the gradient of the cost with respect to it.
 #pragma once
@@ -84,8 +84,31 @@ ProxyPassResult run_proxy_pass(models::ElasticModelImpl& model, const data::Data
                                bool capture_qkv, bool capture_mlp, const BatchVisitor& visit,
                                const ProxyProgress& progress = nullptr);
 
-// Element-wise scores (same shape as f), in float64.
-torch::Tensor taylor_fo(const torch::Tensor& f, const torch::Tensor& g);
-torch::Tensor taylor_so(const torch::Tensor& f, const torch::Tensor& g);
+// ---- Scores. The element-wise product g ⊙ f stays in the probes' precision (float32 features and
+// gradients: exact to float32 rounding); every sum over tokens is float64. Callers keep their own
+// chunking of the tokens: the float64 sums depend on it in the last bits.
+
+// Over the rows of f and g ([n, d]): adds Σ 0.5 (g ⊙ f)² to `so` and Σ |g ⊙ f| to `fo` (d float64
+// elements each, any shape), and returns |g ⊙ f| ([n, d], the probes' dtype) for a caller that
+// weights tokens by it (WPAC).
+torch::Tensor accumulate_taylor(const torch::Tensor& f, const torch::Tensor& g, torch::Tensor& fo, torch::Tensor& so);
+
+// Σ over all rows of |g ⊙ f| ([..., d] -> [d], float64): the first-order score of each feature.
+torch::Tensor taylor_fo_sum(const torch::Tensor& f, const torch::Tensor& g);
+
+// Θ per dimension of every module (paper eq. 14's Θ_i^(m)), float64 on the CPU, per block:
+//   attention  [a]  Σ |g ⊙ f| of the qkv outputs, summed over q, k and v and averaged over heads (one
+//                   score per head dim, as one head dim is cut in every head at once)
+//   MLP        [m]  Σ |g ⊙ f| of the post-GELU activations
+// A removed module (width 0) has an empty tensor.
+struct DimImportance {
+  std::vector<torch::Tensor> attention, mlp;
+};
+
+// Θ of the model at `*options.widths` (null: its stored widths) over this rank's proxy `batches`,
+// summed over the ranks of `comm` (may be null), so every rank returns the same scores.
+DimImportance dim_importance(models::ElasticModelImpl& model, const data::Dataset& dataset,
+                             const std::vector<std::vector<int64_t>>& batches, const ProxyOptions& options,
+                             dist::Communicator* comm);
 
 }  // namespace skd::importance

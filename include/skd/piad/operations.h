@@ -26,6 +26,8 @@
 
 namespace skd::piad {
 
+// A droppable unit of the paper (one group of a module's dims, or several groups merged by the rule
+// above): dropping it cuts the module to `mask_point`. The official code calls it an operation.
 struct Operation {
   int64_t block = 0;
   bool attention = true;   // attention module (else MLP)
@@ -35,19 +37,23 @@ struct Operation {
   int64_t rank = 0;        // global rank (1-based), 0 = not ranked
 };
 
-// Operations of one module (see above). `importance` has w0 entries; `group` > 0; `dim_macs` > 0.
+// The paper's dropout list: droppable units in rank order, the least important first. Op code K+t of
+// the mask table drops the first t units appended by an update (the table is the list made widths).
+using DropoutList = std::vector<Operation>;
+
+// Operations of one module (see above), in cut-point order. `importance` (I) has w0 entries; `group` > 0; `dim_macs` > 0.
 // Throws std::invalid_argument when an importance is not finite.
 std::vector<Operation> module_operations(int64_t block, bool attention, const std::vector<double>& importance,
                                          int64_t group, double dim_macs);
 
 struct UpdateResult {
-  std::vector<Operation> ranked;  // every candidate operation, with its rank
+  DropoutList ranked;             // every candidate operation, with its rank, in rank order
   int64_t added = 0;              // A: operations applied (= codes added)
   double macs_added = 0;          // MACs they remove
 };
 
 // Ranks `ops` (all modules' operations), selects A within `budget` MACs and appends A codes to
 // `table` (no change when A = 0).
-UpdateResult apply_operations(models::MaskTable& table, std::vector<Operation> ops, double budget);
+UpdateResult apply_operations(models::MaskTable& table, DropoutList ops, double budget);
 
 }  // namespace skd::piad

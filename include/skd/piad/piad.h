@@ -16,6 +16,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,26 @@ struct PiadOptions {
 // unit, per block: the slopes of the closed-form count.
 std::vector<std::pair<double, double>> unit_macs(const models::ModelConfig& config, const models::Widths& full);
 
+// γ of one block's modules (paper eq. 13); nullopt for a module the smallest sub-network has removed.
+struct ModuleSensitivity {
+  std::optional<double> attn, mlp;
+};
+
+// One update of the dropout list (Piad::update_table), as a line of the run's piad.jsonl.
+struct UpdateRecord {
+  int64_t epoch = 0;
+  int64_t proxy_images = 0;
+  double smallest_top1 = 0, smallest_loss = 0;  // of the smallest sub-network before the update (percent, mean CE)
+  std::vector<ModuleSensitivity> gamma;         // per block
+  int64_t candidates = 0;                       // droppable units ranked
+  int64_t added_codes = 0;                      // A: units appended to the dropout list (= op codes added)
+  int64_t last_code = 0;                        // K after the update (codes 0..K)
+  int64_t first_new_code = -1;                  // K_before + 1, or -1 when nothing was added
+  double target_macs_removed = 0;               // the cumulative budget of this epoch
+  double macs_removed = 0, smallest_macs = 0;   // of the smallest sub-network after the update
+  nlohmann::json to_json() const;
+};
+
 class Piad {
  public:
   // `table` continues a run (resume); default: a fresh table at `full`. `next_update_epoch`: epochs
@@ -70,9 +91,12 @@ class Piad {
   const PiadOptions& options() const { return options_; }
 
   // Before epoch `epoch`: for next_update_epoch() <= epoch < progressive_epochs, grows the table
-  // (statistics on `data`, the training set, eval transform) and returns a JSON record (γ per module,
-  // operations added, MACs removed so far); otherwise returns null (a resumed epoch is not updated
+  // (statistics on `data`, the training set, eval transform) and returns the record (γ per module,
+  // units added, MACs removed so far); otherwise returns nullopt (a resumed epoch is not updated
   // twice). The model is left in eval mode.
+  std::optional<UpdateRecord> update_table(int64_t epoch, models::ElasticModelImpl& model, const data::Dataset& data,
+                                           dist::Communicator* comm);
+  // update_table() as JSON (null when nothing was updated), for callers that still read it by key.
   nlohmann::json update(int64_t epoch, models::ElasticModelImpl& model, const data::Dataset& data,
                         dist::Communicator* comm);
 

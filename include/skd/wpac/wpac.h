@@ -5,7 +5,8 @@
 // head are the most important ones by that criterion and truncating q/k/v to them is meaningful.
 //
 // Per block and head, from a proxy set (float64 throughout):
-//   token weight      w_s[t] = mean_j |g ⊙ f|[t, s, h, j]          s ∈ {q, k, v}
+//   token weight      w_s[t] = mean_j Θ[t, s, h, j]                s ∈ {q, k, v}
+//                     (Θ = |g ⊙ f|, paper eq. 9; w is its token-wise aggregate Θ^token, eq. 10)
 //   scatter (V)       S_v = Σ_t w_v[t] x̃_t x̃_tᵀ                       x̃ = centred v features
 //   scatter (Q,K)     S_qk = Σ_t w_q[t] q̃_t q̃_tᵀ + Σ_t w_k[t] k̃_t k̃_tᵀ
 //   P = eigenvectors of S_v, R = eigenvectors of S_qk, descending eigenvalues
@@ -15,7 +16,9 @@
 
 #include <torch/torch.h>
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,7 +71,7 @@ struct BlockStatistics {
   torch::Tensor moment;
   // [3, H, a]: Σ w x;  [3, H]: Σ w
   torch::Tensor weighted_sum, weight;
-  // [3, H, a]: Σ_t |g ⊙ f| and Σ_t 0.5 (g ⊙ f)² per dim
+  // [3, H, a]: Σ_t |g ⊙ f| (Θ^dim) and Σ_t 0.5 (g ⊙ f)² per dim
   torch::Tensor fo, so;
   // [m]: the same for MLP hidden units (post-GELU activations)
   torch::Tensor mlp_fo, mlp_so;
@@ -119,12 +122,83 @@ void apply_transforms(models::ElasticModelImpl& model, const std::vector<BlockTr
 // Whether a criterion pair needs a proxy pass (data).
 bool needs_data(const ConvertOptions& options);
 
+// ---- The conversion report (written next to the artifact as JSON; its keys are a contract for
+// scripts, see docs/wpac.md). Every fraction below is an array over the leading 25, 50 and 75 % of
+// the dims (JSON keys "0.25", "0.5", "0.75").
+using Captured = std::array<double, 3>;
+
+struct SpectrumReport {  // V or Q/K of one head
+  std::vector<double> eigenvalues;  // of the weighted covariance, descending
+  Captured captured{};              // weighted variance along the new leading dims
+  Captured captured_by_pca{};       // the same for the eigenvectors (the best any basis can do)
+};
+
+struct HeadReport {
+  int64_t head = 0;
+  bool degenerate = false;  // no importance-weighted variance: left unrotated
+  SpectrumReport v, qk;
+};
+
+struct BlockReport {
+  int64_t block = 0;
+  std::string prefix;  // state_dict key prefix
+  int64_t heads = 0, head_dims = 0, mlp_units = 0;
+  std::optional<std::vector<HeadReport>> attention;  // with attention statistics
+  struct ModuleTaylor {
+    double attention = 0, mlp = 0;
+  };
+  // With statistics: module-level first-order Taylor importance (Σ over dims and tokens of |g ⊙ f|).
+  std::optional<ModuleTaylor> taylor_fo;
+  std::optional<Captured> mlp_taylor_captured;  // with MLP statistics: Σ|g ⊙ f| held by the leading units
+};
+
+struct ProxyReport {  // with proxy data
+  std::string cost, centering;  // the options' names
+  int64_t images = 0, requested = 0, batch_size = 0, batches = 0;
+  uint64_t seed = 0;
+  std::string dataset;  // its description; the transform is always the eval transform
+};
+
+struct FunctionCheck {  // logits of a fixed batch before and after
+  int64_t images = 0;
+  bool proxy_images = false;  // the first proxy images (else seeded random inputs)
+  double max_abs_logit_diff = 0, max_abs_logit = 0;
+};
+
+struct HeadIndex {
+  int64_t block = 0, head = 0;
+};
+
+struct ConversionSeconds {
+  double statistics = 0, transform = 0, total = 0;              // wall time of the phases
+  double proxy_data = 0, proxy_model = 0, proxy_accumulate = 0;  // of the proxy pass, by part
+};
+
+struct ConversionReport {
+  std::string criterion, mlp_criterion;  // names; mlp_criterion resolved (never "auto")
+  std::string model;                     // config name
+  int world_size = 1;
+  std::optional<uint64_t> seed;       // of the random criterion, when one is random
+  std::optional<ProxyReport> proxy;   // with proxy data
+  FunctionCheck function_check;
+  std::vector<HeadIndex> degenerate_heads;
+  std::optional<Captured> mean_captured_v, mean_captured_qk;  // mean over blocks and heads (attention data)
+  std::vector<BlockReport> blocks;
+  ConversionSeconds seconds;
+  std::string source, artifact;  // set by the caller (paths); omitted from the JSON when empty
+
+  nlohmann::json to_json() const;
+  // The options part (criterion, mlp_criterion, and when present cost, centering, proxy, seed), as
+  // recorded in the converted artifact's provenance.
+  nlohmann::json options_json() const;
+};
+
 // The whole conversion: proxy pass (this rank's share), all-reduce of the statistics over `comm`
 // (may be null), transforms, application, a function check on the first proxy batch, and the
-// report (JSON: options, proxy set, timings, per block/head eigenvalue spectra and the fraction of
+// report (options, proxy set, timings, per block/head eigenvalue spectra and the fraction of
 // weighted variance captured by the leading 25/50/75 % dims). Every rank ends with the same model;
 // a disagreement between ranks is an error. `dataset` may be null only when !needs_data(options).
-nlohmann::json convert(models::ElasticModelImpl& model, const data::Dataset* dataset, const ConvertOptions& options,
-                       dist::Communicator* comm = nullptr, const importance::ProxyProgress& progress = nullptr);
+ConversionReport convert(models::ElasticModelImpl& model, const data::Dataset* dataset, const ConvertOptions& options,
+                         dist::Communicator* comm = nullptr, const importance::ProxyProgress& progress = nullptr);
 
 }  // namespace skd::wpac
