@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
   opt(gr, "--amp", c.amp, "none | bf16 | fp16 (CUDA)");
   opt(gr, "--device", c.device, "cpu | cuda | cuda:N (distributed: cuda -> cuda:LOCAL_RANK)");
   opt(gr, "--seed", c.seed);
-  auto* gp = app.add_option_group("PIAD (--mode piad: super-network training, reference §4)");
+  auto* gp = app.add_option_group("PIAD (--mode piad: super-network training, docs/algorithm.md §3)");
   opt(gp, "--mode", c.mode, "train (plain training / fine-tuning) | piad (super-network)");
   opt(gp, "--piad-progressive-epochs", c.piad_progressive_epochs, "mask-table updates before epochs 0 .. N-1 (Pe)");
   opt(gp, "--piad-budget-ratio", c.piad_budget_ratio,

@@ -3,7 +3,7 @@
 // intermediate tensors and their gradients (qkv outputs per block, post-GELU MLP activations), and
 // the scores built from them, for WPAC and PIAD alike:
 //   first order  (FO)  Θ = |g ⊙ f|
-//   second order (SO)  0.5 · (g ⊙ f)²   (the official code's MLP criterion, reference §8.3)
+//   second order (SO)  0.5 · (g ⊙ f)²   (the official code's MLP criterion: docs/algorithm.md §2.5)
 // where f is the tensor and g the gradient of the cost with respect to it.
 #pragma once
 
@@ -25,7 +25,7 @@ namespace skd::importance {
 
 // The scalar whose gradient defines importance.
 enum class Cost {
-  LOGIT,  // sum over the batch of the ground-truth class logit (the official code, reference §8.2)
+  LOGIT,  // sum over the batch of the ground-truth class logit (the official code; docs/algorithm.md §2.2)
   CE,     // summed cross-entropy (the paper's C(D))
 };
 Cost parse_cost(const std::string& name);  // "logit" | "ce"; throws std::invalid_argument naming --cost

@@ -1,5 +1,5 @@
 // Closed-form MACs and parameter counts for any elastic ViT/Swin, in two named conventions:
-//  - paper: the reference's ptflops rules (reference §5.4): Linear/Conv (bias counted per output
+//  - paper: the official code's ptflops rules (docs/macs.md): Linear/Conv (bias counted per output
 //    position), LayerNorm 2 per element, GELU 1 per element; attention matmuls, softmax, adds not
 //    counted. DeiT-Ti/S/B = 1,082,681,704 / 4,256,878,312 / 16,879,819,240.
 //  - full: paper + the two attention matmuls (q·kᵀ and attn·v).

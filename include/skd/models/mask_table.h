@@ -1,4 +1,4 @@
-// The PIAD mask table (reference §4.3): for every module (block i's attention and MLP) the width it
+// The PIAD mask table (docs/algorithm.md §3.2): for every module (block i's attention and MLP) the width it
 // keeps at each op code. Code 0 = the full super-network, code c = the network after the first c
 // operations of the global dropout list (widths non-increasing in c for every module), code -1 = an
 // alias of the last code K (the smallest sub-network). Plus the op code -> cost table that makes

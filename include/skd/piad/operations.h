@@ -1,4 +1,4 @@
-// PIAD's mask-table update (reference §4.7): per-module dropout operations from normalised
+// PIAD's mask-table update (docs/algorithm.md §3.6): per-module dropout operations from normalised
 // importances, the global ranking against a cumulative MACs budget, and the extension of the mask
 // table by the selected operations.
 //
@@ -7,7 +7,7 @@
 //   c(p) = Σ_{i≥p} I_i / ((w0 − p) · dim_macs)        importance per MAC of everything from p on
 // walking p upward from prev = ΣI / dim_macs, p becomes an operation when c(p) ≤ prev (then prev =
 // c(p)); otherwise its group merges into the preceding operation (the official "merge" rule, kept as
-// is, including its quirk that a module with negative γ usually gets no operation, reference §8.7).
+// is, including its quirk that a module with negative γ usually gets no operation: docs/algorithm.md §6).
 // An operation removes [p_j, p_{j+1}) (the last one [p_L, w0)), costs that segment's MACs and is
 // ranked by its tail average c(p_j).
 //
@@ -16,7 +16,7 @@
 // segment MACs fit the budget. The table grows by codes K+1 ... K+A where the width of a module at
 // code K+t is the smallest cut point among its operations of rank ≤ t (its old width if none) — the
 // net effect of the official fix_mask_table, stated so that ties cannot apply a module's operations
-// out of order (reference §8.8).
+// out of order (docs/algorithm.md §6 D5).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// PIAD (reference §4): progressive importance-aware dropout. Before each epoch of the progressive
+// PIAD (docs/algorithm.md §3, paper §3.3): progressive importance-aware dropout. Before each epoch of the progressive
 // phase the mask table grows by the operations that best fit that epoch's cumulative MACs budget,
 // decided on the current smallest sub-network:
 //   γ_m   module sensitivity: relative increase of the proxy loss when module m is skipped (paper
@@ -9,7 +9,7 @@
 //   I_m = γ_m · Θ_m / ΣΘ_m, then the operations of skd/piad/operations.h.
 // Every statistic is all-reduced, so every rank builds the same table. During training each step
 // samples an op code uniformly from {0, ..., K} (the full network and the current smallest included:
-// the official code never trains code K, reference §8.6); with `sandwich` the full network (code 0)
+// the official code never trains code K: docs/algorithm.md §6 D4); with `sandwich` the full network (code 0)
 // and the smallest (code K) are trained at every step too, next to the sampled one.
 #pragma once
 

@@ -23,7 +23,7 @@ struct TrainConfig {
   int workers = 2;    // loader threads per process
   bool augment = true;  // training augmentation (image folders: DeiT's; Fashion-MNIST: pad-crop + flip)
 
-  // Recipe (DeiT defaults, reference §4.10)
+  // Recipe (DeiT defaults, docs/algorithm.md §3.7)
   int64_t epochs = 300;
   int64_t batch_size = 128;  // per process
   double lr = 5e-4;          // base LR; the peak is lr * global_batch / 512 unless unscale_lr
@@ -53,7 +53,7 @@ struct TrainConfig {
   std::string out;            // final model artifact ("" = <run_dir>/model.safetensors when run_dir is set)
   int keep_last = 2;          // epoch checkpoints kept (plus best.safetensors)
   int64_t log_every = 50;     // steps between progress lines when stderr is not a terminal (0 = off)
-  // PIAD super-network training (mode "piad"; reference §4): see skd/piad/piad.h.
+  // PIAD super-network training (mode "piad"; docs/algorithm.md §3): see skd/piad/piad.h.
   std::string mode = "train";              // train | piad
   int64_t piad_progressive_epochs = 50;    // Pe: mask-table updates before epochs 0 .. Pe-1
   double piad_budget_ratio = 0.875;        // r: MACs fraction removed by the end of the phase

@@ -1,4 +1,4 @@
-// WPAC (reference §2): importance-weighted PCA per attention head, injected into the qkv and proj
+// WPAC (docs/algorithm.md §2, paper §3.2): importance-weighted PCA per attention head, injected into the qkv and proj
 // weights, plus the importance sort of MLP hidden units; and the baseline criteria of the pruning
 // comparison (paper Table 3). Every criterion is a function-preserving change of basis inside each
 // head (a rotation for WPAC, a permutation for the others), so afterwards the leading dims of every
@@ -54,7 +54,7 @@ const char* mlp_criterion_name(MlpCriterion criterion);
 
 // Centring of the features before the weighted scatter.
 enum class Centering {
-  BATCH,   // each proxy batch centred by its own unweighted token mean (the official code, §2.3)
+  BATCH,   // each proxy batch centred by its own unweighted token mean (the official code; docs/algorithm.md §2.3)
   GLOBAL,  // centred by the importance-weighted mean over the whole proxy set
   NONE,    // uncentred weighted second moment
 };
@@ -65,7 +65,7 @@ const char* centering_name(Centering centering);
 struct BlockStatistics {
   int64_t block = 0;
   int64_t heads = 0, dims = 0, mlp = 0;  // dims = stored q/k/v dims per head (0: no attention)
-  // [H, a, a]: batch-centred weighted scatter of v, and of q plus k (reference §2.3)
+  // [H, a, a]: batch-centred weighted scatter of v, and of q plus k (docs/algorithm.md §2.3)
   torch::Tensor scatter_v, scatter_qk;
   // [3, H, a, a]: uncentred weighted second moments Σ w x xᵀ of q, k, v
   torch::Tensor moment;
