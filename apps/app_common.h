@@ -92,6 +92,7 @@ inline std::vector<int64_t> parse_positive_list(const std::string& text, const s
 // this app's flags, app_options.h): CLI/usage problems and std::invalid_argument -> 2,
 // any other exception -> 1 (the message is printed as one line on stderr).
 inline int run(CLI::App& app, int argc, char** argv, const std::function<int()>& body) {
+  set_log_key_namer(flag_of);  // log lines name keys by this app's flags, as its errors do
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
     nlohmann::json extra = nlohmann::json::object();
     if (format_only && (!mask_table.empty() || loaded.manifest.contains("mask_table"))) {
       const auto table = models::load_mask_table(loaded.manifest, mask_table, loaded.model->config(),
-                                                 loaded.model->widths(), model, "--mask-table");
+                                                 loaded.model->widths(), model);
       extra = models::supernet_manifest_entries(loaded.model->config(), table);
       log_info("mask table: op codes 0..", table.last_code());
     } else if (!format_only && loaded.manifest.contains("mask_table")) {

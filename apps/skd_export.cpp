@@ -21,10 +21,6 @@ struct ExportCli {
 
 int run_export(ExportCli& cli, bool op_code_given, bool ratio_given) {
   auto& o = cli.options;
-  o.budget_names.op_code = "--op-code";
-  o.budget_names.macs = "--macs";
-  o.budget_names.convention = "--macs-convention";
-  o.budget_names.mask_table = "--mask-table";
   if (op_code_given) o.op_code = cli.op_code;
   if (ratio_given) o.macs_ratio = cli.macs_ratio;
   if (cli.batch != "dynamic") {

@@ -52,16 +52,11 @@ int print_code_table(const models::ModelConfig& config, const models::MaskTable&
   return 0;
 }
 
-// The library's errors name budget inputs by these flags.
+// How to measure a missing latency table; the two budget keys this app spells its own way.
 extract::BudgetNames budget_flags() {
   extract::BudgetNames n;
-  n.op_code = "--op-code";
-  n.macs = "--macs";
-  n.convention = "--macs-convention";
-  n.mask_table = "--mask-table";
-  n.latency.budget = "--latency";
-  n.latency.batch = "--batch";
-  n.latency.table = "--latency-table";
+  app::flag_names()["latency_ms"] = "--latency";
+  app::flag_names()["batch_size"] = "--batch";
   n.latency.measure = "skd-eval --latency-table";
   n.latency.measure_batch = "skd-eval --latency-table --batch-sizes";
   n.measure_file = "skd-eval --model <super-network> --latency-table";

@@ -96,7 +96,6 @@ int main(int argc, char** argv) {
   app::add_common_options(app, run.threads = app::kAutoThreads, log_level);
   return app::run(app, argc, argv, [&] {
     app::apply_common_options(run.threads, log_level);
-    src.config_name = "--config";
     const auto given = train::config_to_json(c);
     for (const auto& [option, key] : keys)
       if (option->count() > 0) src.given[key] = given.at(key);

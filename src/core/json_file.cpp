@@ -17,4 +17,14 @@ nlohmann::json read_json_file(const std::string& path, const std::string& what, 
   }
 }
 
+nlohmann::json read_json_file_of(const std::string& key, const std::string& path, const std::string& what) {
+  std::ifstream in(path);
+  if (!in) throw ParameterError(key, cat(what, " '", path, "' cannot be opened"));
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw ParameterFormatError(key, cat(what, " '", path, "' is not valid JSON: ", e.what()));
+  }
+}
+
 }  // namespace skd

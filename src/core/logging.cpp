@@ -87,4 +87,19 @@ void log_message(LogLevel level, const std::string& message) {
   logger()->log(to_spd(level), message);
 }
 
+namespace {
+std::mutex g_namer_mutex;
+KeyNamer g_key_namer;  // empty: keys are named as they are
+}  // namespace
+
+void set_log_key_namer(KeyNamer namer) {
+  std::lock_guard<std::mutex> lock(g_namer_mutex);
+  g_key_namer = std::move(namer);
+}
+
+std::string log_key(const std::string& key) {
+  std::lock_guard<std::mutex> lock(g_namer_mutex);
+  return g_key_namer ? g_key_namer(key) : key;
+}
+
 }  // namespace skd

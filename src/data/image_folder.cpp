@@ -33,8 +33,8 @@ namespace {
 std::map<std::string, int64_t> read_class_index(const std::string& path) {
   std::map<std::string, int64_t> out;
   if (fs::path(path).extension() == ".json") {
-    const nlohmann::json j = read_json_file(path, "--class-index file");
-    if (!j.is_object()) throw std::invalid_argument(cat("--class-index '", path, "': expected a JSON object"));
+    const nlohmann::json j = read_json_file_of("class_index", path, " file");
+    if (!j.is_object()) throw ParameterError("class_index", cat(" '", path, "': expected a JSON object"));
     for (const auto& [key, value] : j.items()) {
       if (value.is_number_integer()) {
         out[key] = value.get<int64_t>();  // {"n01440764": 0}
@@ -42,16 +42,16 @@ std::map<std::string, int64_t> read_class_index(const std::string& path) {
         try {
           out[value[0].get<std::string>()] = std::stoll(key);  // {"0": ["n01440764", "tench"]}
         } catch (const std::exception&) {
-          throw std::invalid_argument(cat("--class-index '", path, "': key '", key, "' is not an index"));
+          throw ParameterError("class_index", cat(" '", path, "': key '", key, "' is not an index"));
         }
       } else {
-        throw std::invalid_argument(cat("--class-index '", path, "': entry '", key,
-                                        "' is neither an index nor [name, label]"));
+        throw ParameterError("class_index",
+                             cat(" '", path, "': entry '", key, "' is neither an index nor [name, label]"));
       }
     }
   } else {
     std::ifstream in(path);
-    if (!in) throw std::invalid_argument(cat("--class-index: cannot open '", path, "'"));
+    if (!in) throw ParameterError("class_index", cat(": cannot open '", path, "'"));
     std::string line;
     int64_t i = 0;
     while (std::getline(in, line)) {
@@ -60,7 +60,7 @@ std::map<std::string, int64_t> read_class_index(const std::string& path) {
       out[line.substr(0, line.find_first_of(" \t"))] = i++;
     }
   }
-  if (out.empty()) throw std::invalid_argument(cat("--class-index '", path, "' names no classes"));
+  if (out.empty()) throw ParameterError("class_index", cat(" '", path, "' names no classes"));
   return out;
 }
 
@@ -80,8 +80,10 @@ class ImageFolder : public Dataset {
       index = read_class_index(o.class_index);
       for (const auto& c : classes)
         if (!index.count(c))
-          throw std::invalid_argument(cat("class folder '", c, "' of '", o.root, "' is not in --class-index '",
-                                          o.class_index, "'"));
+          throw ParameterError([=, index_file = o.class_index, root = o.root](const KeyNamer& name) {
+            return cat("class folder '", c, "' of '", root, "' is not in ", name("class_index"), " '",
+                       index_file, "'");
+          });
       num_classes_ = 0;
       for (const auto& kv : index) num_classes_ = std::max(num_classes_, kv.second + 1);
       names_.assign(static_cast<size_t>(num_classes_), "");

@@ -120,9 +120,9 @@ torch::Device rank_device(const DistEnv& env, const torch::Device& requested, in
   if (!requested.is_cuda() || requested.has_index()) return requested;
   if (env.world_size == 1) return torch::Device(torch::kCUDA, 0);
   if (env.local_rank >= cuda_devices)
-    throw std::invalid_argument(cat("--device cuda: local rank ", env.local_rank, " (", env.source,
-                                    ") has no GPU of its own: ", cuda_devices,
-                                    " CUDA device(s) are visible; start at most one process per GPU"));
+    throw ParameterError("device", cat(" cuda: local rank ", env.local_rank, " (", env.source,
+                                       ") has no GPU of its own: ", cuda_devices,
+                                       " CUDA device(s) are visible; start at most one process per GPU"));
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
 }
 

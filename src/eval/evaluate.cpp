@@ -10,7 +10,7 @@ namespace skd::eval {
 
 EvalResult evaluate(models::ElasticModelImpl& model, const data::Dataset& dataset, const EvalOptions& opt,
                     const ProgressFn& progress) {
-  if (opt.batch_size <= 0) throw std::invalid_argument("--batch-size must be positive");
+  if (opt.batch_size <= 0) throw ParameterError("batch_size", " must be positive");
   if (dataset.num_classes() > model.config().num_classes)
     throw std::invalid_argument(cat("the dataset has ", dataset.num_classes(), " classes but the model predicts ",
                                     model.config().num_classes));
@@ -77,8 +77,8 @@ EvalResult evaluate(models::ElasticModelImpl& model, const data::Dataset& datase
 
 LatencyResult measure_latency(models::ElasticModelImpl& model, int64_t batch_size, const torch::Device& device,
                               Amp amp, int warmup, int repeats, const models::Widths* widths) {
-  if (batch_size <= 0) throw std::invalid_argument("--latency batch sizes must be positive");
-  if (repeats <= 0 || warmup < 0) throw std::invalid_argument("--latency-repeats must be positive");
+  if (batch_size <= 0) throw ParameterError("latency", " batch sizes must be positive");
+  if (repeats <= 0 || warmup < 0) throw ParameterError("latency_repeats", " must be positive");
   const auto& c = model.config();
   torch::NoGradGuard guard;
   model.eval();

@@ -25,9 +25,9 @@ const char* amp_name(Amp amp) {
 LatencyTable measure_latency_table(const models::ElasticModelImpl& model, const std::vector<models::Widths>& code_widths,
                                    const LatencyTableOptions& o, const std::string& model_path,
                                    const std::string& model_sha256, const LatencyProgressFn& progress) {
-  if (o.batch_sizes.empty()) throw std::invalid_argument("--batch-sizes: no batch sizes given");
+  if (o.batch_sizes.empty()) throw ParameterError("batch_sizes", ": no batch sizes given");
   for (int64_t b : o.batch_sizes)
-    if (b <= 0) throw std::invalid_argument(cat("--batch-sizes: batch size ", b, " is not positive"));
+    if (b <= 0) throw ParameterError("batch_sizes", cat(": batch size ", b, " is not positive"));
   if (code_widths.empty()) throw std::invalid_argument("latency table: no op codes to measure");
   LatencyTable t;
   t.model = model_path;

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -69,11 +70,11 @@ namespace {
 void check_graph_options(const GraphOptions& o) {
   if (!onnx_available()) no_onnx();
   if (o.opset < kDefaultOpset || o.opset > max_opset())
-    throw std::invalid_argument(
-        cat("--opset ", o.opset, ": this build writes opsets ", kDefaultOpset, "..", max_opset(),
-            " (LayerNormalization needs 17; the ONNX library knows up to ", max_opset(), ")"));
+    throw ParameterError(
+        "opset", cat(" ", o.opset, ": this build writes opsets ", kDefaultOpset, "..", max_opset(),
+                     " (LayerNormalization needs 17; the ONNX library knows up to ", max_opset(), ")"));
   if (o.batch < 0)
-    throw std::invalid_argument(cat("--batch ", o.batch, ": expected 'dynamic' or a positive size"));
+    throw ParameterError("batch", cat(" ", o.batch, ": expected 'dynamic' or a positive size"));
 }
 
 #ifdef SKD_HAVE_ONNX
@@ -395,9 +396,10 @@ std::string last_line(std::string text) {
 }
 
 // Runs argv (PATH lookup for argv[0]) with stdout/stderr into files; returns the exit status
-// (128 + signal when killed). Throws std::runtime_error when it cannot be started.
+// (128 + signal when killed). Throws skd::ParameterFailure when it cannot be started (`what` names the
+// program, by config keys).
 int run_process(const std::vector<std::string>& argv, const std::string& out, const std::string& err,
-                const std::string& what) {
+                const std::function<std::string(const KeyNamer&)>& what) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -409,11 +411,16 @@ int run_process(const std::vector<std::string>& argv, const std::string& out, co
   pid_t pid = 0;
   const int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) throw std::runtime_error(cat("cannot run ", what, " '", argv[0], "': ", std::strerror(rc)));
+  if (rc != 0)
+    throw ParameterFailure([=](const KeyNamer& name) {
+      return cat("cannot run ", what(name), " '", argv[0], "': ", std::strerror(rc));
+    });
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR)
-      throw std::runtime_error(cat("waiting for ", what, " '", argv[0], "': ", std::strerror(errno)));
+      throw ParameterFailure([=, e = errno](const KeyNamer& name) {
+        return cat("waiting for ", what(name), " '", argv[0], "': ", std::strerror(e));
+      });
   }
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
@@ -508,18 +515,22 @@ ParityResult check_parity(models::ElasticModelImpl& model, const std::string& on
     }
     io::write_safetensors(dir.file("data.safetensors"), data);
   }
-  const int rc =
-      run_process({result.python, dir.file("skd_onnx_check.py"), dir.file("model.onnx"),
-                   dir.file("data.safetensors"), "--threads", std::to_string(options.threads)},
-                  dir.file("out.txt"), dir.file("err.txt"), "the Python interpreter (--python / SKD_PYTHON)");
+  const int rc = run_process({result.python, dir.file("skd_onnx_check.py"), dir.file("model.onnx"),
+                              dir.file("data.safetensors"), "--threads", std::to_string(options.threads)},
+                             dir.file("out.txt"), dir.file("err.txt"), [](const KeyNamer& name) {
+                               return cat("the Python interpreter (", name("python"), " / SKD_PYTHON)");
+                             });
   const std::string err = last_line(read_text(dir.file("err.txt")));
   if (rc == 3)
-    throw std::runtime_error(cat("--verify needs onnxruntime in the Python interpreter '", result.python,
-                                 "' (", err,
-                                 "). Install it: `bash scripts/setup_venv.sh` (prints the environment's "
-                                 "folder on its last line), then pass "
-                                 "--python <that folder>/bin/python (or set SKD_PYTHON); or `pip install "
-                                 "onnxruntime numpy` into that Python"));
+    throw ParameterFailure([=](const KeyNamer& name) {
+      return cat(
+          name("verify"), " needs onnxruntime in the Python interpreter '", result.python, "' (", err,
+          "). Install it: `bash scripts/setup_venv.sh` (prints the environment's folder on its last line), "
+          "then pass ",
+          name("python"),
+          " <that folder>/bin/python (or set SKD_PYTHON); or `pip install "
+          "onnxruntime numpy` into that Python");
+    });
   if (rc != 0)
     throw std::runtime_error(cat("the onnxruntime parity check with '", result.python, "' failed (exit ", rc,
                                  rc == 127 ? ": interpreter not found" : "", "): ", err));
@@ -542,22 +553,27 @@ ParityResult check_parity(models::ElasticModelImpl& model, const std::string& on
 }
 
 ExportResult export_onnx(const ExportOptions& o) {
-  if (o.out.empty()) throw std::invalid_argument("--out is required (the .onnx file to write)");
+  if (o.out.empty()) throw ParameterError("out", " is required (the .onnx file to write)");
   check_graph_options(o.graph);
   const int selectors = (o.op_code ? 1 : 0) + (o.macs.empty() ? 0 : 1) + (o.macs_ratio ? 1 : 0);
-  if (selectors > 1) throw std::invalid_argument("--op-code, --macs and --macs-ratio exclude each other");
+  if (selectors > 1)
+    throw ParameterError([](const KeyNamer& name) {
+      return cat(name("op_code"), ", ", name("macs"), " and ", name("macs_ratio"), " exclude each other");
+    });
   if (o.macs_ratio && !(*o.macs_ratio > 0 && *o.macs_ratio <= 1))
-    throw std::invalid_argument(cat("--macs-ratio ", *o.macs_ratio, ": expected a fraction in (0, 1]"));
+    throw ParameterError("macs_ratio", cat(" ", *o.macs_ratio, ": expected a fraction in (0, 1]"));
   if (selectors == 0 && !o.mask_table.empty())
-    throw std::invalid_argument(
-        "--mask-table selects nothing by itself: add --op-code, --macs or --macs-ratio");
+    throw ParameterError([](const KeyNamer& name) {
+      return cat(name("mask_table"), " selects nothing by itself: add ", name("op_code"), ", ", name("macs"),
+                 " or ", name("macs_ratio"));
+    });
   const auto convention = extract::parse_macs_convention(o.macs_convention, o.budget_names.convention);
   {  // Fail before the work when the output folder is not writable (the write itself is atomic anyway).
     const auto parent = fs::path(o.out).parent_path();
     const std::string dir = parent.empty() ? "." : parent.string();
     if (access(dir.c_str(), W_OK) != 0)
-      throw std::runtime_error(
-          cat("--out ", o.out, ": cannot write into '", dir, "': ", std::strerror(errno)));
+      throw ParameterFailure("out",
+                             cat(" ", o.out, ": cannot write into '", dir, "': ", std::strerror(errno)));
   }
 
   auto loaded = models::load_model(o.model, o.arch);
@@ -606,8 +622,8 @@ ExportResult export_onnx(const ExportOptions& o) {
     if (o.graph.batch > 0) p.batches = {o.graph.batch};
     r.parity = check_parity(*model, bytes, p);
     if (!r.parity->passed())
-      throw std::runtime_error(
-          cat("--verify failed: ", r.parity->line(), "; nothing was written to ", o.out));
+      throw ParameterFailure("verify",
+                             cat(" failed: ", r.parity->line(), "; nothing was written to ", o.out));
   }
   write_file_atomic(o.out, bytes.data(), bytes.size());
   return r;

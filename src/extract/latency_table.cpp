@@ -2,10 +2,10 @@
 
 #include <cctype>
 #include <cmath>
-#include <fstream>
 
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
+#include "skd/core/json_file.h"
 
 namespace skd::extract {
 
@@ -94,16 +94,8 @@ std::string latency_table_path(const std::string& model_path) {
 }
 
 LatencyTable read_latency_table(const std::string& path, const std::string& measure) {
-  std::ifstream in(path);
-  if (!in)
-    throw std::invalid_argument(cat("latency table '", path, "' cannot be opened",
-                                    measure.empty() ? std::string() : cat(" (measure one with ", measure, ")")));
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::invalid_argument(cat("latency table '", path, "' is not valid JSON: ", e.what()));
-  }
+  const auto j =
+      read_json_file(path, "latency table", measure.empty() ? "" : cat("measure one with ", measure));
   return LatencyTable::from_json(j, path);
 }
 
@@ -111,7 +103,7 @@ void write_latency_table(const std::string& path, const LatencyTable& table) {
   write_file_atomic(path, table.to_json().dump(2) + "\n");
 }
 
-double parse_duration_ms(const std::string& text, const std::string& flag) {
+double parse_duration_ms(const std::string& text, const std::string& key) {
   size_t used = 0;
   double v = 0;
   try {
@@ -126,7 +118,7 @@ double parse_duration_ms(const std::string& text, const std::string& flag) {
   else if (unit == "s") scale = 1000;
   else if (unit == "us") scale = 1e-3;
   if (used == 0 || scale == 0 || !std::isfinite(v) || v <= 0)
-    throw std::invalid_argument(cat(flag, " '", text, "': expected a positive duration like 5ms, 800us or 0.5s"));
+    throw ParameterError(key, cat(" '", text, "': expected a positive duration like 5ms, 800us or 0.5s"));
   return v * scale;
 }
 
@@ -134,13 +126,13 @@ LatencySelection code_for_latency(const LatencyTable& t, double budget_ms, int64
                                   const std::string& model_sha256, int64_t num_codes, const std::string& table_path,
                                   const LatencyNames& names) {
   if (t.model_sha256 != model_sha256)
-    throw std::invalid_argument(cat(names.table, " '", table_path, "' was measured for another model file ('", t.model,
-                                    "', sha256 ", t.model_sha256.substr(0, 12), "...; this one has ",
-                                    model_sha256.substr(0, 12), "...): measure this super-network with ",
-                                    names.measure));
+    throw ParameterError(
+        names.table, cat(" '", table_path, "' was measured for another model file ('", t.model, "', sha256 ",
+                         t.model_sha256.substr(0, 12), "...; this one has ", model_sha256.substr(0, 12),
+                         "...): measure this super-network with ", names.measure));
   if (static_cast<int64_t>(t.codes.size()) != num_codes)
-    throw std::invalid_argument(cat(names.table, " '", table_path, "' has ", t.codes.size(),
-                                    " op codes, the super-network's mask table ", num_codes));
+    throw ParameterError(names.table, cat(" '", table_path, "' has ", t.codes.size(),
+                                          " op codes, the super-network's mask table ", num_codes));
   size_t col = t.batch_sizes.size();
   std::string measured;
   for (size_t i = 0; i < t.batch_sizes.size(); ++i) {
@@ -148,9 +140,11 @@ LatencySelection code_for_latency(const LatencyTable& t, double budget_ms, int64
     if (t.batch_sizes[i] == batch_size) col = i;
   }
   if (col == t.batch_sizes.size())
-    throw std::invalid_argument(cat(names.batch, " ", batch_size, ": ", names.table, " '", table_path,
-                                    "' was measured at batch size(s) ", measured, " only (measure with ",
-                                    names.measure_batch, " ", batch_size, ")"));
+    throw ParameterError([=](const KeyNamer& name) {
+      return cat(name(names.batch), " ", batch_size, ": ", name(names.table), " '", table_path,
+                 "' was measured at batch size(s) ", measured, " only (measure with ", names.measure_batch,
+                 " ", batch_size, ")");
+    });
   size_t fastest = 0;
   for (size_t k = 0; k < t.codes.size(); ++k) {
     const auto& l = t.codes[k].latency[col];
@@ -158,9 +152,10 @@ LatencySelection code_for_latency(const LatencyTable& t, double budget_ms, int64
     if (l.median_ms < t.codes[fastest].latency[col].median_ms) fastest = k;
   }
   const auto& f = t.codes[fastest];
-  throw std::invalid_argument(cat(names.budget, " ", budget_ms, " ms is below the fastest sub-network in '", table_path,
-                                  "': code ", f.code, " at ", f.latency[col].median_ms, " ms (median, batch ", batch_size,
-                                  ", ", t.device, ", ", t.threads, " threads)"));
+  throw ParameterError(
+      names.budget, cat(" ", budget_ms, " ms is below the fastest sub-network in '", table_path, "': code ",
+                        f.code, " at ", f.latency[col].median_ms, " ms (median, batch ", batch_size, ", ",
+                        t.device, ", ", t.threads, " threads)"));
 }
 
 }  // namespace skd::extract

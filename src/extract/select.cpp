@@ -14,7 +14,7 @@ const std::pair<const char*, MacsConvention> kConventions[] = {{"paper", MacsCon
 }  // namespace
 
 MacsConvention parse_macs_convention(const std::string& value, const std::string& name) {
-  return parse_enum(value, kConventions, name.c_str());
+  return parse_enum(value, kConventions, name);
 }
 
 const char* macs_convention_name(MacsConvention convention) { return enum_name(convention, kConventions); }
@@ -29,13 +29,13 @@ int64_t code_for_macs(const std::vector<models::ModelCost>& costs, int64_t budge
   for (size_t c = 0; c < costs.size(); ++c)
     if (macs_of(costs[c], convention) <= budget) return static_cast<int64_t>(c);
   const int64_t smallest = macs_of(costs.back(), convention);
-  throw std::invalid_argument(cat(name, " ", models::macs_format(budget), " (", budget,
-                                  ") is below the smallest sub-network in the mask table: code ", costs.size() - 1,
-                                  " at ", models::macs_format(smallest), " (", smallest, " MACs, ",
-                                  macs_convention_name(convention), " convention)"));
+  throw ParameterError(name, cat(" ", models::macs_format(budget), " (", budget,
+                                 ") is below the smallest sub-network in the mask table: code ",
+                                 costs.size() - 1, " at ", models::macs_format(smallest), " (", smallest,
+                                 " MACs, ", macs_convention_name(convention), " convention)"));
 }
 
-int64_t parse_macs(const std::string& text, const std::string& flag) {
+int64_t parse_macs(const std::string& text, const std::string& key) {
   std::string s;
   for (char ch : text)
     if (!std::isspace(static_cast<unsigned char>(ch))) s += ch;
@@ -57,7 +57,7 @@ int64_t parse_macs(const std::string& text, const std::string& flag) {
   else if (unit == "g") scale = 1e9;
   else if (unit == "t") scale = 1e12;
   if (used == 0 || scale == 0 || !std::isfinite(value) || value <= 0)
-    throw std::invalid_argument(cat(flag, ": '", text, "' is not a MACs amount (e.g. 2.43G, 897M, 897.0 MMac)"));
+    throw ParameterError(key, cat(": '", text, "' is not a MACs amount (e.g. 2.43G, 897M, 897.0 MMac)"));
   return static_cast<int64_t>(std::llround(value * scale));
 }
 
@@ -121,8 +121,8 @@ Selection select(const models::ModelConfig& config, const models::MaskTable& tab
   switch (budget.kind) {
     case Budget::Kind::OP_CODE:
       if (budget.op_code < -1 || budget.op_code > k)
-        throw std::invalid_argument(cat(names.op_code, " ", budget.op_code, " is not in the mask table (codes 0..", k,
-                                        ", or -1 = ", k, ")"));
+        throw ParameterError(names.op_code, cat(" ", budget.op_code, " is not in the mask table (codes 0..",
+                                                k, ", or -1 = ", k, ")"));
       s.code = budget.op_code == -1 ? k : budget.op_code;
       s.description = cat("op code ", budget.op_code);
       break;

@@ -17,14 +17,16 @@ namespace {
 const std::pair<const char*, Cost> kCosts[] = {{"logit", Cost::LOGIT}, {"ce", Cost::CE}};
 }  // namespace
 
-Cost parse_cost(const std::string& name) { return parse_enum(name, kCosts, "--cost"); }
+Cost parse_cost(const std::string& name) {
+  return parse_enum(name, kCosts, "cost");
+}
 const char* cost_name(Cost cost) { return enum_name(cost, kCosts); }
 
 std::vector<int64_t> proxy_indices(int64_t dataset_size, int64_t samples, uint64_t seed) {
-  if (samples < 1) throw std::invalid_argument(cat("--proxy-samples must be at least 1 (got ", samples, ")"));
+  if (samples < 1) throw ParameterError("proxy_samples", cat(" must be at least 1 (got ", samples, ")"));
   if (samples > dataset_size)
-    throw std::invalid_argument(cat("--proxy-samples ", samples, " exceeds the ", dataset_size,
-                                    " images of the dataset"));
+    throw ParameterError("proxy_samples",
+                         cat(" ", samples, " exceeds the ", dataset_size, " images of the dataset"));
   std::vector<int64_t> all(static_cast<size_t>(dataset_size));
   std::iota(all.begin(), all.end(), int64_t{0});
   // Partial Fisher-Yates with an explicit uniform draw (std::shuffle's algorithm is unspecified, so
@@ -40,11 +42,14 @@ std::vector<int64_t> proxy_indices(int64_t dataset_size, int64_t samples, uint64
 
 std::vector<std::vector<int64_t>> proxy_batches(const std::vector<int64_t>& indices, int64_t batch_size, int rank,
                                                 int world_size) {
-  if (batch_size < 1) throw std::invalid_argument(cat("--batch-size must be positive (got ", batch_size, ")"));
+  if (batch_size < 1) throw ParameterError("batch_size", cat(" must be positive (got ", batch_size, ")"));
   const int64_t n = static_cast<int64_t>(indices.size());
   if (n < batch_size)
-    throw std::invalid_argument(cat("the proxy set (", n, " images, --proxy-samples) is smaller than one batch (",
-                                    "--batch-size ", batch_size, "): raise --proxy-samples or lower --batch-size"));
+    throw ParameterError([=](const KeyNamer& name) {
+      return cat("the proxy set (", n, " images, ", name("proxy_samples"), ") is smaller than one batch (",
+                 name("batch_size"), " ", batch_size, "): raise ", name("proxy_samples"), " or lower ",
+                 name("batch_size"));
+    });
   SKD_CHECK(world_size >= 1 && rank >= 0 && rank < world_size);
   std::vector<std::vector<int64_t>> out;
   const int64_t count = (n + batch_size - 1) / batch_size;

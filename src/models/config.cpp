@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <set>
 
 #include "skd/core/error.h"
@@ -258,6 +259,44 @@ ModelConfig named_config(const std::string& name) {
       cat("unknown architecture '", name, "' (known: ", known, "; or a JSON config file)"));
 }
 
+namespace {
+
+// The config the keys of `j` are applied to: a named config ("model_name"), a default of the family
+// ("family", or timm's Swin keywords), else the ViT default; named as `j` says.
+ModelConfig starting_config(
+    const nlohmann::json& j,
+    const std::function<std::invalid_argument(const std::string&, const std::string&)>& key_error) {
+  ModelConfig c;
+  bool family_set = false;
+  if (j.contains("model_name")) {
+    if (!j["model_name"].is_string()) throw key_error("model_name", "must be a string");
+    c = named_config(j["model_name"].get<std::string>());
+    family_set = true;
+  }
+  if (j.contains("family")) {
+    const auto& f = j["family"];
+    if (f == "vit" || f == "deit") {
+      if (family_set && c.family != Family::VIT) throw key_error("family", "contradicts model_name");
+      c.family = Family::VIT;
+    } else if (f == "swin") {
+      if (family_set && c.family != Family::SWIN) throw key_error("family", "contradicts model_name");
+      if (!family_set) c = swin("custom", 96, {2, 2, 6, 2}, {3, 6, 12, 24});
+      c.family = Family::SWIN;
+    } else {
+      throw key_error("family", "must be \"vit\" or \"swin\"");
+    }
+    family_set = true;
+  } else if (!family_set) {
+    // timm's Swin constructor is recognisable by its 'depths'/'window_size' keywords.
+    if (j.contains("depths") || j.contains("window_size"))
+      c = swin("custom", 96, {2, 2, 6, 2}, {3, 6, 12, 24});
+  }
+  if (!j.contains("model_name")) c.name = j.value("name", std::string("custom"));
+  return c;
+}
+
+}  // namespace
+
 ModelConfig config_from_json(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object()) throw std::invalid_argument(cat(source, ": architecture must be a JSON object"));
   auto key_error = [&](const std::string& key, const std::string& expected) {
@@ -286,31 +325,7 @@ ModelConfig config_from_json(const nlohmann::json& j, const std::string& source)
     return out;
   };
 
-  ModelConfig c;
-  bool family_set = false;
-  if (j.contains("model_name")) {
-    if (!j["model_name"].is_string()) throw key_error("model_name", "must be a string");
-    c = named_config(j["model_name"].get<std::string>());
-    family_set = true;
-  }
-  if (j.contains("family")) {
-    const auto& f = j["family"];
-    if (f == "vit" || f == "deit") {
-      if (family_set && c.family != Family::VIT) throw key_error("family", "contradicts model_name");
-      c.family = Family::VIT;
-    } else if (f == "swin") {
-      if (family_set && c.family != Family::SWIN) throw key_error("family", "contradicts model_name");
-      if (!family_set) c = swin("custom", 96, {2, 2, 6, 2}, {3, 6, 12, 24});
-      c.family = Family::SWIN;
-    } else {
-      throw key_error("family", "must be \"vit\" or \"swin\"");
-    }
-    family_set = true;
-  } else if (!family_set) {
-    // timm's Swin constructor is recognisable by its 'depths'/'window_size' keywords.
-    if (j.contains("depths") || j.contains("window_size")) c = swin("custom", 96, {2, 2, 6, 2}, {3, 6, 12, 24});
-  }
-  if (!j.contains("model_name")) c.name = j.value("name", std::string("custom"));
+  ModelConfig c = starting_config(j, key_error);
 
   static const std::set<std::string> kKnown = {
       "model_name", "pretrained", "family", "name", "img_size", "patch_size", "in_chans",
@@ -412,22 +427,21 @@ nlohmann::json config_to_json(const ModelConfig& c) {
 }
 
 ModelConfig resolve_arch(const std::string& arch) {
-  if (arch.empty()) throw std::invalid_argument("--arch: empty architecture name");
+  if (arch.empty()) throw ParameterError("arch", ": empty architecture name");
   const bool looks_like_file = arch.find('/') != std::string::npos ||
                                (arch.size() > 5 && arch.substr(arch.size() - 5) == ".json");
   if (!looks_like_file) return named_config(arch);
-  nlohmann::json j;
+  // A file that cannot be opened is bad usage (skd::ParameterError); content that is not JSON or not an
+  // architecture is a format error of the file (skd::FormatError), as for every file the user names.
+  const nlohmann::json j = read_json_file_of("arch", arch, ": architecture file");
   try {
-    j = read_json_file(arch, "--arch: architecture file");
-  } catch (const FormatError& e) {
-    // Kept bad input (exit 2), not a format error: tests/models/config_test.cpp (ResolveArchFileErrors)
-    // asserts it for an --arch file that is not JSON.
-    throw std::invalid_argument(e.what());
+    if (j.is_object() && j.contains("create_kwargs")) return config_from_json(j["create_kwargs"], arch);
+    if (j.is_object() && j.contains("config") && j["config"].is_object())
+      return config_from_json(j["config"], arch);
+    return config_from_json(j, arch);
+  } catch (const std::invalid_argument& e) {
+    throw FormatError(e.what());
   }
-  if (j.is_object() && j.contains("create_kwargs")) return config_from_json(j["create_kwargs"], arch);
-  if (j.is_object() && j.contains("config") && j["config"].is_object())
-    return config_from_json(j["config"], arch);
-  return config_from_json(j, arch);
 }
 
 }  // namespace skd::models

@@ -47,24 +47,24 @@ nlohmann::ordered_json MaskTable::to_json() const {
 }
 
 MaskTable MaskTable::from_json(const nlohmann::json& j, const Widths& full, const std::string& source) {
-  if (!j.is_object()) throw std::invalid_argument(cat(source, ": expected a JSON object of modules (\"0.attn\", ...)"));
+  if (!j.is_object()) throw FormatError(cat(source, ": expected a JSON object of modules (\"0.attn\", ...)"));
   const size_t blocks = full.size();
   for (const auto& item : j.items()) {
     bool known = false;
     for (size_t b = 0; b < blocks && !known; ++b) known = item.key() == cat(b, ".attn") || item.key() == cat(b, ".mlp");
     if (!known)
-      throw std::invalid_argument(cat(source, ": unexpected key '", item.key(), "' (the model has ", blocks,
-                                      " blocks: \"0.attn\" ... \"", blocks - 1, ".mlp\")"));
+      throw FormatError(cat(source, ": unexpected key '", item.key(), "' (the model has ", blocks,
+                            " blocks: \"0.attn\" ... \"", blocks - 1, ".mlp\")"));
   }
   int64_t last = -1;
   std::vector<std::vector<int64_t>> columns;  // [module][code]
   for (size_t b = 0; b < blocks; ++b) {
     for (const bool attn : {true, false}) {
       const std::string key = cat(b, attn ? ".attn" : ".mlp");
-      if (!j.contains(key)) throw std::invalid_argument(cat(source, ": module '", key, "' is missing"));
+      if (!j.contains(key)) throw FormatError(cat(source, ": module '", key, "' is missing"));
       const auto& m = j.at(key);
       if (!m.is_object() || m.empty())
-        throw std::invalid_argument(cat(source, ": '", key, "' must map op codes to widths"));
+        throw FormatError(cat(source, ": '", key, "' must map op codes to widths"));
       std::map<int64_t, int64_t> widths;
       for (const auto& e : m.items()) {
         size_t used = 0;
@@ -77,31 +77,33 @@ MaskTable MaskTable::from_json(const nlohmann::json& j, const Widths& full, cons
         // Only the canonical spelling: stoll alone would also take " 1" or "+1", and two spellings
         // of one code would silently overwrite each other.
         if (used != e.key().size() || code < -1 || std::to_string(code) != e.key())
-          throw std::invalid_argument(cat(source, ": '", key, "' has op code '", e.key(), "' (expected -1, 0, 1, ...)"));
+          throw FormatError(
+              cat(source, ": '", key, "' has op code '", e.key(), "' (expected -1, 0, 1, ...)"));
         if (!e.value().is_number_integer())
-          throw std::invalid_argument(cat(source, ": '", key, "'[\"", e.key(), "\"] is not an integer width"));
+          throw FormatError(cat(source, ": '", key, "'[\"", e.key(), "\"] is not an integer width"));
         widths[code] = e.value().get<int64_t>();
       }
       const int64_t k = widths.rbegin()->first;
       if (last >= 0 && k != last)
-        throw std::invalid_argument(cat(source, ": '", key, "' has codes up to ", k, ", other modules up to ", last));
+        throw FormatError(cat(source, ": '", key, "' has codes up to ", k, ", other modules up to ", last));
       last = k;
       std::vector<int64_t> col;
       const int64_t limit = attn ? full[b].attn : full[b].mlp;
       for (int64_t c = 0; c <= k; ++c) {
         auto it = widths.find(c);
-        if (it == widths.end()) throw std::invalid_argument(cat(source, ": '", key, "' lacks op code ", c));
+        if (it == widths.end()) throw FormatError(cat(source, ": '", key, "' lacks op code ", c));
         if (it->second < 0 || it->second > limit)
-          throw std::invalid_argument(cat(source, ": '", key, "'[\"", c, "\"] = ", it->second, " is outside [0, ", limit, "]"));
+          throw FormatError(
+              cat(source, ": '", key, "'[\"", c, "\"] = ", it->second, " is outside [0, ", limit, "]"));
         if (c > 0 && it->second > col.back())
-          throw std::invalid_argument(cat(source, ": '", key, "' grows from ", col.back(), " at code ", c - 1, " to ",
-                                          it->second, " at code ", c, " (widths must not increase with the code)"));
+          throw FormatError(cat(source, ": '", key, "' grows from ", col.back(), " at code ", c - 1, " to ",
+                                it->second, " at code ", c, " (widths must not increase with the code)"));
         col.push_back(it->second);
       }
       auto alias = widths.find(-1);
       if (alias != widths.end() && alias->second != col.back())
-        throw std::invalid_argument(cat(source, ": '", key, "'[\"-1\"] = ", alias->second, " but the last code ", k,
-                                        " has ", col.back(), " (-1 must alias the last code)"));
+        throw FormatError(cat(source, ": '", key, "'[\"-1\"] = ", alias->second, " but the last code ", k,
+                              " has ", col.back(), " (-1 must alias the last code)"));
       columns.push_back(std::move(col));
     }
   }
@@ -156,15 +158,21 @@ MaskTable load_mask_table(const nlohmann::json& manifest, const std::string& mas
                           const ModelConfig& config, const Widths& full, const std::string& model_path,
                           const std::string& path_name) {
   if (!mask_table_path.empty()) {
+    // A file that cannot be opened is bad usage; content that is not JSON or does not fit this model is
+    // a format error of the file (both name the parameter `path_name` by its config key).
     std::ifstream in(mask_table_path);
-    if (!in) throw std::invalid_argument(cat(path_name, ": cannot open '", mask_table_path, "'"));
+    if (!in) throw ParameterError(path_name, cat(": cannot open '", mask_table_path, "'"));
     nlohmann::json j;
     try {
       in >> j;
     } catch (const nlohmann::json::exception& e) {
-      throw std::invalid_argument(cat(path_name, " '", mask_table_path, "': invalid JSON: ", e.what()));
+      throw ParameterFormatError(path_name, cat(" '", mask_table_path, "': invalid JSON: ", e.what()));
     }
-    return MaskTable::from_json(j, full, cat(path_name, " '", mask_table_path, "'"));
+    try {
+      return MaskTable::from_json(j, full, cat("'", mask_table_path, "'"));
+    } catch (const FormatError& e) {
+      throw ParameterFormatError(path_name, cat(" ", e.what()));
+    }
   }
   if (manifest.is_object() && manifest.contains("mask_table")) {
     auto table = MaskTable::from_json(manifest.at("mask_table"), full, cat(model_path, " manifest mask_table"));
@@ -172,8 +180,10 @@ MaskTable load_mask_table(const nlohmann::json& manifest, const std::string& mas
       check_op_codes(manifest.at("op_codes"), code_costs(config, table), cat(model_path, " manifest"));
     return table;
   }
-  throw std::invalid_argument(cat("'", model_path, "' is not a super-network (its manifest has no mask table, and no ",
-                                  path_name, " file was given)"));
+  throw ParameterError([=](const KeyNamer& name) {
+    return cat("'", model_path, "' is not a super-network (its manifest has no mask table, and no ",
+               name(path_name), " file was given)");
+  });
 }
 
 void write_mask_table(const std::string& path, const MaskTable& table) {

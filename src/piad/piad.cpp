@@ -55,7 +55,19 @@ std::vector<double> skipped_module_costs(models::ElasticModelImpl& model, const 
 }  // namespace
 
 Sensitivity parse_sensitivity(const std::string& name) {
-  return parse_enum(name, kSensitivities, "--piad-sensitivity");
+  return parse_enum(name, kSensitivities, "piad_sensitivity");
+}
+
+void check_options(const PiadOptions& o) {
+  auto need = [](bool ok, const char* key, const char* what) {
+    if (!ok) throw ParameterError(key, what);
+  };
+  need(o.progressive_epochs >= 1, "piad_progressive_epochs", " must be >= 1");
+  need(o.budget_ratio > 0 && o.budget_ratio < 1, "piad_budget_ratio", " must be in (0, 1)");
+  need(o.attn_group >= 1, "piad_attn_group", " must be >= 1");
+  need(o.mlp_groups >= 1, "piad_mlp_groups", " must be >= 1");
+  need(o.proxy_samples >= 1, "piad_proxy_samples", " must be >= 1");
+  need(o.proxy_batch >= 1, "piad_proxy_batch", " must be >= 1");
 }
 
 std::vector<std::pair<double, double>> unit_macs(const models::ModelConfig& config, const models::Widths& full) {
@@ -80,12 +92,7 @@ Piad::Piad(models::ModelConfig config, models::Widths full, PiadOptions options,
       options_(options),
       table_(std::move(table)),
       next_update_epoch_(next_update_epoch) {
-  if (options_.progressive_epochs < 1)
-    throw std::invalid_argument(cat("--piad-progressive-epochs must be >= 1 (got ", options_.progressive_epochs, ")"));
-  if (!(options_.budget_ratio > 0 && options_.budget_ratio < 1))
-    throw std::invalid_argument(cat("--piad-budget-ratio must be in (0, 1) (got ", options_.budget_ratio, ")"));
-  if (options_.attn_group < 1 || options_.mlp_groups < 1)
-    throw std::invalid_argument("--piad-attn-group and --piad-mlp-groups must be >= 1");
+  check_options(options_);
   if (table_.blocks() == 0) table_ = models::MaskTable(full_);
   if (table_.blocks() != static_cast<int64_t>(full_.size()) || table_.widths(0) != full_)
     throw std::invalid_argument("the mask table does not start at this model's full widths (code 0)");
@@ -143,12 +150,6 @@ nlohmann::json UpdateRecord::to_json() const {
           {"target_macs_removed", target_macs_removed},
           {"macs_removed", macs_removed},
           {"smallest_macs", smallest_macs}};
-}
-
-nlohmann::json Piad::update(int64_t epoch, models::ElasticModelImpl& model, const data::Dataset& data,
-                            dist::Communicator* comm) {
-  const auto record = update_table(epoch, model, data, comm);
-  return record ? record->to_json() : nlohmann::json(nullptr);
 }
 
 std::optional<UpdateRecord> Piad::update_table(int64_t epoch, models::ElasticModelImpl& model,

@@ -74,8 +74,10 @@ TrainingState read_training_state(const std::string& path) {
   auto content = io::read_safetensors(path);
   auto it = content.metadata.find(kTrainStateKey);
   if (it == content.metadata.end())
-    throw std::runtime_error(cat("'", path, "' is not a training checkpoint (no '", kTrainStateKey,
-                                 "' metadata); to fine-tune a model use --model instead of --resume"));
+    throw ParameterFailure([=](const KeyNamer& name) {
+      return cat("'", path, "' is not a training checkpoint (no '", kTrainStateKey,
+                 "' metadata); to fine-tune a model use ", name("model"), " instead of ", name("resume"));
+    });
   TrainingState st;
   try {
     const auto j = nlohmann::json::parse(it->second);
@@ -105,7 +107,8 @@ RunDir::RunDir(std::string root) : root_(std::move(root)) {
   std::error_code ec;
   fs::create_directories(checkpoint_dir(), ec);
   if (ec || !fs::is_directory(checkpoint_dir()))
-    throw std::runtime_error(cat("--run-dir '", root_, "': cannot create ", checkpoint_dir(), ": ", ec.message()));
+    throw ParameterFailure("run_dir",
+                           cat(" '", root_, "': cannot create ", checkpoint_dir(), ": ", ec.message()));
 }
 
 std::string RunDir::checkpoint_name(const TrainProgress& p) {
@@ -186,7 +189,8 @@ int64_t trim_jsonl(const std::string& path, const std::function<bool(const nlohm
 std::string resolve_resume_path(const std::string& path) {
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) return path;
-  if (!fs::is_directory(path, ec)) throw std::invalid_argument(cat("--resume '", path, "': no such file or directory"));
+  if (!fs::is_directory(path, ec))
+    throw ParameterError("resume", cat(" '", path, "': no such file or directory"));
   for (const auto& dir : {path + "/checkpoints", path}) {
     std::ifstream in(dir + "/latest");
     if (!in) continue;
@@ -194,12 +198,13 @@ std::string resolve_resume_path(const std::string& path) {
     std::getline(in, name);
     const std::string file = dir + "/" + name;
     if (name.empty() || !fs::is_regular_file(file, ec))
-      throw std::invalid_argument(cat("--resume '", path, "': ", dir, "/latest names '", name,
-                                      "', which does not exist"));
+      throw ParameterError("resume",
+                           cat(" '", path, "': ", dir, "/latest names '", name, "', which does not exist"));
     return file;
   }
-  throw std::invalid_argument(cat("--resume '", path, "': no checkpoints/latest in this directory (not a run "
-                                  "directory of skd-train?)"));
+  throw ParameterError("resume", cat(" '", path,
+                                     "': no checkpoints/latest in this directory (not a run "
+                                     "directory of skd-train?)"));
 }
 
 }  // namespace skd::train

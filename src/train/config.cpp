@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "skd/core/error.h"
+#include "skd/train/piad_training.h"
 
 namespace skd::train {
 
@@ -101,46 +102,42 @@ TrainConfig config_from_json(const nlohmann::json& j, const std::string& source,
 }
 
 void validate(const TrainConfig& c) {
-  auto need = [](bool ok, const char* flag, const std::string& what) {
-    if (!ok) throw std::invalid_argument(cat("--", flag, " ", what));
+  auto need = [](bool ok, const char* key, const std::string& what) {
+    if (!ok) throw ParameterError(key, " " + what);
   };
   need(c.epochs > 0, "epochs", "must be positive");
-  need(c.batch_size > 0, "batch-size", "must be positive");
+  need(c.batch_size > 0, "batch_size", "must be positive");
   need(c.lr > 0, "lr", "must be positive");
-  need(c.min_lr >= 0, "min-lr", "must be >= 0");
-  need(c.warmup_epochs >= 0, "warmup-epochs", "must be >= 0");
-  need(c.warmup_lr >= 0, "warmup-lr", "must be >= 0");
-  need(c.weight_decay >= 0, "weight-decay", "must be >= 0");
-  need(c.opt_eps > 0, "opt-eps", "must be positive");
+  need(c.min_lr >= 0, "min_lr", "must be >= 0");
+  need(c.warmup_epochs >= 0, "warmup_epochs", "must be >= 0");
+  need(c.warmup_lr >= 0, "warmup_lr", "must be >= 0");
+  need(c.weight_decay >= 0, "weight_decay", "must be >= 0");
+  need(c.opt_eps > 0, "opt_eps", "must be positive");
   need(c.beta1 >= 0 && c.beta1 < 1, "beta1", "must be in [0, 1)");
   need(c.beta2 >= 0 && c.beta2 < 1, "beta2", "must be in [0, 1)");
   need(c.smoothing >= 0 && c.smoothing < 1, "smoothing", "must be in [0, 1)");
   need(c.mixup >= 0, "mixup", "must be >= 0");
   need(c.cutmix >= 0, "cutmix", "must be >= 0");
-  need(c.mixup_prob >= 0 && c.mixup_prob <= 1, "mixup-prob", "must be in [0, 1]");
-  need(c.mixup_switch_prob >= 0 && c.mixup_switch_prob <= 1, "mixup-switch-prob", "must be in [0, 1]");
-  need(c.drop_path >= 0 && c.drop_path < 1, "drop-path", "must be in [0, 1)");
-  need(c.clip_grad >= 0, "clip-grad", "must be >= 0");
-  need(c.model_ema_decay > 0 && c.model_ema_decay < 1, "model-ema-decay", "must be in (0, 1)");
+  need(c.mixup_prob >= 0 && c.mixup_prob <= 1, "mixup_prob", "must be in [0, 1]");
+  need(c.mixup_switch_prob >= 0 && c.mixup_switch_prob <= 1, "mixup_switch_prob", "must be in [0, 1]");
+  need(c.drop_path >= 0 && c.drop_path < 1, "drop_path", "must be in [0, 1)");
+  need(c.clip_grad >= 0, "clip_grad", "must be >= 0");
+  need(c.model_ema_decay > 0 && c.model_ema_decay < 1, "model_ema_decay", "must be in (0, 1)");
   need(c.amp == "none" || c.amp == "bf16" || c.amp == "fp16", "amp", "must be none, bf16 or fp16");
-  need(c.keep_last >= 1, "keep-last", "must be >= 1");
+  need(c.keep_last >= 1, "keep_last", "must be >= 1");
   need(c.limit >= 0, "limit", "must be >= 0");
   need(c.workers >= 0, "workers", "must be >= 0");
-  need(c.log_every >= 0, "log-every", "must be >= 0");
-  need(c.dist_backend == "auto" || c.dist_backend == "gloo" || c.dist_backend == "nccl", "dist-backend",
+  need(c.log_every >= 0, "log_every", "must be >= 0");
+  need(c.dist_backend == "auto" || c.dist_backend == "gloo" || c.dist_backend == "nccl", "dist_backend",
        "must be auto, gloo or nccl");
-  need(c.dist_timeout > 0, "dist-timeout", "must be positive");
+  need(c.dist_timeout > 0, "dist_timeout", "must be positive");
   need(c.mode == "train" || c.mode == "piad", "mode", "must be train or piad");
-  need(c.piad_progressive_epochs >= 1, "piad-progressive-epochs", "must be >= 1");
-  need(c.piad_budget_ratio > 0 && c.piad_budget_ratio < 1, "piad-budget-ratio", "must be in (0, 1)");
-  need(c.piad_attn_group >= 1, "piad-attn-group", "must be >= 1");
-  need(c.piad_mlp_groups >= 1, "piad-mlp-groups", "must be >= 1");
-  need(c.piad_proxy_samples >= 1, "piad-proxy-samples", "must be >= 1");
-  need(c.piad_proxy_batch >= 1, "piad-proxy-batch", "must be >= 1");
-  need(c.piad_sensitivity == "loss" || c.piad_sensitivity == "accuracy", "piad-sensitivity",
+  check_piad_options(c);  // the ranges are piad's (piad::check_options)
+  need(c.piad_sensitivity == "loss" || c.piad_sensitivity == "accuracy", "piad_sensitivity",
        "must be loss or accuracy");
   const bool mixing = c.mixup > 0 || c.cutmix > 0;
-  need(!mixing || c.batch_size % 2 == 0, "batch-size", "must be even when mixup/cutmix is on (pairs are flipped)");
+  need(!mixing || c.batch_size % 2 == 0, "batch_size",
+       "must be even when mixup/cutmix is on (pairs are flipped)");
 }
 
 }  // namespace skd::train

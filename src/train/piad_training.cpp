@@ -18,15 +18,14 @@ PiadObserver::PiadObserver(piad::Piad& piad, models::ElasticModelImpl& model, co
       writer_((comm ? comm->rank() : 0) == 0 && !run_dir.empty()) {}
 
 void PiadObserver::on_epoch_start(int64_t epoch) {
-  const auto rec = piad_.update(epoch, model_, data_, comm_);
-  if (rec.is_null()) return;
-  log_info("PIAD epoch ", epoch, ": +", rec["added_codes"].get<int64_t>(), " op codes (0..",
-           piad_.table().last_code(), "), smallest sub-network ",
-           models::macs_format(static_cast<int64_t>(rec["smallest_macs"].get<double>())), " (target removed ",
-           models::macs_format(static_cast<int64_t>(rec["target_macs_removed"].get<double>())), ")");
+  const auto rec = piad_.update_table(epoch, model_, data_, comm_);
+  if (!rec) return;
+  log_info("PIAD epoch ", epoch, ": +", rec->added_codes, " op codes (0..", piad_.table().last_code(),
+           "), smallest sub-network ", models::macs_format(static_cast<int64_t>(rec->smallest_macs)),
+           " (target removed ", models::macs_format(static_cast<int64_t>(rec->target_macs_removed)), ")");
   if (writer_) {
     models::write_mask_table(mask_table_path(), piad_.table());
-    append_line_synced(piad_log_path(), rec.dump());
+    append_line_synced(piad_log_path(), rec->to_json().dump());
   }
 }
 
@@ -47,7 +46,10 @@ void PiadObserver::rewind_files() const {
   if (last > 0) models::write_mask_table(mask_table_path(), piad_.table());
 }
 
-piad::PiadOptions piad_options(const TrainConfig& config, const torch::Device& device) {
+namespace {
+
+// The sizes of a TrainConfig's PIAD (its piad_* numbers), the rest of PiadOptions at their defaults.
+piad::PiadOptions piad_sizes(const TrainConfig& config) {
   piad::PiadOptions po;
   po.progressive_epochs = config.piad_progressive_epochs;
   po.budget_ratio = config.piad_budget_ratio;
@@ -55,6 +57,17 @@ piad::PiadOptions piad_options(const TrainConfig& config, const torch::Device& d
   po.mlp_groups = config.piad_mlp_groups;
   po.proxy_samples = config.piad_proxy_samples;
   po.proxy_batch = config.piad_proxy_batch;
+  return po;
+}
+
+}  // namespace
+
+void check_piad_options(const TrainConfig& config) {
+  piad::check_options(piad_sizes(config));
+}
+
+piad::PiadOptions piad_options(const TrainConfig& config, const torch::Device& device) {
+  piad::PiadOptions po = piad_sizes(config);
   po.sensitivity = piad::parse_sensitivity(config.piad_sensitivity);
   po.sandwich = config.piad_sandwich;
   po.seed = config.seed;
@@ -65,7 +78,7 @@ piad::PiadOptions piad_options(const TrainConfig& config, const torch::Device& d
 PiadTrainResult train_piad(models::ElasticModelImpl& model, const data::Dataset& train_set,
                            const data::Dataset* eval_set, const TrainConfig& config, const TrainContext& context,
                            const nlohmann::json* resume_manifest) {
-  validate(config);  // the piad_* ranges are checked here, before the Piad sees them
+  validate(config);
   const torch::Device device = context.device ? *context.device : parse_device(config.device);
   nlohmann::json manifest;
   if (!context.resume.empty() && !resume_manifest) manifest = read_training_state(context.resume).manifest;

@@ -1,30 +1,19 @@
 // skd-train as one library call: config resolution, model and data setup, mode dispatch.
 #include "skd/train/run.h"
 
-#include <fstream>
-
 #include "skd/core/error.h"
+#include "skd/core/json_file.h"
 #include "skd/core/logging.h"
 #include "skd/data/dataset.h"
+#include "skd/dist/communicator.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/head.h"
 #include "skd/train/checkpointing.h"
-#include "skd/dist/communicator.h"
 #include "skd/train/piad_training.h"
 
 namespace skd::train {
 
 namespace {
-
-nlohmann::json read_json_file(const std::string& path, const std::string& name) {
-  std::ifstream in(path);
-  if (!in) throw std::invalid_argument(cat(name, ": cannot open '", path, "'"));
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::invalid_argument(cat(name, " '", path, "': invalid JSON: ", e.what()));
-  }
-}
 
 // The model to train and the provenance of its weights.
 struct InitialModel {
@@ -78,8 +67,12 @@ ResolvedConfig resolve_config(const ConfigSources& sources) {
     r.resume_manifest = state.manifest;
   }
   if (!sources.config_file.empty()) {
-    const auto j = read_json_file(sources.config_file, sources.config_name);
-    config_from_json(j, sources.config_name + " '" + sources.config_file + "'");  // strict check of the file alone
+    const auto j = read_json_file_of(sources.config_name, sources.config_file, "");
+    try {
+      config_from_json(j, cat("'", sources.config_file, "'"));  // strict check of the file alone
+    } catch (const std::invalid_argument& e) {
+      throw ParameterError(sources.config_name, cat(" ", e.what()));
+    }
     for (auto& [k, v] : j.items()) resolved[k] = v;
   }
   for (auto& [k, v] : sources.given.items()) resolved[k] = v;

@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 
@@ -12,13 +12,14 @@
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
 #include "skd/core/logging.h"
+#include "skd/core/progress.h"
 #include "skd/data/loader.h"
 #include "skd/data/mixup.h"
 #include "skd/data/sampler.h"
+#include "skd/dist/communicator.h"
 #include "skd/eval/evaluate.h"
 #include "skd/models/checkpoint.h"
 #include "skd/train/checkpointing.h"
-#include "skd/dist/communicator.h"
 #include "skd/train/optim.h"
 #include "skd/train/signals.h"
 
@@ -59,36 +60,34 @@ class Shard : public data::Dataset {
   std::vector<int64_t> index_;
 };
 
-std::string format_eta(double s) {
-  const int64_t t = static_cast<int64_t>(s);
-  char buf[32];
-  if (t >= 3600)
-    std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(t / 3600), static_cast<long long>(t / 60 % 60));
-  else
-    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(t / 60), static_cast<long long>(t % 60));
-  return buf;
-}
-
-// Progress on a terminal (one rewritten line), or a log line every `every` steps otherwise.
-class ProgressLine : public TrainObserver {
+// Progress on a terminal (one rewritten skd::ProgressLine), or a log line every `every` steps otherwise.
+class StepProgress : public TrainObserver {
  public:
-  ProgressLine(int64_t epochs, int64_t steps_per_epoch, int64_t images_per_step, int64_t every, bool enabled)
-      : epochs_(epochs), steps_(steps_per_epoch), total_(steps_per_epoch * epochs), per_step_(images_per_step),
-        every_(every), enabled_(enabled), tty_(enabled && isatty(fileno(stderr))) {}
+  StepProgress(int64_t epochs, int64_t steps_per_epoch, int64_t images_per_step, int64_t every, bool enabled)
+      : epochs_(epochs),
+        steps_(steps_per_epoch),
+        total_(steps_per_epoch * epochs),
+        per_step_(images_per_step),
+        every_(every),
+        enabled_(enabled),
+        line_(enabled) {}
   void on_step_loss(int64_t epoch, int64_t step_index, double loss, double lr) override {
     if (!enabled_) return;
     const int64_t step = step_index + 1, done = epoch * steps_ + step;
     ++since_start_;
-    const double el = seconds_since(start_);
+    const double el = line_.seconds();
     const double rate = since_start_ * per_step_ / std::max(el, 1e-9);
     const double eta = (total_ - done) * per_step_ / std::max(rate, 1e-9);
-    if (tty_) {
+    if (line_.drawing()) {
       if (seconds_since(last_) < 0.2 && step != steps_) return;
       last_ = Clock::now();
-      std::fprintf(stderr, "\repoch %lld/%lld step %lld/%lld  loss %.4f  lr %.3g  %.0f img/s  ETA %s   ",
-                   static_cast<long long>(epoch + 1), static_cast<long long>(epochs_), static_cast<long long>(step),
-                   static_cast<long long>(steps_), loss, lr, rate, format_eta(eta).c_str());
-      if (step == steps_) std::fprintf(stderr, "\n");
+      char buf[256];
+      std::snprintf(
+          buf, sizeof buf, "epoch %lld/%lld step %lld/%lld  loss %.4f  lr %.3g  %.0f img/s  ETA %s   ",
+          static_cast<long long>(epoch + 1), static_cast<long long>(epochs_), static_cast<long long>(step),
+          static_cast<long long>(steps_), loss, lr, rate, format_eta(eta).c_str());
+      line_.draw(buf);
+      if (step == steps_) line_.finish();
     } else if (every_ > 0 && (step % every_ == 0 || step == steps_)) {
       log_info("epoch ", epoch + 1, "/", epochs_, " step ", step, "/", steps_, " loss ", loss, " lr ", lr, " | ",
                static_cast<int64_t>(rate), " img/s, ETA ", format_eta(eta));
@@ -97,9 +96,10 @@ class ProgressLine : public TrainObserver {
 
  private:
   int64_t epochs_, steps_, total_, per_step_, every_;
-  bool enabled_, tty_;
+  bool enabled_;
+  ProgressLine line_;
   int64_t since_start_ = 0;
-  Clock::time_point start_ = Clock::now(), last_ = Clock::now() - std::chrono::seconds(1);
+  Clock::time_point last_ = Clock::now() - std::chrono::seconds(1);
 };
 
 // metrics.jsonl of the run directory (rank 0; null run: nothing is written).
@@ -218,7 +218,7 @@ class Trainer {
   models::ForwardOptions fwd_;
   torch::nn::functional::CrossEntropyFuncOptions ce_opts_;
   std::unique_ptr<MetricsLog> metrics_;
-  std::unique_ptr<ProgressLine> bar_;
+  std::unique_ptr<StepProgress> bar_;
   std::vector<TrainObserver*> observers_;  // the context's, then metrics and progress
   // Host synchronisation. On the CPU the step's loss is read every step (free there), so a non-finite
   // loss stops the run before that step's update and a stop request acts after the step it came in.
@@ -261,7 +261,7 @@ Trainer::Trainer(models::ElasticModelImpl& model, const data::Dataset& train_set
   fwd_.drop_path = cfg_.drop_path;
   observers_ = ctx_.observers;
   for (const auto* o : observers_) fwd_.zero_grad_removed = fwd_.zero_grad_removed || o->zero_grad_removed();
-  bar_ = std::make_unique<ProgressLine>(cfg_.epochs, steps_per_epoch_, global_batch_, cfg_.log_every, main_);
+  bar_ = std::make_unique<StepProgress>(cfg_.epochs, steps_per_epoch_, global_batch_, cfg_.log_every, main_);
   observers_.push_back(metrics_.get());
   observers_.push_back(bar_.get());
   ce_opts_.label_smoothing(cfg_.smoothing);
@@ -273,16 +273,19 @@ void Trainer::setup_data() {
   examples_ = cfg_.limit > 0 ? std::min(cfg_.limit, train_set_.size()) : train_set_.size();
   const int64_t num_classes = train_set_.num_classes();
   if (model_.config().num_classes != num_classes)
-    throw std::invalid_argument(cat("the model has ", model_.config().num_classes, " classes but the training data '",
-                                    cfg_.data, "' has ", num_classes, "; use an --arch with num_classes ",
-                                    num_classes));
+    throw ParameterError(
+        [=, model_classes = model_.config().num_classes, data = cfg_.data](const KeyNamer& name) {
+          return cat("the model has ", model_classes, " classes but the training data '", data, "' has ",
+                     num_classes, "; use an ", name("arch"), " with num_classes ", num_classes);
+        });
   if (examples_ < 256 * 3) ra_.round_down_to = 0;
   const int64_t per_rank = cfg_.repeated_aug ? data::repeated_aug_length(examples_, world_, ra_)
                                              : data::distributed_length(examples_, world_);
   steps_per_epoch_ = per_rank / cfg_.batch_size;  // drop_last
   if (steps_per_epoch_ == 0)
-    throw std::invalid_argument(cat("--batch-size ", cfg_.batch_size, ": each of the ", world_, " process(es) gets ",
-                                    per_rank, " training images per epoch, less than one batch"));
+    throw ParameterError("batch_size",
+                         cat(" ", cfg_.batch_size, ": each of the ", world_, " process(es) gets ", per_rank,
+                             " training images per epoch, less than one batch"));
 }
 
 // Model on the device, gradient averaging, AdamW, loss scaler, EMA, LR schedule and Mixup/CutMix.
@@ -492,11 +495,13 @@ bool Trainer::read_losses(int64_t epoch) {
     const double lv = agreed[i] / world_;
     const int64_t step = pending_[i].step;
     if (!std::isfinite(lv) && !scaler_->enabled())
-      throw std::runtime_error(cat("loss is ", lv, " at epoch ", epoch + 1, " step ", step + 1, " (global step ",
-                                   global_first + static_cast<int64_t>(i) + 1, "); stopping. Lower --lr, set "
-                                   "--clip-grad, or check the data. ",
-                                   result_.last_checkpoint.empty() ? std::string("No checkpoint was written.")
-                                                                   : "Last good checkpoint: " + result_.last_checkpoint));
+      throw ParameterFailure([=, last = result_.last_checkpoint,
+                              global = global_first + static_cast<int64_t>(i) + 1](const KeyNamer& name) {
+        return cat(
+            "loss is ", lv, " at epoch ", epoch + 1, " step ", step + 1, " (global step ", global,
+            "); stopping. Lower ", name("lr"), ", set ", name("clip_grad"), ", or check the data. ",
+            last.empty() ? std::string("No checkpoint was written.") : "Last good checkpoint: " + last);
+      });
     if (std::isfinite(lv)) {
       loss_sum_ += lv;
       ++loss_count_;
@@ -600,7 +605,7 @@ bool Trainer::stop_here(int64_t epoch, int64_t step, bool epoch_end, int sig, bo
   if (sig != 0)
     log_warn("signal ", sig, " received: ", what);
   else
-    log_info("reached --max-steps ", ctx_.max_steps, ": ", what);
+    log_info("reached ", log_key("max_steps"), " ", ctx_.max_steps, ": ", what);
   if (!epoch_end) save_checkpoint(false);
   result_.stop_signal = sig;
   result_.stopped_at_max_steps = at_max && (sig == 0 || !epoch_end);

@@ -200,11 +200,17 @@ std::map<std::string, torch::Tensor> parameter_map(const models::ElasticModelImp
 
 }  // namespace
 
-Criterion parse_criterion(const std::string& name) { return parse_enum(name, kCriteria, "--criterion"); }
+Criterion parse_criterion(const std::string& name) {
+  return parse_enum(name, kCriteria, "criterion");
+}
 const char* criterion_name(Criterion c) { return enum_name(c, kCriteria); }
-MlpCriterion parse_mlp_criterion(const std::string& name) { return parse_enum(name, kMlpCriteria, "--mlp-criterion"); }
+MlpCriterion parse_mlp_criterion(const std::string& name) {
+  return parse_enum(name, kMlpCriteria, "mlp_criterion");
+}
 const char* mlp_criterion_name(MlpCriterion c) { return enum_name(c, kMlpCriteria); }
-Centering parse_centering(const std::string& name) { return parse_enum(name, kCenterings, "--centering"); }
+Centering parse_centering(const std::string& name) {
+  return parse_enum(name, kCenterings, "centering");
+}
 const char* centering_name(Centering c) { return enum_name(c, kCenterings); }
 
 std::vector<torch::Tensor> Statistics::tensors() {
@@ -313,8 +319,10 @@ std::vector<BlockTransform> compute_transforms(const models::ElasticModelImpl& m
   const auto widths = model.widths();
   const MlpCriterion mlp = resolve_mlp(options);
   if ((attention_needs_data(options.criterion) || mlp_needs_data(mlp)) && !stats)
-    throw std::invalid_argument(cat("--criterion ", criterion_name(options.criterion), " / --mlp-criterion ",
-                                    mlp_criterion_name(mlp), " needs proxy data (--data)"));
+    throw ParameterError([=](const KeyNamer& name) {
+      return cat(name("criterion"), " ", criterion_name(options.criterion), " / ", name("mlp_criterion"), " ",
+                 mlp_criterion_name(mlp), " needs proxy data (", name("data"), ")");
+    });
   const auto params = parameter_map(model);
   std::vector<BlockTransform> out;
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -669,8 +677,10 @@ ConversionReport convert(models::ElasticModelImpl& model, const data::Dataset* d
   const MlpCriterion mlp = resolve_mlp(options);
   const bool with_data = needs_data(options);
   if (with_data && !dataset)
-    throw std::invalid_argument(cat("--data is required for --criterion ", criterion_name(options.criterion),
-                                    " (with --mlp-criterion ", mlp_criterion_name(mlp), ")"));
+    throw ParameterError([=](const KeyNamer& name) {
+      return cat(name("data"), " is required for ", name("criterion"), " ", criterion_name(options.criterion),
+                 " (with ", name("mlp_criterion"), " ", mlp_criterion_name(mlp), ")");
+    });
   const auto& config = model.config();
   const auto specs = models::block_specs(config);
   const auto widths = model.widths();

@@ -141,9 +141,9 @@ case_ ".pth: truncated zip" 1 "truncated_zip.pth" skd-convert --model "$W/trunca
 case_ "foreign checkpoint without --arch" 2 "--arch" skd-convert --model "$FIX/vit_micro_32.safetensors" --out "$W/o"
 
 # --- mask tables ------------------------------------------------------------------------------------
-case_ "mask table: not JSON" 2 "table_not_json.json" skd-extract --model "$MODEL" --mask-table "$W/table_not_json.json" --op-code 1 --out "$W/o"
-case_ "mask table: a width grows with the code" 2 "table_grows.json" skd-extract --model "$MODEL" --mask-table "$W/table_grows.json" --op-code 1 --out "$W/o"
-case_ "mask table: a module missing" 2 "3.mlp" skd-extract --model "$MODEL" --mask-table "$W/table_missing.json" --op-code 1 --out "$W/o"
+case_ "mask table: not JSON" 1 "table_not_json.json" skd-extract --model "$MODEL" --mask-table "$W/table_not_json.json" --op-code 1 --out "$W/o"
+case_ "mask table: a width grows with the code" 1 "table_grows.json" skd-extract --model "$MODEL" --mask-table "$W/table_grows.json" --op-code 1 --out "$W/o"
+case_ "mask table: a module missing" 1 "3.mlp" skd-extract --model "$MODEL" --mask-table "$W/table_missing.json" --op-code 1 --out "$W/o"
 case_ "op code beyond the table" 2 "--op-code" skd-extract --model "$MODEL" --mask-table "$W/table_ok.json" --op-code 7 --out "$W/o"
 case_ "MACs budget below the smallest code" 2 "--macs" skd-extract --model "$MODEL" --mask-table "$W/table_ok.json" --macs 1K --out "$W/o"
 case_ "MACs budget not a number" 2 "--macs" skd-extract --model "$MODEL" --mask-table "$W/table_ok.json" --macs lots --out "$W/o"

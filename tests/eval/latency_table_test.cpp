@@ -78,7 +78,8 @@ TEST(LatencyTable, RefusesBadBatchSizes) {
   auto model = models::create_model(models::named_config("vit_micro_32"));
   LatencyTableOptions o;
   o.batch_sizes = {1, 0};
-  EXPECT_NE(error_of([&] { measure_latency_table(*model, {models::full_widths(model->config())}, o, "m", "x"); })
-                .find("--batch-sizes"),
+  EXPECT_NE(error_of([&] {
+              measure_latency_table(*model, {models::full_widths(model->config())}, o, "m", "x");
+            }).find("batch_sizes"),
             std::string::npos);
 }

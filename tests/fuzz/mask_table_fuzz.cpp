@@ -14,12 +14,12 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const skd::models::ModelConfig config = skd::models::named_config("deit_tiny");
   static const skd::models::Widths full = skd::models::full_widths(config);
-  skd::fuzz::run_expecting<std::invalid_argument>("mask_table", [&] {
+  skd::fuzz::run_expecting<skd::FormatError>("mask_table", [&] {
     nlohmann::json j;
-    try {  // as load_mask_table: invalid JSON is the same std::invalid_argument for the caller
+    try {  // as load_mask_table: invalid JSON is the same skd::FormatError for the caller
       j = nlohmann::json::parse(data, data + size);
     } catch (const nlohmann::json::exception& e) {
-      throw std::invalid_argument(e.what());
+      throw skd::FormatError(e.what());
     }
     const auto table = skd::models::MaskTable::from_json(j, full, "fuzz mask_table.json");
     skd::models::code_costs(config, table);

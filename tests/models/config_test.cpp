@@ -1,9 +1,11 @@
 // Architecture configs: named configs, timm-kwarg JSON, validation errors that name the key.
+#include "skd/models/config.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 
-#include "skd/models/config.h"
+#include "skd/core/error.h"
 #include "test_util.h"
 
 using namespace skd::models;
@@ -124,7 +126,7 @@ TEST(Config, ResolveArchFileErrors) {
   try {
     resolve_arch(dir + "/bad.json");
     FAIL();
-  } catch (const std::invalid_argument& e) {
+  } catch (const skd::FormatError& e) {
     EXPECT_NE(std::string(e.what()).find("bad.json"), std::string::npos);
   }
 }

@@ -3,21 +3,22 @@
 // its checkpoint (mask table restored from the manifest, piad.jsonl and mask_table.json of the run
 // directory as after an uninterrupted run) equal to the uninterrupted run, the sandwich rule, and
 // Swin through updates, training and extraction.
-#include <gtest/gtest.h>
+#include "skd/piad/piad.h"
 
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <fstream>
 #include <set>
 
+#include "extraction_check.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
 #include "skd/models/slice.h"
-#include "skd/piad/piad.h"
 #include "skd/train/checkpointing.h"
 #include "skd/train/piad_training.h"
 #include "skd/train/trainer.h"
-#include "extraction_check.h"
+#include "test_dataset.h"
 #include "test_util.h"
 #include "train/tiny_training.h"
 
@@ -34,6 +35,13 @@ piad::PiadOptions tiny_options() {
   o.proxy_samples = 32;
   o.proxy_batch = 16;
   return o;
+}
+
+// Piad::update_table as its piad.jsonl line (null when nothing was updated): the checks read it by key.
+nlohmann::json update_json(piad::Piad& p, int64_t epoch, models::ElasticModelImpl& model,
+                           const data::Dataset& data, dist::Communicator* comm) {
+  const auto record = p.update_table(epoch, model, data, comm);
+  return record ? record->to_json() : nlohmann::json(nullptr);
 }
 
 // tiny_options() as the config of a PIAD training run.
@@ -65,7 +73,7 @@ TEST(Piad, UpdatesFollowTheCumulativeBudget) {
   piad::Piad p(c, model->widths(), tiny_options());
   const double full = static_cast<double>(models::macs_count(c).macs_paper);
   for (int64_t epoch = 0; epoch < 2; ++epoch) {
-    const auto rec = p.update(epoch, *model, data, nullptr);
+    const auto rec = update_json(p, epoch, *model, data, nullptr);
     ASSERT_FALSE(rec.is_null());
     const double removed = full - static_cast<double>(models::macs_count(c, p.table().widths(-1)).macs_paper);
     EXPECT_LE(removed, 0.5 * full * (epoch + 1) / 2 + 1e-6) << "epoch " << epoch;
@@ -76,9 +84,9 @@ TEST(Piad, UpdatesFollowTheCumulativeBudget) {
     for (const auto& g : rec["gamma"])
       for (const char* part : {"attn", "mlp"})
         if (!g[part].is_null()) { EXPECT_TRUE(std::isfinite(g[part].get<double>())); }
-    EXPECT_TRUE(p.update(epoch, *model, data, nullptr).is_null()) << "updated twice";
+    EXPECT_TRUE(update_json(p, epoch, *model, data, nullptr).is_null()) << "updated twice";
   }
-  EXPECT_TRUE(p.update(2, *model, data, nullptr).is_null()) << "past the progressive phase";
+  EXPECT_TRUE(update_json(p, 2, *model, data, nullptr).is_null()) << "past the progressive phase";
   // Widths never grow with the code; cut points are multiples of the unit size.
   const auto& t = p.table();
   ASSERT_GT(t.last_code(), 1);
@@ -162,8 +170,8 @@ TEST(Piad, SandwichStepsTrainFullAndSmallest) {
   piad::Piad p(model->config(), model->widths(), opts);
   data::Rng r0(5);
   ASSERT_EQ(p.step_subnets(r0).size(), 1u) << "only code 0 before the first update";
-  p.update(0, *model, data, nullptr);
-  p.update(1, *model, data, nullptr);
+  update_json(p, 0, *model, data, nullptr);
+  update_json(p, 1, *model, data, nullptr);
   const auto& t = p.table();
   ASSERT_GT(t.last_code(), 0);
   data::Rng a(9), b(9);
@@ -182,22 +190,11 @@ TEST(Piad, SandwichStepsTrainFullAndSmallest) {
 
 namespace {
 
-// Random 3x32x32 images with labels in [0, classes): enough for the proxy passes and a few steps.
-class RandomImages : public data::Dataset {
- public:
-  RandomImages(int64_t n, int64_t classes) : n_(n), classes_(classes) {
-    torch::manual_seed(21);
-    images_ = torch::randn({n, 3, 32, 32});
-  }
-  int64_t size() const override { return n_; }
-  int64_t num_classes() const override { return classes_; }
-  data::Sample get(int64_t i, data::Rng*) const override { return {images_[i].clone(), i % classes_}; }
-  std::string describe() const override { return "random 3x32x32"; }
-
- private:
-  int64_t n_, classes_;
-  torch::Tensor images_;
-};
+// 3x32x32 standard-normal images (seed 21), labels i % classes.
+test::TensorDataset random_images(int64_t n, int64_t classes) {
+  torch::manual_seed(21);
+  return test::TensorDataset(torch::randn({n, 3, 32, 32}), classes, "random 3x32x32");
+}
 
 }  // namespace
 
@@ -209,7 +206,7 @@ TEST(Piad, SwinSuperNetworkTrainsAndExtracts) {
   auto loaded = models::load_model(test::fixture("timm/swin_micro_32.safetensors"),
                                    test::fixture("timm/swin_micro_32.json"));
   auto& model = *loaded.model;
-  RandomImages data(32, model.config().num_classes);
+  const auto data = random_images(32, model.config().num_classes);
   auto cfg = test::tiny_config(test::scratch_dir("piad_swin"));
   cfg.epochs = 2;
   cfg.eval = false;

@@ -73,7 +73,7 @@ TEST(Proxy, IndicesAreDistinctSeededAndChecked) {
     importance::proxy_indices(10, 11, 0);
     FAIL();
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("--proxy-samples 11 exceeds the 10 images"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("proxy_samples 11 exceeds the 10 images"), std::string::npos);
   }
   EXPECT_THROW(importance::proxy_indices(10, 0, 0), std::invalid_argument);
 }
@@ -94,7 +94,7 @@ TEST(Proxy, BatchesOverRanksCoverTheSingleProcessBatches) {
     FAIL();
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("smaller than one batch"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("--proxy-samples"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("proxy_samples"), std::string::npos);
   }
 }
 

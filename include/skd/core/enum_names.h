@@ -1,5 +1,5 @@
 // Option values that name an enum: one table of (name, value) pairs serves parsing (with an error
-// naming the flag and listing the accepted names) and printing.
+// naming the config key and listing the accepted names) and printing.
 #pragma once
 
 #include <cstddef>
@@ -12,13 +12,13 @@
 namespace skd {
 
 template <typename E, size_t N>
-E parse_enum(const std::string& name, const std::pair<const char*, E> (&table)[N], const char* flag) {
+E parse_enum(const std::string& name, const std::pair<const char*, E> (&table)[N], const std::string& key) {
   std::string known;
   for (const auto& [n, e] : table) {
     if (name == n) return e;
     known += known.empty() ? n : cat(", ", n);
   }
-  throw std::invalid_argument(cat(flag, ": unknown value '", name, "' (expected one of ", known, ")"));
+  throw ParameterError(key, cat(": unknown value '", name, "' (expected one of ", known, ")"));
 }
 
 template <typename E, size_t N>

@@ -55,6 +55,8 @@ class Keyed : public Base, public KeyedMessage {
 using ParameterError = Keyed<std::invalid_argument>;
 // A file named by a parameter cannot be used (I/O, a failed check): a failure (the apps exit 1).
 using ParameterFailure = Keyed<std::runtime_error>;
+// A file named by a parameter has malformed content (the apps exit 1).
+using ParameterFormatError = Keyed<FormatError>;
 
 // An internal invariant was violated: a bug in this library, not bad input.
 class InternalError : public std::logic_error {

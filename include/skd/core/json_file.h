@@ -14,5 +14,8 @@ namespace skd {
 // "latency table"); `hint`, when given, is appended to the cannot-open message in parentheses (how
 // to make one).
 nlohmann::json read_json_file(const std::string& path, const std::string& what, const std::string& hint = "");
+// The same for a file named by the parameter `key`: the messages begin with the key, then `what`
+// (key "arch", what ": architecture file"), as skd::ParameterError / skd::ParameterFormatError.
+nlohmann::json read_json_file_of(const std::string& key, const std::string& path, const std::string& what);
 
 }  // namespace skd

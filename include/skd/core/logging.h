@@ -22,6 +22,11 @@ void set_log_file(const std::string& path);
 
 void log_message(LogLevel level, const std::string& message);
 
+// How log lines name a config key: the running app installs its own names (skd-train: "max_steps" ->
+// "--max-steps", as its error messages do); without one a key is named as it is.
+void set_log_key_namer(KeyNamer namer);
+std::string log_key(const std::string& key);
+
 template <typename... Args>
 void log_info(Args&&... args) {
   if (log_level() <= LogLevel::INFO) log_message(LogLevel::INFO, cat(std::forward<Args>(args)...));

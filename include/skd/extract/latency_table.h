@@ -55,8 +55,8 @@ struct LatencyTable {
   static LatencyTable from_json(const nlohmann::json& j, const std::string& source);
 };
 
-// How the caller names the inputs of a latency selection in its errors (an app passes its flags and
-// the command that measures a table; the defaults are option keys).
+// The config keys of the inputs of a latency selection, named in its errors (skd::ParameterError: an
+// app prints them as its flags), and the command that measures a table (said as it is).
 struct LatencyNames {
   std::string budget = "latency_ms";
   std::string batch = "batch_size";
@@ -67,15 +67,16 @@ struct LatencyNames {
 
 // The default sidecar of a model file: "dir/model.safetensors" -> "dir/model.latency.json".
 std::string latency_table_path(const std::string& model_path);
-// Reads and parses a latency table (std::invalid_argument naming `path` for a missing or bad file;
+// Reads and parses a latency table (skd::read_json_file: std::invalid_argument naming `path` for a
+// missing file, skd::FormatError for one that is not JSON; std::invalid_argument for a bad table;
 // `measure` = how to measure one, said when the file is missing).
 LatencyTable read_latency_table(const std::string& path, const std::string& measure = "");
 // Writes `table.to_json()` atomically (temp file, fsync, rename).
 void write_latency_table(const std::string& path, const LatencyTable& table);
 
-// "5ms", "2.5 ms", "800us", "0.5s", "12" (milliseconds) -> milliseconds. std::invalid_argument
-// naming `flag` for anything else or a non-positive value.
-double parse_duration_ms(const std::string& text, const std::string& flag);
+// "5ms", "2.5 ms", "800us", "0.5s", "12" (milliseconds) -> milliseconds. skd::ParameterError
+// naming the config key `key` for anything else or a non-positive value.
+double parse_duration_ms(const std::string& text, const std::string& key);
 
 struct LatencySelection {
   int64_t code = 0;

@@ -21,14 +21,14 @@ namespace skd::extract {
 
 // MACs conventions: PAPER = ptflops rules (the paper's numbers), FULL = + the attention matmuls.
 enum class MacsConvention { PAPER, FULL };
-// "paper" | "full"; std::invalid_argument naming `name` (how the caller calls the option) otherwise.
+// "paper" | "full"; skd::ParameterError naming the config key `name` otherwise.
 MacsConvention parse_macs_convention(const std::string& value, const std::string& name = "macs_convention");
 const char* macs_convention_name(MacsConvention convention);
 int64_t macs_of(const models::ModelCost& cost, MacsConvention convention);
 
 // Parses a MACs amount: "2.43G", "2.43GMac", "897M", "897.0 MMac", "1.5e9", "123456" (plain count).
-// Throws std::invalid_argument naming `flag` and the value.
-int64_t parse_macs(const std::string& text, const std::string& flag);
+// Throws skd::ParameterError naming the config key `key` and the value.
+int64_t parse_macs(const std::string& text, const std::string& key);
 
 // The code of the largest sub-network whose MACs (in `convention`) are <= `budget`: the smallest such
 // code (costs are non-increasing in the code). A budget at or above the full network gives code 0; one
@@ -54,7 +54,8 @@ struct Budget {
   static Budget of_latency(double ms, int64_t batch_size, std::string table_path = "");
 };
 
-// How the caller names each budget input in its errors (an app passes its flags; defaults: keys).
+// The config keys of the budget inputs, named in the errors (skd::ParameterError: an app prints them as
+// its flags), and how to measure a missing latency table (a command, said as it is).
 struct BudgetNames {
   std::string op_code = "op_code";
   std::string macs = "macs";  // MACS and MACS_RATIO budgets (a ratio becomes a MACs amount)
@@ -94,7 +95,7 @@ struct SupernetFile {
 
 // The sub-network of `table` (the mask table of a super-network of architecture `config`) that
 // `budget` selects: the op code itself, or the lowest code (the largest sub-network) whose MACs or
-// measured median latency fit. Errors (std::invalid_argument) name the option as `names` says: a
+// measured median latency fit. Errors (skd::ParameterError) name the config keys of `names`: a
 // code outside 0..K (or -1), a budget below the smallest sub-network, a latency table that is
 // missing, for another file, or without the batch size.
 Selection select(const models::ModelConfig& config, const models::MaskTable& table, const Budget& budget,

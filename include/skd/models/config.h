@@ -114,7 +114,9 @@ ModelConfig named_config(const std::string& name);
 // unsupported values (e.g. global_pool other than token/avg) are errors naming the key.
 ModelConfig config_from_json(const nlohmann::json& j, const std::string& source = "config");
 nlohmann::json config_to_json(const ModelConfig& config);
-// `arch` is a named config or a path to a JSON file (a "create_kwargs" object inside is used).
+// `arch` is a named config or a path to a JSON file (a "create_kwargs" object inside is used). An unknown
+// name or a file that cannot be opened is skd::ParameterError (key "arch"); a file that is not JSON or
+// not an architecture is skd::FormatError naming the file.
 ModelConfig resolve_arch(const std::string& arch);
 
 }  // namespace skd::models

@@ -41,7 +41,8 @@ class MaskTable {
   nlohmann::ordered_json to_json() const;
   // Parses the official schema for a model with `blocks` blocks whose full widths are `full`:
   // every module present, the same codes 0..K (and -1 = K) in each, widths within [0, full] and
-  // non-increasing in the code. Errors (std::invalid_argument) name `source` and the key.
+  // non-increasing in the code. Errors (skd::FormatError: the content is malformed) name `source` and the
+  // key.
   static MaskTable from_json(const nlohmann::json& j, const Widths& full, const std::string& source);
 
  private:
@@ -57,9 +58,10 @@ nlohmann::json supernet_manifest_entries(const ModelConfig& config, const MaskTa
 
 // The mask table of a super-network: read from `mask_table_path` (an official mask_table.json) when
 // that is not empty, else from the artifact manifest's "mask_table". `config` = the model's
-// architecture, `full` = its stored widths; `path_name` = how the caller names the mask-table path
-// in its errors (an app passes its flag). Throws std::invalid_argument naming the file when there is
-// neither or the table does not fit the model.
+// architecture, `full` = its stored widths; `path_name` = the config key of the mask-table path, named
+// in the errors. A file that cannot be opened, or neither a file nor a manifest table, is bad usage
+// (skd::ParameterError); a table that is not JSON or does not fit the model is a format error
+// (skd::FormatError, skd::ParameterFormatError for the file), naming the file.
 // A manifest's "op_codes" (written next to its table by supernet_manifest_entries) is read back when
 // present and must equal the costs computed from `config` and the table (check_op_codes): a
 // disagreement means the file was edited or written by another cost model, and selection by MACs

@@ -34,7 +34,7 @@ class Communicator;
 namespace skd::piad {
 
 enum class Sensitivity { LOSS, ACCURACY };
-Sensitivity parse_sensitivity(const std::string& name);  // "loss" | "accuracy", names --piad-sensitivity
+Sensitivity parse_sensitivity(const std::string& name);  // "loss" | "accuracy", names key piad_sensitivity
 
 struct PiadOptions {
   int64_t progressive_epochs = 50;  // Pe: table updates before epochs 0 .. Pe-1
@@ -48,6 +48,11 @@ struct PiadOptions {
   uint64_t seed = 0;
   torch::Device device = torch::kCPU;
 };
+
+// The ranges of the options (Pe >= 1, 0 < r < 1, unit groups and proxy sizes >= 1), checked once here:
+// skd::ParameterError naming the run config key (piad_progressive_epochs, ...). The Piad checks its
+// options with it; train::validate checks a run's config with it before any work.
+void check_options(const PiadOptions& options);
 
 // Exact paper-convention MACs of one attention dim (in every head, q/k/v and proj) and of one MLP
 // unit, per block: the slopes of the closed-form count.
@@ -94,11 +99,8 @@ class Piad {
   // (statistics on `data`, the training set, eval transform) and returns the record (γ per module,
   // units added, MACs removed so far); otherwise returns nullopt (a resumed epoch is not updated
   // twice). The model is left in eval mode.
-  std::optional<UpdateRecord> update_table(int64_t epoch, models::ElasticModelImpl& model, const data::Dataset& data,
-                                           dist::Communicator* comm);
-  // update_table() as JSON (null when nothing was updated), for callers that still read it by key.
-  nlohmann::json update(int64_t epoch, models::ElasticModelImpl& model, const data::Dataset& data,
-                        dist::Communicator* comm);
+  std::optional<UpdateRecord> update_table(int64_t epoch, models::ElasticModelImpl& model,
+                                           const data::Dataset& data, dist::Communicator* comm);
 
   // Widths of a uniformly sampled code in {0, ..., K} (a pointer into the table: valid until the
   // next update).

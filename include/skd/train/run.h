@@ -22,7 +22,7 @@ namespace skd::train {
 struct ConfigSources {
   std::string resume;       // a run directory or checkpoint to continue ("" = none): its config
   std::string config_file;  // a JSON file of config keys ("" = none)
-  std::string config_name = "config";  // how messages name config_file (skd-train: its flag)
+  std::string config_name = "config";               // the config key of config_file, named in the errors
   nlohmann::json given = nlohmann::json::object();  // keys set explicitly (skd-train: the flags given)
 };
 
