@@ -8,13 +8,13 @@
 
 #include <cstdio>
 #include <deque>
-#include <fstream>
 #include <map>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "skd/core/error.h"
+#include "skd/core/json_file.h"
 #include "skd/core/options.h"
 
 namespace skd::app {
@@ -72,6 +72,19 @@ class OptionBinder {
     return option;
   }
 
+  // A flag marked required (CLI11's REQUIRED), except when --config or --dump-config is on the command line
+  // (`argc`, `argv`): the value may then come from the file, and resolve() checks that it is not empty.
+  CLI::Option* add_required(CLI::App* group, const std::string& key, const std::string& help, int argc,
+                            char** argv, const std::string& spec = "") {
+    bool config_given = false;
+    for (int i = 1; i < argc; ++i) {
+      const std::string arg = argv[i];
+      config_given = config_given || arg == "--dump-config" || arg == "--config" || arg.rfind("--config=", 0) == 0;
+    }
+    required_.push_back(key);
+    return add(group, key, help, spec)->required(!config_given);
+  }
+
   // --config FILE and --dump-config.
   void add_config_options(CLI::App* group, const std::string& what) {
     group->add_option("--config", config_file_, "JSON " + what + " (keys: the long flags with '_', e.g. " +
@@ -79,6 +92,14 @@ class OptionBinder {
     group->add_flag("--dump-config", dump_config_, "print the resolved config as JSON and exit");
   }
   bool dump_config() const { return dump_config_; }
+
+  // Whether `key` was given: on the command line or (after resolve()) in the --config file.
+  bool set(const std::string& key) const {
+    if (config_values_.is_object() && config_values_.contains(key)) return true;
+    for (const auto& [option, k] : keys_)
+      if (k == key && option->count() > 0) return true;
+    return false;
+  }
 
   // The given values: each flag on the command line as its JSON value.
   nlohmann::json given() const {
@@ -94,26 +115,32 @@ class OptionBinder {
 
   // defaults < `lower` layers (e.g. a checkpoint's config) < --config < the flags given.
   T resolve(std::vector<options::Layer> layers = {}) const {
-    if (!config_file_.empty()) layers.push_back({read_config_file(), cat("--config '", config_file_, "'")});
+    if (!config_file_.empty()) {
+      config_values_ = read_config_file();
+      layers.push_back({config_values_, cat("--config '", config_file_, "'")});
+    }
     layers.push_back({given(), "the command line"});
-    return options::resolve<T>(layers);
+    T resolved = options::resolve<T>(layers);
+    if (!dump_config_) {
+      const auto j = options::to_json(resolved);
+      for (const auto& key : required_)
+        if (j.at(key).is_string() && j.at(key).template get<std::string>().empty())
+          throw std::invalid_argument(cat(flag_of(key), " is required"));
+    }
+    return resolved;
   }
 
  private:
-  nlohmann::json read_config_file() const {
-    std::ifstream in(config_file_);
-    if (!in) throw std::invalid_argument(cat("--config: cannot open '", config_file_, "'"));
-    try {
-      return nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      throw std::invalid_argument(cat("--config '", config_file_, "': invalid JSON: ", e.what()));
-    }
-  }
+  // The same reader and messages as skd-train's --config: a missing file is usage (2), content that is
+  // not JSON a format error (1).
+  nlohmann::json read_config_file() const { return read_json_file_of("config", config_file_, ""); }
 
   T& values_;
   std::map<CLI::Option*, std::string> keys_;
   std::deque<std::string> enum_text_;
   std::map<CLI::Option*, std::string*> enum_options_;
+  std::vector<std::string> required_;
+  mutable nlohmann::json config_values_;  // the --config file, once resolve() has read it
   std::string config_file_;
   bool dump_config_ = false;
 };

@@ -26,8 +26,18 @@ struct EvalCli {
   int workers = 2, latency_repeats = 20;
   bool summary = false;
   int64_t batch_size = 256, limit = 0;
-  int threads = app::kAutoThreads;
+  int threads = app::kAutoThreads;  // common options (not config keys)
   std::string log_level;
+
+  template <typename V>
+  void visit(V&& v) {
+    v("model", model); v("arch", arch); v("attn_keep", attn_keep); v("mlp_keep", mlp_keep);
+    v("data", data); v("split", split); v("limit", limit); v("batch_size", batch_size); v("inputs", inputs);
+    v("class_index", class_index); v("crop_pct", crop_pct); v("workers", workers); v("on_bad_image", on_bad_image);
+    v("device", device); v("amp", amp); v("latency", latency); v("latency_repeats", latency_repeats);
+    v("latency_table", latency_table); v("batch_sizes", batch_sizes);
+    v("summary", summary); v("json", json); v("save_outputs", save_outputs); v("out", out);
+  }
 };
 
 void write_json(const std::string& path, const nlohmann::json& j) {
@@ -149,41 +159,49 @@ int run_dataset(const EvalCli& o, models::LoadedModel& loaded, const torch::Devi
 
 int main(int argc, char** argv) {
   CLI::App app{"Evaluate a model: accuracy on a dataset, outputs on given inputs, or MACs/params.", "skd-eval"};
-  EvalCli o;
+  EvalCli cli;
+  app::OptionBinder<EvalCli> b(cli);
   auto* g_model = app.add_option_group("Model");
-  g_model->add_option("--model", o.model, "artifact, .pth or .safetensors checkpoint");
-  g_model->add_option("--arch", o.arch, "named architecture (deit_small, swin_tiny, ...) or JSON config; needed "
-                                        "for foreign checkpoints");
-  g_model->add_option("--attn-keep", o.attn_keep, "run with only the leading floor(a * F) q/k/v dims of every head "
-                                                  "(MLP untouched unless --mlp-keep)");
-  g_model->add_option("--mlp-keep", o.mlp_keep, "run with only the leading floor(m * F) hidden units of every MLP");
+  b.add(g_model, "model", "artifact, .pth or .safetensors checkpoint");
+  b.add(g_model, "arch", "named architecture (deit_small, swin_tiny, ...) or JSON config; needed "
+                         "for foreign checkpoints");
+  b.add(g_model, "attn_keep", "run with only the leading floor(a * F) q/k/v dims of every head "
+                              "(MLP untouched unless --mlp-keep)");
+  b.add(g_model, "mlp_keep", "run with only the leading floor(m * F) hidden units of every MLP");
   auto* g_data = app.add_option_group("Data");
-  g_data->add_option("--data", o.data, "'fashion-mnist' or a folder with its IDX files");
-  g_data->add_option("--split", o.split, "dataset split (test|train)");
-  g_data->add_option("--limit", o.limit, "evaluate only the first N images")->check(app::non_negative());
-  g_data->add_option("--batch-size", o.batch_size, "images per batch")->check(app::positive());
-  g_data->add_option("--inputs", o.inputs, "safetensors with a tensor 'input' [B,3,H,W] (already normalised)");
-  g_data->add_option("--class-index", o.class_index, "image folders: class-index file (.txt or .json)");
-  g_data->add_option("--crop-pct", o.crop_pct, "eval resize: shorter side to int(size / crop-pct), then crop")
+  b.add(g_data, "data", "'fashion-mnist' or a folder with its IDX files");
+  b.add(g_data, "split", "dataset split (test|train)");
+  b.add(g_data, "limit", "evaluate only the first N images")->check(app::non_negative());
+  b.add(g_data, "batch_size", "images per batch")->check(app::positive());
+  b.add(g_data, "inputs", "safetensors with a tensor 'input' [B,3,H,W] (already normalised)");
+  b.add(g_data, "class_index", "image folders: class-index file (.txt or .json)");
+  b.add(g_data, "crop_pct", "eval resize: shorter side to int(size / crop-pct), then crop")
       ->check(CLI::Range(0.05, 1.0));
-  g_data->add_option("--workers", o.workers, "image decoding threads")->check(app::non_negative());
-  g_data->add_option("--on-bad-image", o.on_bad_image, "skip (and count) or fail on unreadable images");
+  b.add(g_data, "workers", "image decoding threads")->check(app::non_negative());
+  b.add(g_data, "on_bad_image", "skip (and count) or fail on unreadable images");
   auto* g_run = app.add_option_group("Run");
-  g_run->add_option("--device", o.device, "cpu | cuda | cuda:N");
-  g_run->add_option("--amp", o.amp, "bf16 | fp16 autocast (CUDA only)");
-  g_run->add_option("--latency", o.latency, "measure forward latency at these batch sizes (e.g. 1,8,64)");
-  g_run->add_option("--latency-repeats", o.latency_repeats, "timed runs per batch size")
-      ->check(app::positive());
-  g_run->add_flag("--latency-table", o.latency_table, "super-networks: time every op code (the sub-network skd-extract "
-                                                      "would write) and write the table skd-extract --latency reads");
-  g_run->add_option("--batch-sizes", o.batch_sizes, "--latency-table: batch sizes to time (e.g. 1,64)");
+  b.add(g_run, "device", "cpu | cuda | cuda:N");
+  b.add(g_run, "amp", "bf16 | fp16 autocast (CUDA only)");
+  b.add(g_run, "latency", "measure forward latency at these batch sizes (e.g. 1,8,64)");
+  b.add(g_run, "latency_repeats", "timed runs per batch size")->check(app::positive());
+  b.add(g_run, "latency_table", "super-networks: time every op code (the sub-network skd-extract "
+                                "would write) and write the table skd-extract --latency reads");
+  b.add(g_run, "batch_sizes", "--latency-table: batch sizes to time (e.g. 1,64)");
   auto* g_out = app.add_option_group("Output");
-  g_out->add_flag("--summary", o.summary, "print params and MACs (both conventions); needs no weights");
-  g_out->add_option("--json", o.json, "also write the results as JSON");
-  g_out->add_option("--save-outputs", o.save_outputs, "write logits (and features for --inputs) as safetensors");
-  g_out->add_option("--out", o.out, "--latency-table: the table file (default <model>.latency.json)");
-  app::add_common_options(app, o.threads, o.log_level);
+  b.add(g_out, "summary", "print params and MACs (both conventions); needs no weights");
+  b.add(g_out, "json", "also write the results as JSON");
+  b.add(g_out, "save_outputs", "write logits (and features for --inputs) as safetensors");
+  b.add(g_out, "out", "--latency-table: the table file (default <model>.latency.json)");
+  app::add_common_options(app, cli.threads, cli.log_level);
+  b.add_config_options(&app, "evaluation");
   return app::run(app, argc, argv, [&] {
+    EvalCli o = b.resolve();
+    if (b.dump_config()) {
+      std::printf("%s\n", options::to_json(o).dump(2).c_str());
+      return 0;
+    }
+    o.threads = cli.threads;
+    o.log_level = cli.log_level;
     app::apply_common_options(o.threads, o.log_level);
     if (o.summary) {
       if (o.model.empty() && o.arch.empty()) throw std::invalid_argument("--summary needs --arch or --model");

@@ -10,17 +10,39 @@ using namespace skd;
 
 namespace {
 
+// The flags of skd-export, by config key (apps/app_options.h); run_export builds the library's
+// exporter::ExportOptions from them (op_code and macs_ratio count only when given).
 struct ExportCli {
-  exporter::ExportOptions options;
+  std::string model, arch, mask_table, macs, macs_convention = "paper", out, batch = "dynamic", python;
   int64_t op_code = 0;
-  double macs_ratio = 0;
-  std::string batch = "dynamic";
-  int threads = app::kAutoThreads;
+  double macs_ratio = 0, tolerance = exporter::ParityOptions{}.tolerance;
+  int opset = exporter::kDefaultOpset;
+  bool fold_scale = false, verify = false;
+  int threads = app::kAutoThreads;  // common options (not config keys)
   std::string log_level;
+
+  template <typename V>
+  void visit(V&& v) {
+    v("model", model); v("arch", arch); v("mask_table", mask_table);
+    v("op_code", op_code); v("macs", macs); v("macs_ratio", macs_ratio); v("macs_convention", macs_convention);
+    v("out", out); v("opset", opset); v("batch", batch); v("fold_scale", fold_scale);
+    v("verify", verify); v("python", python); v("tolerance", tolerance);
+  }
 };
 
-int run_export(ExportCli& cli, bool op_code_given, bool ratio_given) {
-  auto& o = cli.options;
+int run_export(const ExportCli& cli, bool op_code_given, bool ratio_given) {
+  exporter::ExportOptions o;
+  o.model = cli.model;
+  o.arch = cli.arch;
+  o.mask_table = cli.mask_table;
+  o.macs = cli.macs;
+  o.macs_convention = cli.macs_convention;
+  o.out = cli.out;
+  o.graph.opset = cli.opset;
+  o.fold_scale = cli.fold_scale;
+  o.verify = cli.verify;
+  o.parity.python = cli.python;
+  o.parity.tolerance = cli.tolerance;
   if (op_code_given) o.op_code = cli.op_code;
   if (ratio_given) o.macs_ratio = cli.macs_ratio;
   if (cli.batch != "dynamic") {
@@ -56,51 +78,49 @@ int main(int argc, char** argv) {
       "super-network at an op code or MACs budget (the skd-extract lookup), per-block widths as stored.",
       "skd-export"};
   ExportCli cli;
-  auto& o = cli.options;
+  app::OptionBinder<ExportCli> b(cli);
   auto* g_model = app.add_option_group("Model");
-  g_model->add_option("--model,--supernet", o.model, "artifact, super-network, sub-network or checkpoint")
-      ->required();
-  g_model->add_option("--arch", o.arch, "architecture for foreign checkpoints (named config or JSON)");
-  g_model->add_option("--mask-table", o.mask_table,
-                      "official mask_table.json (for a .pth super-network, or to "
-                      "override the artifact's table)");
-  auto* g_sel =
-      app.add_option_group("Sub-network of a super-network (at most one; none = the stored widths)");
-  auto* o_code =
-      g_sel->add_option("--op-code", cli.op_code, "code of the mask table (0 = full, -1 = smallest)");
-  auto* o_macs =
-      g_sel->add_option("--macs", o.macs, "largest sub-network with at most these MACs (2.43G, 897M)");
-  auto* o_ratio = g_sel
-                      ->add_option("--macs-ratio", cli.macs_ratio,
-                                   "largest sub-network with at most this fraction "
-                                   "of the full network's MACs")
-                      ->check(CLI::Range(0.0, 1.0));
+  b.add_required(g_model, "model", "artifact, super-network, sub-network or checkpoint", argc, argv,
+                 "--model,--supernet");
+  b.add(g_model, "arch", "architecture for foreign checkpoints (named config or JSON)");
+  b.add(g_model, "mask_table", "official mask_table.json (for a .pth super-network, or to "
+                               "override the artifact's table)");
+  auto* g_sel = app.add_option_group("Sub-network of a super-network (at most one; none = the stored widths)");
+  auto* o_code = b.add(g_sel, "op_code", "code of the mask table (0 = full, -1 = smallest)");
+  auto* o_macs = b.add(g_sel, "macs", "largest sub-network with at most these MACs (2.43G, 897M)");
+  auto* o_ratio = b.add(g_sel, "macs_ratio", "largest sub-network with at most this fraction "
+                                             "of the full network's MACs")->check(CLI::Range(0.0, 1.0));
   o_code->excludes(o_macs)->excludes(o_ratio);
   o_macs->excludes(o_ratio);
-  g_sel->add_option("--macs-convention", o.macs_convention,
-                    "convention of --macs/--macs-ratio: paper | full");
+  b.add(g_sel, "macs_convention", "convention of --macs/--macs-ratio: paper | full");
   auto* g_onnx = app.add_option_group("ONNX");
-  g_onnx->add_option("--out", o.out, "output .onnx (written atomically)")->required();
-  g_onnx->add_option("--opset", o.graph.opset, "ONNX opset (17 .. the ONNX library's newest)");
-  g_onnx->add_option("--batch", cli.batch, "'dynamic' (symbolic batch dimension) or a fixed batch size");
-  g_onnx->add_flag("--fold-scale", o.fold_scale,
-                   "fold each block's softmax scale into its query weights, so the "
-                   "model is exact under the default 1/sqrt(head dim)");
+  b.add_required(g_onnx, "out", "output .onnx (written atomically)", argc, argv);
+  b.add(g_onnx, "opset", "ONNX opset (17 .. the ONNX library's newest)");
+  b.add(g_onnx, "batch", "'dynamic' (symbolic batch dimension) or a fixed batch size");
+  b.add(g_onnx, "fold_scale", "fold each block's softmax scale into its query weights, so the "
+                              "model is exact under the default 1/sqrt(head dim)");
   auto* g_verify = app.add_option_group("Parity check");
-  g_verify->add_flag("--verify", o.verify,
-                     "run the exported graph in onnxruntime on fixed random inputs (batch 2 "
-                     "and 1, or --batch) against the C++ forward; write only if max |diff| "
-                     "<= --tolerance");
-  g_verify->add_option("--python", o.parity.python,
-                       "Python with onnxruntime (default: $SKD_PYTHON, else python3; "
-                       "bash scripts/setup_venv.sh makes one)");
-  g_verify
-      ->add_option("--tolerance", o.parity.tolerance,
-                   "max |logit difference| accepted by --verify (default 1e-4)")
+  b.add(g_verify, "verify", "run the exported graph in onnxruntime on fixed random inputs (batch 2 "
+                            "and 1, or --batch) against the C++ forward; write only if max |diff| "
+                            "<= --tolerance");
+  b.add(g_verify, "python", "Python with onnxruntime (default: $SKD_PYTHON, else python3; "
+                            "bash scripts/setup_venv.sh makes one)");
+  b.add(g_verify, "tolerance", "max |logit difference| accepted by --verify (default 1e-4)")
       ->check(app::non_negative());
   app::add_common_options(app, cli.threads, cli.log_level);
+  b.add_config_options(&app, "export");
   return app::run(app, argc, argv, [&] {
-    app::apply_common_options(cli.threads, cli.log_level);
-    return run_export(cli, o_code->count() > 0, o_ratio->count() > 0);
+    ExportCli o = b.resolve();
+    if (b.dump_config()) {
+      std::printf("%s\n", options::to_json(o).dump(2).c_str());
+      return 0;
+    }
+    if (b.set("op_code") + b.set("macs") + b.set("macs_ratio") > 1)
+      throw std::invalid_argument("give at most one of --op-code, --macs and --macs-ratio (the command line and "
+                                  "--config together)");
+    o.threads = cli.threads;
+    o.log_level = cli.log_level;
+    app::apply_common_options(o.threads, o.log_level);
+    return run_export(o, b.set("op_code"), b.set("macs_ratio"));
   });
 }

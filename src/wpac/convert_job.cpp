@@ -1,0 +1,151 @@
+#include "skd/wpac/convert_job.h"
+
+#include <filesystem>
+#include <memory>
+
+#include "skd/core/device.h"
+#include "skd/core/error.h"
+#include "skd/core/fs.h"
+#include "skd/core/logging.h"
+#include "skd/core/progress.h"
+#include "skd/data/dataset.h"
+#include "skd/dist/communicator.h"
+#include "skd/models/checkpoint.h"
+#include "skd/models/mask_table.h"
+
+namespace skd::wpac {
+
+std::string default_report_path(const std::string& out) {
+  const std::string ext = ".safetensors";
+  if (out.size() > ext.size() && out.compare(out.size() - ext.size(), ext.size(), ext) == 0)
+    return out.substr(0, out.size() - ext.size()) + ".report.json";
+  return out + ".report.json";
+}
+
+namespace {
+
+// The criterion with its default applied ("" -> wpac with data, none without).
+std::string criterion_of(const ConvertJob& job) {
+  if (!job.criterion.empty()) return job.criterion;
+  return job.data.empty() ? "none" : "wpac";
+}
+
+// The enum names parsed (once) into ConvertOptions and the combinations checked; format-only
+// conversions (criterion none) parse none of the WPAC names.
+ConvertOptions convert_options(const ConvertJob& job, bool format_only) {
+  ConvertOptions opt;
+  if (!format_only) {
+    opt.criterion = parse_criterion(criterion_of(job));
+    opt.mlp = parse_mlp_criterion(job.mlp_criterion);
+    opt.centering = parse_centering(job.centering);
+    opt.proxy.cost = importance::parse_cost(job.cost);
+    opt.proxy.samples = job.proxy_samples;
+    opt.proxy.batch_size = job.batch_size;
+    opt.proxy.seed = job.seed;
+    opt.seed = job.seed;
+    if (needs_data(opt) && job.data.empty())
+      throw ParameterError([criterion = criterion_of(job), mlp = job.mlp_criterion](const KeyNamer& name) {
+        return cat(name("criterion"), " ", criterion, " (", name("mlp_criterion"), " ", mlp,
+                   ") needs proxy data: give ", name("data"));
+      });
+    if (!job.mask_table.empty())
+      throw ParameterError([](const KeyNamer& name) {
+        return cat(name("mask_table"), " goes with format conversion only (", name("criterion"),
+                   " none): WPAC reorders the dims the table's widths refer to");
+      });
+  } else if (!job.data.empty()) {
+    throw ParameterError([](const KeyNamer& name) {
+      return cat(name("criterion"), " none converts the file format only; it takes no ", name("data"));
+    });
+  }
+  return opt;
+}
+
+// The proxy dataset of `job` for a model with `config`.
+std::unique_ptr<data::Dataset> open_proxy_data(const ConvertJob& job, const models::ModelConfig& c) {
+  data::DataSpec spec;
+  spec.spec = job.data;
+  spec.split = job.split;
+  spec.img_size = c.img_size;
+  spec.channels = c.in_chans;
+  auto dataset = data::open_dataset(spec);
+  if (dataset->num_classes() > c.num_classes)
+    throw ParameterError("data", cat(" ", dataset->describe(), " has ", dataset->num_classes(),
+                                     " classes but the model has ", c.num_classes, " outputs"));
+  log_info(criterion_of(job), ": ", job.proxy_samples, " proxy images from ", dataset->describe());
+  return dataset;
+}
+
+// WPAC (or a baseline criterion) applied to the loaded model on `device`, its report completed and
+// recorded in the provenance `prov`.
+ConversionReport convert_loaded(const ConvertJob& job, const ConvertOptions& opt, models::LoadedModel& loaded,
+                                torch::Device device, dist::Communicator* comm, const std::string& report_path,
+                                nlohmann::json& prov) {
+  std::unique_ptr<data::Dataset> dataset;
+  if (needs_data(opt)) dataset = open_proxy_data(job, loaded.model->config());
+  loaded.model->to(device);
+  ProgressBar bar("batches");
+  ConversionReport report = convert(*loaded.model, dataset.get(), opt, comm,
+                                    [&](int64_t done, int64_t total) { bar.update(done, total); });
+  bar.finish();
+  loaded.model->to(torch::kCPU);
+  report.source = job.model;
+  report.artifact = job.out;
+  prov["conversion"] = report.options_json();
+  prov["conversion"]["report"] = std::filesystem::path(report_path).filename().string();
+  log_info("function check on ", report.function_check.images, " images: max |logit difference| ",
+           report.function_check.max_abs_logit_diff);
+  return report;
+}
+
+}  // namespace
+
+ConvertResult convert_checkpoint(const ConvertJob& job) {
+  const std::string criterion = criterion_of(job);
+  const bool format_only = criterion == "none";
+  ConvertOptions opt = convert_options(job, format_only);
+
+  dist::JoinOptions join_options;
+  join_options.backend = dist::parse_backend(job.dist_backend);
+  join_options.timeout = dist::timeout_from_seconds(job.dist_timeout);
+  join_options.communicate = !format_only;  // each rank converts the file format alone
+  const auto session = dist::join(join_options, parse_device(job.device));
+  opt.proxy.device = session.device;
+
+  auto loaded = models::load_model(job.model, job.arch);
+  nlohmann::json prov = loaded.manifest.value("provenance", nlohmann::json::object());
+  prov["source"] = job.model;
+  prov["source_sha256"] = models::file_sha256(job.model);
+  prov["converted_by"] = "skd-convert";
+  for (const auto& note : prov.value("key_mapping", nlohmann::json::array())) log_info(note.get<std::string>());
+
+  // A super-network keeps (or, with a mask table file, gets) its mask table through a format
+  // conversion; WPAC changes what the widths select, so a converted model has none.
+  nlohmann::json extra = nlohmann::json::object();
+  if (format_only && (!job.mask_table.empty() || loaded.manifest.contains("mask_table"))) {
+    const auto table = models::load_mask_table(loaded.manifest, job.mask_table, loaded.model->config(),
+                                               loaded.model->widths(), job.model);
+    extra = models::supernet_manifest_entries(loaded.model->config(), table);
+    log_info("mask table: op codes 0..", table.last_code());
+  } else if (!format_only && loaded.manifest.contains("mask_table")) {
+    log_warn("the input's mask table is dropped: ", criterion, " reorders the dims it refers to");
+  }
+  ConvertResult result;
+  result.main_rank = session.env.rank == 0;
+  result.artifact = job.out;
+  if (!format_only) {
+    result.report_path = job.report.empty() ? default_report_path(job.out) : job.report;
+    result.report =
+        convert_loaded(job, opt, loaded, session.device, session.comm.get(), result.report_path, prov);
+  }
+  if (result.main_rank) {
+    models::save_artifact(job.out, *loaded.model, prov, extra);
+    if (result.report) write_file_atomic(result.report_path, result.report->to_json().dump(1) + "\n");
+  }
+  result.model_name = loaded.model->config().name;
+  result.cost = models::macs_count(loaded.model->config(), loaded.model->widths());
+  if (session.comm) session.comm->barrier();
+  return result;
+}
+
+}  // namespace skd::wpac
