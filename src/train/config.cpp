@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "skd/core/error.h"
+#include "skd/core/options.h"
 #include "skd/train/piad_training.h"
 
 namespace skd::train {
@@ -62,24 +63,6 @@ void for_each_field(TrainConfig& c, F&& f) {
   f("piad_sandwich", c.piad_sandwich);
 }
 
-template <typename T>
-void read_value(const nlohmann::json& v, T& out, const std::string& source, const std::string& key) {
-  bool ok = false;
-  if constexpr (std::is_same_v<T, bool>) {
-    ok = v.is_boolean();
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    ok = v.is_string();
-  } else if constexpr (std::is_floating_point_v<T>) {
-    ok = v.is_number();
-  } else if constexpr (std::is_unsigned_v<T>) {
-    ok = v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
-  } else {
-    ok = v.is_number_integer();
-  }
-  if (!ok) throw std::invalid_argument(cat(source, ": key '", key, "' has the wrong type (", v.dump(), ")"));
-  out = v.get<T>();
-}
-
 }  // namespace
 
 nlohmann::json config_to_json(const TrainConfig& config) {
@@ -96,7 +79,7 @@ TrainConfig config_from_json(const nlohmann::json& j, const std::string& source,
   for (const auto& [key, value] : j.items())
     if (!known.count(key)) throw std::invalid_argument(cat(source, ": unknown key '", key, "'"));
   for_each_field(base, [&](const char* key, auto& field) {
-    if (j.contains(key)) read_value(j.at(key), field, source, key);
+    if (j.contains(key)) options::detail::read_value(j.at(key), field, source, key);
   });
   return base;
 }
