@@ -11,6 +11,7 @@
 #include <map>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "skd/core/error.h"
@@ -42,6 +43,21 @@ inline std::string first_long_name(const std::string& spec) {
   return spec.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
 
+// A CLI11 check that a value is one of the names of an enum (skd/core/options.h), so a wrong name is
+// refused while parsing: "--amp: unknown value 'fp8' (expected one of none, bf16, fp16)".
+template <typename E, size_t N>
+CLI::Validator one_of(const std::pair<const char*, E> (&names)[N]) {
+  std::string known;
+  for (const auto& [n, e] : names) known += known.empty() ? n : cat(", ", n);
+  return CLI::Validator(
+      [&names, known](std::string& text) -> std::string {
+        for (const auto& [n, e] : names)
+          if (text == n) return "";
+        return cat("unknown value '", text, "' (expected one of ", known, ")");
+      },
+      "");
+}
+
 // Binds flags to the fields of `values` (a struct with visit(), see skd/core/options.h) by key.
 template <typename T>
 class OptionBinder {
@@ -58,7 +74,7 @@ class OptionBinder {
       using F = std::decay_t<decltype(field)>;
       if constexpr (sizeof...(enum_names) > 0) {
         enum_text_.emplace_back(options::to_json(values_).at(key).template get<std::string>());
-        option = group->add_option(names, enum_text_.back(), help);
+        option = group->add_option(names, enum_text_.back(), help)->check(one_of(enum_names...));
         enum_options_[option] = &enum_text_.back();
       } else if constexpr (std::is_same_v<F, bool>) {
         option = group->add_flag(names, field, help);
@@ -86,12 +102,14 @@ class OptionBinder {
   }
 
   // --config FILE and --dump-config.
-  void add_config_options(CLI::App* group, const std::string& what) {
+  void add_config_options(CLI::App* group, const std::string& what, const std::string& example_key = "") {
     group->add_option("--config", config_file_, "JSON " + what + " (keys: the long flags with '_', e.g. " +
-                                                    options::keys<T>().front() + ")");
+                                                    (example_key.empty() ? options::keys<T>().front() : example_key) +
+                                                    ")");
     group->add_flag("--dump-config", dump_config_, "print the resolved config as JSON and exit");
   }
   bool dump_config() const { return dump_config_; }
+  const std::string& config_file() const { return config_file_; }
 
   // Whether `key` was given: on the command line or (after resolve()) in the --config file.
   bool set(const std::string& key) const {

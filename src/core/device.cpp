@@ -36,8 +36,13 @@ Amp parse_amp(const std::string& text, const torch::Device& device) {
   } else {
     throw ParameterError("amp", cat(" '", text, "': expected bf16, fp16 or none"));
   }
-  if (a != Amp::NONE && !device.is_cuda()) throw ParameterError([](const KeyNamer& name) { return name("amp") + " needs " + name("device") + " cuda"; });
+  check_amp_device(a, device);
   return a;
+}
+
+void check_amp_device(Amp amp, const torch::Device& device) {
+  if (amp != Amp::NONE && !device.is_cuda())
+    throw ParameterError([](const KeyNamer& name) { return name("amp") + " needs " + name("device") + " cuda"; });
 }
 
 // The autocast API moved in LibTorch 2.4 (device-type arguments); keep both paths exact.

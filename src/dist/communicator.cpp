@@ -84,9 +84,6 @@ std::string seconds(std::chrono::milliseconds t) {
 }
 
 // Names as the flags and the run config spell them.
-constexpr std::pair<const char*, Backend> kBackends[] = {
-    {"auto", Backend::AUTO}, {"gloo", Backend::GLOO}, {"nccl", Backend::NCCL}};
-
 void check_layout(const DistEnv& env) {
   if (env.world_size < 1 || env.rank < 0 || env.rank >= env.world_size)
     throw std::invalid_argument(
@@ -300,12 +297,12 @@ bool Communicator::nccl_available() {
 }
 
 Backend parse_backend(const std::string& name) {
-  for (const auto& [n, b] : kBackends)
+  for (const auto& [n, b] : kBackendNames)
     if (name == n) return b;
   throw std::invalid_argument(cat("distributed: backend '", name, "': expected gloo, nccl or auto"));
 }
 
-const char* backend_name(Backend backend) { return enum_name(backend, kBackends); }
+const char* backend_name(Backend backend) { return enum_name(backend, kBackendNames); }
 
 std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const std::string& backend,
                                                    torch::Device device, std::chrono::milliseconds timeout,

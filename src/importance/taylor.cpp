@@ -13,14 +13,10 @@
 
 namespace skd::importance {
 
-namespace {
-const std::pair<const char*, Cost> kCosts[] = {{"logit", Cost::LOGIT}, {"ce", Cost::CE}};
-}  // namespace
-
 Cost parse_cost(const std::string& name) {
-  return parse_enum(name, kCosts, "cost");
+  return parse_enum(name, kCostNames, "cost");
 }
-const char* cost_name(Cost cost) { return enum_name(cost, kCosts); }
+const char* cost_name(Cost cost) { return enum_name(cost, kCostNames); }
 
 std::vector<int64_t> proxy_indices(int64_t dataset_size, int64_t samples, uint64_t seed) {
   if (samples < 1) throw ParameterError("proxy_samples", cat(" must be at least 1 (got ", samples, ")"));

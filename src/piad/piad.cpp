@@ -14,9 +14,6 @@
 namespace skd::piad {
 
 namespace {
-const std::pair<const char*, Sensitivity> kSensitivities[] = {{"loss", Sensitivity::LOSS},
-                                                              {"accuracy", Sensitivity::ACCURACY}};
-
 // What module sensitivity γ (eq. 13) is computed from: [summed cross-entropy, correct] of the smallest
 // sub-network on this rank's proxy batches (slot 0), and with each present module skipped (slot
 // 1 + 2·block + part, part 0 = attention, 1 = MLP; zeros for a removed module).
@@ -55,7 +52,7 @@ std::vector<double> skipped_module_costs(models::ElasticModelImpl& model, const 
 }  // namespace
 
 Sensitivity parse_sensitivity(const std::string& name) {
-  return parse_enum(name, kSensitivities, "piad_sensitivity");
+  return parse_enum(name, kSensitivityNames, "piad_sensitivity");
 }
 
 void check_options(const PiadOptions& o) {
@@ -115,7 +112,7 @@ nlohmann::json Piad::manifest_entries() const {
                {"budget_ratio", options_.budget_ratio},
                {"attn_group", options_.attn_group},
                {"mlp_groups", options_.mlp_groups},
-               {"sensitivity", enum_name(options_.sensitivity, kSensitivities)}};
+               {"sensitivity", enum_name(options_.sensitivity, kSensitivityNames)}};
   return j;
 }
 

@@ -46,30 +46,8 @@ void PiadObserver::rewind_files() const {
   if (last > 0) models::write_mask_table(mask_table_path(), piad_.table());
 }
 
-namespace {
-
-// The sizes of a TrainConfig's PIAD (its piad_* numbers), the rest of PiadOptions at their defaults.
-piad::PiadOptions piad_sizes(const TrainConfig& config) {
-  piad::PiadOptions po;
-  po.progressive_epochs = config.piad_progressive_epochs;
-  po.budget_ratio = config.piad_budget_ratio;
-  po.attn_group = config.piad_attn_group;
-  po.mlp_groups = config.piad_mlp_groups;
-  po.proxy_samples = config.piad_proxy_samples;
-  po.proxy_batch = config.piad_proxy_batch;
-  return po;
-}
-
-}  // namespace
-
-void check_piad_options(const TrainConfig& config) {
-  piad::check_options(piad_sizes(config));
-}
-
 piad::PiadOptions piad_options(const TrainConfig& config, const torch::Device& device) {
-  piad::PiadOptions po = piad_sizes(config);
-  po.sensitivity = piad::parse_sensitivity(config.piad_sensitivity);
-  po.sandwich = config.piad_sandwich;
+  piad::PiadOptions po = config.piad;
   po.seed = config.seed;
   po.device = device;
   return po;

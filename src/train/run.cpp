@@ -111,7 +111,7 @@ TrainResult run(const ResolvedConfig& resolved, const RunOptions& options) {
   ctx.resume = resolved.resume_path;
   ctx.provenance = m.provenance;
   ctx.max_steps = options.max_steps;
-  if (cfg.mode == "piad")
+  if (cfg.mode == Mode::PIAD)
     return train_piad(*m.net, *train_set, test_set.get(), cfg, ctx, &resolved.resume_manifest);
   return train(*m.net, *train_set, test_set.get(), cfg, ctx);
 }

@@ -242,8 +242,9 @@ Trainer::Trainer(models::ElasticModelImpl& model, const data::Dataset& train_set
                  const TrainConfig& cfg, const TrainContext& ctx)
     : model_(model), train_set_(train_set), eval_set_(eval_set), cfg_(cfg), ctx_(ctx), comm_(ctx.comm.get()),
       rank_(comm_ ? comm_->rank() : 0), world_(comm_ ? comm_->world_size() : 1), main_(rank_ == 0),
-      device_(ctx.device ? *ctx.device : parse_device(cfg.device)), amp_(parse_amp(cfg.amp, device_)),
+      device_(ctx.device ? *ctx.device : parse_device(cfg.device)), amp_(cfg.amp),
       global_batch_(cfg.batch_size * world_) {
+  check_amp_device(amp_, device_);
   setup_data();
   setup_optimization();
   progress_.world_size = world_;

@@ -30,21 +30,20 @@ std::string criterion_of(const ConvertJob& job) {
   return job.data.empty() ? "none" : "wpac";
 }
 
-// The enum names parsed (once) into ConvertOptions and the combinations checked; format-only
-// conversions (criterion none) parse none of the WPAC names.
+// The job's WPAC options in ConvertOptions and the combinations checked.
 ConvertOptions convert_options(const ConvertJob& job, bool format_only) {
   ConvertOptions opt;
   if (!format_only) {
     opt.criterion = parse_criterion(criterion_of(job));
-    opt.mlp = parse_mlp_criterion(job.mlp_criterion);
-    opt.centering = parse_centering(job.centering);
-    opt.proxy.cost = importance::parse_cost(job.cost);
+    opt.mlp = job.mlp_criterion;
+    opt.centering = job.centering;
+    opt.proxy.cost = job.cost;
     opt.proxy.samples = job.proxy_samples;
     opt.proxy.batch_size = job.batch_size;
     opt.proxy.seed = job.seed;
     opt.seed = job.seed;
     if (needs_data(opt) && job.data.empty())
-      throw ParameterError([criterion = criterion_of(job), mlp = job.mlp_criterion](const KeyNamer& name) {
+      throw ParameterError([criterion = criterion_of(job), mlp = mlp_criterion_name(job.mlp_criterion)](const KeyNamer& name) {
         return cat(name("criterion"), " ", criterion, " (", name("mlp_criterion"), " ", mlp,
                    ") needs proxy data: give ", name("data"));
       });
@@ -106,7 +105,7 @@ ConvertResult convert_checkpoint(const ConvertJob& job) {
   ConvertOptions opt = convert_options(job, format_only);
 
   dist::JoinOptions join_options;
-  join_options.backend = dist::parse_backend(job.dist_backend);
+  join_options.backend = job.dist_backend;
   join_options.timeout = dist::timeout_from_seconds(job.dist_timeout);
   join_options.communicate = !format_only;  // each rank converts the file format alone
   const auto session = dist::join(join_options, parse_device(job.device));

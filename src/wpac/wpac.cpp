@@ -25,17 +25,6 @@ namespace {
 constexpr auto kF64 = torch::kFloat64;
 constexpr std::array<double, 3> kCaptureFractions = {0.25, 0.5, 0.75};  // the order of Captured
 
-const std::pair<const char*, Criterion> kCriteria[] = {{"wpac", Criterion::WPAC},
-                                                       {"taylor", Criterion::TAYLOR},
-                                                       {"taylor2", Criterion::TAYLOR2},
-                                                       {"magnitude", Criterion::MAGNITUDE},
-                                                       {"random", Criterion::RANDOM}};
-const std::pair<const char*, MlpCriterion> kMlpCriteria[] = {
-    {"auto", MlpCriterion::AUTO},           {"taylor", MlpCriterion::TAYLOR}, {"taylor2", MlpCriterion::TAYLOR2},
-    {"magnitude", MlpCriterion::MAGNITUDE}, {"random", MlpCriterion::RANDOM}, {"keep", MlpCriterion::KEEP}};
-const std::pair<const char*, Centering> kCenterings[] = {
-    {"batch", Centering::BATCH}, {"global", Centering::GLOBAL}, {"none", Centering::NONE}};
-
 MlpCriterion resolve_mlp(const ConvertOptions& o) {
   if (o.mlp != MlpCriterion::AUTO) return o.mlp;
   switch (o.criterion) {
@@ -201,17 +190,17 @@ std::map<std::string, torch::Tensor> parameter_map(const models::ElasticModelImp
 }  // namespace
 
 Criterion parse_criterion(const std::string& name) {
-  return parse_enum(name, kCriteria, "criterion");
+  return parse_enum(name, kCriterionNames, "criterion");
 }
-const char* criterion_name(Criterion c) { return enum_name(c, kCriteria); }
+const char* criterion_name(Criterion c) { return enum_name(c, kCriterionNames); }
 MlpCriterion parse_mlp_criterion(const std::string& name) {
-  return parse_enum(name, kMlpCriteria, "mlp_criterion");
+  return parse_enum(name, kMlpCriterionNames, "mlp_criterion");
 }
-const char* mlp_criterion_name(MlpCriterion c) { return enum_name(c, kMlpCriteria); }
+const char* mlp_criterion_name(MlpCriterion c) { return enum_name(c, kMlpCriterionNames); }
 Centering parse_centering(const std::string& name) {
-  return parse_enum(name, kCenterings, "centering");
+  return parse_enum(name, kCenteringNames, "centering");
 }
-const char* centering_name(Centering c) { return enum_name(c, kCenterings); }
+const char* centering_name(Centering c) { return enum_name(c, kCenteringNames); }
 
 std::vector<torch::Tensor> Statistics::tensors() {
   std::vector<torch::Tensor> out;

@@ -109,7 +109,7 @@ TEST(Cuda, Bf16PiadStepsAreFiniteAndLearn) {
   test::TinyData data(256);
   auto cfg = test::tiny_config("");
   cfg.device = "cuda";
-  cfg.amp = "bf16";
+  cfg.amp = Amp::BF16;
   cfg.epochs = 6;
   cfg.model_ema = false;
   cfg.mixup = cfg.cutmix = 0;

@@ -46,14 +46,8 @@ nlohmann::json update_json(piad::Piad& p, int64_t epoch, models::ElasticModelImp
 
 // tiny_options() as the config of a PIAD training run.
 void set_tiny_piad(train::TrainConfig& c) {
-  const auto o = tiny_options();
-  c.mode = "piad";
-  c.piad_progressive_epochs = o.progressive_epochs;
-  c.piad_budget_ratio = o.budget_ratio;
-  c.piad_attn_group = o.attn_group;
-  c.piad_mlp_groups = o.mlp_groups;
-  c.piad_proxy_samples = o.proxy_samples;
-  c.piad_proxy_batch = o.proxy_batch;
+  c.mode = train::Mode::PIAD;
+  c.piad = tiny_options();
 }
 
 std::vector<std::string> lines_of(const std::string& path) {
@@ -211,14 +205,14 @@ TEST(Piad, SwinSuperNetworkTrainsAndExtracts) {
   cfg.epochs = 2;
   cfg.eval = false;
   cfg.model_ema = false;
-  cfg.mode = "piad";
-  cfg.piad_progressive_epochs = 2;
-  cfg.piad_budget_ratio = 0.6;
-  cfg.piad_attn_group = 4;  // head dim 16 -> 4 units
-  cfg.piad_mlp_groups = 8;
-  cfg.piad_proxy_samples = 16;
-  cfg.piad_proxy_batch = 8;
-  cfg.piad_sandwich = true;
+  cfg.mode = train::Mode::PIAD;
+  cfg.piad.progressive_epochs = 2;
+  cfg.piad.budget_ratio = 0.6;
+  cfg.piad.attn_group = 4;  // head dim 16 -> 4 units
+  cfg.piad.mlp_groups = 8;
+  cfg.piad.proxy_samples = 16;
+  cfg.piad.proxy_batch = 8;
+  cfg.piad.sandwich = true;
   const auto before = model.named_parameters()["layers.0.blocks.0.attn.qkv.weight"].detach().clone();
   const auto r = train::train_piad(model, data, nullptr, cfg);
   EXPECT_EQ(r.steps, 8);

@@ -18,7 +18,7 @@ TEST(ResolveConfig, GivenKeysOverrideTheFileWhichOverridesDefaults) {
   const auto r = train::resolve_config(src);
   EXPECT_EQ(r.config.epochs, 9);
   EXPECT_DOUBLE_EQ(r.config.lr, 0.001);
-  EXPECT_EQ(r.config.mode, "piad");
+  EXPECT_EQ(r.config.mode, train::Mode::PIAD);
   EXPECT_EQ(r.config.batch_size, train::TrainConfig{}.batch_size);
   EXPECT_TRUE(r.resume_path.empty());
 

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <utility>
 
 namespace skd {
 
@@ -11,8 +12,13 @@ namespace skd {
 torch::Device parse_device(const std::string& text);
 
 enum class Amp { NONE, BF16, FP16 };
+// The names of the precisions (config key amp; skd/core/options.h).
+inline constexpr std::pair<const char*, Amp> kAmpNames[] = {
+    {"none", Amp::NONE}, {"bf16", Amp::BF16}, {"fp16", Amp::FP16}};
 // "", "none", "bf16", "fp16"; std::invalid_argument otherwise or when AMP is asked for on a CPU.
 Amp parse_amp(const std::string& text, const torch::Device& device);
+// skd::ParameterError (keys amp and device) when `amp` is not NONE and `device` is not CUDA.
+void check_amp_device(Amp amp, const torch::Device& device);
 
 // Enables CUDA autocast at the given precision for its lifetime (no-op for Amp::NONE).
 class AutocastGuard {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "skd/dist/env.h"
@@ -24,6 +25,9 @@ namespace skd::dist {
 
 // The process-group backend. AUTO: NCCL for a CUDA device when this build has it, else Gloo.
 enum class Backend { AUTO, GLOO, NCCL };
+// The names of the backends (config key dist_backend; skd/core/options.h).
+inline constexpr std::pair<const char*, Backend> kBackendNames[] = {
+    {"auto", Backend::AUTO}, {"gloo", Backend::GLOO}, {"nccl", Backend::NCCL}};
 // "auto", "gloo" or "nccl"; std::invalid_argument otherwise.
 Backend parse_backend(const std::string& name);
 const char* backend_name(Backend backend);

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "skd/data/dataset.h"
@@ -28,6 +29,7 @@ enum class Cost {
   LOGIT,  // sum over the batch of the ground-truth class logit (the official code; docs/algorithm.md §2.2)
   CE,     // summed cross-entropy (the paper's C(D))
 };
+inline constexpr std::pair<const char*, Cost> kCostNames[] = {{"logit", Cost::LOGIT}, {"ce", Cost::CE}};
 Cost parse_cost(const std::string& name);  // "logit" | "ce"; throws std::invalid_argument naming --cost
 const char* cost_name(Cost cost);
 

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -34,6 +35,8 @@ class Communicator;
 namespace skd::piad {
 
 enum class Sensitivity { LOSS, ACCURACY };
+inline constexpr std::pair<const char*, Sensitivity> kSensitivityNames[] = {{"loss", Sensitivity::LOSS},
+                                                                          {"accuracy", Sensitivity::ACCURACY}};
 Sensitivity parse_sensitivity(const std::string& name);  // "loss" | "accuracy", names key piad_sensitivity
 
 struct PiadOptions {
@@ -45,8 +48,21 @@ struct PiadOptions {
   int64_t proxy_batch = 64;         // per process
   Sensitivity sensitivity = Sensitivity::LOSS;
   bool sandwich = false;            // every step: code 0 and code K besides the sampled code
-  uint64_t seed = 0;
-  torch::Device device = torch::kCPU;
+  uint64_t seed = 0;                   // set by the run (its seed), not a key of its own
+  torch::Device device = torch::kCPU;  // set by the run (its device)
+
+  // The options a run config holds, by config key (skd/core/options.h; a training run's piad_* keys).
+  template <typename V>
+  void visit(V&& v) {
+    v("piad_progressive_epochs", progressive_epochs);
+    v("piad_budget_ratio", budget_ratio);
+    v("piad_attn_group", attn_group);
+    v("piad_mlp_groups", mlp_groups);
+    v("piad_proxy_samples", proxy_samples);
+    v("piad_proxy_batch", proxy_batch);
+    v("piad_sensitivity", sensitivity, kSensitivityNames);
+    v("piad_sandwich", sandwich);
+  }
 };
 
 // The ranges of the options (Pe >= 1, 0 < r < 1, unit groups and proxy sizes >= 1), checked once here:

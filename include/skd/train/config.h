@@ -1,6 +1,8 @@
-// The training recipe and run settings of skd-train as one struct with a strict JSON form.
-// Keys are the long command-line flags with '_' for '-' (e.g. "batch_size" for --batch-size); the
-// resolved config is written to the run directory and into every training checkpoint.
+// The training recipe and run settings of skd-train as one struct with a strict JSON form
+// (skd/core/options.h: one visit() drives both directions and the enum names). Keys are the long
+// command-line flags with '_' for '-' (e.g. "batch_size" for --batch-size); the resolved config is
+// written to the run directory and into every training checkpoint. The PIAD options are piad's own
+// struct (keys piad_*), the distributed backend dist's enum, the precision core's.
 // Precedence: command-line flag > --config JSON > the checkpoint's config (--resume) > defaults.
 #pragma once
 
@@ -9,9 +11,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "skd/core/device.h"
+#include "skd/dist/communicator.h"
 #include "skd/dist/join.h"
+#include "skd/piad/piad.h"
 
 namespace skd::train {
+
+// Plain training / fine-tuning, or PIAD super-network training (docs/algorithm.md §3).
+enum class Mode { TRAIN, PIAD };
+inline constexpr std::pair<const char*, Mode> kModeNames[] = {{"train", Mode::TRAIN}, {"piad", Mode::PIAD}};
 
 struct TrainConfig {
   // Model and data
@@ -44,7 +53,7 @@ struct TrainConfig {
   bool model_ema = false;
   double model_ema_decay = 0.99996;
   bool repeated_aug = false;  // DeiT RASampler (3 repeats)
-  std::string amp = "none";   // none | bf16 | fp16 (CUDA only)
+  Amp amp = Amp::NONE;        // none | bf16 | fp16 (CUDA only)
   std::string device = "cpu";
   uint64_t seed = 0;
 
@@ -53,25 +62,64 @@ struct TrainConfig {
   std::string out;            // final model artifact ("" = <run_dir>/model.safetensors when run_dir is set)
   int keep_last = 2;          // epoch checkpoints kept (plus best.safetensors)
   int64_t log_every = 50;     // steps between progress lines when stderr is not a terminal (0 = off)
-  // PIAD super-network training (mode "piad"; docs/algorithm.md §3): see skd/piad/piad.h.
-  std::string mode = "train";              // train | piad
-  int64_t piad_progressive_epochs = 50;    // Pe: mask-table updates before epochs 0 .. Pe-1
-  double piad_budget_ratio = 0.875;        // r: MACs fraction removed by the end of the phase
-  int64_t piad_attn_group = 8;             // head dims per attention unit
-  int64_t piad_mlp_groups = 32;            // units per MLP (group = hidden / groups)
-  int64_t piad_proxy_samples = 1024;       // proxy images per update
-  int64_t piad_proxy_batch = 64;           // per process
-  std::string piad_sensitivity = "loss";   // loss (paper eq. 13) | accuracy (official code)
-  bool piad_sandwich = false;              // also train the full and the smallest network every step
-  std::string dist_backend = "auto";  // auto | gloo | nccl
+  // PIAD super-network training (mode piad; docs/algorithm.md §3): skd/piad/piad.h. Its keys are
+  // piad_progressive_epochs (Pe), piad_budget_ratio (r), piad_attn_group, piad_mlp_groups,
+  // piad_proxy_samples, piad_proxy_batch, piad_sensitivity, piad_sandwich; seed and device are the run's.
+  Mode mode = Mode::TRAIN;
+  piad::PiadOptions piad;
+  dist::Backend dist_backend = dist::Backend::AUTO;
   double dist_timeout = dist::kDefaultTimeoutSeconds;  // seconds before a silent peer is declared dead
+
+  template <typename V>
+  void visit(V&& v) {
+    v("model", model);
+    v("arch", arch);
+    v("data", data);
+    v("limit", limit);
+    v("eval", eval);
+    v("workers", workers);
+    v("augment", augment);
+    v("epochs", epochs);
+    v("batch_size", batch_size);
+    v("lr", lr);
+    v("unscale_lr", unscale_lr);
+    v("min_lr", min_lr);
+    v("warmup_epochs", warmup_epochs);
+    v("warmup_lr", warmup_lr);
+    v("weight_decay", weight_decay);
+    v("opt_eps", opt_eps);
+    v("beta1", beta1);
+    v("beta2", beta2);
+    v("smoothing", smoothing);
+    v("mixup", mixup);
+    v("cutmix", cutmix);
+    v("mixup_prob", mixup_prob);
+    v("mixup_switch_prob", mixup_switch_prob);
+    v("drop_path", drop_path);
+    v("clip_grad", clip_grad);
+    v("model_ema", model_ema);
+    v("model_ema_decay", model_ema_decay);
+    v("repeated_aug", repeated_aug);
+    v("amp", amp, kAmpNames);
+    v("device", device);
+    v("seed", seed);
+    v("run_dir", run_dir);
+    v("out", out);
+    v("keep_last", keep_last);
+    v("log_every", log_every);
+    v("mode", mode, kModeNames);
+    piad.visit(v);
+    v("dist_backend", dist_backend, dist::kBackendNames);
+    v("dist_timeout", dist_timeout);
+  }
 };
 
+// options::to_json / options::from_json of a TrainConfig.
 nlohmann::json config_to_json(const TrainConfig& config);
-// Overlays the keys of `j` onto `base`. Unknown keys and wrong types are std::invalid_argument
-// naming `source` and the key.
+// Overlays the keys of `j` onto `base`. Unknown keys, wrong types and unknown enum names are
+// std::invalid_argument naming `source` and the key.
 TrainConfig config_from_json(const nlohmann::json& j, const std::string& source, TrainConfig base = {});
-// Range checks; std::invalid_argument naming the flag.
+// Range checks; skd::ParameterError naming the key.
 void validate(const TrainConfig& config);
 
 }  // namespace skd::train

@@ -48,10 +48,8 @@ class PiadObserver : public TrainObserver {
   bool writer_;
 };
 
-// The PiadOptions of a TrainConfig: its piad_* fields, its seed and this rank's device.
+// The PiadOptions of a TrainConfig: its piad options with the run's seed and this rank's device.
 piad::PiadOptions piad_options(const TrainConfig& config, const torch::Device& device);
-// piad::check_options on a TrainConfig's piad_* numbers (train::validate calls it for every run).
-void check_piad_options(const TrainConfig& config);
 
 struct PiadTrainResult : TrainResult {
   models::MaskTable mask_table;  // the super-network's mask table when the call returns

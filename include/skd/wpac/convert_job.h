@@ -8,15 +8,18 @@
 #include <optional>
 #include <string>
 
+#include "skd/dist/communicator.h"
 #include "skd/dist/join.h"
+#include "skd/importance/taylor.h"
 #include "skd/models/macs.h"
 #include "skd/wpac/wpac.h"
 
 namespace skd::wpac {
 
-// The options of a conversion, by config key (skd/core/options.h). The enum-valued keys (criterion,
-// mlp_criterion, centering, cost, dist_backend) hold names, parsed once at the start of
-// convert_checkpoint with the library's parse_* functions (whose messages name the values allowed).
+// The options of a conversion, by config key (skd/core/options.h). The enum-valued keys hold the
+// library's enums (their names in JSON and on the command line). criterion stays a name: its default
+// depends on data ("" = wpac with data, none without) and "none" (format conversion only) is not a
+// WPAC criterion; convert_checkpoint parses it once.
 struct ConvertJob {
   std::string model;       // input checkpoint (.pth, .safetensors or skd artifact)
   std::string arch;        // named architecture or JSON config (foreign checkpoints)
@@ -29,11 +32,11 @@ struct ConvertJob {
   int64_t batch_size = 64;
   uint64_t seed = 0;              // of the proxy draw and of the random criterion
   std::string criterion;          // empty: wpac with data, none without
-  std::string mlp_criterion = "auto";
-  std::string centering = "batch";
-  std::string cost = "logit";
+  MlpCriterion mlp_criterion = MlpCriterion::AUTO;
+  Centering centering = Centering::BATCH;
+  importance::Cost cost = importance::Cost::LOGIT;
   std::string device = "cpu";
-  std::string dist_backend = "auto";
+  dist::Backend dist_backend = dist::Backend::AUTO;
   double dist_timeout = dist::kDefaultTimeoutSeconds;
 
   template <typename V>
@@ -49,11 +52,11 @@ struct ConvertJob {
     v("batch_size", batch_size);
     v("seed", seed);
     v("criterion", criterion);
-    v("mlp_criterion", mlp_criterion);
-    v("centering", centering);
-    v("cost", cost);
+    v("mlp_criterion", mlp_criterion, kMlpCriterionNames);
+    v("centering", centering, kCenteringNames);
+    v("cost", cost, importance::kCostNames);
     v("device", device);
-    v("dist_backend", dist_backend);
+    v("dist_backend", dist_backend, dist::kBackendNames);
     v("dist_timeout", dist_timeout);
   }
 };

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -42,6 +43,11 @@ enum class Criterion {
   MAGNITUDE,  // L2 norm of the weight row (q+k rows for Q/K, v row for V); needs no data
   RANDOM,     // a seeded random permutation; needs no data
 };
+inline constexpr std::pair<const char*, Criterion> kCriterionNames[] = {{"wpac", Criterion::WPAC},
+                                                                       {"taylor", Criterion::TAYLOR},
+                                                                       {"taylor2", Criterion::TAYLOR2},
+                                                                       {"magnitude", Criterion::MAGNITUDE},
+                                                                       {"random", Criterion::RANDOM}};
 Criterion parse_criterion(const std::string& name);  // throws std::invalid_argument naming --criterion
 const char* criterion_name(Criterion criterion);
 
@@ -49,6 +55,9 @@ const char* criterion_name(Criterion criterion);
 // better than first order at small MLP widths, docs/wpac.md) and taylor2, TAYLOR for taylor,
 // MAGNITUDE (fc1 row norm) for magnitude, RANDOM for random.
 enum class MlpCriterion { AUTO, TAYLOR, TAYLOR2, MAGNITUDE, RANDOM, KEEP };
+inline constexpr std::pair<const char*, MlpCriterion> kMlpCriterionNames[] = {
+    {"auto", MlpCriterion::AUTO},           {"taylor", MlpCriterion::TAYLOR}, {"taylor2", MlpCriterion::TAYLOR2},
+    {"magnitude", MlpCriterion::MAGNITUDE}, {"random", MlpCriterion::RANDOM}, {"keep", MlpCriterion::KEEP}};
 MlpCriterion parse_mlp_criterion(const std::string& name);  // throws naming --mlp-criterion
 const char* mlp_criterion_name(MlpCriterion criterion);
 
@@ -58,6 +67,8 @@ enum class Centering {
   GLOBAL,  // centred by the importance-weighted mean over the whole proxy set
   NONE,    // uncentred weighted second moment
 };
+inline constexpr std::pair<const char*, Centering> kCenteringNames[] = {
+    {"batch", Centering::BATCH}, {"global", Centering::GLOBAL}, {"none", Centering::NONE}};
 Centering parse_centering(const std::string& name);  // throws naming --centering
 const char* centering_name(Centering centering);
 
