@@ -1,6 +1,8 @@
-// Helpers shared by the test executables: fixture lookup and scratch directories.
+// Helpers shared by the test executables: fixture lookup, scratch directories, error messages.
 #pragma once
 
+#include <exception>
+#include <functional>
 #include <string>
 
 namespace skd::test {
@@ -16,5 +18,17 @@ std::string scratch_dir(const std::string& name);
 
 // A free TCP port on 127.0.0.1 (bound to port 0, then released: racy only against other processes).
 int free_port();
+
+// The message of the exception of type E that `f` throws, "(no error)" when it throws none (an exception
+// of another type propagates and fails the test).
+template <typename E = std::exception>
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 }  // namespace skd::test

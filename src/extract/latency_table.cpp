@@ -27,7 +27,7 @@ nlohmann::json LatencyTable::to_json() const {
 }
 
 LatencyTable LatencyTable::from_json(const nlohmann::json& j, const std::string& source) {
-  auto fail = [&](const std::string& what) { return std::invalid_argument(cat("latency table '", source, "': ", what)); };
+  auto fail = [&](const std::string& what) { return FormatError(cat("latency table '", source, "': ", what)); };
   const auto format = j.is_object() ? j.find("format") : j.end();
   if (!j.is_object() || format == j.end() || !format->is_string() || *format != kLatencyTableFormat)
     throw fail(cat("not a latency table (expected an object with \"format\": \"", kLatencyTableFormat,

@@ -3,6 +3,7 @@
 
 #include "skd/core/error.h"
 #include "skd/core/options.h"
+#include "test_util.h"
 
 namespace {
 
@@ -35,15 +36,6 @@ struct Outer {
   }
 };
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 TEST(Options, JsonRoundTripIsFlatAndNamesEnums) {
@@ -59,15 +51,15 @@ TEST(Options, JsonRoundTripIsFlatAndNamesEnums) {
 }
 
 TEST(Options, StrictErrorsNameSourceAndKey) {
-  auto m = message_of([] { skd::options::from_json<Outer>({{"colour", "red"}}, "cfg.json"); });
+  auto m = skd::test::error_of([] { skd::options::from_json<Outer>({{"colour", "red"}}, "cfg.json"); });
   EXPECT_EQ(m, "cfg.json: unknown key 'colour'");
-  m = message_of([] { skd::options::from_json<Outer>({{"count", 1.5}}, "cfg.json"); });
+  m = skd::test::error_of([] { skd::options::from_json<Outer>({{"count", 1.5}}, "cfg.json"); });
   EXPECT_EQ(m, "cfg.json: key 'count' has the wrong type (1.5)");
-  m = message_of([] { skd::options::from_json<Outer>({{"seed", -1}}, "cfg.json"); });
+  m = skd::test::error_of([] { skd::options::from_json<Outer>({{"seed", -1}}, "cfg.json"); });
   EXPECT_EQ(m, "cfg.json: key 'seed' has the wrong type (-1)");
-  m = message_of([] { skd::options::from_json<Outer>({{"color", "blue"}}, "cfg.json"); });
+  m = skd::test::error_of([] { skd::options::from_json<Outer>({{"color", "blue"}}, "cfg.json"); });
   EXPECT_EQ(m, "cfg.json: key 'color' has the value \"blue\" (expected one of red, green)");
-  m = message_of([] { skd::options::from_json<Outer>(nlohmann::json::array(), "cfg.json"); });
+  m = skd::test::error_of([] { skd::options::from_json<Outer>(nlohmann::json::array(), "cfg.json"); });
   EXPECT_EQ(m, "cfg.json: expected a JSON object");
 }
 
@@ -79,7 +71,7 @@ TEST(Options, LaterLayersWinAndEachLayerIsCheckedOnItsOwn) {
   EXPECT_EQ(o.name, "a");
   EXPECT_EQ(o.inner.color, Color::GREEN);
   EXPECT_DOUBLE_EQ(o.inner.rate, 0.5);
-  const auto m = message_of([] { skd::options::resolve<Outer>({{{{"count", 1}}, "a"}, {{{"cnt", 1}}, "b.json"}}); });
+  const auto m = skd::test::error_of([] { skd::options::resolve<Outer>({{{{"count", 1}}, "a"}, {{{"cnt", 1}}, "b.json"}}); });
   EXPECT_EQ(m, "b.json: unknown key 'cnt'");
 }
 

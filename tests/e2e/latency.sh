@@ -85,6 +85,10 @@ check "table of another model" 2 "$BIN/skd-extract" --supernet "$W/super2.safete
 expect_in "says so" "$W/err" "was measured for another model file"
 check "no table" 2 "$BIN/skd-extract" --supernet "$W/super2.safetensors" --latency 5ms --out "$W/bad4.safetensors"
 expect_in "names the missing sidecar" "$W/err" "super2.latency.json' cannot be opened"
+echo '{"format": "skd-something-else"}' >"$W/not_a_table.json"
+check "a JSON file that is not a latency table" 1 "$BIN/skd-extract" --supernet "$W/super.safetensors" --latency 5ms \
+  --latency-table "$W/not_a_table.json" --out "$W/bad8.safetensors"
+expect_in "says so (format error)" "$W/err" "not_a_table.json': not a latency table"
 check "bad duration" 2 "$BIN/skd-extract" --supernet "$W/super.safetensors" --latency 5min --out "$W/bad5.safetensors"
 expect_in "names --latency" "$W/err" "--latency '5min'"
 check "--latency with --macs" 2 "$BIN/skd-extract" --supernet "$W/super.safetensors" --latency 5ms --macs 1G --out "$W/bad6.safetensors"
@@ -93,7 +97,7 @@ check "extract code 1" 0 "$BIN/skd-extract" --supernet "$W/super.safetensors" --
 check "latency table of a plain model" 2 "$BIN/skd-eval" --model "$W/c1.safetensors" --latency-table "${LT[@]}"
 expect_in "not a super-network" "$W/err" "is not a super-network"
 check "--out without --latency-table" 2 "$BIN/skd-eval" --model "$W/super.safetensors" --latency 1 --out "$W/x.json"
-for f in bad1 bad2 bad3 bad4 bad5; do [ -e "$W/$f.safetensors" ] && bad "$f.safetensors written"; done
+for f in bad1 bad2 bad3 bad4 bad5 bad8; do [ -e "$W/$f.safetensors" ] && bad "$f.safetensors written"; done
 
 if command -v gnuplot >/dev/null 2>&1; then
   check "plot_latency.py" 0 /usr/bin/python3 "$SRC/scripts/plot_latency.py" "$T" "$W/latency.png" --batch 4

@@ -11,20 +11,6 @@
 using namespace skd;
 using namespace skd::eval;
 
-namespace {
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-}  // namespace
-
 TEST(LatencyTable, SweepMeasuresEveryCodeOnItsSubnetwork) {
   // One thread: the test checks the table, not the speed, and tiny ops on a thread pool crawl when the
   // machine is loaded (every parallel region waits for a descheduled worker).
@@ -78,7 +64,7 @@ TEST(LatencyTable, RefusesBadBatchSizes) {
   auto model = models::create_model(models::named_config("vit_micro_32"));
   LatencyTableOptions o;
   o.batch_sizes = {1, 0};
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(test::error_of([&] {
               measure_latency_table(*model, {models::full_widths(model->config())}, o, "m", "x");
             }).find("batch_sizes"),
             std::string::npos);

@@ -228,15 +228,6 @@ std::string write_supernet(const std::string& dir) {
   return path;
 }
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 TEST(ExportApi, SelectsAnOpCodeLikeExtract) {
   const auto dir = test::scratch_dir("export_select");
   exporter::ExportOptions o;
@@ -271,7 +262,7 @@ TEST(ExportApi, BadInputIsAClearErrorAndLeavesNoFile) {
   o.out = dir + "/out.onnx";
   // Op code out of range.
   o.op_code = 7;
-  EXPECT_NE(message_of([&] { exporter::export_onnx(o); }).find("0..2"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { exporter::export_onnx(o); }).find("0..2"), std::string::npos);
   EXPECT_THROW(exporter::export_onnx(o), std::invalid_argument);
   o.op_code.reset();
   // Two selectors; a mask table without a selector.
@@ -281,11 +272,11 @@ TEST(ExportApi, BadInputIsAClearErrorAndLeavesNoFile) {
   o.op_code.reset();
   o.macs_ratio.reset();
   o.mask_table = dir + "/table.json";
-  EXPECT_NE(message_of([&] { exporter::export_onnx(o); }).find("mask_table"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { exporter::export_onnx(o); }).find("mask_table"), std::string::npos);
   o.mask_table.clear();
   // Unwritable output: a folder that does not exist, and a read-only folder.
   o.out = dir + "/missing/out.onnx";
-  EXPECT_NE(message_of([&] { exporter::export_onnx(o); }).find(dir + "/missing"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { exporter::export_onnx(o); }).find(dir + "/missing"), std::string::npos);
   fs::create_directories(dir + "/ro");
   chmod((dir + "/ro").c_str(), 0555);
   o.out = dir + "/ro/out.onnx";
@@ -302,7 +293,7 @@ TEST(ExportApi, BadInputIsAClearErrorAndLeavesNoFile) {
   io::write_safetensors(dir + "/inconsistent.safetensors", content);
   o.model = dir + "/inconsistent.safetensors";
   o.out = dir + "/out.onnx";
-  const auto msg = message_of([&] { exporter::export_onnx(o); });
+  const auto msg = test::error_of([&] { exporter::export_onnx(o); });
   EXPECT_NE(msg.find("inconsistent.safetensors"), std::string::npos) << msg;
   EXPECT_NE(msg.find("blocks.0.attn.qkv.weight"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(dir + "/out.onnx"));
@@ -329,18 +320,18 @@ TEST(ExportApi, ParityFailuresWriteNothing) {
   o.parity.python = script("far",
                            "echo '{\"max_abs_diff\": 0.5, \"inputs\": {\"b2\": [2,3,32,32]}, "
                            "\"onnxruntime\": \"9.9\"}'");
-  auto msg = message_of([&] { exporter::export_onnx(o); });
+  auto msg = test::error_of([&] { exporter::export_onnx(o); });
   EXPECT_NE(msg.find("verify failed: parity: max |logit diff| 0.5 > 1e-04"), std::string::npos) << msg;
   EXPECT_NE(msg.find("nothing was written"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(o.out));
   o.parity.python = script("no_ort", "echo \"No module named 'onnxruntime'\" >&2; exit 3");
-  msg = message_of([&] { exporter::export_onnx(o); });
+  msg = test::error_of([&] { exporter::export_onnx(o); });
   EXPECT_NE(msg.find("bash scripts/setup_venv.sh"), std::string::npos) << msg;
   EXPECT_NE(msg.find("python"), std::string::npos) << msg;
   EXPECT_NE(msg.find("pip install onnxruntime"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(o.out));
   o.parity.python = dir + "/no_such_python";
-  msg = message_of([&] { exporter::export_onnx(o); });
+  msg = test::error_of([&] { exporter::export_onnx(o); });
   EXPECT_NE(msg.find("no_such_python"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(o.out));
   // A passing stand-in lets the file through, and the parity line reports what it measured.

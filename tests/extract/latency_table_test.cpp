@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include "skd/core/error.h"
 #include "skd/extract/latency_table.h"
 #include "test_util.h"
 
@@ -42,16 +43,6 @@ LatencyTable synthetic(const std::vector<double>& medians) {
   return t;
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 }  // namespace
 
 TEST(LatencyTable, SelectsTheLowestCodeWithinTheBudget) {
@@ -74,16 +65,16 @@ TEST(LatencyTable, SelectsTheLowestCodeWithinTheBudget) {
 TEST(LatencyTable, SelectionErrorsNameTheProblem) {
   const auto t = synthetic({10.0, 4.0, 6.0, 2.0});
   const std::string sha(64, 'a');
-  const auto below = error_of([&] { code_for_latency(t, 1.5, 1, sha, 4, "t.json"); });
+  const auto below = test::error_of([&] { code_for_latency(t, 1.5, 1, sha, 4, "t.json"); });
   EXPECT_NE(below.find("below the fastest sub-network in 't.json': code 3 at 2 ms"), std::string::npos) << below;
   LatencyNames flags;  // as skd-extract names them
   flags.batch = "--batch";
-  const auto batch = error_of([&] { code_for_latency(t, 5, 64, sha, 4, "t.json", flags); });
+  const auto batch = test::error_of([&] { code_for_latency(t, 5, 64, sha, 4, "t.json", flags); });
   EXPECT_NE(batch.find("--batch 64"), std::string::npos) << batch;
   EXPECT_NE(batch.find("batch size(s) 1, 8 only"), std::string::npos) << batch;
-  const auto other = error_of([&] { code_for_latency(t, 5, 1, std::string(64, 'b'), 4, "t.json"); });
+  const auto other = test::error_of([&] { code_for_latency(t, 5, 1, std::string(64, 'b'), 4, "t.json"); });
   EXPECT_NE(other.find("measured for another model file"), std::string::npos) << other;
-  const auto codes = error_of([&] { code_for_latency(t, 5, 1, sha, 7, "t.json"); });
+  const auto codes = test::error_of([&] { code_for_latency(t, 5, 1, sha, 7, "t.json"); });
   EXPECT_NE(codes.find("has 4 op codes, the super-network's mask table 7"), std::string::npos) << codes;
 }
 
@@ -92,24 +83,24 @@ TEST(LatencyTable, StrictJson) {
   EXPECT_NO_THROW(LatencyTable::from_json(j, "t.json"));
   auto bad = j;
   bad["format"] = "something";
-  EXPECT_NE(error_of([&] { LatencyTable::from_json(bad, "t.json"); }).find("'t.json': not a latency table"),
+  EXPECT_NE(test::error_of<FormatError>([&] { LatencyTable::from_json(bad, "t.json"); }).find("'t.json': not a latency table"),
             std::string::npos);
   bad = j;
   bad["format_version"] = 2;
-  EXPECT_NE(error_of([&] { LatencyTable::from_json(bad, "t.json"); }).find("format_version 2"), std::string::npos);
+  EXPECT_NE(test::error_of<FormatError>([&] { LatencyTable::from_json(bad, "t.json"); }).find("format_version 2"), std::string::npos);
   bad = j;
   bad["codes"][1]["code"] = 5;
-  EXPECT_NE(error_of([&] { LatencyTable::from_json(bad, "t.json"); }).find("in order"), std::string::npos);
+  EXPECT_NE(test::error_of<FormatError>([&] { LatencyTable::from_json(bad, "t.json"); }).find("in order"), std::string::npos);
   bad = j;
   bad["codes"][0]["latency"].erase(1);
-  EXPECT_NE(error_of([&] { LatencyTable::from_json(bad, "t.json"); }).find("1 latency entries for 2 batch sizes"),
+  EXPECT_NE(test::error_of<FormatError>([&] { LatencyTable::from_json(bad, "t.json"); }).find("1 latency entries for 2 batch sizes"),
             std::string::npos);
   bad = j;
   bad["codes"][0]["latency"][0]["median_ms"] = "fast";
-  EXPECT_NE(error_of([&] { LatencyTable::from_json(bad, "t.json"); }).find("missing or mistyped"), std::string::npos);
+  EXPECT_NE(test::error_of<FormatError>([&] { LatencyTable::from_json(bad, "t.json"); }).find("missing or mistyped"), std::string::npos);
   bad = j;
   bad["codes"][0]["latency"][0]["median_ms"] = 0;
-  EXPECT_NE(error_of([&] { LatencyTable::from_json(bad, "t.json"); }).find("positive"), std::string::npos);
+  EXPECT_NE(test::error_of<FormatError>([&] { LatencyTable::from_json(bad, "t.json"); }).find("positive"), std::string::npos);
 }
 
 TEST(LatencyTable, FileRoundTripAndSidecarPath) {
@@ -119,7 +110,7 @@ TEST(LatencyTable, FileRoundTripAndSidecarPath) {
   const auto t = synthetic({3.0, 2.0});
   write_latency_table(dir + "/t.json", t);
   EXPECT_EQ(read_latency_table(dir + "/t.json").to_json(), t.to_json());
-  EXPECT_NE(error_of([&] { read_latency_table(dir + "/missing.json"); }).find("missing.json' cannot be opened"),
+  EXPECT_NE(test::error_of([&] { read_latency_table(dir + "/missing.json"); }).find("missing.json' cannot be opened"),
             std::string::npos);
 }
 
@@ -130,5 +121,5 @@ TEST(LatencyTable, ParsesDurations) {
   EXPECT_DOUBLE_EQ(parse_duration_ms("0.5s", "--latency"), 500.0);
   EXPECT_DOUBLE_EQ(parse_duration_ms("12", "--latency"), 12.0);
   for (const char* bad : {"", "ms", "fast", "-1ms", "0", "5 min", "5msx", "nan"})
-    EXPECT_NE(error_of([&] { parse_duration_ms(bad, "--latency"); }).find("--latency '"), std::string::npos) << bad;
+    EXPECT_NE(test::error_of([&] { parse_duration_ms(bad, "--latency"); }).find("--latency '"), std::string::npos) << bad;
 }

@@ -10,36 +10,14 @@
 #include "skd/extract/select.h"
 #include "skd/models/mask_table.h"
 #include "piad/extraction_check.h"
+#include "extract/micro_table.h"
 #include "test_util.h"
 
 using namespace skd;
 using models::Widths;
 
-namespace {
-
-// 4 blocks of vit_micro_32 (head dim 16, MLP 256).
-models::MaskTable micro_table() {
-  models::MaskTable t(Widths(4, {16, 256}));
-  t.append({{16, 256}, {16, 256}, {16, 256}, {16, 192}});
-  t.append({{16, 256}, {16, 256}, {16, 256}, {8, 192}});
-  t.append({{16, 0}, {16, 256}, {16, 256}, {8, 192}});
-  t.append({{16, 0}, {16, 128}, {0, 256}, {8, 192}});
-  return t;
-}
-
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
-
 TEST(MaskTable, OfficialJsonRoundTripAndOrder) {
-  const auto t = micro_table();
+  const auto t = test::micro_table();
   EXPECT_EQ(t.last_code(), 4);
   const auto j = t.to_json();
   EXPECT_EQ(j.size(), 8u);
@@ -57,11 +35,11 @@ TEST(MaskTable, OfficialJsonRoundTripAndOrder) {
 
 TEST(MaskTable, BadTablesAreNamedErrors) {
   const Widths full(4, {16, 256});
-  auto j = nlohmann::json::parse(micro_table().to_json().dump());
+  auto j = nlohmann::json::parse(test::micro_table().to_json().dump());
   auto with = [&](const std::function<void(nlohmann::json&)>& edit) {
     auto k = j;
     edit(k);
-    return message_of([&] { models::MaskTable::from_json(k, full, "table.json"); });
+    return test::error_of([&] { models::MaskTable::from_json(k, full, "table.json"); });
   };
   EXPECT_NE(with([](auto& k) { k.erase("2.mlp"); }).find("module '2.mlp' is missing"), std::string::npos);
   EXPECT_NE(with([](auto& k) { k["1.attn"]["3"] = 16; k["1.attn"]["2"] = 8; }).find("grows from 8"), std::string::npos);
@@ -71,9 +49,9 @@ TEST(MaskTable, BadTablesAreNamedErrors) {
   EXPECT_NE(with([](auto& k) { k["0.attn"]["5"] = 16; }).find("codes up to"), std::string::npos);
   EXPECT_NE(with([](auto& k) { k["0.mlp"]["0"] = 512; k["0.mlp"]["1"] = 512; }).find("outside [0, 256]"), std::string::npos);
   EXPECT_NE(with([](auto& k) { k["0.mlp"]["x1"] = 3; }).find("op code 'x1'"), std::string::npos);
-  EXPECT_THROW(micro_table().widths(5), std::invalid_argument);
-  EXPECT_THROW(micro_table().widths(-2), std::invalid_argument);
-  auto t = micro_table();
+  EXPECT_THROW(test::micro_table().widths(5), std::invalid_argument);
+  EXPECT_THROW(test::micro_table().widths(-2), std::invalid_argument);
+  auto t = test::micro_table();
   EXPECT_THROW(t.append(Widths(4, {16, 256})), std::invalid_argument);  // would grow
 }
 
@@ -81,11 +59,11 @@ TEST(MaskTable, BadTablesAreNamedErrors) {
 // " 1" or "01" next to "1" silently replaced its width. Only the canonical spelling is accepted.
 TEST(MaskTable, OpCodesMustBeCanonical) {
   const Widths full(4, {16, 256});
-  const auto j = nlohmann::json::parse(micro_table().to_json().dump());
+  const auto j = nlohmann::json::parse(test::micro_table().to_json().dump());
   for (const std::string key : {"+1", " 1", "01", "-0", "1 "}) {
     auto k = j;
     k["0.attn"][key] = 0;
-    EXPECT_NE(message_of([&] { models::MaskTable::from_json(k, full, "table.json"); }).find("op code '" + key + "'"),
+    EXPECT_NE(test::error_of([&] { models::MaskTable::from_json(k, full, "table.json"); }).find("op code '" + key + "'"),
               std::string::npos)
         << key;
   }
@@ -94,7 +72,7 @@ TEST(MaskTable, OpCodesMustBeCanonical) {
 
 TEST(MaskTable, MacsBudgetLookup) {
   const auto config = models::resolve_arch(test::fixture("timm/vit_micro_32.json"));
-  const auto costs = models::code_costs(config, micro_table());
+  const auto costs = models::code_costs(config, test::micro_table());
   ASSERT_EQ(costs.size(), 5u);
   for (size_t c = 1; c < costs.size(); ++c) {
     EXPECT_LT(costs[c].macs_paper, costs[c - 1].macs_paper);
@@ -106,7 +84,7 @@ TEST(MaskTable, MacsBudgetLookup) {
   EXPECT_EQ(extract::code_for_macs(costs, costs[2].macs_paper, MacsConvention::PAPER), 2);
   EXPECT_EQ(extract::code_for_macs(costs, costs[2].macs_paper - 1, MacsConvention::PAPER), 3);
   EXPECT_EQ(extract::code_for_macs(costs, costs[2].macs_full, MacsConvention::FULL), 2);
-  const auto msg = message_of([&] { extract::code_for_macs(costs, costs[4].macs_paper - 1, MacsConvention::PAPER); });
+  const auto msg = test::error_of([&] { extract::code_for_macs(costs, costs[4].macs_paper - 1, MacsConvention::PAPER); });
   EXPECT_NE(msg.find("below the smallest sub-network in the mask table: code 4"), std::string::npos) << msg;
   EXPECT_NE(msg.find(std::to_string(costs[4].macs_paper)), std::string::npos) << msg;
 }
@@ -120,26 +98,26 @@ TEST(MaskTable, ParseMacs) {
   EXPECT_EQ(extract::parse_macs("123456", "--macs"), 123456);
   EXPECT_EQ(extract::parse_macs("4GMACs", "--macs"), 4000000000);
   for (const char* bad : {"", "G", "abc", "-1G", "2.4X", "0", "nan"})
-    EXPECT_NE(message_of([&] { extract::parse_macs(bad, "--macs"); }).find("--macs"), std::string::npos) << bad;
+    EXPECT_NE(test::error_of([&] { extract::parse_macs(bad, "--macs"); }).find("--macs"), std::string::npos) << bad;
 }
 
 TEST(Extraction, SlicedCodeEqualsSuperNetworkAtThatCode) {
   torch::set_num_threads(2);
   auto loaded = models::load_model(test::fixture("timm/vit_micro_32.safetensors"), test::fixture("timm/vit_micro_32.json"));
-  test::expect_every_code_extracts(*loaded.model, micro_table(), torch::randn({3, 3, 32, 32}));
+  test::expect_every_code_extracts(*loaded.model, test::micro_table(), torch::randn({3, 3, 32, 32}));
 }
 
 TEST(MaskTable, ManifestEntriesAndLoading) {
   const auto config = models::resolve_arch(test::fixture("timm/vit_micro_32.json"));
-  const auto entries = models::supernet_manifest_entries(config, micro_table());
+  const auto entries = models::supernet_manifest_entries(config, test::micro_table());
   ASSERT_EQ(entries.at("op_codes").size(), 5u);
   EXPECT_EQ(entries.at("op_codes")[3].at("code"), 3);
   const auto t = models::load_mask_table(entries, "", config, Widths(4, {16, 256}), "super.safetensors");
-  EXPECT_EQ(t.widths(-1), micro_table().widths(4));
-  const auto msg = message_of(
+  EXPECT_EQ(t.widths(-1), test::micro_table().widths(4));
+  const auto msg = test::error_of(
       [&] { models::load_mask_table(nlohmann::json::object(), "", config, Widths(4, {16, 256}), "m.safetensors"); });
   EXPECT_NE(msg.find("'m.safetensors' is not a super-network"), std::string::npos) << msg;
-  EXPECT_NE(message_of([&] {
+  EXPECT_NE(test::error_of([&] {
               models::load_mask_table({}, "/nonexistent/mask_table.json", config, Widths(4, {16, 256}), "m");
             }).find("cannot open '/nonexistent/mask_table.json'"),
             std::string::npos);

@@ -13,6 +13,7 @@
 #include "skd/extract/select.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/mask_table.h"
+#include "extract/micro_table.h"
 #include "test_util.h"
 
 using namespace skd;
@@ -22,33 +23,13 @@ using models::Widths;
 
 namespace {
 
-// 4 blocks of vit_micro_32 (head dim 16, MLP 256); costs strictly decrease with the code.
-models::MaskTable micro_table() {
-  models::MaskTable t(Widths(4, {16, 256}));
-  t.append({{16, 256}, {16, 256}, {16, 256}, {16, 192}});
-  t.append({{16, 256}, {16, 256}, {16, 256}, {8, 192}});
-  t.append({{16, 0}, {16, 256}, {16, 256}, {8, 192}});
-  t.append({{16, 0}, {16, 128}, {0, 256}, {8, 192}});
-  return t;
-}
-
 models::ModelConfig micro_config() { return models::resolve_arch(test::fixture("timm/vit_micro_32.json")); }
-
-template <typename E = std::exception>
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 }  // namespace
 
 TEST(Select, OpCodeIsTheCodeAndMinusOneTheLast) {
   const auto config = micro_config();
-  const auto table = micro_table();
+  const auto table = test::micro_table();
   const auto costs = models::code_costs(config, table);
   for (int64_t c = 0; c <= 4; ++c) {
     const auto s = extract::select(config, table, Budget::of_op_code(c));
@@ -63,14 +44,14 @@ TEST(Select, OpCodeIsTheCodeAndMinusOneTheLast) {
   extract::BudgetNames names;
   names.op_code = "--op-code";
   const auto msg =
-      error_of<std::invalid_argument>([&] { extract::select(config, table, Budget::of_op_code(5), {}, names); });
+      test::error_of<std::invalid_argument>([&] { extract::select(config, table, Budget::of_op_code(5), {}, names); });
   EXPECT_NE(msg.find("--op-code 5 is not in the mask table (codes 0..4, or -1 = 4)"), std::string::npos) << msg;
   EXPECT_THROW(extract::select(config, table, Budget::of_op_code(-2)), std::invalid_argument);
 }
 
 TEST(Select, MacsBudgetsPickWhatCodeForMacsPicks) {
   const auto config = micro_config();
-  const auto table = micro_table();
+  const auto table = test::micro_table();
   const auto costs = models::code_costs(config, table);
   for (const auto conv : {MacsConvention::PAPER, MacsConvention::FULL}) {
     for (size_t c = 0; c < costs.size(); ++c) {
@@ -89,14 +70,14 @@ TEST(Select, MacsBudgetsPickWhatCodeForMacsPicks) {
   extract::BudgetNames names;
   names.macs = "--macs";
   const auto below = Budget::of_macs(costs[4].macs_paper - 1, MacsConvention::PAPER);
-  const auto msg = error_of<std::invalid_argument>([&] { extract::select(config, table, below, {}, names); });
+  const auto msg = test::error_of<std::invalid_argument>([&] { extract::select(config, table, below, {}, names); });
   EXPECT_NE(msg.find("--macs "), std::string::npos) << msg;
   EXPECT_NE(msg.find("below the smallest sub-network in the mask table: code 4"), std::string::npos) << msg;
 }
 
 TEST(Select, RatioIsOfTheFullNetworkRoundedDown) {
   const auto config = micro_config();
-  const auto table = micro_table();
+  const auto table = test::micro_table();
   const auto costs = models::code_costs(config, table);
   EXPECT_EQ(extract::select(config, table, Budget::of_macs_ratio(1.0, MacsConvention::PAPER)).code, 0);
   EXPECT_EQ(extract::select(config, table, Budget::of_macs_ratio(1.0, MacsConvention::FULL)).code, 0);
@@ -114,7 +95,7 @@ TEST(Select, RatioIsOfTheFullNetworkRoundedDown) {
 
 TEST(Select, LatencyBudgetPicksWhatCodeForLatencyPicks) {
   const auto config = micro_config();
-  const auto table = micro_table();
+  const auto table = test::micro_table();
   const auto dir = test::scratch_dir("select_latency");
   extract::LatencyTable lt;
   lt.model = "super.safetensors";
@@ -153,7 +134,7 @@ TEST(Select, LatencyBudgetPicksWhatCodeForLatencyPicks) {
     }
   }
   // Another model file: the table does not apply.
-  const auto msg = error_of<std::invalid_argument>([&] {
+  const auto msg = test::error_of<std::invalid_argument>([&] {
     extract::select(config, table, Budget::of_latency(5, 1, path), {"other.safetensors", std::string(64, 'b')});
   });
   EXPECT_NE(msg.find("measured for another model file"), std::string::npos) << msg;
@@ -162,7 +143,7 @@ TEST(Select, LatencyBudgetPicksWhatCodeForLatencyPicks) {
 TEST(Select, ParsesConventionsNamingTheOption) {
   EXPECT_EQ(extract::parse_macs_convention("paper"), MacsConvention::PAPER);
   EXPECT_EQ(extract::parse_macs_convention("full"), MacsConvention::FULL);
-  EXPECT_NE(error_of([] { extract::parse_macs_convention("ptflops", "--macs-convention"); }).find("--macs-convention"),
+  EXPECT_NE(test::error_of([] { extract::parse_macs_convention("ptflops", "--macs-convention"); }).find("--macs-convention"),
             std::string::npos);
 }
 
@@ -171,7 +152,7 @@ TEST(Extract, SlicesAtTheSelectionWithItsProvenance) {
   const auto path = test::fixture("timm/vit_micro_32.safetensors");
   auto loaded = models::load_model(path, test::fixture("timm/vit_micro_32.json"));
   const auto& config = loaded.model->config();
-  const auto table = micro_table();
+  const auto table = test::micro_table();
   const auto costs = models::code_costs(config, table);
   const auto sel = extract::select(config, table, Budget::of_macs(costs[3].macs_paper, MacsConvention::PAPER));
   ASSERT_EQ(sel.code, 3);
@@ -200,18 +181,18 @@ TEST(Extract, SlicesAtTheSelectionWithItsProvenance) {
 TEST(OpCodes, ManifestOpCodesAreVerifiedAgainstTheComputedCosts) {
   const auto config = micro_config();
   const Widths full(4, {16, 256});
-  const auto entries = models::supernet_manifest_entries(config, micro_table());
+  const auto entries = models::supernet_manifest_entries(config, test::micro_table());
   EXPECT_EQ(models::load_mask_table(entries, "", config, full, "super.safetensors").last_code(), 4);
   // Tampered: code 2's macs_full.
   auto bad = entries;
   bad["op_codes"][2]["macs_full"] = bad["op_codes"][2]["macs_full"].get<int64_t>() + 1;
   const auto msg =
-      error_of<FormatError>([&] { models::load_mask_table(bad, "", config, full, "super.safetensors"); });
+      test::error_of<FormatError>([&] { models::load_mask_table(bad, "", config, full, "super.safetensors"); });
   EXPECT_NE(msg.find("super.safetensors"), std::string::npos) << msg;
   EXPECT_NE(msg.find("code 2: macs_full"), std::string::npos) << msg;
   // The first disagreeing code is named.
   bad["op_codes"][1]["params"] = 7;
-  const auto first = error_of<FormatError>([&] { models::load_mask_table(bad, "", config, full, "s"); });
+  const auto first = test::error_of<FormatError>([&] { models::load_mask_table(bad, "", config, full, "s"); });
   EXPECT_NE(first.find("code 1: params = 7"), std::string::npos) << first;
   // Malformed: not an array, a code missing, an entry without a number, codes out of order.
   for (const auto& edit : std::vector<std::function<void(nlohmann::json&)>>{
@@ -219,7 +200,7 @@ TEST(OpCodes, ManifestOpCodesAreVerifiedAgainstTheComputedCosts) {
            [](auto& j) { j["op_codes"][0].erase("macs_paper"); }, [](auto& j) { j["op_codes"][3]["code"] = 4; }}) {
     auto k = entries;
     edit(k);
-    EXPECT_NE(error_of<FormatError>([&] { models::load_mask_table(k, "", config, full, "m.safetensors"); })
+    EXPECT_NE(test::error_of<FormatError>([&] { models::load_mask_table(k, "", config, full, "m.safetensors"); })
                   .find("m.safetensors manifest: op_codes"),
               std::string::npos);
   }
@@ -230,7 +211,7 @@ TEST(OpCodes, ManifestOpCodesAreVerifiedAgainstTheComputedCosts) {
   // An official mask_table.json given by file has no op_codes; the manifest's (of its own table) are not
   // compared with it.
   const auto dir = test::scratch_dir("op_codes");
-  models::write_mask_table(dir + "/mask_table.json", micro_table());
+  models::write_mask_table(dir + "/mask_table.json", test::micro_table());
   auto other = entries;
   other["op_codes"][0]["params"] = 1;
   EXPECT_EQ(models::load_mask_table(other, dir + "/mask_table.json", config, full, "s").last_code(), 4);

@@ -51,7 +51,7 @@ struct LatencyTable {
 
   nlohmann::json to_json() const;
   // Strict parse (format, version, types, every row holding every batch size); errors
-  // (std::invalid_argument) name `source` and the key.
+  // (skd::FormatError: malformed content) name `source` and the key.
   static LatencyTable from_json(const nlohmann::json& j, const std::string& source);
 };
 
@@ -68,7 +68,7 @@ struct LatencyNames {
 // The default sidecar of a model file: "dir/model.safetensors" -> "dir/model.latency.json".
 std::string latency_table_path(const std::string& model_path);
 // Reads and parses a latency table (skd::read_json_file: std::invalid_argument naming `path` for a
-// missing file, skd::FormatError for one that is not JSON; std::invalid_argument for a bad table;
+// missing file, skd::FormatError for one that is not JSON or not a valid table;
 // `measure` = how to measure one, said when the file is missing).
 LatencyTable read_latency_table(const std::string& path, const std::string& measure = "");
 // Writes `table.to_json()` atomically (temp file, fsync, rename).
