@@ -67,27 +67,6 @@ inline void apply_common_options(int& threads, const std::string& log_level) {
   if (!log_level.empty()) set_log_level(parse_log_level(log_level));
 }
 
-// "1,8,64" -> {1, 8, 64}; std::invalid_argument naming `flag` for anything else.
-inline std::vector<int64_t> parse_positive_list(const std::string& text, const std::string& flag) {
-  std::vector<int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    size_t used = 0;
-    int64_t v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size() || v <= 0)
-      throw std::invalid_argument(cat(flag, " '", text, "': expected positive integers like 1,8,64"));
-    out.push_back(v);
-  }
-  if (out.empty()) throw std::invalid_argument(cat(flag, ": empty list"));
-  return out;
-}
-
 // Parses argv and runs `body`, mapping errors (library errors that name config keys are printed with
 // this app's flags, app_options.h): CLI/usage problems and std::invalid_argument -> 2,
 // any other exception -> 1 (the message is printed as one line on stderr).

@@ -13,7 +13,8 @@ namespace {
 // The flags of skd-export, by config key (apps/app_options.h); run_export builds the library's
 // exporter::ExportOptions from them (op_code and macs_ratio count only when given).
 struct ExportCli {
-  std::string model, arch, mask_table, macs, macs_convention = "paper", out, batch = "dynamic", python;
+  std::string model, arch, mask_table, macs, out, batch = "dynamic", python;
+  extract::MacsConvention macs_convention = extract::MacsConvention::PAPER;
   int64_t op_code = 0;
   double macs_ratio = 0, tolerance = exporter::ParityOptions{}.tolerance;
   int opset = exporter::kDefaultOpset;
@@ -24,7 +25,7 @@ struct ExportCli {
   template <typename V>
   void visit(V&& v) {
     v("model", model); v("arch", arch); v("mask_table", mask_table);
-    v("op_code", op_code); v("macs", macs); v("macs_ratio", macs_ratio); v("macs_convention", macs_convention);
+    v("op_code", op_code); v("macs", macs); v("macs_ratio", macs_ratio); v("macs_convention", macs_convention, extract::kMacsConventionNames);
     v("out", out); v("opset", opset); v("batch", batch); v("fold_scale", fold_scale);
     v("verify", verify); v("python", python); v("tolerance", tolerance);
   }

@@ -65,7 +65,8 @@ extract::BudgetNames budget_flags() {
 
 // The flags of skd-extract, by config key (apps/app_options.h).
 struct ExtractCli {
-  std::string model, arch, mask_table, macs, latency, widths, macs_convention = "paper", latency_table, out;
+  std::string model, arch, mask_table, macs, latency, widths, latency_table, out;
+  extract::MacsConvention macs_convention = extract::MacsConvention::PAPER;
   double attn_keep = 1.0, mlp_keep = 1.0, macs_ratio = 0;
   int64_t op_code = 0, batch = 1;
   bool list = false, fold_scale = false;
@@ -74,7 +75,7 @@ struct ExtractCli {
   void visit(V&& v) {
     v("model", model); v("arch", arch); v("mask_table", mask_table);
     v("op_code", op_code); v("macs", macs); v("macs_ratio", macs_ratio); v("latency", latency); v("widths", widths);
-    v("attn_keep", attn_keep); v("mlp_keep", mlp_keep); v("macs_convention", macs_convention); v("batch", batch);
+    v("attn_keep", attn_keep); v("mlp_keep", mlp_keep); v("macs_convention", macs_convention, extract::kMacsConventionNames); v("batch", batch);
     v("latency_table", latency_table); v("list", list); v("out", out); v("fold_scale", fold_scale);
   }
 };
@@ -141,7 +142,7 @@ int main(int argc, char** argv) {
     if ((b.set("batch") || b.set("latency_table")) && !b.set("latency"))
       throw std::invalid_argument("--batch and --latency-table go with --latency");
     const auto flags = budget_flags();
-    const auto convention = extract::parse_macs_convention(o.macs_convention, flags.convention);
+    const auto convention = o.macs_convention;
     using clock = std::chrono::steady_clock;
     const auto secs = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
     const auto t0 = clock::now();
@@ -184,7 +185,7 @@ int main(int argc, char** argv) {
     const auto cost = models::macs_count(c, widths);
     std::printf("wrote %s: %s of %s MACs (%s convention), %.3f M of %.3f M params\n", o.out.c_str(),
                 models::macs_format(extract::macs_of(cost, convention)).c_str(),
-                models::macs_format(extract::macs_of(full, convention)).c_str(), o.macs_convention.c_str(),
+                models::macs_format(extract::macs_of(full, convention)).c_str(), extract::macs_convention_name(convention),
                 cost.params / 1e6, full.params / 1e6);
     // Extraction itself is a table lookup and a copy of weight slices: the time goes into reading
     // the super-network (and hashing it for the provenance) and writing the sub-network.

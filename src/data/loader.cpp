@@ -4,12 +4,6 @@
 
 namespace skd::data {
 
-BadImagePolicy parse_bad_image_policy(const std::string& t) {
-  if (t == "skip") return BadImagePolicy::SKIP;
-  if (t == "fail") return BadImagePolicy::FAIL;
-  throw ParameterError("on_bad_image", cat(" '", t, "': expected skip or fail"));
-}
-
 uint64_t example_seed(uint64_t seed, int64_t epoch, int64_t index) {
   // splitmix64 over the three values: well-mixed, cheap, stable across platforms.
   auto mix = [](uint64_t z) {

@@ -567,7 +567,7 @@ ExportResult export_onnx(const ExportOptions& o) {
       return cat(name("mask_table"), " selects nothing by itself: add ", name("op_code"), ", ", name("macs"),
                  " or ", name("macs_ratio"));
     });
-  const auto convention = extract::parse_macs_convention(o.macs_convention, o.budget_names.convention);
+  const auto convention = o.macs_convention;
   {  // Fail before the work when the output folder is not writable (the write itself is atomic anyway).
     const auto parent = fs::path(o.out).parent_path();
     const std::string dir = parent.empty() ? "." : parent.string();

@@ -8,16 +8,11 @@
 
 namespace skd::extract {
 
-namespace {
-const std::pair<const char*, MacsConvention> kConventions[] = {{"paper", MacsConvention::PAPER},
-                                                               {"full", MacsConvention::FULL}};
-}  // namespace
-
 MacsConvention parse_macs_convention(const std::string& value, const std::string& name) {
-  return parse_enum(value, kConventions, name);
+  return parse_enum(value, kMacsConventionNames, name);
 }
 
-const char* macs_convention_name(MacsConvention convention) { return enum_name(convention, kConventions); }
+const char* macs_convention_name(MacsConvention convention) { return enum_name(convention, kMacsConventionNames); }
 
 int64_t macs_of(const models::ModelCost& cost, MacsConvention convention) {
   return convention == MacsConvention::PAPER ? cost.macs_paper : cost.macs_full;

@@ -32,8 +32,8 @@ macs_convention batch latency_table list out fold_scale"
 KEYS[skd-export]="model arch mask_table op_code macs macs_ratio macs_convention out opset batch fold_scale \
 verify python tolerance"
 # one key per app: a value in the --config file, and a flag that overrides it
-declare -A FILE_KEY=([skd-convert]=split [skd-eval]=split [skd-extract]=macs_convention [skd-export]=python)
-declare -A FLAG=([skd-convert]=--split [skd-eval]=--split [skd-extract]=--macs-convention [skd-export]=--python)
+declare -A FILE_KEY=([skd-convert]=split [skd-eval]=split [skd-extract]=latency_table [skd-export]=python)
+declare -A FLAG=([skd-convert]=--split [skd-eval]=--split [skd-extract]=--latency-table [skd-export]=--python)
 
 for app in skd-convert skd-eval skd-extract skd-export; do
   [ -x "$BIN/$app" ] || { echo "skip $app (not built)"; continue; }
@@ -53,6 +53,13 @@ for app in skd-convert skd-eval skd-extract skd-export; do
   expect_in "$app unknown key named" "$W/err" "unknown key 'bogus_key'"
   expect_in "$app unknown key file named" "$W/err" "$app.bad.json"
 done
+
+# Enum-valued keys take their names only, from a file or a flag; the error lists the names.
+echo '{"macs_convention": "ptflops"}' >"$W/enum.json"
+check "enum key with an unknown name" 2 "$BIN/skd-extract" --config "$W/enum.json" --dump-config
+expect_in "names the key and the names" "$W/err" "key 'macs_convention' has the value \"ptflops\" (expected one of paper, full)"
+check "enum flag with an unknown name" 2 "$BIN/skd-train" --amp fp8 --arch deit_tiny --dump-config
+expect_in "names the flag and the names" "$W/err" "--amp: unknown value 'fp8' (expected one of none, bf16, fp16)"
 
 # The values of a --config file drive a real run: a format conversion whose model and output come
 # from the file, and a summary by architecture.

@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -103,6 +104,27 @@ T from_json(const nlohmann::json& j, const std::string& source, T base = {}) {
       detail::read_enum(j.at(key), field, names..., source, key);
   });
   return base;
+}
+
+// "1,8,64" -> {1, 8, 64}: a list-valued option; skd::ParameterError naming `key` for anything else.
+inline std::vector<int64_t> parse_positive_list(const std::string& text, const std::string& key) {
+  std::vector<int64_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t used = 0;
+    int64_t v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || v <= 0)
+      throw ParameterError(key, cat(" '", text, "': expected positive integers like 1,8,64"));
+    out.push_back(v);
+  }
+  if (out.empty()) throw ParameterError(key, ": empty list");
+  return out;
 }
 
 // The keys of T, in visit() order.

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "skd/data/dataset.h"
@@ -21,8 +22,8 @@
 namespace skd::data {
 
 enum class BadImagePolicy { SKIP, FAIL };
-// "skip" | "fail"; std::invalid_argument otherwise.
-BadImagePolicy parse_bad_image_policy(const std::string& text);
+inline constexpr std::pair<const char*, BadImagePolicy> kBadImagePolicyNames[] = {{"skip", BadImagePolicy::SKIP},
+                                                                                 {"fail", BadImagePolicy::FAIL}};
 
 struct LoaderOptions {
   int64_t batch_size = 256;

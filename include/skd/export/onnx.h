@@ -88,7 +88,7 @@ struct ExportOptions {
   std::optional<int64_t> op_code;
   std::string macs;                  // a budget, "2.43G"
   std::optional<double> macs_ratio;  // in (0, 1]
-  std::string macs_convention = "paper";
+  extract::MacsConvention macs_convention = extract::MacsConvention::PAPER;
   // How errors name the selection options (skd-export passes its flags; the defaults are keys).
   extract::BudgetNames budget_names;
   bool fold_scale = false;  // models::fold_attention_scale before export

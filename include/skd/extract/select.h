@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +22,8 @@ namespace skd::extract {
 
 // MACs conventions: PAPER = ptflops rules (the paper's numbers), FULL = + the attention matmuls.
 enum class MacsConvention { PAPER, FULL };
+inline constexpr std::pair<const char*, MacsConvention> kMacsConventionNames[] = {{"paper", MacsConvention::PAPER},
+                                                                                 {"full", MacsConvention::FULL}};
 // "paper" | "full"; skd::ParameterError naming the config key `name` otherwise.
 MacsConvention parse_macs_convention(const std::string& value, const std::string& name = "macs_convention");
 const char* macs_convention_name(MacsConvention convention);
@@ -59,7 +62,6 @@ struct Budget {
 struct BudgetNames {
   std::string op_code = "op_code";
   std::string macs = "macs";  // MACS and MACS_RATIO budgets (a ratio becomes a MACs amount)
-  std::string convention = "macs_convention";  // for the caller's parse_macs_convention
   std::string mask_table = "mask_table";       // for the caller's models::load_mask_table
   LatencyNames latency;
   std::string measure_file;  // how to measure a missing latency table (said in the error)

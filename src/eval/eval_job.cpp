@@ -1,0 +1,188 @@
+#include "skd/eval/eval_job.h"
+
+#include <torch/torch.h>
+
+#include "skd/core/enum_names.h"
+#include "skd/core/error.h"
+#include "skd/core/fs.h"
+#include "skd/core/logging.h"
+#include "skd/core/options.h"
+#include "skd/core/progress.h"
+#include "skd/data/dataset.h"
+#include "skd/eval/evaluate.h"
+#include "skd/eval/latency_table.h"
+#include "skd/eval/report.h"
+#include "skd/extract/latency_table.h"
+#include "skd/models/checkpoint.h"
+#include "skd/models/macs.h"
+#include "skd/models/mask_table.h"
+#include "skd/models/slice.h"
+
+namespace skd::eval {
+
+namespace {
+
+void write_json(const std::string& path, const nlohmann::json& j) {
+  if (!path.empty()) write_file_atomic(path, j.dump(2) + "\n");
+}
+
+void run_summary(const EvalJob& o, std::FILE* out) {
+  models::ModelConfig config;
+  if (!o.model.empty()) {
+    const auto loaded = models::load_model(o.model, o.arch);
+    config = loaded.model->config();
+    config.widths = loaded.model->widths();
+  } else {
+    config = models::resolve_arch(o.arch);
+  }
+  config.widths = models::keep_fraction(models::stored_widths(config), o.attn_keep, o.mlp_keep);
+  const auto j = cost_json(models::macs_count(config));
+  std::fprintf(out, "architecture   %s (%s)\n", config.name.c_str(), models::family_name(config.family));
+  std::fprintf(out, "params         %lld (%.2f M)\n", static_cast<long long>(j["params"].get<int64_t>()),
+               j["params"].get<int64_t>() / 1e6);
+  std::fprintf(out, "MACs (paper)   %lld (%s)\n", static_cast<long long>(j["macs_paper"].get<int64_t>()),
+               models::macs_format(j["macs_paper"]).c_str());
+  std::fprintf(out, "MACs (full)    %lld (%s)\n", static_cast<long long>(j["macs_full"].get<int64_t>()),
+               models::macs_format(j["macs_full"]).c_str());
+  auto result = j;
+  result["model"] = o.model.empty() ? o.arch : o.model;
+  result["config"] = models::config_to_json(config);
+  write_json(o.json, result);
+}
+
+void run_latency(const EvalJob& o, models::ElasticModelImpl& model, const torch::Device& device, std::FILE* out) {
+  nlohmann::json rows = nlohmann::json::array();
+  std::fprintf(out, "%8s %12s %12s %12s %14s\n", "batch", "median ms", "p10 ms", "p90 ms", "images/s");
+  for (int64_t b : options::parse_positive_list(o.latency, "latency")) {
+    const auto r = measure_latency(model, b, device, o.amp, 5, o.latency_repeats);
+    std::fprintf(out, "%8lld %12.3f %12.3f %12.3f %14.1f\n", static_cast<long long>(b), r.median_ms, r.p10_ms,
+                 r.p90_ms, r.images_per_s);
+    rows.push_back(latency_json(r));
+  }
+  auto j = cost_json(models::macs_count(model.config(), model.widths()));
+  j.update({{"model", o.model}, {"device", device.str()}, {"amp", enum_name(o.amp, kAmpNames)},
+            {"threads", torch::get_num_threads()}, {"latency", rows}});
+  write_json(o.json, j);
+}
+
+// Every op code of a super-network, timed as the standalone sub-network extract::extract would write.
+void run_latency_table(const EvalJob& o, models::LoadedModel& loaded, const torch::Device& device, std::FILE* out) {
+  const auto table =
+      models::load_mask_table(loaded.manifest, "", loaded.model->config(), loaded.model->widths(), o.model);
+  std::vector<models::Widths> codes;
+  for (int64_t k = 0; k <= table.last_code(); ++k) codes.push_back(table.widths(k));
+  LatencyTableOptions lo;
+  lo.batch_sizes = options::parse_positive_list(o.batch_sizes, "batch_sizes");
+  lo.device = device;
+  lo.amp = o.amp;
+  lo.repeats = o.latency_repeats;
+  const std::string path = o.out.empty() ? extract::latency_table_path(o.model) : o.out;
+  log_info("timing ", codes.size(), " op codes x ", lo.batch_sizes.size(), " batch size(s) on ", device.str(), ", ",
+           torch::get_num_threads(), " thread(s)");
+  ProgressBar bar("runs");
+  const auto t = measure_latency_table(*loaded.model, codes, lo, o.model, models::file_sha256(o.model),
+                                       [&](int64_t done, int64_t total) { bar.update(done, total); });
+  bar.finish();
+  std::fprintf(out, "%6s %14s %12s", "code", "MACs paper", "params");
+  for (int64_t b : t.batch_sizes) std::fprintf(out, "  %28s", cat("batch ", b, ": median [p10, p90] ms").c_str());
+  std::fprintf(out, "\n");
+  for (const auto& r : t.codes) {
+    std::fprintf(out, "%6lld %14s %11.3fM", static_cast<long long>(r.code),
+                 models::macs_format(r.cost.macs_paper).c_str(), r.cost.params / 1e6);
+    for (const auto& l : r.latency) std::fprintf(out, "  %10.3f [%7.3f, %7.3f]", l.median_ms, l.p10_ms, l.p90_ms);
+    std::fprintf(out, "\n");
+  }
+  extract::write_latency_table(path, t);
+  std::fprintf(out, "wrote %s (%zu codes, %s, %d threads, sweep %.1f s)\n", path.c_str(), t.codes.size(),
+               t.device.c_str(), t.threads, t.sweep_seconds);
+  write_json(o.json, t.to_json());
+}
+
+void run_dataset(const EvalJob& o, models::LoadedModel& loaded, const torch::Device& device, std::FILE* out) {
+  auto& model = *loaded.model;
+  const auto& c = model.config();
+  data::DataSpec spec;
+  spec.spec = o.data;
+  spec.split = o.split;
+  spec.img_size = c.img_size;
+  spec.channels = c.in_chans;
+  spec.crop_pct = o.crop_pct;
+  spec.class_index = o.class_index;
+  auto dataset = data::open_dataset(spec);
+  log_info("evaluating ", o.model, " on ", dataset->describe());
+  EvalOptions eo;
+  eo.batch_size = o.batch_size;
+  eo.limit = o.limit;
+  eo.workers = o.workers;
+  eo.on_bad_image = o.on_bad_image;
+  eo.device = device;
+  eo.amp = o.amp;
+  eo.keep_logits = !o.save_outputs.empty();
+  ProgressBar bar("images");
+  const auto r = evaluate(model, *dataset, eo, [&](int64_t done, int64_t total) { bar.update(done, total); });
+  bar.finish();
+  const auto cost = models::macs_count(c, model.widths());
+  std::fprintf(out, "top-1 %.2f%%  top-5 %.2f%%  loss %.4f  images %lld  %.1f images/s\n", r.top1, r.top5, r.loss,
+               static_cast<long long>(r.images), r.images_per_s);
+  if (r.bad_images > 0) {
+    std::fprintf(out, "skipped %lld unreadable image(s), e.g. %s\n", static_cast<long long>(r.bad_images),
+                 r.bad_paths.empty() ? "?" : r.bad_paths.front().c_str());
+  }
+  std::fprintf(out, "MACs paper %s  full %s  params %.3f M\n", models::macs_format(cost.macs_paper).c_str(),
+               models::macs_format(cost.macs_full).c_str(), cost.params / 1e6);
+  write_json(o.json, accuracy_json(r, cost, o.model, dataset->describe()));
+  if (!o.save_outputs.empty()) save_dataset_outputs(r, *dataset, o.save_outputs);
+}
+
+// The combinations of keys a job may not have; the mode checks before any file is read.
+void check_job(const EvalJob& o) {
+  using N = const KeyNamer&;
+  if (o.summary) {
+    if (o.model.empty() && o.arch.empty())
+      throw ParameterError([](N n) { return cat(n("summary"), " needs ", n("arch"), " or ", n("model")); });
+    return;
+  }
+  if (o.model.empty())
+    throw ParameterError([](N n) { return cat(n("model"), " is required (or ", n("summary"), " with ", n("arch"), ")"); });
+  const int modes = !o.inputs.empty() + !o.data.empty() + !o.latency.empty() + o.latency_table;
+  if (modes != 1)
+    throw ParameterError([](N n) {
+      return cat("give exactly one of ", n("data"), ", ", n("inputs"), ", ", n("latency"), " and ", n("latency_table"));
+    });
+  if (!o.out.empty() && !o.latency_table)
+    throw ParameterError([](N n) { return cat(n("out"), " is for ", n("latency_table")); });
+  if (o.latency_table && (o.attn_keep != 1.0 || o.mlp_keep != 1.0))
+    throw ParameterError([](N n) {
+      return cat(n("latency_table"), " times the super-network's own op codes; drop ", n("attn_keep"), "/",
+                 n("mlp_keep"));
+    });
+  if (!o.inputs.empty() && o.save_outputs.empty())
+    throw ParameterError([](N n) { return cat(n("inputs"), " needs ", n("save_outputs")); });
+}
+
+}  // namespace
+
+void run_eval_job(const EvalJob& o, std::FILE* out) {
+  check_job(o);
+  if (o.summary) return run_summary(o, out);
+  const auto device = parse_device(o.device);
+  check_amp_device(o.amp, device);
+  auto loaded = models::load_model(o.model, o.arch);
+  if (o.attn_keep != 1.0 || o.mlp_keep != 1.0) {
+    const auto widths = models::keep_fraction(loaded.model->widths(), o.attn_keep, o.mlp_keep);
+    loaded.model = models::slice_model(*loaded.model, widths);
+    log_info("running at attention ", widths.front().attn, " dims per head, MLP ", widths.front().mlp,
+             " units (first block; ", log_key("attn_keep"), " ", o.attn_keep, ", ", log_key("mlp_keep"), " ",
+             o.mlp_keep, ")");
+  }
+  loaded.model->to(device);
+  if (!o.latency.empty()) return run_latency(o, *loaded.model, device, out);
+  if (o.latency_table) return run_latency_table(o, loaded, device, out);
+  if (!o.inputs.empty()) {
+    std::fprintf(out, "%s\n", save_model_outputs(*loaded.model, o.inputs, o.save_outputs, o.model).c_str());
+    return;
+  }
+  run_dataset(o, loaded, device, out);
+}
+
+}  // namespace skd::eval
