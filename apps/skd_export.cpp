@@ -47,12 +47,8 @@ int run_export(const ExportCli& cli, bool op_code_given, bool ratio_given) {
   if (op_code_given) o.op_code = cli.op_code;
   if (ratio_given) o.macs_ratio = cli.macs_ratio;
   if (cli.batch != "dynamic") {
-    size_t used = 0;
-    try {
-      o.graph.batch = std::stoll(cli.batch, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
+    const auto [batch, used] = options::leading_number<int64_t>(cli.batch);
+    o.graph.batch = batch;
     if (used == 0 || used != cli.batch.size() || o.graph.batch <= 0)
       throw std::invalid_argument(cat("--batch '", cli.batch, "': expected 'dynamic' or a positive integer"));
   }

@@ -6,6 +6,7 @@
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
 #include "skd/core/json_file.h"
+#include "skd/core/options.h"
 
 namespace skd::extract {
 
@@ -104,13 +105,7 @@ void write_latency_table(const std::string& path, const LatencyTable& table) {
 }
 
 double parse_duration_ms(const std::string& text, const std::string& key) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
+  const auto [v, used] = options::leading_number<double>(text);
   std::string unit = used ? text.substr(used) : "";
   while (!unit.empty() && std::isspace(static_cast<unsigned char>(unit.front()))) unit.erase(unit.begin());
   double scale = 0;

@@ -5,6 +5,7 @@
 
 #include "skd/core/enum_names.h"
 #include "skd/core/error.h"
+#include "skd/core/options.h"
 
 namespace skd::extract {
 
@@ -34,13 +35,7 @@ int64_t parse_macs(const std::string& text, const std::string& key) {
   std::string s;
   for (char ch : text)
     if (!std::isspace(static_cast<unsigned char>(ch))) s += ch;
-  size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
+  const auto [value, used] = options::leading_number<double>(s);
   std::string unit = s.substr(used);
   for (auto& ch : unit) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   if (unit.size() >= 3 && unit.compare(unit.size() - 3, 3, "mac") == 0) unit.resize(unit.size() - 3);

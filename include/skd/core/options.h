@@ -106,19 +106,31 @@ T from_json(const nlohmann::json& j, const std::string& source, T base = {}) {
   return base;
 }
 
+// The number at the start of `text` by std::stod (double) or std::stoll (integers) and the characters
+// it took; {0, 0} when `text` does not start with one. Option values with units parse their number so.
+template <typename T>
+std::pair<T, size_t> leading_number(const std::string& text) {
+  size_t used = 0;
+  try {
+    if constexpr (std::is_floating_point_v<T>) {
+      const T v = static_cast<T>(std::stod(text, &used));
+      return {v, used};
+    } else {
+      const T v = static_cast<T>(std::stoll(text, &used));
+      return {v, used};
+    }
+  } catch (const std::exception&) {
+    return {T{}, 0};
+  }
+}
+
 // "1,8,64" -> {1, 8, 64}: a list-valued option; skd::ParameterError naming `key` for anything else.
 inline std::vector<int64_t> parse_positive_list(const std::string& text, const std::string& key) {
   std::vector<int64_t> out;
   std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, ',')) {
-    size_t used = 0;
-    int64_t v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
+    const auto [v, used] = leading_number<int64_t>(item);
     if (used == 0 || used != item.size() || v <= 0)
       throw ParameterError(key, cat(" '", text, "': expected positive integers like 1,8,64"));
     out.push_back(v);
