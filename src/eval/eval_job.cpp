@@ -80,8 +80,7 @@ void run_latency_table(const EvalJob& o, models::LoadedModel& loaded, const torc
   log_info("timing ", codes.size(), " op codes x ", lo.batch_sizes.size(), " batch size(s) on ", device.str(), ", ",
            torch::get_num_threads(), " thread(s)");
   ProgressBar bar("runs");
-  const auto t = measure_latency_table(*loaded.model, codes, lo, o.model, models::file_sha256(o.model),
-                                       [&](int64_t done, int64_t total) { bar.update(done, total); });
+  const auto t = measure_latency_table(*loaded.model, codes, lo, o.model, models::file_sha256(o.model), bar.callback());
   bar.finish();
   std::fprintf(out, "%6s %14s %12s", "code", "MACs paper", "params");
   for (int64_t b : t.batch_sizes) std::fprintf(out, "  %28s", cat("batch ", b, ": median [p10, p90] ms").c_str());
@@ -119,7 +118,7 @@ void run_dataset(const EvalJob& o, models::LoadedModel& loaded, const torch::Dev
   eo.amp = o.amp;
   eo.keep_logits = !o.save_outputs.empty();
   ProgressBar bar("images");
-  const auto r = evaluate(model, *dataset, eo, [&](int64_t done, int64_t total) { bar.update(done, total); });
+  const auto r = evaluate(model, *dataset, eo, bar.callback());
   bar.finish();
   const auto cost = models::macs_count(c, model.widths());
   std::fprintf(out, "top-1 %.2f%%  top-5 %.2f%%  loss %.4f  images %lld  %.1f images/s\n", r.top1, r.top5, r.loss,
@@ -143,7 +142,8 @@ void check_job(const EvalJob& o) {
     return;
   }
   if (o.model.empty())
-    throw ParameterError([](N n) { return cat(n("model"), " is required (or ", n("summary"), " with ", n("arch"), ")"); });
+    throw ParameterError(
+        [](N n) { return cat(n("model"), " is required (or ", n("summary"), " with ", n("arch"), ")"); });
   const int modes = !o.inputs.empty() + !o.data.empty() + !o.latency.empty() + o.latency_table;
   if (modes != 1)
     throw ParameterError([](N n) {

@@ -43,7 +43,8 @@ ConvertOptions convert_options(const ConvertJob& job, bool format_only) {
     opt.proxy.seed = job.seed;
     opt.seed = job.seed;
     if (needs_data(opt) && job.data.empty())
-      throw ParameterError([criterion = criterion_of(job), mlp = mlp_criterion_name(job.mlp_criterion)](const KeyNamer& name) {
+      throw ParameterError([criterion = criterion_of(job),
+                            mlp = mlp_criterion_name(job.mlp_criterion)](const KeyNamer& name) {
         return cat(name("criterion"), " ", criterion, " (", name("mlp_criterion"), " ", mlp,
                    ") needs proxy data: give ", name("data"));
       });
@@ -84,8 +85,7 @@ ConversionReport convert_loaded(const ConvertJob& job, const ConvertOptions& opt
   if (needs_data(opt)) dataset = open_proxy_data(job, loaded.model->config());
   loaded.model->to(device);
   ProgressBar bar("batches");
-  ConversionReport report = convert(*loaded.model, dataset.get(), opt, comm,
-                                    [&](int64_t done, int64_t total) { bar.update(done, total); });
+  ConversionReport report = convert(*loaded.model, dataset.get(), opt, comm, bar.callback());
   bar.finish();
   loaded.model->to(torch::kCPU);
   report.source = job.model;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace skd {
@@ -27,6 +28,10 @@ class ProgressBar {
  public:
   explicit ProgressBar(std::string unit) : unit_(std::move(unit)) {}
   void update(int64_t done, int64_t total);
+  // update() as the (done, total) progress callback the library's long loops take.
+  std::function<void(int64_t, int64_t)> callback() {
+    return [this](int64_t done, int64_t total) { update(done, total); };
+  }
   void finish() { line_.finish(); }
 
  private:
