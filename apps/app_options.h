@@ -7,7 +7,8 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <deque>
+#include <functional>
+#include <memory>
 #include <map>
 #include <string>
 #include <type_traits>
@@ -65,7 +66,8 @@ class OptionBinder {
   explicit OptionBinder(T& values) : values_(values) {}
 
   // The option for field `key`: "--" + key with '-' unless `spec` gives CLI11 names (e.g.
-  // "--eval,!--no-eval"). Booleans become flags; enum fields take their names (checked at resolve()).
+  // "--eval,!--no-eval"). Booleans become flags; enum fields take their names (one_of); an optional
+  // field is set only when its flag is given.
   CLI::Option* add(CLI::App* group, const std::string& key, const std::string& help, const std::string& spec = "") {
     const std::string names = spec.empty() ? flag_of(key) : spec;
     CLI::Option* option = nullptr;
@@ -73,9 +75,13 @@ class OptionBinder {
       if (key != k) return;
       using F = std::decay_t<decltype(field)>;
       if constexpr (sizeof...(enum_names) > 0) {
-        enum_text_.emplace_back(options::to_json(values_).at(key).template get<std::string>());
-        option = group->add_option(names, enum_text_.back(), help)->check(one_of(enum_names...));
-        enum_options_[option] = &enum_text_.back();
+        auto text = std::make_shared<std::string>(options::to_json(values_).at(key).template get<std::string>());
+        option = group->add_option(names, *text, help)->check(one_of(enum_names...));
+        given_value_[option] = [text] { return nlohmann::json(*text); };
+      } else if constexpr (options::detail::is_optional<F>::value) {
+        auto value = std::make_shared<typename F::value_type>();
+        option = group->add_option(names, *value, help);
+        given_value_[option] = [value] { return nlohmann::json(*value); };
       } else if constexpr (std::is_same_v<F, bool>) {
         option = group->add_flag(names, field, help);
       } else {
@@ -113,7 +119,7 @@ class OptionBinder {
 
   // Whether `key` was given: on the command line or (after resolve()) in the --config file.
   bool set(const std::string& key) const {
-    if (config_values_.is_object() && config_values_.contains(key)) return true;
+    if (config_values_.is_object() && config_values_.contains(key) && !config_values_.at(key).is_null()) return true;
     for (const auto& [option, k] : keys_)
       if (k == key && option->count() > 0) return true;
     return false;
@@ -125,8 +131,8 @@ class OptionBinder {
     nlohmann::json out = nlohmann::json::object();
     for (const auto& [option, key] : keys_) {
       if (option->count() == 0) continue;
-      const auto e = enum_options_.find(option);
-      out[key] = e != enum_options_.end() ? nlohmann::json(*e->second) : all.at(key);
+      const auto g = given_value_.find(option);
+      out[key] = g != given_value_.end() ? g->second() : all.at(key);
     }
     return out;
   }
@@ -155,8 +161,8 @@ class OptionBinder {
 
   T& values_;
   std::map<CLI::Option*, std::string> keys_;
-  std::deque<std::string> enum_text_;
-  std::map<CLI::Option*, std::string*> enum_options_;
+  // The value given to an option not bound to its field directly (an enum's name, an optional's value).
+  std::map<CLI::Option*, std::function<nlohmann::json()>> given_value_;
   std::vector<std::string> required_;
   mutable nlohmann::json config_values_;  // the --config file, once resolve() has read it
   std::string config_file_;

@@ -11,12 +11,13 @@ using namespace skd;
 namespace {
 
 // The flags of skd-export, by config key (apps/app_options.h); run_export builds the library's
-// exporter::ExportOptions from them (op_code and macs_ratio count only when given).
+// exporter::ExportOptions from them.
 struct ExportCli {
   std::string model, arch, mask_table, macs, out, batch = "dynamic", python;
   extract::MacsConvention macs_convention = extract::MacsConvention::PAPER;
-  int64_t op_code = 0;
-  double macs_ratio = 0, tolerance = exporter::ParityOptions{}.tolerance;
+  std::optional<int64_t> op_code;
+  std::optional<double> macs_ratio;
+  double tolerance = exporter::ParityOptions{}.tolerance;
   int opset = exporter::kDefaultOpset;
   bool fold_scale = false, verify = false;
   int threads = app::kAutoThreads;  // common options (not config keys)
@@ -31,7 +32,7 @@ struct ExportCli {
   }
 };
 
-int run_export(const ExportCli& cli, bool op_code_given, bool ratio_given) {
+int run_export(const ExportCli& cli) {
   exporter::ExportOptions o;
   o.model = cli.model;
   o.arch = cli.arch;
@@ -44,14 +45,9 @@ int run_export(const ExportCli& cli, bool op_code_given, bool ratio_given) {
   o.verify = cli.verify;
   o.parity.python = cli.python;
   o.parity.tolerance = cli.tolerance;
-  if (op_code_given) o.op_code = cli.op_code;
-  if (ratio_given) o.macs_ratio = cli.macs_ratio;
-  if (cli.batch != "dynamic") {
-    const auto [batch, used] = options::leading_number<int64_t>(cli.batch);
-    o.graph.batch = batch;
-    if (used == 0 || used != cli.batch.size() || o.graph.batch <= 0)
-      throw std::invalid_argument(cat("--batch '", cli.batch, "': expected 'dynamic' or a positive integer"));
-  }
+  o.op_code = cli.op_code;
+  o.macs_ratio = cli.macs_ratio;
+  o.graph.batch = exporter::parse_graph_batch(cli.batch);
   o.parity.threads = cli.threads;
   const auto r = exporter::export_onnx(o);
   if (r.op_code)
@@ -118,6 +114,6 @@ int main(int argc, char** argv) {
     o.threads = cli.threads;
     o.log_level = cli.log_level;
     app::apply_common_options(o.threads, o.log_level);
-    return run_export(o, b.set("op_code"), b.set("macs_ratio"));
+    return run_export(o);
   });
 }

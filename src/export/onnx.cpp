@@ -25,6 +25,7 @@
 #endif
 
 #include "skd/core/error.h"
+#include "skd/core/options.h"
 #include "skd/core/fs.h"
 #include "skd/extract/select.h"
 #include "skd/io/safetensors.h"
@@ -550,6 +551,14 @@ ParityResult check_parity(models::ElasticModelImpl& model, const std::string& on
             [](const auto& a, const auto& b) { return a[0] > b[0]; });
   if (!std::isfinite(result.max_abs_diff)) result.max_abs_diff = INFINITY;
   return result;
+}
+
+int64_t parse_graph_batch(const std::string& text, const std::string& key) {
+  if (text == "dynamic") return 0;
+  const auto [batch, used] = options::leading_number<int64_t>(text);
+  if (used == 0 || used != text.size() || batch <= 0)
+    throw ParameterError(key, cat(" '", text, "': expected 'dynamic' or a positive integer"));
+  return batch;
 }
 
 ExportResult export_onnx(const ExportOptions& o) {

@@ -1,6 +1,8 @@
 // Options as data (skd/core/options.h) and errors that name config keys (skd::Keyed).
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "skd/core/error.h"
 #include "skd/core/options.h"
 #include "test_util.h"
@@ -36,6 +38,16 @@ struct Outer {
   }
 };
 
+struct WithOptional {
+  std::optional<int64_t> code;
+  std::optional<double> ratio;
+  template <typename V>
+  void visit(V&& v) {
+    v("code", code);
+    v("ratio", ratio);
+  }
+};
+
 }  // namespace
 
 TEST(Options, JsonRoundTripIsFlatAndNamesEnums) {
@@ -48,6 +60,22 @@ TEST(Options, JsonRoundTripIsFlatAndNamesEnums) {
   EXPECT_EQ(skd::options::to_json(back), j);
   EXPECT_EQ(skd::options::keys<Outer>(),
             (std::vector<std::string>{"name", "count", "seed", "on", "inner_rate", "color"}));
+}
+
+// A std::optional field is null until a value is given; null resets it; a value is checked as its type.
+TEST(Options, OptionalFieldsAreNullUntilGiven) {
+  EXPECT_EQ(skd::options::to_json(WithOptional{}), nlohmann::json({{"code", nullptr}, {"ratio", nullptr}}));
+  const auto given = skd::options::from_json<WithOptional>({{"code", -1}}, "t");
+  ASSERT_TRUE(given.code.has_value());
+  EXPECT_EQ(*given.code, -1);
+  EXPECT_FALSE(given.ratio.has_value());
+  EXPECT_EQ(skd::options::to_json(given), nlohmann::json({{"code", -1}, {"ratio", nullptr}}));
+  EXPECT_FALSE(skd::options::from_json<WithOptional>({{"code", nullptr}}, "t", given).code.has_value());
+  EXPECT_EQ(skd::test::error_of([] { skd::options::from_json<WithOptional>({{"code", 0.5}}, "c.json"); }),
+            "c.json: key 'code' has the wrong type (0.5)");
+  const auto resolved = skd::options::resolve<WithOptional>({{{{"ratio", 0.25}}, "a"}, {{{"code", 3}}, "b"}});
+  EXPECT_EQ(resolved.code.value_or(0), 3);
+  EXPECT_DOUBLE_EQ(resolved.ratio.value_or(0), 0.25);
 }
 
 TEST(Options, StrictErrorsNameSourceAndKey) {

@@ -2,7 +2,8 @@
 //
 //   template <typename V> void visit(V&& v) { v("batch_size", batch_size); v("amp", amp, kAmpNames); ... }
 //
-// (nested structs list their members' fields under flat keys, so a JSON config stays one flat object).
+// (nested structs list their members' fields under flat keys, so a JSON config stays one flat object;
+// a std::optional field is null in JSON while unset: a value that counts only when given).
 // That one list drives the strict JSON form both ways (unknown keys and wrong types are errors naming
 // the source and the key; enum fields read and write their names, so an enum is parsed once, here),
 // the layering of values every app uses
@@ -14,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <type_traits>
@@ -27,6 +29,25 @@
 namespace skd::options {
 
 namespace detail {
+
+template <typename T>
+struct is_optional : std::false_type {};
+template <typename T>
+struct is_optional<std::optional<T>> : std::true_type {};
+
+template <typename T>
+void read_value(const nlohmann::json& v, T& out, const std::string& source, const std::string& key);
+
+template <typename T>
+void read_value(const nlohmann::json& v, std::optional<T>& out, const std::string& source, const std::string& key) {
+  if (v.is_null()) {
+    out.reset();
+    return;
+  }
+  T value{};
+  read_value(v, value, source, key);
+  out = value;
+}
 
 template <typename T>
 void read_value(const nlohmann::json& v, T& out, const std::string& source, const std::string& key) {
@@ -76,7 +97,10 @@ nlohmann::json to_json(const T& options) {
   nlohmann::json j = nlohmann::json::object();
   T copy = options;
   copy.visit([&](const char* key, auto& value, auto&&... names) {
-    if constexpr (sizeof...(names) == 0)
+    using F = std::decay_t<decltype(value)>;
+    if constexpr (detail::is_optional<F>::value)
+      j[key] = value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+    else if constexpr (sizeof...(names) == 0)
       j[key] = value;
     else
       j[key] = detail::name_of(value, names...);

@@ -42,6 +42,10 @@ struct GraphOptions {
   int64_t batch = 0;          // 0 = dynamic batch ("batch"); > 0 = fixed
 };
 
+// "dynamic" -> 0, a positive integer -> itself (GraphOptions::batch); skd::ParameterError naming `key`
+// otherwise.
+int64_t parse_graph_batch(const std::string& text, const std::string& key = "batch");
+
 // The checked (onnx::checker::check_model) serialized ModelProto of `model` at its stored widths, with
 // `manifest` (JSON) in metadata_props under kOnnxManifestKey. Throws std::invalid_argument for an
 // opset or batch out of range, std::runtime_error when the checker refuses the graph.
