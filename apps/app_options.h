@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 #include "skd/core/json_file.h"
 #include "skd/core/options.h"
@@ -48,13 +49,10 @@ inline std::string first_long_name(const std::string& spec) {
 // refused while parsing: "--amp: unknown value 'fp8' (expected one of none, bf16, fp16)".
 template <typename E, size_t N>
 CLI::Validator one_of(const std::pair<const char*, E> (&names)[N]) {
-  std::string known;
-  for (const auto& [n, e] : names) known += known.empty() ? n : cat(", ", n);
   return CLI::Validator(
-      [&names, known](std::string& text) -> std::string {
-        for (const auto& [n, e] : names)
-          if (text == n) return "";
-        return cat("unknown value '", text, "' (expected one of ", known, ")");
+      [&names](std::string& text) -> std::string {
+        if (find_enum(text, names)) return "";
+        return cat("unknown value '", text, "' (expected one of ", enum_names(names), ")");
       },
       "");
 }

@@ -3,6 +3,7 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
+#include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 
 namespace skd {
@@ -26,18 +27,10 @@ torch::Device parse_device(const std::string& text) {
 }
 
 Amp parse_amp(const std::string& text, const torch::Device& device) {
-  Amp a;
-  if (text.empty() || text == "none") {
-    a = Amp::NONE;
-  } else if (text == "bf16") {
-    a = Amp::BF16;
-  } else if (text == "fp16") {
-    a = Amp::FP16;
-  } else {
-    throw ParameterError("amp", cat(" '", text, "': expected bf16, fp16 or none"));
-  }
-  check_amp_device(a, device);
-  return a;
+  const auto a = text.empty() ? std::optional<Amp>(Amp::NONE) : find_enum(text, kAmpNames);
+  if (!a) throw ParameterError("amp", cat(" '", text, "': expected bf16, fp16 or none"));
+  check_amp_device(*a, device);
+  return *a;
 }
 
 void check_amp_device(Amp amp, const torch::Device& device) {

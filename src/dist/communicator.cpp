@@ -83,7 +83,6 @@ std::string seconds(std::chrono::milliseconds t) {
   return cat(static_cast<double>(t.count()) / 1000.0);
 }
 
-// Names as the flags and the run config spell them.
 void check_layout(const DistEnv& env) {
   if (env.world_size < 1 || env.rank < 0 || env.rank >= env.world_size)
     throw std::invalid_argument(
@@ -297,8 +296,7 @@ bool Communicator::nccl_available() {
 }
 
 Backend parse_backend(const std::string& name) {
-  for (const auto& [n, b] : kBackendNames)
-    if (name == n) return b;
+  if (const auto b = find_enum(name, kBackendNames)) return *b;
   throw std::invalid_argument(cat("distributed: backend '", name, "': expected gloo, nccl or auto"));
 }
 

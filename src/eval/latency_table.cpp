@@ -5,22 +5,11 @@
 #include <chrono>
 
 #include "skd/core/clock.h"
+#include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 #include "skd/models/slice.h"
 
 namespace skd::eval {
-
-namespace {
-
-const char* amp_name(Amp amp) {
-  switch (amp) {
-    case Amp::BF16: return "bf16";
-    case Amp::FP16: return "fp16";
-    default: return "none";
-  }
-}
-
-}  // namespace
 
 LatencyTable measure_latency_table(const models::ElasticModelImpl& model, const std::vector<models::Widths>& code_widths,
                                    const LatencyTableOptions& o, const std::string& model_path,
@@ -33,7 +22,7 @@ LatencyTable measure_latency_table(const models::ElasticModelImpl& model, const 
   t.model = model_path;
   t.model_sha256 = model_sha256;
   t.device = o.device.str();
-  t.amp = amp_name(o.amp);
+  t.amp = enum_name(o.amp, kAmpNames);
   t.threads = torch::get_num_threads();
   t.torch_version = TORCH_VERSION;
   t.created = utc_now();

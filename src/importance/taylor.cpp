@@ -13,9 +13,6 @@
 
 namespace skd::importance {
 
-Cost parse_cost(const std::string& name) {
-  return parse_enum(name, kCostNames, "cost");
-}
 const char* cost_name(Cost cost) { return enum_name(cost, kCostNames); }
 
 std::vector<int64_t> proxy_indices(int64_t dataset_size, int64_t samples, uint64_t seed) {

@@ -51,10 +51,6 @@ std::vector<double> skipped_module_costs(models::ElasticModelImpl& model, const 
 
 }  // namespace
 
-Sensitivity parse_sensitivity(const std::string& name) {
-  return parse_enum(name, kSensitivityNames, "piad_sensitivity");
-}
-
 void check_options(const PiadOptions& o) {
   auto need = [](bool ok, const char* key, const char* what) {
     if (!ok) throw ParameterError(key, what);

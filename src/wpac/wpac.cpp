@@ -193,9 +193,6 @@ Criterion parse_criterion(const std::string& name) {
   return parse_enum(name, kCriterionNames, "criterion");
 }
 const char* criterion_name(Criterion c) { return enum_name(c, kCriterionNames); }
-MlpCriterion parse_mlp_criterion(const std::string& name) {
-  return parse_enum(name, kMlpCriterionNames, "mlp_criterion");
-}
 const char* mlp_criterion_name(MlpCriterion c) { return enum_name(c, kMlpCriterionNames); }
 Centering parse_centering(const std::string& name) {
   return parse_enum(name, kCenteringNames, "centering");

@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 
 namespace skd::options {
@@ -70,16 +71,13 @@ void read_value(const nlohmann::json& v, T& out, const std::string& source, cons
 template <typename E, size_t N>
 void read_enum(const nlohmann::json& v, E& out, const std::pair<const char*, E> (&names)[N],
                const std::string& source, const std::string& key) {
-  std::string known;
-  if (v.is_string()) {
-    for (const auto& [n, e] : names)
-      if (v.get<std::string>() == n) {
-        out = e;
-        return;
-      }
-  }
-  for (const auto& [n, e] : names) known += known.empty() ? n : cat(", ", n);
-  throw std::invalid_argument(cat(source, ": key '", key, "' has the value ", v.dump(), " (expected one of ", known, ")"));
+  if (v.is_string())
+    if (const auto e = find_enum(v.get<std::string>(), names)) {
+      out = *e;
+      return;
+    }
+  throw std::invalid_argument(
+      cat(source, ": key '", key, "' has the value ", v.dump(), " (expected one of ", enum_names(names), ")"));
 }
 
 template <typename E, size_t N>

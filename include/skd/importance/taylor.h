@@ -30,7 +30,6 @@ enum class Cost {
   CE,     // summed cross-entropy (the paper's C(D))
 };
 inline constexpr std::pair<const char*, Cost> kCostNames[] = {{"logit", Cost::LOGIT}, {"ce", Cost::CE}};
-Cost parse_cost(const std::string& name);  // "logit" | "ce"; throws std::invalid_argument naming --cost
 const char* cost_name(Cost cost);
 
 struct ProxyOptions {

@@ -37,7 +37,6 @@ namespace skd::piad {
 enum class Sensitivity { LOSS, ACCURACY };
 inline constexpr std::pair<const char*, Sensitivity> kSensitivityNames[] = {{"loss", Sensitivity::LOSS},
                                                                           {"accuracy", Sensitivity::ACCURACY}};
-Sensitivity parse_sensitivity(const std::string& name);  // "loss" | "accuracy", names key piad_sensitivity
 
 struct PiadOptions {
   int64_t progressive_epochs = 50;  // Pe: table updates before epochs 0 .. Pe-1

@@ -58,7 +58,6 @@ enum class MlpCriterion { AUTO, TAYLOR, TAYLOR2, MAGNITUDE, RANDOM, KEEP };
 inline constexpr std::pair<const char*, MlpCriterion> kMlpCriterionNames[] = {
     {"auto", MlpCriterion::AUTO},           {"taylor", MlpCriterion::TAYLOR}, {"taylor2", MlpCriterion::TAYLOR2},
     {"magnitude", MlpCriterion::MAGNITUDE}, {"random", MlpCriterion::RANDOM}, {"keep", MlpCriterion::KEEP}};
-MlpCriterion parse_mlp_criterion(const std::string& name);  // throws naming --mlp-criterion
 const char* mlp_criterion_name(MlpCriterion criterion);
 
 // Centring of the features before the weighted scatter.
