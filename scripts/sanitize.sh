@@ -17,6 +17,7 @@ fi
 cmake --build "$SAN_BUILD_DIR" -j "$SAN_JOBS" --target "${targets[@]}"
 t_build=$(date +%s)
 san_export_env
+bash tests/fixtures/make_fixtures.sh
 export OMP_WAIT_POLICY=PASSIVE
 ctest --test-dir "$SAN_BUILD_DIR" -LE e2e --output-on-failure -j "$(nproc)" "$@"
 t_test=$(date +%s)

@@ -12,8 +12,8 @@ PACKAGES=(
   libonnx-dev libprotobuf-dev
   dataset-fashion-mnist
   # torchrun (the multi-process e2e test launches skd-train with it) and the Python loop of the
-  # training benchmark
-  python3-torch
+  # training benchmark; with torchvision, what tests/fixtures/make_fixtures.sh runs timm on
+  python3-torch python3-torchvision
   # the accuracy-vs-MACs plots of the demo and scripts/piad_results.sh
   gnuplot-nox
   # scripts/sanitize.sh and scripts/fuzz.sh: clang with the ASan/UBSan/libFuzzer runtimes, and PIL

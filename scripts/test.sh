@@ -18,13 +18,16 @@ bash scripts/build.sh "$BUILD_DIR"
 # The project's Python environment (torch 2.x, timm, onnxruntime): the wheel build below and the ONNX
 # parity tests of both builds use it. Cached: a few GB once, seconds afterwards.
 bash scripts/setup_venv.sh >/dev/null
+# The test fixtures the repository does not carry (timm's DeiT-Ti, PIL's eval crops), generated into
+# tests/fixtures from pinned packages; cached like the environment.
+bash tests/fixtures/make_fixtures.sh
 t_build=$(date +%s)
 # OpenMP threads that spin while another test holds the core make CPU tests crawl; tests run two at
 # a time, each with two threads, so let waiting threads sleep.
 export OMP_WAIT_POLICY=PASSIVE
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" "$@"
 t_test=$(date +%s)
-echo "test.sh: [LibTorch 1.13] setup $((t_setup - start)) s, build + Python environment $((t_build - t_setup)) s, tests $((t_test - t_build)) s"
+echo "test.sh: [LibTorch 1.13] setup $((t_setup - start)) s, build + Python environment + fixtures $((t_build - t_setup)) s, tests $((t_test - t_build)) s"
 if [ "${SKD_TORCH2:-1}" = 0 ]; then exit 0; fi
 
 TORCH2_DIR="${SKD_TORCH2_BUILD_DIR:-build-torch2}"

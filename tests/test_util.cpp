@@ -24,12 +24,13 @@ std::string fixture(const std::string& relative) {
   const fs::path dir = fixtures_dir();
   if (!fs::is_directory(dir)) {
     ADD_FAILURE() << "FIXTURES MISSING: folder '" << dir.string()
-                  << "' does not exist; set SKD_FIXTURES to the shared/fixtures folder";
+                  << "' does not exist; run tests/fixtures/make_fixtures.sh (or set SKD_FIXTURES)";
     return "";
   }
   const fs::path p = dir / relative;
   if (!fs::exists(p)) {
-    ADD_FAILURE() << "FIXTURE MISSING: '" << p.string() << "'";
+    ADD_FAILURE() << "FIXTURE MISSING: '" << p.string()
+                  << "' (generated files come from tests/fixtures/make_fixtures.sh)";
     return "";
   }
   return p.string();

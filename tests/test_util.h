@@ -7,7 +7,8 @@
 
 namespace skd::test {
 
-// The shared fixtures folder: $SKD_FIXTURES if set, else ../shared/fixtures next to the checkout.
+// The test fixtures folder: $SKD_FIXTURES if set, else tests/fixtures in the checkout (its generated
+// files made by tests/fixtures/make_fixtures.sh).
 // Returns "" when it does not exist (tests then fail loudly through require_fixture).
 std::string fixtures_dir();
 // Full path of a fixture file; fails the current test (ADD_FAILURE) with a clear message and

@@ -2,7 +2,7 @@
 whose logits equal `skd-eval --inputs ... --save-outputs` within 1e-5 (fp32).
 
 Needs the built apps: env SKD_BIN (folder with skd-convert, skd-extract, skd-eval), SKD_FIXTURES
-(shared/fixtures), SKD_SOURCE_DIR (the checkout). The artifacts and C++ outputs are made once into
+(tests/fixtures), SKD_SOURCE_DIR (the checkout). The artifacts and C++ outputs are made once into
 SKD_LOADER_WORK (default: a temp folder) and reused by a second interpreter run on the same folder.
 Runs under unittest (python3 -m unittest discover -s python/tests) or pytest.
 """

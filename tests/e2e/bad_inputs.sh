@@ -8,7 +8,7 @@
 set -uo pipefail
 source "$(dirname "$0")/common.bash"
 MODEL="$SRC/assets/vit_fmnist.safetensors"
-FIX="${SKD_FIXTURES:-$SRC/../shared/fixtures}/timm"
+FIX="${SKD_FIXTURES:-$SRC/tests/fixtures}/timm"
 MICRO="$FIX/vit_micro_32.safetensors"
 TABLE="${SKD_BAD_INPUTS_TABLE:-}"
 [ -n "$TABLE" ] && printf '| input | command | exit | message |\n|---|---|---:|---|\n' >"$TABLE"

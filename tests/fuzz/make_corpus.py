@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """Writes the seed corpora of the fuzz targets (tests/fuzz/*_fuzz.cpp) into OUT/<target>/, from the
-shared fixtures, assets/vit_fmnist.safetensors, the Fashion-MNIST IDX files and small files made
+test fixtures (tests/fixtures), assets/vit_fmnist.safetensors, the Fashion-MNIST IDX files and small files made
 here. Every seed stays small (a few KB): libFuzzer mutates short inputs much faster, and what
 matters is that each seed walks a different valid path through the parser.
-Usage: make_corpus.py OUT [--fixtures DIR]   (default $SKD_FIXTURES, else ../shared/fixtures next to
-the checkout, as the tests; needs numpy, torch, PIL: python3-torch, python3-pil)"""
+Usage: make_corpus.py OUT [--fixtures DIR]   (default $SKD_FIXTURES, else tests/fixtures, as the
+tests; needs numpy, torch, PIL: python3-torch, python3-pil)"""
 import argparse
 import collections
 import gzip
@@ -23,7 +23,7 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 p = argparse.ArgumentParser()
 p.add_argument("out")
-p.add_argument("--fixtures", default=os.environ.get("SKD_FIXTURES", os.path.join(ROOT, "..", "shared", "fixtures")))
+p.add_argument("--fixtures", default=os.environ.get("SKD_FIXTURES", os.path.join(ROOT, "tests", "fixtures")))
 p.add_argument("--fmnist", default="/usr/share/datasets/fashion-mnist")
 a = p.parse_args()
 
