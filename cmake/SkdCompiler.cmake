@@ -1,9 +1,13 @@
 # Compiler settings shared by every target: warnings, ccache, sanitizers, fuzzing instrumentation.
 find_program(SKD_CCACHE ccache)
 if(SKD_CCACHE)
-  set(CMAKE_CXX_COMPILER_LAUNCHER ${SKD_CCACHE})
-  # PCH + ccache needs these sloppiness settings to get cache hits.
-  set(ENV{CCACHE_SLOPPINESS} "pch_defines,time_macros,include_file_mtime,include_file_ctime")
+  # PCH + ccache needs these sloppiness settings to get cache hits. They must be in the compiler's
+  # environment at build time (set(ENV) would only last for the configure step), so the launcher
+  # sets them; the base directory makes a second checkout or worktree of the project hit the same
+  # cache entries.
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${CMAKE_COMMAND} -E env
+      "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime"
+      "CCACHE_BASEDIR=${CMAKE_SOURCE_DIR}" ${SKD_CCACHE})
 endif()
 
 add_library(skd_warnings INTERFACE)
