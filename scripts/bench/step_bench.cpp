@@ -40,22 +40,55 @@ using namespace skd;
 
 namespace {
 
+// Random images held in memory. `device` cpu with whole_batch false: each batch is built image by
+// image as a file-backed dataset would (clone, stack, pin: the loader's host path). On a GPU
+// (--data device) the images live on the device and a batch is one index_select there, so the
+// step is timed without the host loader in the way.
 class RandomImages : public data::Dataset {
  public:
-  RandomImages(int64_t n, int64_t channels, int64_t size, int64_t classes) : classes_(classes) {
+  RandomImages(int64_t n, int64_t channels, int64_t size, int64_t classes, torch::Device device = torch::kCPU,
+               bool whole_batch = false)
+      : classes_(classes), whole_batch_(whole_batch) {
     torch::manual_seed(0);
-    images_ = torch::randn({n, channels, size, size});
-    labels_ = torch::randint(classes, {n}, torch::kLong);
+    images_ = torch::randn({n, channels, size, size}).to(device);
+    labels_ = torch::randint(classes, {n}, torch::kLong).to(device);
+    labels_cpu_ = labels_.cpu();
   }
   int64_t size() const override { return images_.size(0); }
   int64_t num_classes() const override { return classes_; }
-  data::Sample get(int64_t i, data::Rng*) const override { return {images_[i].clone(), labels_[i].item<int64_t>()}; }
+  data::Sample get(int64_t i, data::Rng*) const override {
+    return {images_[i].clone(), labels_cpu_[i].item<int64_t>()};
+  }
+  data::Batch get_batch(const std::vector<int64_t>& indices) const override {
+    if (!whole_batch_) return data::Dataset::get_batch(indices);
+    const auto idx = torch::tensor(indices, torch::kLong).to(images_.device());
+    return {images_.index_select(0, idx), labels_.index_select(0, idx)};
+  }
   std::string describe() const override { return "random images in memory"; }
 
  private:
   int64_t classes_;
-  torch::Tensor images_, labels_;
+  bool whole_batch_;
+  torch::Tensor images_, labels_, labels_cpu_;
 };
+
+// Milliseconds the loader's side of one batch costs on its own: the dataset's batch and its move to
+// the device, synchronised (median of 10).
+double loader_ms_per_batch(const data::Dataset& ds, int64_t batch, torch::Device dev) {
+  std::vector<double> ms;
+  std::vector<int64_t> idx(static_cast<size_t>(batch));
+  for (int r = 0; r < 12; ++r) {
+    for (int64_t k = 0; k < batch; ++k) idx[static_cast<size_t>(k)] = (r * batch + k) % ds.size();
+    synchronize(dev);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto b = ds.get_batch(idx);
+    auto x = b.images.to(dev, /*non_blocking=*/false);
+    synchronize(dev);
+    if (r >= 2) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
 
 models::MaskTable uniform_table(const models::ModelConfig& config, int64_t codes) {
   const auto full = models::stored_widths(config);
@@ -112,6 +145,12 @@ int main(int argc, char** argv) {
   std::string latency;
   app.add_option("--wpac", wpac_samples, "time WPAC with this many proxy images");
   app.add_option("--latency", latency, "batch sizes for eval-forward latency, e.g. 1,64");
+  std::string data_mode = "host", op_codes = "0";
+  int workers = 1;
+  app.add_option("--data", data_mode, "host: batches built image by image on the host (the loader path) | "
+                                      "device: images on --device, a batch is one index_select");
+  app.add_option("--workers", workers, "loader worker threads");
+  app.add_option("--op-codes", op_codes, "latency: op codes of a uniform 12-code table (0 = full network)");
   std::string attention = "fused";
   app.add_option("--attention", attention, "latency: fused | explicit attention kernel");
   CLI11_PARSE(app, argc, argv);
@@ -121,11 +160,18 @@ int main(int argc, char** argv) {
   const torch::Device dev = parse_device(device);
   const auto cost = models::macs_count(config);
   const int64_t n = batch * (warmup + steps + 1);
-  RandomImages ds(n, config.in_chans, config.img_size, config.num_classes);
+  if (data_mode != "host" && data_mode != "device") {
+    std::fprintf(stderr, "--data: expected host or device, got '%s'\n", data_mode.c_str());
+    return 2;
+  }
+  const bool on_device = data_mode == "device";
+  RandomImages ds(n, config.in_chans, config.img_size, config.num_classes, on_device ? dev : torch::Device(torch::kCPU),
+                  on_device);
+  const double loader_ms = loader_ms_per_batch(ds, batch, dev);
   train::TrainConfig cfg;
   cfg.epochs = 1;
   cfg.batch_size = batch;
-  cfg.workers = 1;
+  cfg.workers = workers;
   cfg.augment = false;
   cfg.mixup = mixup;
   cfg.cutmix = cutmix;
@@ -145,10 +191,11 @@ int main(int argc, char** argv) {
     const double per_step = (t_all - t_warm) / static_cast<double>(steps);
     std::printf("{\"impl\": \"skd\", \"mode\": \"%s\", \"arch\": \"%s\", \"torch\": \"%s\", \"threads\": %d, "
                 "\"batch\": %lld, \"steps\": %lld, \"device\": \"%s\", \"amp\": \"%s\", \"macs_full\": %lld, "
+                "\"data\": \"%s\", \"workers\": %d, \"loader_ms_per_batch\": %.3f, "
                 "\"seconds_per_step\": %.5f, \"images_per_s\": %.2f}\n",
                 m.c_str(), arch.c_str(), TORCH_VERSION, threads, static_cast<long long>(batch),
                 static_cast<long long>(steps), device.c_str(), amp.c_str(), static_cast<long long>(cost.macs_full),
-                per_step, static_cast<double>(batch) / per_step);
+                data_mode.c_str(), workers, loader_ms, per_step, static_cast<double>(batch) / per_step);
     std::fflush(stdout);
   }
   if (wpac_samples > 0) {
@@ -177,30 +224,39 @@ int main(int argc, char** argv) {
     model->to(dev);
     model->eval();
     torch::NoGradGuard no_grad;
+    const auto table = uniform_table(config, 12);
     std::stringstream ss(latency);
     std::string item;
     while (std::getline(ss, item, ',')) {
       const int64_t bs = std::stoll(item);
       const auto x = torch::randn({bs, config.in_chans, config.img_size, config.img_size}).to(dev);
-      std::vector<double> ms;
-      for (int i = 0; i < 25; ++i) {
-        synchronize(dev);
-        const auto t0 = std::chrono::steady_clock::now();
-        {
-          AutocastGuard autocast(parse_amp(amp, dev));
-          models::ForwardOptions fo;
-          fo.attention = attention == "explicit" ? models::AttentionKernel::EXPLICIT : models::AttentionKernel::FUSED;
-          (void)model->forward(x, fo);
+      std::stringstream codes(op_codes);
+      std::string code_item;
+      while (std::getline(codes, code_item, ',')) {
+        const int64_t code = std::stoll(code_item);
+        std::vector<double> ms;
+        for (int i = 0; i < 25; ++i) {
+          synchronize(dev);
+          const auto t0 = std::chrono::steady_clock::now();
+          {
+            AutocastGuard autocast(parse_amp(amp, dev));
+            models::ForwardOptions fo;
+            fo.widths = code == 0 ? nullptr : &table.widths(code);
+            fo.attention = attention == "explicit" ? models::AttentionKernel::EXPLICIT : models::AttentionKernel::FUSED;
+            (void)model->forward(x, fo);
+          }
+          synchronize(dev);
+          if (i >= 5) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
         }
-        synchronize(dev);
-        if (i >= 5) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        std::sort(ms.begin(), ms.end());
+        std::printf("{\"impl\": \"skd\", \"mode\": \"latency\", \"attention\": \"%s\", \"arch\": \"%s\", \"device\": \"%s\", "
+                    "\"amp\": \"%s\", \"op_code\": %lld, \"batch\": %lld, \"median_ms\": %.3f, \"p10_ms\": %.3f, "
+                    "\"p90_ms\": %.3f, \"images_per_s\": %.1f}\n",
+                    attention.c_str(), arch.c_str(), device.c_str(), amp.c_str(), static_cast<long long>(code),
+                    static_cast<long long>(bs), ms[ms.size() / 2], ms[ms.size() / 10], ms[ms.size() * 9 / 10],
+                    1000.0 * static_cast<double>(bs) / ms[ms.size() / 2]);
+        std::fflush(stdout);
       }
-      std::sort(ms.begin(), ms.end());
-      std::printf("{\"impl\": \"skd\", \"mode\": \"latency\", \"attention\": \"%s\", \"arch\": \"%s\", \"device\": \"%s\", \"amp\": \"%s\", "
-                  "\"batch\": %lld, \"median_ms\": %.3f, \"p10_ms\": %.3f, \"p90_ms\": %.3f, \"images_per_s\": %.1f}\n",
-                  attention.c_str(), arch.c_str(), device.c_str(), amp.c_str(), static_cast<long long>(bs), ms[ms.size() / 2],
-                  ms[ms.size() / 10], ms[ms.size() * 9 / 10], 1000.0 * static_cast<double>(bs) / ms[ms.size() / 2]);
-      std::fflush(stdout);
     }
   }
   return 0;

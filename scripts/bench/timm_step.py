@@ -8,6 +8,8 @@ create_optimizer_v2: weight decay 0.05, none on 1-D params / cls_token / pos_emb
 Mixup 0.8 / CutMix 1.0 / label smoothing 0.1, drop_path 0.1, one loss.item() per step (the NaN check
 timm's train loop does not do, skd-train's does on the CPU).
 
+--data device holds the images on the device (no host copy per step); --compile runs the model
+through torch.compile (its compile time falls in the untimed first run).
 Run with the Python of scripts/setup_venv.sh (torch 2.x + timm) or Debian's (torch 1.13, if timm is
 importable there). Prints one JSON line.
 """
@@ -46,6 +48,7 @@ def run(kw, args, steps, device):
     torch.manual_seed(1)
     model = timm.models.vision_transformer.VisionTransformer(drop_path_rate=0.1, **kw).to(device)
     model.train()
+    fwd = torch.compile(model) if args.compile else model
     opt = create_optimizer_v2(model, "adamw", lr=5e-4, weight_decay=0.05)
     mix = Mixup(mixup_alpha=args.mixup, cutmix_alpha=args.cutmix, label_smoothing=0.1,
                 num_classes=kw["num_classes"])
@@ -55,6 +58,8 @@ def run(kw, args, steps, device):
     n = args.batch * (steps + 1)
     images = torch.randn(n, chans, size, size, generator=g)
     labels = torch.randint(kw["num_classes"], (n,), generator=g)
+    if args.data == "device":  # batches already on the device, as skd-bench-step --data device
+        images, labels = images.to(device), labels.to(device)
     amp = args.amp == "bf16"
     t0 = time.perf_counter()
     for s in range(steps):
@@ -65,7 +70,7 @@ def run(kw, args, steps, device):
         for group in opt.param_groups:
             group["lr"] = lr
         with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=amp):
-            loss = crit(model(x), t)
+            loss = crit(fwd(x), t)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -87,6 +92,9 @@ def main():
     p.add_argument("--cutmix", type=float, default=1.0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", default="none")
+    p.add_argument("--data", default="host", choices=["host", "device"],
+                   help="host: images in host memory, copied per step; device: held on --device")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (torch >= 2)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     kw = config(args.arch)
@@ -94,8 +102,9 @@ def main():
     t_warm = run(kw, args, args.warmup, args.device)
     t_all = run(kw, args, args.warmup + args.steps, args.device)
     per_step = (t_all - t_warm) / args.steps
-    print(json.dumps({"impl": "timm", "mode": "train", "arch": args.arch, "torch": torch.__version__,
-                      "timm": timm.__version__, "threads": args.threads, "batch": args.batch,
+    print(json.dumps({"impl": "timm-compiled" if args.compile else "timm", "mode": "train", "arch": args.arch,
+                      "torch": torch.__version__, "timm": timm.__version__, "threads": args.threads,
+                      "device": args.device, "amp": args.amp, "data": args.data, "batch": args.batch,
                       "steps": args.steps, "seconds_per_step": round(per_step, 5),
                       "images_per_s": round(args.batch / per_step, 2)}), flush=True)
 

@@ -39,7 +39,9 @@ LoadedBatch Loader::load(int64_t b) {
   const int64_t end = std::min<int64_t>(begin + opt_.batch_size, static_cast<int64_t>(order_.size()));
   LoadedBatch out;
   auto pin = [&] {
-    if (opt_.pin_memory && torch::cuda::is_available()) out.images = out.images.pin_memory();
+    // A dataset may hand out batches already on the GPU (the step benchmark does): pin host memory only.
+    if (opt_.pin_memory && out.images.device().is_cpu() && torch::cuda::is_available())
+      out.images = out.images.pin_memory();
   };
   if (!opt_.augment) {
     // Whole-batch fast path (in-memory datasets vectorise it); per example only if one is bad.
