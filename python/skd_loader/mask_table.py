@@ -33,6 +33,8 @@ def table_from_json(j, full):
                 raise ConfigError(f"'{key}'[\"{code_s}\"] is not an integer width")
             widths[code] = as_int64(w)
         k = max(widths)
+        if k < 0:  # only "-1": the C++ reads col.back() of an empty column here (undefined behaviour)
+            raise ConfigError(f"'{key}' lacks op code 0")
         if last >= 0 and k != last:
             raise ConfigError(f"'{key}' has codes up to {k}, other modules up to {last}")
         last = k
