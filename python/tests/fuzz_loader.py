@@ -10,8 +10,8 @@ MAX_RSS_GROWTH_MB. With SKD_BIN set, a sample of the mutants is also given to th
 Not named test_*.py: tests/e2e/python_loader_fuzz.sh (ctest e2e.python_loader_fuzz) runs it once,
 under one interpreter. By hand:
     SKD_BIN=build/apps python3 python/tests/fuzz_loader.py
-Env: SKD_FUZZ_SEED (default 25), SKD_FUZZ_CASES (4000), SKD_FUZZ_SECONDS (20: stop early after this
-long), SKD_FUZZ_CROSS (48 mutants cross-checked with the C++; 0 = none), SKD_FUZZ_KEEP (a folder:
+Env: SKD_FUZZ_SEED (default 25), SKD_FUZZ_CASES (4000), SKD_FUZZ_SECONDS (12: stop early after this
+long), SKD_FUZZ_CROSS (24 mutants cross-checked with the C++; 0 = none), SKD_FUZZ_KEEP (a folder:
 keep the disagreeing files there).
 """
 import json
@@ -37,8 +37,8 @@ from skd_loader import SkdLoaderError, safetensors_io  # noqa: E402
 torch.set_num_threads(1)
 SEED = int(os.environ.get("SKD_FUZZ_SEED", "25"))
 CASES = int(os.environ.get("SKD_FUZZ_CASES", "4000"))
-SECONDS = float(os.environ.get("SKD_FUZZ_SECONDS", "20"))
-CROSS = int(os.environ.get("SKD_FUZZ_CROSS", "48"))
+SECONDS = float(os.environ.get("SKD_FUZZ_SECONDS", "12"))
+CROSS = int(os.environ.get("SKD_FUZZ_CROSS", "24"))
 BIN = os.environ.get("SKD_BIN", "")
 KEEP = os.environ.get("SKD_FUZZ_KEEP", "")
 CASE_TIMEOUT_S = 10
