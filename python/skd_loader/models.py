@@ -13,35 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class BlockSpec:
-    """Static description of one block (mirrors skd::models::BlockSpec)."""
-
-    def __init__(self, index, stage, dim, num_heads, head_dim, mlp_hidden, res=0, window=0, shift=0):
-        self.index, self.stage, self.dim = index, stage, dim
-        self.num_heads, self.head_dim, self.mlp_hidden = num_heads, head_dim, mlp_hidden
-        self.res, self.window, self.shift = res, window, shift
-
-
-def block_specs(cfg):
-    """Per-block specs of a config dict (manifest "config"), in block order."""
-    if cfg["family"] == "vit":
-        dim, heads = cfg["embed_dim"], cfg["num_heads"]
-        return [BlockSpec(i, 0, dim, heads, dim // heads, int(dim * cfg["mlp_ratio"])) for i in range(cfg["depth"])]
-    specs = []
-    res = cfg["img_size"] // cfg["patch_size"]
-    ws = cfg["window_size"]
-    for st, depth in enumerate(cfg["depths"]):
-        if st > 0:
-            res //= 2
-        dim = cfg["embed_dim"] << st
-        heads = cfg["num_heads"][st]
-        window = min(ws, res)  # a window at least as large as the resolution is clamped, then no shift
-        for b in range(depth):
-            shift = ws // 2 if (b % 2 == 1 and res > ws) else 0
-            specs.append(BlockSpec(len(specs), st, dim, heads, dim // heads, int(dim * cfg["mlp_ratio"]),
-                                   res, window, shift))
-    return specs
+from .config import block_specs  # noqa: F401  (re-exported: skd_loader.models.block_specs)
 
 
 def relative_position_index(w):
@@ -68,7 +40,7 @@ def shifted_window_mask(res, w, s):
 class Attention(nn.Module):
     """Multi-head self-attention at `a` dims per head (q, k and v), optional Swin relative bias/mask."""
 
-    def __init__(self, dim, heads, a, scale, qkv_bias, window=0, shift_mask=None):
+    def __init__(self, dim, heads, a, scale, qkv_bias, window=0, shift_mask=None, rel_index=None):
         super().__init__()
         self.heads, self.a, self.scale = heads, a, float(scale)
         self.qkv = nn.Linear(dim, 3 * heads * a, bias=qkv_bias)
@@ -76,8 +48,9 @@ class Attention(nn.Module):
         self.window = window
         if window > 0:
             self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
-            self.register_buffer("relative_position_index", relative_position_index(window).view(-1),
-                                 persistent=False)
+            if rel_index is None:
+                rel_index = relative_position_index(window).view(-1)
+            self.register_buffer("relative_position_index", rel_index, persistent=False)
         if shift_mask is not None:
             self.register_buffer("attn_mask", shift_mask, persistent=False)
         else:
@@ -164,15 +137,25 @@ class VisionTransformer(nn.Module):
 
 
 class SwinBlock(nn.Module):
-    def __init__(self, spec, width, scale, qkv_bias, eps):
+    def __init__(self, spec, width, scale, qkv_bias, eps, cache=None):
         super().__init__()
         a, m = width
         self.window, self.shift = spec.window, spec.shift
         self.has_attn, self.has_mlp = a > 0, m > 0
         if self.has_attn:
-            mask = shifted_window_mask(spec.res, spec.window, spec.shift) if spec.shift > 0 else None
+            # Derived buffers are shared by the blocks of a model (one per window / per stage).
+            cache = {} if cache is None else cache
+            mask = None
+            if spec.shift > 0:
+                key = ("mask", spec.res, spec.window, spec.shift)
+                if key not in cache:
+                    cache[key] = shifted_window_mask(spec.res, spec.window, spec.shift)
+                mask = cache[key]
+            if ("index", spec.window) not in cache:
+                cache[("index", spec.window)] = relative_position_index(spec.window).view(-1)
             self.norm1 = nn.LayerNorm(spec.dim, eps=eps)
-            self.attn = Attention(spec.dim, spec.num_heads, a, scale, qkv_bias, spec.window, mask)
+            self.attn = Attention(spec.dim, spec.num_heads, a, scale, qkv_bias, spec.window, mask,
+                                  cache[("index", spec.window)])
         if self.has_mlp:
             self.norm2 = nn.LayerNorm(spec.dim, eps=eps)
             self.mlp = Mlp(spec.dim, m)
@@ -240,10 +223,11 @@ class SwinTransformer(nn.Module):
         self.patch_embed.proj = nn.Conv2d(cfg["in_chans"], dim, cfg["patch_size"], stride=cfg["patch_size"])
         self.patch_embed.norm = nn.LayerNorm(dim, eps=eps)
         specs = block_specs(cfg)
+        cache = {}
         stages = []
         for st in range(len(cfg["depths"])):
             down = PatchMerging((dim << st) // 2, eps) if st > 0 else None
-            blocks = [SwinBlock(s, widths[s.index], scales[s.index], cfg["qkv_bias"], eps)
+            blocks = [SwinBlock(s, widths[s.index], scales[s.index], cfg["qkv_bias"], eps, cache)
                       for s in specs if s.stage == st]
             stages.append(SwinStage(down, blocks))
         self.layers = nn.ModuleList(stages)
@@ -283,7 +267,6 @@ def build_model(cfg, widths, scales):
 
 
 def default_scales(cfg):
-    """head_dim^-0.5 of every block (the original head dim), or the config's attn_scale."""
-    if cfg.get("attn_scale"):
-        return [float(cfg["attn_scale"])] * len(block_specs(cfg))
-    return [1.0 / math.sqrt(s.head_dim) for s in block_specs(cfg)]
+    """attention_scale() of every block (see config.attention_scales)."""
+    from .config import attention_scales
+    return attention_scales(cfg)

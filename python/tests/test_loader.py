@@ -235,7 +235,7 @@ class LoaderErrors(unittest.TestCase):
             bad = os.path.join(d, "b.safetensors")
             with open(bad, "wb") as f:
                 f.write(blob[:-4])
-            with self.assertRaisesRegex(safetensors_io.SafetensorsError, "b.safetensors: key 'w'"):
+            with self.assertRaisesRegex(safetensors_io.SafetensorsError, "b.safetensors: tensor 'w': data_offsets"):
                 safetensors_io.load_file(bad)
 
     def test_roundtrip_dtypes(self):
