@@ -31,7 +31,7 @@ find_package(nlohmann_json 3 REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(Threads REQUIRED)
-if(SKD_BUILD_APPS)
+if(SKD_BUILD_APPS OR SKD_BUILD_BENCH)  # the apps' and the benchmarks' command lines
   find_package(CLI11 CONFIG QUIET)
   if(NOT CLI11_FOUND)
     find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)
