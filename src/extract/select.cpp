@@ -95,7 +95,8 @@ LatencyChoice choose_by_latency(const Budget& b, const models::MaskTable& table,
   const auto t = read_latency_table(c.table_path, names.measure_file);
   std::vector<models::Widths> widths;  // the sub-networks the codes select now (a mask_table override too)
   for (int64_t k = 0; k < num_codes; ++k) widths.push_back(table.widths(k));
-  check_latency_table_widths(t, widths, c.table_path, names.latency);
+  // another model file is the first thing to say (code_for_latency); then the widths of the same file's codes
+  if (t.model_sha256 == supernet.sha256) check_latency_table_widths(t, widths, c.table_path, names.latency);
   c.measured = code_for_latency(t, b.latency_ms, b.batch_size, supernet.sha256, num_codes, c.table_path, names.latency);
   c.device = t.device;
   c.amp = t.amp;
