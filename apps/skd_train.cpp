@@ -95,6 +95,7 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("give --model and/or --arch (or --resume)");
     if (run.new_head && (!resolved.resume_path.empty() || cfg.model.empty()))
       throw std::invalid_argument("--new-head goes with --model (a resumed run keeps its head, a new model has a new one)");
+    train::check_run_outputs(resolved);  // before join opens <run_dir>/train.log
     train::install_stop_signals();
     const int rank = join(cfg, run);
     const auto r = train::run(resolved, run);

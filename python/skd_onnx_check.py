@@ -5,7 +5,7 @@ Usage: skd_onnx_check.py MODEL.onnx DATA.safetensors [--threads N]
 
 DATA holds pairs of float32 tensors "input.<name>" [B, C, H, W] and "expected.<name>" [B, classes]
 (the C++ forward's logits). Every input is run through onnxruntime (CPU); one JSON line goes to
-stdout: {"max_abs_diff", "per_input": {name: diff}, "inputs": {name: shape}, "onnxruntime", "numpy"}.
+stdout: {"max_abs_diff" (null when not finite), "per_input": {name: diff}, "inputs": {name: shape}, "onnxruntime", "numpy"}.
 Exit codes: 0 ran (the caller judges the diff), 3 onnxruntime or numpy cannot be imported,
 1 any other failure (message on stderr). Only numpy and onnxruntime are needed: the safetensors file
 is read here directly (8-byte header length, JSON header, raw little-endian data).
@@ -65,11 +65,14 @@ def main(argv):
             raise ValueError(f"input {name}: onnxruntime returned shape {list(got.shape)}, "
                              f"the C++ forward {list(expected.shape)}")
         diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
-        per_input[name] = float(diff.max()) if np.isfinite(diff).all() else float("inf")
+        # null for a non-finite difference: JSON has no Infinity (the C++ side reads null as +inf)
+        per_input[name] = float(diff.max()) if np.isfinite(diff).all() else None
         shapes[name] = list(tensors[key].shape)
     if not per_input:
         raise ValueError(f"{data}: no 'input.*' tensors")
-    print(json.dumps({"max_abs_diff": max(per_input.values()), "per_input": per_input, "inputs": shapes,
+    finite = [v for v in per_input.values() if v is not None]
+    worst = None if len(finite) < len(per_input) else max(finite)
+    print(json.dumps({"max_abs_diff": worst, "per_input": per_input, "inputs": shapes,
                       "onnxruntime": ort.__version__, "numpy": np.__version__}))
     return 0
 

@@ -347,8 +347,19 @@ Image decode_image_file(const std::string& path) {
   return decode_image(bytes.data(), bytes.size(), path);
 }
 
+void check_image_shape(const Image& img, const std::string& source) {
+  const int64_t lo = std::min(img.width, img.height), hi = std::max(img.width, img.height);
+  if (lo <= 0)
+    throw FormatError(cat("'", source, "': empty image (", img.width, "x", img.height, " pixels)"));
+  if (hi > lo * int64_t{kMaxAspectRatio})
+    throw FormatError(cat("'", source, "': ", img.width, "x", img.height, " pixels, an aspect ratio beyond ",
+                          kMaxAspectRatio, ":1 (resizing its shorter side to the model's input size would need ",
+                          "an image ", hi / lo, " times longer than wide); refused as a degenerate image"));
+}
+
 Image resize_shorter_side(const Image& img, int size) {
   check_image(img, "resize_shorter_side");
+  check_image_shape(img, "resize_shorter_side");
   if (size <= 0) throw std::invalid_argument(cat("resize_shorter_side: size ", size, " must be > 0"));
   const bool w_short = img.width <= img.height;
   const int shorter = w_short ? img.width : img.height;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "skd/core/error.h"
+#include "skd/core/fs.h"
 #include "skd/core/json_file.h"
 #include "skd/data/augment.h"
 #include "skd/data/eval_transform.h"
@@ -32,6 +33,8 @@ namespace {
 // Class name -> index from a class-index file.
 std::map<std::string, int64_t> read_class_index(const std::string& path) {
   std::map<std::string, int64_t> out;
+  std::error_code ec;  // a FIFO or device would block the read: refused before opening
+  if (fs::exists(path, ec)) check_input_file(path, "class_index");
   if (fs::path(path).extension() == ".json") {
     const nlohmann::json j = read_json_file_of("class_index", path, " file");
     if (!j.is_object()) throw ParameterError("class_index", cat(" '", path, "': expected a JSON object"));
@@ -143,6 +146,7 @@ class ImageFolder : public Dataset {
     Image img;
     try {
       img = decode_image_file(p);
+      check_image_shape(img, p);  // bounded transform work (a 100000x1 PNG), under the bad-image policy
     } catch (const std::exception& e) {
       throw BadSampleError(e.what());
     }

@@ -160,10 +160,23 @@ void check_job(const EvalJob& o) {
     throw ParameterError([](N n) { return cat(n("inputs"), " needs ", n("save_outputs")); });
 }
 
+// Every output location checked before any work (docs/reliability.md, "Hostile input"): not an input,
+// not a directory or special file, in a writable folder.
+void check_outputs(const EvalJob& o) {
+  const std::vector<std::string> inputs = {o.model, o.arch, o.inputs, o.class_index};
+  const std::string table = !o.latency_table ? "" : o.out.empty() ? extract::latency_table_path(o.model) : o.out;
+  const std::string table_key = o.out.empty() ? "latency_table" : "out";
+  check_output_file("json", o.json, inputs);
+  check_output_file("save_outputs", o.save_outputs, inputs);
+  check_output_file(table_key, table, inputs);
+  check_distinct_outputs({{"json", o.json}, {"save_outputs", o.save_outputs}, {table_key, table}});
+}
+
 }  // namespace
 
 void run_eval_job(const EvalJob& o, std::FILE* out) {
   check_job(o);
+  check_outputs(o);
   if (o.summary) return run_summary(o, out);
   const auto device = parse_device(o.device);
   check_amp_device(o.amp, device);

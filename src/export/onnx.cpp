@@ -17,6 +17,9 @@
 #include <functional>
 #include <set>
 #include <sstream>
+#include <thread>
+#include <chrono>
+#include <csignal>
 
 #ifdef SKD_HAVE_ONNX
 #include <onnx/checker.h>
@@ -396,35 +399,101 @@ std::string last_line(std::string text) {
   return nl == std::string::npos ? text : text.substr(nl + 1);
 }
 
-// Runs argv (PATH lookup for argv[0]) with stdout/stderr into files; returns the exit status
-// (128 + signal when killed). Throws skd::ParameterFailure when it cannot be started (`what` names the
-// program, by config keys).
+// Seconds the checker may run before it is killed: $SKD_ONNX_CHECK_TIMEOUT (for tests; documented in
+// docs/reliability.md), else 600.
+double checker_timeout_seconds() {
+  const char* env = std::getenv("SKD_ONNX_CHECK_TIMEOUT");
+  if (env && *env) {
+    char* end = nullptr;
+    const double v = std::strtod(env, &end);
+    if (end && *end == '\0' && v > 0) return v;
+  }
+  return 600.0;
+}
+
+// Runs argv (PATH lookup for argv[0]) in its own process group with stdout/stderr into files; returns the
+// exit status (128 + signal when killed). A process that runs longer than `timeout_s` is killed with its
+// whole process group and std::runtime_error says so. Throws skd::ParameterFailure when it cannot be
+// started (`what` names the program, by config keys).
 int run_process(const std::vector<std::string>& argv, const std::string& out, const std::string& err,
-                const std::function<std::string(const KeyNamer&)>& what) {
+                const std::function<std::string(const KeyNamer&)>& what, double timeout_s) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);  // its own group: a timeout kills its children too
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;
-  const int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+  const int rc = posix_spawnp(&pid, args[0], &fa, &attr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   if (rc != 0)
     throw ParameterFailure([=](const KeyNamer& name) {
       return cat("cannot run ", what(name), " '", argv[0], "': ", std::strerror(rc));
     });
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR)
-      throw ParameterFailure([=, e = errno](const KeyNamer& name) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  for (;;) {
+    const pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) {
+      const int e = errno;
+      ::kill(-pid, SIGKILL);
+      throw ParameterFailure([=](const KeyNamer& name) {
         return cat("waiting for ", what(name), " '", argv[0], "': ", std::strerror(e));
       });
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(-pid, SIGKILL);
+      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      throw std::runtime_error(cat("the onnxruntime parity check (", argv[0], " ", argv.size() > 1 ? argv[1] : "",
+                                   ") did not finish within ", timeout_s, " s and was killed"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+// The checker's result line (python/skd_onnx_check.py prints one JSON object on its last stdout line):
+// {"max_abs_diff": number, "onnxruntime": string, "inputs": {name: [batch, ...dims], ...}}. Anything
+// else is a skd::FormatError naming the checker.
+void parse_checker_result(const std::string& line, const std::string& checker, ParityResult& result) {
+  const auto bad = [&](const std::string& why) {
+    return FormatError(cat("the onnxruntime parity check (", checker, ") printed an unexpected result: ", why,
+                           " (last line of its output: '", line.substr(0, 200), "')"));
+  };
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(line);
+  } catch (const nlohmann::json::exception& e) {
+    throw bad(cat("not JSON: ", e.what()));
+  }
+  if (!j.is_object()) throw bad("not a JSON object");
+  const auto diff = j.find("max_abs_diff");
+  const auto ort = j.find("onnxruntime");
+  const auto inputs = j.find("inputs");
+  if (diff == j.end() || !(diff->is_number() || diff->is_null())) throw bad("'max_abs_diff' is not a number");
+  if (ort == j.end() || !ort->is_string()) throw bad("'onnxruntime' is not a string");
+  if (inputs == j.end() || !inputs->is_object() || inputs->empty()) throw bad("'inputs' is not a non-empty object");
+  result.max_abs_diff = diff->is_null() ? INFINITY : diff->get<double>();
+  result.onnxruntime_version = ort->get<std::string>();
+  for (const auto& [name, shape] : inputs->items()) {
+    if (!shape.is_array() || shape.empty()) throw bad(cat("input '", name, "' has no shape"));
+    std::vector<int64_t> dims;
+    for (const auto& d : shape) {
+      if (!d.is_number_integer() || d.get<int64_t>() < 0) throw bad(cat("input '", name, "' has a bad dimension"));
+      dims.push_back(d.get<int64_t>());
+    }
+    result.inputs.push_back(dims);
+  }
 }
 
 std::string shape_text(const std::vector<int64_t>& s) {
@@ -520,7 +589,8 @@ ParityResult check_parity(models::ElasticModelImpl& model, const std::string& on
                               dir.file("data.safetensors"), "--threads", std::to_string(options.threads)},
                              dir.file("out.txt"), dir.file("err.txt"), [](const KeyNamer& name) {
                                return cat("the Python interpreter (", name("python"), " / SKD_PYTHON)");
-                             });
+                             },
+                             checker_timeout_seconds());
   const std::string err = last_line(read_text(dir.file("err.txt")));
   if (rc == 3)
     throw ParameterFailure([=](const KeyNamer& name) {
@@ -535,17 +605,7 @@ ParityResult check_parity(models::ElasticModelImpl& model, const std::string& on
   if (rc != 0)
     throw std::runtime_error(cat("the onnxruntime parity check with '", result.python, "' failed (exit ", rc,
                                  rc == 127 ? ": interpreter not found" : "", "): ", err));
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(last_line(read_text(dir.file("out.txt"))));
-    result.max_abs_diff = j.at("max_abs_diff").get<double>();
-    result.onnxruntime_version = j.at("onnxruntime").get<std::string>();
-    for (const auto& [name, shape] : j.at("inputs").items())
-      result.inputs.push_back(shape.get<std::vector<int64_t>>());
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(
-        cat("the onnxruntime parity check printed no result (", e.what(), "); stderr: ", err));
-  }
+  parse_checker_result(last_line(read_text(dir.file("out.txt"))), cat(result.python, " skd_onnx_check.py"), result);
   // Larger batches first, as the inputs were made.
   std::sort(result.inputs.begin(), result.inputs.end(),
             [](const auto& a, const auto& b) { return a[0] > b[0]; });
@@ -577,13 +637,9 @@ ExportResult export_onnx(const ExportOptions& o) {
                  " or ", name("macs_ratio"));
     });
   const auto convention = o.macs_convention;
-  {  // Fail before the work when the output folder is not writable (the write itself is atomic anyway).
-    const auto parent = fs::path(o.out).parent_path();
-    const std::string dir = parent.empty() ? "." : parent.string();
-    if (access(dir.c_str(), W_OK) != 0)
-      throw ParameterFailure("out",
-                             cat(" ", o.out, ": cannot write into '", dir, "': ", std::strerror(errno)));
-  }
+  // The output checked before any work (docs/reliability.md, "Hostile input"): not an input, not a
+  // directory or special file, in a writable folder.
+  check_output_file("out", o.out, {o.model, o.arch, o.mask_table});
 
   auto loaded = models::load_model(o.model, o.arch);
   const auto& c = loaded.model->config();

@@ -4,6 +4,8 @@
 #include <sstream>
 
 #include "skd/core/error.h"
+#include "skd/core/fs.h"
+#include "skd/extract/latency_table.h"
 #include "skd/extract/extract.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
@@ -82,6 +84,9 @@ Budget budget_of(const ExtractJob& o, const BudgetNames& names) {
 
 void run_extract_job(const ExtractJob& o, std::FILE* out, const BudgetNames& measure) {
   check_job(o);
+  // The output checked before any work (docs/reliability.md, "Hostile input").
+  if (!o.list) check_output_file("out", o.out, {o.model, o.arch, o.mask_table, o.latency_table,
+                                                o.latency.empty() ? "" : latency_table_path(o.model)});
   BudgetNames names = measure;  // the keys are this job's
   names.op_code = "op_code";
   names.macs = "macs";

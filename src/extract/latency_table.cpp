@@ -1,5 +1,6 @@
 #include "skd/extract/latency_table.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 
@@ -115,6 +116,27 @@ double parse_duration_ms(const std::string& text, const std::string& key) {
   if (used == 0 || scale == 0 || !std::isfinite(v) || v <= 0)
     throw ParameterError(key, cat(" '", text, "': expected a positive duration like 5ms, 800us or 0.5s"));
   return v * scale;
+}
+
+namespace {
+
+std::string widths_text(const models::Widths& w) {
+  std::string s;
+  for (const auto& b : w) s += cat(s.empty() ? "" : ",", b.attn, ":", b.mlp);
+  return s;
+}
+
+}  // namespace
+
+void check_latency_table_widths(const LatencyTable& t, const std::vector<models::Widths>& code_widths,
+                                const std::string& table_path, const LatencyNames& names) {
+  const size_t n = std::min(t.codes.size(), code_widths.size());
+  for (size_t k = 0; k < n; ++k)
+    if (t.codes[k].widths != code_widths[k])
+      throw ParameterError(
+          names.table, cat(" '", table_path, "' was measured for other sub-networks: its op code ", k, " has widths ",
+                           widths_text(t.codes[k].widths), ", the mask table in use gives ", widths_text(code_widths[k]),
+                           " (a table belongs to the mask table it timed; measure this one with ", names.measure, ")"));
 }
 
 LatencySelection code_for_latency(const LatencyTable& t, double budget_ms, int64_t batch_size,

@@ -86,12 +86,17 @@ Budget Budget::of_latency(double ms, int64_t batch_size, std::string table_path)
 namespace {
 
 // The code of a latency budget, with the measured numbers it was chosen by.
-LatencyChoice choose_by_latency(const Budget& b, int64_t num_codes, const SupernetFile& supernet,
+LatencyChoice choose_by_latency(const Budget& b, const models::MaskTable& table, const SupernetFile& supernet,
                                 const BudgetNames& names) {
+  const int64_t num_codes = table.last_code() + 1;
   LatencyChoice c;
   c.budget_ms = b.latency_ms;
   c.table_path = b.latency_table.empty() ? latency_table_path(supernet.path) : b.latency_table;
   const auto t = read_latency_table(c.table_path, names.measure_file);
+  std::vector<models::Widths> widths;  // the sub-networks the codes select now (a mask_table override too)
+  for (int64_t k = 0; k < num_codes; ++k) widths.push_back(table.widths(k));
+  // another model file is the first thing to say (code_for_latency); then the widths of the same file's codes
+  if (t.model_sha256 == supernet.sha256) check_latency_table_widths(t, widths, c.table_path, names.latency);
   c.measured = code_for_latency(t, b.latency_ms, b.batch_size, supernet.sha256, num_codes, c.table_path, names.latency);
   c.device = t.device;
   c.amp = t.amp;
@@ -135,7 +140,7 @@ Selection select(const models::ModelConfig& config, const models::MaskTable& tab
       break;
     }
     case Budget::Kind::LATENCY: {
-      const auto c = choose_by_latency(budget, k + 1, supernet, names);
+      const auto c = choose_by_latency(budget, table, supernet, names);
       s.code = c.measured.code;
       s.provenance["latency"] = {{"budget_ms", c.budget_ms},       {"batch_size", c.measured.batch_size},
                                  {"median_ms", c.measured.median_ms}, {"p10_ms", c.measured.p10_ms},

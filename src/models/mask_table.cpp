@@ -1,5 +1,6 @@
 #include "skd/models/mask_table.h"
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -160,6 +161,8 @@ MaskTable load_mask_table(const nlohmann::json& manifest, const std::string& mas
   if (!mask_table_path.empty()) {
     // A file that cannot be opened is bad usage; content that is not JSON or does not fit this model is
     // a format error of the file (both name the parameter `path_name` by its config key).
+    std::error_code ec;  // a FIFO or device would block or feed the read: refused before opening
+    if (std::filesystem::exists(mask_table_path, ec)) check_input_file(mask_table_path, path_name);
     std::ifstream in(mask_table_path);
     if (!in) throw ParameterError(path_name, cat(": cannot open '", mask_table_path, "'"));
     nlohmann::json j;

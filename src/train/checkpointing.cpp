@@ -192,10 +192,10 @@ std::string resolve_resume_path(const std::string& path) {
   if (!fs::is_directory(path, ec))
     throw ParameterError("resume", cat(" '", path, "': no such file or directory"));
   for (const auto& dir : {path + "/checkpoints", path}) {
-    std::ifstream in(dir + "/latest");
-    if (!in) continue;
-    std::string name;
-    std::getline(in, name);
+    if (!fs::exists(dir + "/latest", ec)) continue;
+    const auto bytes = read_file_bytes(dir + "/latest", 4096);  // refuses a FIFO or device (never blocks)
+    std::string name(bytes.begin(), bytes.end());
+    name = name.substr(0, name.find('\n'));
     const std::string file = dir + "/" + name;
     if (name.empty() || !fs::is_regular_file(file, ec))
       throw ParameterError("resume",

@@ -1,7 +1,11 @@
 // skd-train as one library call: config resolution, model and data setup, mode dispatch.
 #include "skd/train/run.h"
 
+#include <algorithm>
+#include <filesystem>
+
 #include "skd/core/error.h"
+#include "skd/core/fs.h"
 #include "skd/core/json_file.h"
 #include "skd/core/logging.h"
 #include "skd/data/dataset.h"
@@ -52,6 +56,63 @@ void replace_head_for(InitialModel& m, const data::Dataset& train_set, const Res
            "and widths");
 }
 
+namespace fs = std::filesystem;
+
+// The run directory of a --resume argument: the directory itself (a run directory), the folder above a
+// checkpoints folder, or the run directory of a checkpoint file inside <run>/checkpoints. "" for a
+// checkpoint file elsewhere (not part of a run).
+std::string resume_run_dir(const std::string& arg, const std::string& checkpoint) {
+  std::error_code ec;
+  fs::path p = fs::path(arg).lexically_normal();
+  if (p.has_filename() == false && p.has_parent_path()) p = p.parent_path();  // "runs/a/" -> "runs/a"
+  if (fs::is_directory(p, ec)) {
+    if (fs::exists(p / "checkpoints" / "latest", ec)) return p.string();
+    const fs::path above = fs::absolute(p, ec).lexically_normal().parent_path();
+    return above.string();
+  }
+  const fs::path folder = fs::absolute(fs::path(checkpoint), ec).lexically_normal().parent_path();
+  if (folder.filename() == "checkpoints") return folder.parent_path().string();
+  return "";
+}
+
+// The training state of the checkpoint to resume. When it cannot be read (truncated, corrupt), the error
+// also names the newest earlier checkpoint of its folder that reads, or says there is none.
+TrainingState read_resume_state(const std::string& path) {
+  try {
+    return read_training_state(path);
+  } catch (const std::runtime_error& e) {
+    const fs::path file(path);
+    if (file.filename().string().rfind("ckpt-e", 0) != 0) throw;  // not one of a run's checkpoints
+    const std::string what = e.what();
+    const fs::path folder = file.parent_path().empty() ? fs::path(".") : file.parent_path();
+    std::vector<std::string> earlier;
+    std::error_code ec;
+    for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string n = it->path().filename().string();
+      if (n.rfind("ckpt-e", 0) == 0 && n.size() > 12 && n.substr(n.size() - 12) == ".safetensors" &&
+          n < file.filename().string())
+        earlier.push_back(n);
+    }
+    std::sort(earlier.rbegin(), earlier.rend());
+    std::string intact;
+    for (const auto& n : earlier) {
+      try {
+        read_training_state((folder / n).string());
+        intact = (folder / n).string();
+        break;
+      } catch (const std::runtime_error&) {
+      }
+    }
+    throw ParameterFailure([=](const KeyNamer& name) {
+      if (intact.empty())
+        return cat("cannot resume from '", path, "': ", what, "; no intact earlier checkpoint in '", folder.string(),
+                   "'");
+      return cat("cannot resume from '", path, "': ", what, "; the newest intact earlier checkpoint is '", intact,
+                 "' (resume from it with ", name("resume"), " ", intact, ")");
+    });
+  }
+}
+
 }  // namespace
 
 ResolvedConfig resolve_config(const ConfigSources& sources) {
@@ -59,8 +120,17 @@ ResolvedConfig resolve_config(const ConfigSources& sources) {
   ResolvedConfig r;
   if (!sources.resume.empty()) {
     r.resume_path = resolve_resume_path(sources.resume);
-    const auto state = read_training_state(r.resume_path);
+    const auto state = read_resume_state(r.resume_path);
     for (auto& [k, v] : state.config.items()) resolved[k] = v;
+    // The resumed run is the directory given, wherever the run was when the checkpoint was written (a
+    // moved or copied run, another working directory): every file of the run goes there, and the final
+    // model to <run_dir>/model.safetensors unless an output is given again.
+    r.resume_run_dir = resume_run_dir(sources.resume, r.resume_path);
+    resolved["run_dir"] = r.resume_run_dir;
+    resolved["out"] = "";
+    if (r.resume_run_dir.empty())
+      log_warn(log_key("resume"), " '", sources.resume, "' is a checkpoint outside a run directory: this run saves its ",
+               "files only where ", log_key("run_dir"), " / ", log_key("out"), " say");
     // The same checks as load_model: a valid config, and no model larger than the file's weights.
     r.resume_arch = models::manifest_config(state.manifest, r.resume_path);
     models::check_params_fit(r.resume_arch, state.model, r.resume_path);
@@ -78,11 +148,29 @@ ResolvedConfig resolve_config(const ConfigSources& sources) {
   for (auto& [k, v] : sources.given.items()) resolved[k] = v;
   r.config = config_from_json(resolved, "resolved config");
   validate(r.config);
+  if (!r.resume_run_dir.empty() && r.config.run_dir != r.resume_run_dir) {
+    if (same_file(r.config.run_dir, r.resume_run_dir))
+      r.config.run_dir = r.resume_run_dir;
+    else  // given explicitly (flag or config file): the resumed run continues in another folder
+      log_info("resuming the run of '", r.resume_run_dir, "' into ", log_key("run_dir"), " '", r.config.run_dir, "'");
+  }
   return r;
+}
+
+void check_run_outputs(const ResolvedConfig& resolved) {
+  const TrainConfig& cfg = resolved.config;
+  const std::vector<std::string> inputs = {cfg.model, cfg.arch, resolved.resume_path};
+  check_output_dir("run_dir", cfg.run_dir);
+  std::error_code ec;
+  if (!cfg.out.empty())
+    check_output_file("out", cfg.out, inputs);
+  else if (!cfg.run_dir.empty() && fs::is_directory(cfg.run_dir, ec))
+    check_output_file("run_dir", cfg.run_dir + "/model.safetensors", inputs);
 }
 
 TrainResult run(const ResolvedConfig& resolved, const RunOptions& options) {
   const TrainConfig& cfg = resolved.config;
+  check_run_outputs(resolved);
   torch::manual_seed(cfg.seed);
   InitialModel m = initial_model(resolved);
   data::DataSpec spec;

@@ -236,6 +236,8 @@ class Trainer {
   std::vector<PendingLoss> pending_;
   double loss_sum_ = 0;
   int64_t loss_count_ = 0;
+  int64_t bad_images_ = 0;         // unreadable training images skipped in this epoch (this rank)
+  std::string bad_example_;        // one of them
 };
 
 Trainer::Trainer(models::ElasticModelImpl& model, const data::Dataset& train_set, const data::Dataset* eval_set,
@@ -382,10 +384,25 @@ bool Trainer::run_epoch(int64_t epoch) {
   loss_sum_ = 0;
   loss_count_ = 0;
   data::LoadedBatch batch;
+  const auto note_bad = [&] {
+    bad_images_ = loader.bad_images();
+    const auto paths = loader.bad_paths();
+    bad_example_ = paths.empty() ? "" : paths.front();
+  };
   for (int64_t step = first; step < steps_per_epoch_; ++step) {
-    if (!loader.next(batch)) throw std::runtime_error(cat("data loader ended early at step ", step));
+    if (!loader.next(batch)) {
+      note_bad();
+      if (bad_images_ == 0) throw std::runtime_error(cat("data loader ended early at step ", step));
+      throw std::runtime_error(cat(train_set_.describe(), ": ",
+                                   step == first ? "none of the training images could be read"
+                                                 : cat("the training images ran out at step ", step, " of ",
+                                                       steps_per_epoch_),
+                                   " (", bad_images_, " unreadable image(s) skipped in epoch ", epoch + 1, ", e.g. '",
+                                   bad_example_, "')"));
+    }
     if (!train_step(epoch, step, batch)) return false;
   }
+  note_bad();
   return end_epoch(epoch, first, seconds_since(epoch_start));
 }
 
@@ -410,7 +427,10 @@ bool Trainer::train_step(int64_t epoch, int64_t step, const data::LoadedBatch& b
   torch::Tensor images = batch.images, labels = batch.labels, targets;
   if (images.size(0) == 0) throw std::runtime_error(cat("epoch ", epoch, " step ", step, ": no readable image"));
   if (mixing_) {
-    if (images.size(0) % 2 != 0) {  // a skipped bad image left an odd batch
+    if (images.size(0) == 1) {  // skipped bad images left one: mixed with itself (dropping it left 0, a NaN loss)
+      images = torch::cat({images, images});
+      labels = torch::cat({labels, labels});
+    } else if (images.size(0) % 2 != 0) {  // a skipped bad image left an odd batch
       images = images.narrow(0, 0, images.size(0) - 1);
       labels = labels.narrow(0, 0, labels.size(0) - 1);
     }
@@ -518,14 +538,21 @@ bool Trainer::read_losses(int64_t epoch) {
 bool Trainer::end_epoch(int64_t epoch, int64_t first, double secs) {
   progress_.epoch = epoch + 1;
   progress_.step_in_epoch = 0;
-  const auto train_stats = all_reduce_sum(comm_, {loss_sum_, static_cast<double>(loss_count_)});
+  const auto train_stats =
+      all_reduce_sum(comm_, {loss_sum_, static_cast<double>(loss_count_), static_cast<double>(bad_images_)});
+  const auto skipped_images = static_cast<int64_t>(train_stats[2]);
+  result_.skipped_images += skipped_images;
+  if (skipped_images > 0)
+    log_warn("epoch ", epoch + 1, ": skipped ", skipped_images, " unreadable training image(s)",
+             bad_example_.empty() ? "" : cat(", e.g. '", bad_example_, "'"));
   nlohmann::json rec = {{"epoch", epoch + 1},
                         {"global_step", progress_.global_step},
                         {"train_loss", train_stats[1] > 0 ? train_stats[0] / train_stats[1] : NAN},
                         {"lr", sched_.at(epoch + 1.0 - 1e-9)},
                         {"images_per_s", (steps_per_epoch_ - first) * global_batch_ / secs},
                         {"epoch_seconds", secs},
-                        {"skipped_steps", result_.skipped_steps}};
+                        {"skipped_steps", result_.skipped_steps},
+                        {"skipped_images", skipped_images}};
   result_.images_per_s = rec["images_per_s"];
   const bool evaluated = eval_set_ && cfg_.eval;
   const bool is_best = evaluated && evaluate(epoch, rec);
@@ -650,6 +677,7 @@ std::string summary(const TrainResult& r) {
     std::snprintf(buf, sizeof buf, " (best %.2f%%)", r.best_top1);
     s += buf;
   }
+  if (r.skipped_images > 0) s += cat("; skipped ", r.skipped_images, " unreadable training image(s)");
   return s;
 }
 

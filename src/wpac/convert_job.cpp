@@ -103,6 +103,13 @@ ConvertResult convert_checkpoint(const ConvertJob& job) {
   const std::string criterion = criterion_of(job);
   const bool format_only = criterion == "none";
   ConvertOptions opt = convert_options(job, format_only);
+  // Every output checked before any work (docs/reliability.md, "Hostile input").
+  const std::string report_path =
+      format_only ? "" : (job.report.empty() ? default_report_path(job.out) : job.report);
+  const std::vector<std::string> inputs = {job.model, job.arch, job.mask_table};
+  check_output_file("out", job.out, inputs);
+  check_output_file(job.report.empty() ? "out" : "report", report_path, inputs);
+  check_distinct_outputs({{"out", job.out}, {"report", report_path}});
 
   dist::JoinOptions join_options;
   join_options.backend = job.dist_backend;
@@ -133,7 +140,7 @@ ConvertResult convert_checkpoint(const ConvertJob& job) {
   result.main_rank = session.env.rank == 0;
   result.artifact = job.out;
   if (!format_only) {
-    result.report_path = job.report.empty() ? default_report_path(job.out) : job.report;
+    result.report_path = report_path;
     result.report =
         convert_loaded(job, opt, loaded, session.device, session.comm.get(), result.report_path, prov);
   }

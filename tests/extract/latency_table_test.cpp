@@ -123,3 +123,20 @@ TEST(LatencyTable, ParsesDurations) {
   for (const char* bad : {"", "ms", "fast", "-1ms", "0", "5 min", "5msx", "nan"})
     EXPECT_NE(test::error_of([&] { parse_duration_ms(bad, "--latency"); }).find("--latency '"), std::string::npos) << bad;
 }
+
+// A table is bound to the widths it timed: a mask table that selects other sub-networks for the same
+// codes (e.g. a mask_table overriding the artifact's) is refused, naming the table file and the code.
+TEST(LatencyTable, BoundToTheWidthsItMeasured) {
+  const auto t = synthetic({4.0, 3.0, 2.0});
+  std::vector<models::Widths> same;
+  for (const auto& r : t.codes) same.push_back(r.widths);
+  EXPECT_NO_THROW(check_latency_table_widths(t, same, "super.latency.json"));
+  auto other = same;
+  other[1][1].mlp = 8;
+  const auto msg = test::error_of<std::invalid_argument>(
+      [&] { check_latency_table_widths(t, other, "super.latency.json"); });
+  EXPECT_NE(msg.find("latency_table 'super.latency.json' was measured for other sub-networks: its op code 1 has "
+                     "widths 16:64,15:0, the mask table in use gives 16:64,15:8"),
+            std::string::npos)
+      << msg;
+}

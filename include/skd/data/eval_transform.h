@@ -23,6 +23,15 @@ inline constexpr int64_t kMaxImagePixels = 178956970;  // PIL's decompression-bo
 Image decode_image_file(const std::string& path);
 Image decode_image(const uint8_t* data, size_t size, const std::string& source);
 
+// The longest side / shortest side an image may have: the eval transform resizes the shorter side to
+// about the model's input size, so a 100000x1 image would become 256 x 25.6 M pixels (20 GB); any
+// image within the ratio resizes to at most kMaxAspectRatio x size^2 pixels. Real photos stay far below.
+inline constexpr int kMaxAspectRatio = 64;
+// Throws skd::FormatError naming `source` (the file) for an empty image or one beyond kMaxAspectRatio
+// (docs/reliability.md, "Hostile input"). Image folders call it after decoding, so such a file is an
+// unreadable image under --on-bad-image; resize_shorter_side calls it too.
+void check_image_shape(const Image& img, const std::string& source);
+
 // torchvision Resize(int): shorter side to `size`, the other int(size * long / short) (PIL rounding
 // as torchvision 0.14 does), bicubic.
 Image resize_shorter_side(const Image& img, int size);

@@ -78,6 +78,13 @@ void write_latency_table(const std::string& path, const LatencyTable& table);
 // naming the config key `key` for anything else or a non-positive value.
 double parse_duration_ms(const std::string& text, const std::string& key);
 
+// A table is bound to the sub-networks it timed: every row's widths must be those of the same op code of
+// the mask table used now (`code_widths`, codes 0..K), else its latencies belong to other sub-networks
+// (e.g. a mask_table that overrides the artifact's table). skd::ParameterError naming `table_path` and
+// the first code that differs. A count mismatch is left to code_for_latency.
+void check_latency_table_widths(const LatencyTable& table, const std::vector<models::Widths>& code_widths,
+                                const std::string& table_path, const LatencyNames& names = {});
+
 struct LatencySelection {
   int64_t code = 0;
   int64_t batch_size = 0;

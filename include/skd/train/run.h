@@ -31,6 +31,7 @@ struct ResolvedConfig {
   std::string resume_path;          // the checkpoint file of ConfigSources::resume ("" = none)
   models::ModelConfig resume_arch;  // its architecture (checked against its weights)
   nlohmann::json resume_manifest;   // its manifest (PIAD continues its mask table)
+  std::string resume_run_dir;       // the run directory resumed (config.run_dir; "" = a loose checkpoint file)
 };
 
 // Resolves and validates the config. The config file alone is checked strictly (unknown keys, wrong
@@ -46,6 +47,13 @@ struct RunOptions {
   std::shared_ptr<dist::Communicator> comm;  // null: single process
   torch::Device device = torch::kCPU;  // this process's device
 };
+
+// Every output location of the run checked before any work (docs/reliability.md, "Hostile input"):
+// run_dir an existing writable folder or creatable, out (or <run_dir>/model.safetensors) not a directory,
+// special file or input (model, arch, the resumed checkpoint), in a writable folder. Errors as for
+// skd::check_output_file, naming run_dir / out. run() calls it first; skd-train also before joining the job
+// (which opens <run_dir>/train.log).
+void check_run_outputs(const ResolvedConfig& resolved);
 
 // Builds the model and the data the resolved config describes and trains it (mode "train": train(),
 // "piad": train_piad()). Errors as for train().

@@ -71,6 +71,7 @@ struct TrainContext {
 struct TrainResult {
   int64_t steps = 0;          // optimizer steps taken in this call
   int64_t skipped_steps = 0;  // fp16 overflow steps skipped
+  int64_t skipped_images = 0; // unreadable training images skipped (all ranks, epochs finished in this call)
   double last_loss = 0;
   double images_per_s = 0;  // of the last epoch, all ranks together
   double eval_top1 = -1;    // after the last epoch
