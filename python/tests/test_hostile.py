@@ -270,6 +270,24 @@ class Hostile(unittest.TestCase):
                 mock.patch.object(skd_loader, "check_weights"), mock.patch.object(skd_loader, "check_params_fit"):
             self.refuse(ha.raw_file(ha.with_manifest(header, m), data), ArtifactError, "precomputed masks")
 
+    def test_legacy_swin_stage_numbers_are_strict(self):
+        """The N of a legacy 'layers.N.downsample.*' key is plain digits 0..7 (legacy_stage() in
+        checkpoint.cpp); the loader once copied std::stoll's " 1", "+1", "1a"."""
+        cfg = {"family": "swin"}
+        base = {"layers.0.downsample.reduction.weight": 0, "head.weight": 0}
+        for n in ("", " 1", "+1", "1a", "-1", "01", "00", "8", "10", "9" * 20, "\u0661", "1\n", "\uff11"):
+            key = f"layers.{n}.downsample.norm.weight"
+            with self.subTest(n=n):
+                with self.assertRaises(ArtifactError) as cm:
+                    skd_loader.normalize_keys(cfg, dict(base, **{key: 0}), "old.pth")
+                self.assertEqual(cm.exception.key, key)
+                self.assertIn("old.pth", str(cm.exception))
+                self.assertIn("the stage number of a legacy Swin key must be 0..7", str(cm.exception))
+        for n in ("0", "1", "7"):
+            out = skd_loader.normalize_keys(cfg, dict(base, **{f"layers.{n}.downsample.norm.weight": 1}), "old.pth")
+            self.assertEqual(out[f"layers.{int(n) + 1}.downsample.norm.weight"], 1)
+            self.assertIn("head.fc.weight", out)
+
     # --- weights ----------------------------------------------------------------------------------------
 
     def test_integer_weights(self):
@@ -317,6 +335,14 @@ class Hostile(unittest.TestCase):
                         m["mask_table"][k] = v
                 self.refuse(ha.raw_file(ha.with_manifest(header, m), data), ArtifactError, "mask_table",
                             key="mask_table", op_code=1)
+        full = [[4, 16], [4, 16]]
+        table = {k: {"0": w, "-1": w} for k, w in (("0.attn", 4), ("0.mlp", 16), ("1.attn", 4), ("1.mlp", 16))}
+        for change, regex in (({"0.attn": {"-1": 4}}, "'0.attn' lacks op code 0"),
+                              ({"1.mlp": {"-1": 16}}, "'1.mlp' lacks op code 0"),
+                              ({"0.mlp": {"0": 16, "1": 8}}, "'0.mlp' has 2 codes where module '0.attn' has 1")):
+            with self.subTest(change=change):
+                with self.assertRaisesRegex(skd_loader.ConfigError, regex):
+                    skd_loader.mask_table.table_from_json(dict(table, **change), full)
         m = json.loads(json.dumps(manifest))
         m["op_codes"][1]["macs_paper"] += 1
         self.refuse(ha.raw_file(ha.with_manifest(header, m), data), ArtifactError, "op_codes code 1: macs_paper",
