@@ -173,9 +173,11 @@ void validate(const ModelConfig& c) {
   if (c.family == Family::SWIN) {
     const int64_t bytes = swin_derived_buffer_bytes(c, stored_widths(c));
     require(bytes <= kMaxDerivedBufferBytes,
-            cat("config: img_size ", c.img_size, " / patch_size ", c.patch_size, " with window_size ", c.window_size,
-                " needs ", bytes, " bytes of precomputed masks and indices for the Swin windows, more than the limit of ",
-                kMaxDerivedBufferBytes, " (", kMaxDerivedBufferBytes >> 20, " MiB); use a smaller window_size or img_size"));
+            cat("config: img_size ", c.img_size, " / patch_size ", c.patch_size, " with window_size ",
+                c.window_size, " needs ", bytes,
+                " bytes of precomputed masks and indices for the Swin windows, more than the limit of ",
+                kMaxDerivedBufferBytes, " (", kMaxDerivedBufferBytes >> 20,
+                " MiB); use a smaller window_size or img_size"));
   }
 }
 

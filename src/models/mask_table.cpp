@@ -89,7 +89,8 @@ MaskTable MaskTable::from_json(const nlohmann::json& j, const Widths& full, cons
       if (k < 0) throw FormatError(cat(source, ": '", key, "' lacks op code 0"));
       if (!columns.empty() && k != last)
         throw FormatError(cat(source, ": '", key, "' has ", static_cast<uint64_t>(k) + 1,
-                              " codes where module '0.attn' has ", static_cast<uint64_t>(last) + 1, " (every module lists codes 0..K)"));
+                              " codes where module '0.attn' has ", static_cast<uint64_t>(last) + 1,
+                              " (every module lists codes 0..K)"));
       last = k;
       std::vector<int64_t> col;
       const int64_t limit = attn ? full[b].attn : full[b].mlp;

@@ -30,8 +30,8 @@ torch::Tensor swin_attention_mask(int64_t H, int64_t W, int64_t w, int64_t s) {
   return torch::where(diff != 0, torch::full_like(diff, -100.0), torch::zeros_like(diff));
 }
 
-SwinBlockImpl::SwinBlockImpl(const BlockSpec& s, BlockWidth st, bool qkv_bias, double eps, torch::Tensor index,
-                             torch::Tensor mask)
+SwinBlockImpl::SwinBlockImpl(const BlockSpec& s, BlockWidth st, bool qkv_bias, double eps,
+                             torch::Tensor index, torch::Tensor mask)
     : spec(s), stored(st) {
   if (stored.attn > 0) {
     norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({s.dim}).eps(eps)));
@@ -44,7 +44,8 @@ SwinBlockImpl::SwinBlockImpl(const BlockSpec& s, BlockWidth st, bool qkv_bias, d
   // Only blocks with attention use them; validate() bounds their size (kMaxDerivedBufferBytes).
   if (stored.attn > 0) {
     rel_index = index.defined() ? index : swin_relative_position_index(s.window).view({-1});
-    if (s.shift > 0) attn_mask = mask.defined() ? mask : swin_attention_mask(s.res_h, s.res_w, s.window, s.shift);
+    if (s.shift > 0)
+      attn_mask = mask.defined() ? mask : swin_attention_mask(s.res_h, s.res_w, s.window, s.shift);
   }
 }
 
@@ -106,7 +107,7 @@ SwinTransformerImpl::SwinTransformerImpl(ModelConfig cfg) : ElasticModelImpl(std
   const auto specs = block_specs(c);
   const auto stored = stored_widths(c);
   // Derived buffers, built once and shared: what swin_derived_buffer_bytes counts and validate() bounds.
-  std::map<int64_t, torch::Tensor> indices;                               // by window
+  std::map<int64_t, torch::Tensor> indices;                              // by window
   std::map<std::tuple<int64_t, int64_t, int64_t>, torch::Tensor> masks;  // by (res, window, shift)
   size_t next = 0;
   for (size_t st = 0; st < c.depths.size(); ++st) {
