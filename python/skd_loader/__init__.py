@@ -17,7 +17,7 @@ import torch
 
 from . import strict_json
 from .config import (ConfigError, attention_scales, block_specs, config_from_json, derived_buffer_bytes,
-                     full_widths, macs_count, stored_widths, validate_widths, MAX_DERIVED_BUFFER_BYTES)
+                     full_widths, macs_count, stored_widths, validate_widths, MAX_DERIVED_BUFFER_BYTES, MAX_STAGES)
 from .errors import ArtifactError, FormatError, SafetensorsError, SkdLoaderError, printable
 from .mask_table import check_op_codes, table_from_json
 from .models import build_model
@@ -108,19 +108,13 @@ def read_artifact(path):
     return tensors, _manifest_from_metadata(meta, path)
 
 
-def _stoll(s):
-    """std::stoll(s): leading whitespace, a sign, digits (the rest ignored); None where it throws."""
-    i = 0
-    while i < len(s) and s[i] in " \t\n\v\f\r":
-        i += 1
-    j = i + 1 if i < len(s) and s[i] in "+-" else i
-    k = j
-    while k < len(s) and "0" <= s[k] <= "9":
-        k += 1
-    if k == j:
+def _legacy_stage(s):
+    """The N of a legacy 'layers.N.downsample.*' key as legacy_stage() in checkpoint.cpp takes it:
+    ASCII digits only, no leading zero, below MAX_STAGES; None otherwise."""
+    if not (1 <= len(s) <= 2 and s.isascii() and s.isdigit()) or (len(s) > 1 and s[0] == "0"):
         return None
-    v = int(s[i:k])
-    return v if strict_json.INT64_MIN <= v <= strict_json.INT64_MAX else None
+    n = int(s)
+    return n if n < MAX_STAGES else None
 
 
 def normalize_keys(cfg, tensors, path="artifact"):
@@ -141,9 +135,10 @@ def normalize_keys(cfg, tensors, path="artifact"):
         if k.startswith("layers."):
             dot = k.find(".", 7)
             if dot != -1 and k[dot:dot + 12] == ".downsample.":
-                n = _stoll(k[7:dot])
+                n = _legacy_stage(k[7:dot])
                 if n is None:
-                    _fail(path, f"key '{printable(k)}': the stage number of a legacy Swin key is not an integer", k)
+                    _fail(path, f"key '{printable(k)}': the stage number of a legacy Swin key must be "
+                                f"0..{MAX_STAGES - 1} in digits (layers.N.downsample.*)", k)
                 new = f"layers.{n + 1}{k[dot:]}"
         elif k.startswith("head.") and not k.startswith("head.fc."):
             new = "head.fc." + k[5:]

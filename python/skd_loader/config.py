@@ -20,9 +20,10 @@ MAX_WIDTH = 16384           # embed_dim and every Swin stage's width
 MAX_MLP_RATIO = 16.0
 MAX_BLOCKS = 256            # ViT depth, or the sum of Swin depths
 MAX_STAGES = 8              # Swin stages
-# The Python loader's own bound on the derived Swin buffers it precomputes (relative position
-# indices and shifted-window masks, shared by the blocks of a stage): far above any real model
-# (swin_base at 384 px: under 16 MiB), and refused before they are built.
+# The bound on the derived Swin buffers a model precomputes (relative position indices and
+# shifted-window masks, shared by the blocks of a stage) at the config's stored widths, checked by
+# validate() as the C++ does (kMaxDerivedBufferBytes, swin_derived_buffer_bytes in config.cpp): far
+# above any real model (swin_base at 384 px: under 16 MiB), and refused before they are built.
 MAX_DERIVED_BUFFER_BYTES = 256 << 20
 
 # Every key config_from_json accepts (src/models/config.cpp kKnown).
@@ -259,8 +260,16 @@ def validate(c):
             _require(heads[st] > 0 and dim % heads[st] == 0, f"stage {st} width {dim} not divisible by num_heads[{st}]")
             window = min(c["window_size"], res)
             _require(res % window == 0, f"stage {st} resolution {res} is not a multiple of the window {window}")
+    pub = public(c) if "stage_heads" in c else c
     if c["widths"]:
-        validate_widths(public(c) if "stage_heads" in c else c, c["widths"], "config 'widths'")
+        validate_widths(pub, c["widths"], "config 'widths'")
+    if c["family"] == "swin":
+        need = derived_buffer_bytes(pub, stored_widths(pub))
+        _require(need <= MAX_DERIVED_BUFFER_BYTES,
+                 f"img_size {img} / patch_size {patch} with window_size {c['window_size']} needs {need} bytes of "
+                 f"precomputed masks and indices for the Swin windows, more than the limit of "
+                 f"{MAX_DERIVED_BUFFER_BYTES} ({MAX_DERIVED_BUFFER_BYTES >> 20} MiB); use a smaller window_size or "
+                 f"img_size")
 
 
 class Spec:

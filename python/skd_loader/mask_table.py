@@ -33,10 +33,11 @@ def table_from_json(j, full):
                 raise ConfigError(f"'{key}'[\"{code_s}\"] is not an integer width")
             widths[code] = as_int64(w)
         k = max(widths)
-        if k < 0:  # only "-1": the C++ reads col.back() of an empty column here (undefined behaviour)
+        if k < 0:  # only "-1"
             raise ConfigError(f"'{key}' lacks op code 0")
-        if last >= 0 and k != last:
-            raise ConfigError(f"'{key}' has codes up to {k}, other modules up to {last}")
+        if columns and k != last:
+            raise ConfigError(f"'{key}' has {k + 1} codes where module '{modules[0]}' has {last + 1} "
+                              f"(every module lists codes 0..K)")
         last = k
         limit = full[i // 2][i % 2]
         col = []

@@ -270,6 +270,43 @@ class Hostile(unittest.TestCase):
                 mock.patch.object(skd_loader, "check_weights"), mock.patch.object(skd_loader, "check_params_fit"):
             self.refuse(ha.raw_file(ha.with_manifest(header, m), data), ArtifactError, "precomputed masks")
 
+    def test_legacy_swin_stage_numbers_are_strict(self):
+        """The N of a legacy 'layers.N.downsample.*' key is plain digits 0..7 (legacy_stage() in
+        checkpoint.cpp); the loader once copied std::stoll's " 1", "+1", "1a"."""
+        cfg = {"family": "swin"}
+        base = {"layers.0.downsample.reduction.weight": 0, "head.weight": 0}
+        for n in ("", " 1", "+1", "1a", "-1", "01", "00", "8", "10", "9" * 20, "\u0661", "1\n", "\uff11"):
+            key = f"layers.{n}.downsample.norm.weight"
+            with self.subTest(n=n):
+                with self.assertRaises(ArtifactError) as cm:
+                    skd_loader.normalize_keys(cfg, dict(base, **{key: 0}), "old.pth")
+                self.assertEqual(cm.exception.key, key)
+                self.assertIn("old.pth", str(cm.exception))
+                self.assertIn("the stage number of a legacy Swin key must be 0..7", str(cm.exception))
+        for n in ("0", "1", "7"):
+            out = skd_loader.normalize_keys(cfg, dict(base, **{f"layers.{n}.downsample.norm.weight": 1}), "old.pth")
+            self.assertEqual(out[f"layers.{int(n) + 1}.downsample.norm.weight"], 1)
+            self.assertIn("head.fc.weight", out)
+
+    def test_derived_swin_buffers_rule_matches_cpp(self):
+        """validate() bounds the buffers at the stored widths as config.cpp does (same numbers as
+        SwinWindowBuffersAreBoundedBeforeBuilding in tests/models/config_test.cpp)."""
+        from skd_loader import config as skd_config
+
+        def swin(img, patch, window, **kw):
+            return dict(family="swin", img_size=img, patch_size=patch, window_size=window, embed_dim=8, depths=[2],
+                        num_heads=[2], **kw)
+        for window, need in ((64, (1 << 30) + (1 << 27)), (128, (1 << 32) + (1 << 31))):
+            with self.assertRaisesRegex(skd_loader.ConfigError,
+                                        f"config: img_size 1024 / patch_size 4 with window_size {window} needs {need} "
+                                        f"bytes.*more than the limit of 268435456 \\(256 MiB\\)"):
+                skd_config.config_from_json(swin(1024, 4, window))
+        skd_config.config_from_json(swin(1024, 4, 64, widths=[[0, 32], [0, 32]]))
+        skd_config.config_from_json(swin(512, 4, 32))
+        tiny = skd_config.config_from_json({"model_name": "swin_tiny"})
+        self.assertEqual(skd_config.derived_buffer_bytes(tiny, skd_config.full_widths(tiny)),
+                         8 * 2401 + 4 * 49 * (3136 + 784 + 196))
+
     # --- weights ----------------------------------------------------------------------------------------
 
     def test_integer_weights(self):
@@ -317,6 +354,14 @@ class Hostile(unittest.TestCase):
                         m["mask_table"][k] = v
                 self.refuse(ha.raw_file(ha.with_manifest(header, m), data), ArtifactError, "mask_table",
                             key="mask_table", op_code=1)
+        full = [[4, 16], [4, 16]]
+        table = {k: {"0": w, "-1": w} for k, w in (("0.attn", 4), ("0.mlp", 16), ("1.attn", 4), ("1.mlp", 16))}
+        for change, regex in (({"0.attn": {"-1": 4}}, "'0.attn' lacks op code 0"),
+                              ({"1.mlp": {"-1": 16}}, "'1.mlp' lacks op code 0"),
+                              ({"0.mlp": {"0": 16, "1": 8}}, "'0.mlp' has 2 codes where module '0.attn' has 1")):
+            with self.subTest(change=change):
+                with self.assertRaisesRegex(skd_loader.ConfigError, regex):
+                    skd_loader.mask_table.table_from_json(dict(table, **change), full)
         m = json.loads(json.dumps(manifest))
         m["op_codes"][1]["macs_paper"] += 1
         self.refuse(ha.raw_file(ha.with_manifest(header, m), data), ArtifactError, "op_codes code 1: macs_paper",

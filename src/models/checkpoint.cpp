@@ -155,7 +155,24 @@ Checkpoint read_checkpoint(const std::string& path) {
   return ck;
 }
 
-std::vector<std::string> normalize_keys(const ModelConfig& c, io::TensorMap& t) {
+namespace {
+
+// The N of a legacy 'layers.N.downsample.*' key: digits only, written canonically (no sign, space or
+// leading zero, so two spellings cannot map to one key) and below kMaxStages; std::stoll took " 1",
+// "+1" and "1a" and threw std::invalid_argument / out_of_range on "" or a huge number.
+int64_t legacy_stage(const std::string& digits, const std::string& key, const std::string& source) {
+  bool ok = !digits.empty() && digits.size() <= 2 && (digits.size() == 1 || digits[0] != '0');
+  for (const char ch : digits) ok = ok && ch >= '0' && ch <= '9';
+  const int64_t n = ok ? std::stoll(digits) : -1;
+  if (n < 0 || n >= static_cast<int64_t>(kMaxStages))
+    throw FormatError(cat(source, ": key '", key, "': the stage number of a legacy Swin key must be 0..",
+                          kMaxStages - 1, " in digits (layers.N.downsample.*)"));
+  return n;
+}
+
+}  // namespace
+
+std::vector<std::string> normalize_keys(const ModelConfig& c, io::TensorMap& t, const std::string& source) {
   std::vector<std::string> notes;
   if (!t.empty()) {
     bool all_module = true;
@@ -188,10 +205,8 @@ std::vector<std::string> normalize_keys(const ModelConfig& c, io::TensorMap& t) 
       std::string k = kv.first;
       if (starts_with(k, "layers.")) {
         const size_t dot = k.find('.', 7);
-        if (dot != std::string::npos && k.compare(dot, 12, ".downsample.") == 0) {
-          const int64_t n = std::stoll(k.substr(7, dot - 7));
-          k = cat("layers.", n + 1, k.substr(dot));
-        }
+        if (dot != std::string::npos && k.compare(dot, 12, ".downsample.") == 0)
+          k = cat("layers.", legacy_stage(k.substr(7, dot - 7), k, source) + 1, k.substr(dot));
       } else if (starts_with(k, "head.") && !starts_with(k, "head.fc.")) {
         k = "head.fc." + k.substr(5);
       }
@@ -345,7 +360,7 @@ LoadedModel load_model(const std::string& path, const std::string& arch) {
       });
     config = resolve_arch(arch);
   }
-  const auto notes = normalize_keys(config, ck.tensors);
+  const auto notes = normalize_keys(config, ck.tensors, path);
   if (config.widths.empty()) {
     const Widths w = infer_widths(config, ck.tensors, path);
     if (w != full_widths(config)) config.widths = w;

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <set>
+#include <tuple>
 
 #include "skd/core/error.h"
 #include "skd/core/json_file.h"
@@ -169,6 +170,31 @@ void validate(const ModelConfig& c) {
     }
   }
   if (!c.widths.empty()) validate_widths(c, c.widths, "config 'widths'");
+  if (c.family == Family::SWIN) {
+    const int64_t bytes = swin_derived_buffer_bytes(c, stored_widths(c));
+    require(bytes <= kMaxDerivedBufferBytes,
+            cat("config: img_size ", c.img_size, " / patch_size ", c.patch_size, " with window_size ",
+                c.window_size, " needs ", bytes,
+                " bytes of precomputed masks and indices for the Swin windows, more than the limit of ",
+                kMaxDerivedBufferBytes, " (", kMaxDerivedBufferBytes >> 20,
+                " MiB); use a smaller window_size or img_size"));
+  }
+}
+
+int64_t swin_derived_buffer_bytes(const ModelConfig& c, const Widths& widths) {
+  if (c.family != Family::SWIN) return 0;
+  std::set<int64_t> windows;
+  std::set<std::tuple<int64_t, int64_t, int64_t>> masks;  // (res, window, shift)
+  for (const auto& s : block_specs(c)) {
+    if (widths.at(static_cast<size_t>(s.index)).attn <= 0) continue;
+    windows.insert(s.window);
+    if (s.shift > 0) masks.insert({s.res_h, s.window, s.shift});
+  }
+  // No overflow: window and resolution are at most kMaxPatchGrid = 2^8, so each term is below 2^36.
+  int64_t bytes = 0;
+  for (const int64_t w : windows) bytes += 8 * w * w * w * w;
+  for (const auto& [r, w, s] : masks) bytes += 4 * r * r * w * w;
+  return bytes;
 }
 
 namespace {

@@ -84,9 +84,14 @@ MaskTable MaskTable::from_json(const nlohmann::json& j, const Widths& full, cons
           throw FormatError(cat(source, ": '", key, "'[\"", e.key(), "\"] is not an integer width"));
         widths[code] = e.value().get<int64_t>();
       }
+      // A module with only "-1" has no code 0: refused here, before col.back() of an empty column and
+      // before the next module's count is compared with it.
       const int64_t k = widths.rbegin()->first;
-      if (last >= 0 && k != last)
-        throw FormatError(cat(source, ": '", key, "' has codes up to ", k, ", other modules up to ", last));
+      if (k < 0) throw FormatError(cat(source, ": '", key, "' lacks op code 0"));
+      if (!columns.empty() && k != last)
+        throw FormatError(cat(source, ": '", key, "' has ", static_cast<uint64_t>(k) + 1,
+                              " codes where module '0.attn' has ", static_cast<uint64_t>(last) + 1,
+                              " (every module lists codes 0..K)"));
       last = k;
       std::vector<int64_t> col;
       const int64_t limit = attn ? full[b].attn : full[b].mlp;

@@ -1,5 +1,8 @@
 #include "skd/models/swin.h"
 
+#include <map>
+#include <tuple>
+
 #include "layers.h"
 
 namespace skd::models {
@@ -27,7 +30,8 @@ torch::Tensor swin_attention_mask(int64_t H, int64_t W, int64_t w, int64_t s) {
   return torch::where(diff != 0, torch::full_like(diff, -100.0), torch::zeros_like(diff));
 }
 
-SwinBlockImpl::SwinBlockImpl(const BlockSpec& s, BlockWidth st, bool qkv_bias, double eps)
+SwinBlockImpl::SwinBlockImpl(const BlockSpec& s, BlockWidth st, bool qkv_bias, double eps,
+                             torch::Tensor index, torch::Tensor mask)
     : spec(s), stored(st) {
   if (stored.attn > 0) {
     norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({s.dim}).eps(eps)));
@@ -37,8 +41,12 @@ SwinBlockImpl::SwinBlockImpl(const BlockSpec& s, BlockWidth st, bool qkv_bias, d
     norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({s.dim}).eps(eps)));
     mlp = register_module("mlp", std::make_shared<detail::MlpImpl>(s.dim, stored.mlp));
   }
-  rel_index = swin_relative_position_index(s.window).view({-1});
-  if (s.shift > 0) attn_mask = swin_attention_mask(s.res_h, s.res_w, s.window, s.shift);
+  // Only blocks with attention use them; validate() bounds their size (kMaxDerivedBufferBytes).
+  if (stored.attn > 0) {
+    rel_index = index.defined() ? index : swin_relative_position_index(s.window).view({-1});
+    if (s.shift > 0)
+      attn_mask = mask.defined() ? mask : swin_attention_mask(s.res_h, s.res_w, s.window, s.shift);
+  }
 }
 
 torch::Tensor SwinBlockImpl::forward(torch::Tensor x, BlockWidth run, double scale,
@@ -98,6 +106,9 @@ SwinTransformerImpl::SwinTransformerImpl(ModelConfig cfg) : ElasticModelImpl(std
   auto layers = register_module("layers", torch::nn::ModuleList());
   const auto specs = block_specs(c);
   const auto stored = stored_widths(c);
+  // Derived buffers, built once and shared: what swin_derived_buffer_bytes counts and validate() bounds.
+  std::map<int64_t, torch::Tensor> indices;                              // by window
+  std::map<std::tuple<int64_t, int64_t, int64_t>, torch::Tensor> masks;  // by (res, window, shift)
   size_t next = 0;
   for (size_t st = 0; st < c.depths.size(); ++st) {
     auto stage = std::make_shared<torch::nn::Module>();
@@ -108,7 +119,19 @@ SwinTransformerImpl::SwinTransformerImpl(ModelConfig cfg) : ElasticModelImpl(std
     }
     auto list = stage->register_module("blocks", torch::nn::ModuleList());
     for (int64_t b = 0; b < c.depths[st]; ++b, ++next) {
-      blocks.push_back(SwinBlock(specs[next], stored[next], c.qkv_bias, c.norm_eps));
+      const BlockSpec& sp = specs[next];
+      torch::Tensor index, mask;
+      if (stored[next].attn > 0) {
+        auto& i = indices[sp.window];
+        if (!i.defined()) i = swin_relative_position_index(sp.window).view({-1});
+        index = i;
+        if (sp.shift > 0) {
+          auto& m = masks[{sp.res_h, sp.window, sp.shift}];
+          if (!m.defined()) m = swin_attention_mask(sp.res_h, sp.res_w, sp.window, sp.shift);
+          mask = m;
+        }
+      }
+      blocks.push_back(SwinBlock(sp, stored[next], c.qkv_bias, c.norm_eps, index, mask));
       list->push_back(blocks.back());
     }
     layers->push_back(stage);
@@ -125,6 +148,7 @@ torch::Tensor SwinTransformerImpl::forward_features(const torch::Tensor& x, cons
   check_input(x);
   Widths storage;
   const Widths& run = run_widths(opt, storage);
+  move_derived(x.device());
   auto t = patch_embed_norm(patch_embed_proj(x).permute({0, 2, 3, 1}));
   for (size_t i = 0; i < blocks.size(); ++i) {
     const auto& spec = blocks[i]->spec;
@@ -134,6 +158,22 @@ torch::Tensor SwinTransformerImpl::forward_features(const torch::Tensor& x, cons
     if (opt.probes && opt.probes->capture_blocks) opt.probes->blocks.push_back(t);
   }
   return norm(t);
+}
+
+void SwinTransformerImpl::move_derived(const torch::Device& device) {
+  // Keyed by the buffer's TensorImpl; the originals stay referenced here until all blocks are done,
+  // so no address is reused for another buffer meanwhile.
+  std::map<const void*, std::pair<torch::Tensor, torch::Tensor>> moved;
+  auto move = [&](torch::Tensor& t) {
+    if (!t.defined() || t.device() == device) return;
+    auto [it, fresh] = moved.try_emplace(t.unsafeGetTensorImpl());
+    if (fresh) it->second = {t, t.to(device)};
+    t = it->second.second;
+  };
+  for (auto& b : blocks) {
+    move(b->rel_index);
+    move(b->attn_mask);
+  }
 }
 
 torch::Tensor SwinTransformerImpl::forward_head(const torch::Tensor& features, bool pre_logits) {

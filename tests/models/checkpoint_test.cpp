@@ -228,3 +228,55 @@ TEST(Checkpoint, ManifestClaimingAHugeModelIsRefusedBeforeBuilding) {
 }
 
 }  // namespace
+
+// Found by the loader fuzzer (issue 25): the N of a legacy 'layers.N.downsample.*' key was read with
+// std::stoll, which took " 1", "+1" and "1a" and threw std::invalid_argument / out_of_range (not a
+// FormatError) on "" or a huge number. Only plain digits 0..kMaxStages-1 are stages now.
+TEST(Checkpoint, LegacySwinStageNumbersAreStrict) {
+  const auto config = named_config("swin_micro_32");
+  auto legacy = [](const std::string& extra) {
+    io::TensorMap t;
+    t["layers.0.downsample.reduction.weight"] = {};
+    t["head.weight"] = {};
+    t[extra] = {};
+    return t;
+  };
+  const std::string huge = "99999999999999999999";
+  const std::vector<std::string> bad = {"", " 1", "+1", "1a", "-1", "01", "00", "8", "10", huge, "\xd9\xa1", "1\n"};
+  for (const std::string& n : bad) {
+    const std::string key = "layers." + n + ".downsample.norm.weight";
+    auto t = legacy(key);
+    std::string msg;
+    try {
+      normalize_keys(config, t, "old.pth");
+      ADD_FAILURE() << "accepted '" << n << "'";
+    } catch (const skd::FormatError& e) {
+      msg = e.what();
+    }
+    EXPECT_NE(msg.find("old.pth: key '" + key + "': the stage number of a legacy Swin key must be 0..7"),
+              std::string::npos)
+        << msg;
+  }
+  for (const std::string n : {"0", "1", "7"}) {
+    auto t = legacy("layers." + n + ".downsample.norm.weight");
+    EXPECT_NO_THROW(normalize_keys(config, t, "old.pth"));
+    EXPECT_EQ(t.count("layers." + std::to_string(std::stoi(n) + 1) + ".downsample.norm.weight"), 1u) << n;
+    EXPECT_EQ(t.count("head.fc.weight"), 1u);
+  }
+  // Through load_model the error names the file.
+  auto content = io::read_safetensors(skd::test::fixture("timm/swin_micro_32.legacy.safetensors"));
+  auto node = content.tensors.extract("layers.0.downsample.norm.weight");
+  ASSERT_FALSE(node.empty());
+  node.key() = "layers.+0.downsample.norm.weight";
+  content.tensors.insert(std::move(node));
+  const auto path = skd::test::scratch_dir("checkpoint_test") + "/legacy_plus.safetensors";
+  io::write_safetensors(path, content);
+  try {
+    load_model(path, skd::test::fixture("timm/swin_micro_32.json"));
+    ADD_FAILURE() << "loaded";
+  } catch (const skd::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("legacy_plus.safetensors: key 'layers.+0.downsample.norm.weight'"),
+              std::string::npos)
+        << e.what();
+  }
+}

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "skd/core/error.h"
+#include "skd/models/swin.h"
 #include "test_util.h"
 
 using namespace skd::models;
@@ -117,6 +118,69 @@ TEST(Config, AbsurdSizesAreRefusedNamingTheKey) {
                       {"patch_size", 14}}),
             "");
   for (const auto& name : named_configs()) EXPECT_NO_THROW(validate(named_config(name))) << name;
+}
+
+// Found by the loader fuzzer (issue 25): Swin blocks precompute their window masks at construction,
+// res^2 * window^2 floats per stage, while the parameter count barely grows with the window. These
+// configs passed every parameter check and needed gigabytes before the first forward.
+TEST(Config, SwinWindowBuffersAreBoundedBeforeBuilding) {
+  auto swin = [](int64_t img, int64_t patch, int64_t window) {
+    return json{{"family", "swin"}, {"img_size", img}, {"patch_size", patch}, {"window_size", window},
+                {"embed_dim", 8}, {"depths", {2}}, {"num_heads", {2}}};
+  };
+  // img 1024 / patch 4 = 256 per side: a mask of 4 * 256^2 * 64^2 = 1 GiB; window 128: 4 GiB and an
+  // index of 8 * 128^4 = 2 GiB.
+  const std::pair<int64_t, int64_t> refused[] = {{64, (int64_t{1} << 30) + (int64_t{1} << 27)},
+                                                 {128, (int64_t{1} << 32) + (int64_t{1} << 31)}};
+  for (const auto& [window, bytes] : refused) {
+    const auto msg = error_of(swin(1024, 4, window));
+    for (const auto& part : {skd::cat("config: img_size 1024 / patch_size 4 with window_size ", window, " needs ", bytes,
+                                 " bytes"),
+                             std::string("more than the limit of 268435456 (256 MiB)")})
+      EXPECT_NE(msg.find(part), std::string::npos) << msg;
+  }
+  // Reference numbers by hand: swin_tiny (224 px, window 7, resolutions 56/28/14/7, the last unshifted)
+  // needs one index 8 * 7^4 and masks 4 * 49 * (56^2 + 28^2 + 14^2).
+  EXPECT_EQ(swin_derived_buffer_bytes(named_config("swin_tiny"), full_widths(named_config("swin_tiny"))),
+            8 * 2401 + 4 * 49 * (3136 + 784 + 196));
+  // swin_base at 384 px with window 12: under 16 MiB.
+  auto big = named_config("swin_base");
+  big.img_size = 384;
+  big.window_size = 12;
+  EXPECT_NO_THROW(validate(big));
+  EXPECT_LT(swin_derived_buffer_bytes(big, full_widths(big)), int64_t{16} << 20);
+  for (const char* name : {"swin_tiny", "swin_small", "swin_base", "swin_micro_32"})
+    EXPECT_NO_THROW(validate(named_config(name))) << name;
+  EXPECT_NO_THROW(validate(resolve_arch(skd::test::fixture("timm/swin_micro_32.json"))));
+  // Only blocks with attention keep buffers: with the attention of the large stage removed nothing
+  // is precomputed, and the model builds without masks.
+  auto j = swin(1024, 4, 64);
+  j["widths"] = {{0, 32}, {0, 32}};
+  EXPECT_EQ(error_of(j), "");
+  const auto pruned = config_from_json(j, "cfg.json");
+  EXPECT_EQ(swin_derived_buffer_bytes(pruned, stored_widths(pruned)), 0);
+  // Just inside the bound: 512 / 4 = 128 per side, window 32: 4 * 128^2 * 32^2 + 8 * 32^4 = 72 MiB.
+  EXPECT_EQ(error_of(swin(512, 4, 32)), "");
+  EXPECT_NE(error_of(swin(512, 2, 64)).find("window_size 64"), std::string::npos);
+}
+
+// The blocks of a stage share one index and one shifted-window mask (what the bound counts).
+TEST(Config, SwinBlocksShareTheirDerivedBuffers) {
+  auto c = named_config("swin_micro_32");
+  auto model = create_model(c);
+  auto& swin = dynamic_cast<SwinTransformerImpl&>(*model);
+  ASSERT_EQ(swin.blocks.size(), 4u);
+  EXPECT_TRUE(swin.blocks[0]->rel_index.is_same(swin.blocks[1]->rel_index));
+  EXPECT_FALSE(swin.blocks[0]->attn_mask.defined());
+  EXPECT_TRUE(swin.blocks[1]->attn_mask.defined());
+  c.widths = full_widths(c);
+  c.widths[2].attn = 0;
+  auto pruned = create_model(c);
+  auto& p = dynamic_cast<SwinTransformerImpl&>(*pruned);
+  EXPECT_FALSE(p.blocks[2]->rel_index.defined());
+  EXPECT_TRUE(p.blocks[3]->rel_index.defined());
+  const auto x = torch::randn({1, 3, 32, 32});
+  EXPECT_EQ(pruned->forward(x).sizes(), (std::vector<int64_t>{1, 10}));
 }
 
 TEST(Config, ResolveArchFileErrors) {

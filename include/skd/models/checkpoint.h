@@ -51,7 +51,9 @@ Checkpoint read_checkpoint(const std::string& path);
 // Brings foreign key layouts to this project's (timm >= 0.9) names: strips a common 'module.'
 // prefix, maps legacy Swin keys (layers.N.downsample -> layers.N+1.downsample, head -> head.fc)
 // and drops derived buffers (relative_position_index, attn_mask). Returns notes on what changed.
-std::vector<std::string> normalize_keys(const ModelConfig& config, io::TensorMap& tensors);
+// A legacy key whose N is not 0..kMaxStages-1 in plain digits is a FormatError naming `source`.
+std::vector<std::string> normalize_keys(const ModelConfig& config, io::TensorMap& tensors,
+                                        const std::string& source = "checkpoint");
 
 // Per-block widths implied by the tensor shapes (reduced qkv/fc1 shapes, missing branches).
 Widths infer_widths(const ModelConfig& config, const io::TensorMap& tensors, const std::string& source);

@@ -94,11 +94,21 @@ inline constexpr int64_t kMaxWidth = 16384;  // embed_dim and every Swin stage's
 inline constexpr double kMaxMlpRatio = 16.0;
 inline constexpr int64_t kMaxBlocks = 256;  // ViT depth, or the sum of Swin depths
 inline constexpr size_t kMaxStages = 8;     // Swin stages
+// Swin blocks precompute derived buffers (docs/reliability.md, issue 25): a relative position index
+// (int64, w^4) per window size and a shifted-window mask (float32, res^2 * w^2) per stage, shared by
+// the blocks that use them. A few parameters (img_size 1024, patch_size 4, window_size 64) would need
+// over 1 GiB; the bound is the Python loader's (MAX_DERIVED_BUFFER_BYTES in
+// python/skd_loader/config.py; swin_base at 384 px needs under 16 MiB).
+inline constexpr int64_t kMaxDerivedBufferBytes = int64_t{256} << 20;
 
 // Throws std::invalid_argument (naming the field) if the config is inconsistent, e.g. embed_dim
 // not divisible by num_heads, image not divisible by patch, widths out of range, or a value above
 // the limits above.
 void validate(const ModelConfig& config);
+// Bytes of the Swin buffers a model at `widths` precomputes (0 for ViT): blocks with attention only,
+// each window size and each (resolution, window, shift) counted once. validate() bounds it at the
+// stored widths by kMaxDerivedBufferBytes; derived_buffer_bytes in python/skd_loader/config.py.
+int64_t swin_derived_buffer_bytes(const ModelConfig& config, const Widths& widths);
 // Throws std::invalid_argument if `widths` does not fit this config (count, ranges), naming
 // `what` (a flag or file) in the message.
 void validate_widths(const ModelConfig& config, const Widths& widths, const std::string& what);

@@ -19,7 +19,10 @@ torch::Tensor swin_attention_mask(int64_t res_h, int64_t res_w, int64_t window, 
 
 class SwinBlockImpl : public torch::nn::Module {
  public:
-  SwinBlockImpl(const BlockSpec& spec, BlockWidth stored, bool qkv_bias, double eps);
+  // A block with attention (stored.attn > 0) keeps a relative-position index and, when shifted, a
+  // window mask: the given ones (shared with the other blocks of its stage), else its own.
+  SwinBlockImpl(const BlockSpec& spec, BlockWidth stored, bool qkv_bias, double eps,
+                torch::Tensor rel_index = {}, torch::Tensor attn_mask = {});
   // x NHWC [B, H, W, C].
   torch::Tensor forward(torch::Tensor x, BlockWidth run, double scale, const ForwardOptions& opt);
 
@@ -53,6 +56,10 @@ class SwinTransformerImpl : public ElasticModelImpl {
   std::vector<SwinBlock> blocks;         // all blocks, in order
   torch::nn::LayerNorm norm{nullptr};
   torch::nn::Linear head_fc{nullptr};
+
+ private:
+  // Moves the blocks' derived buffers to `device`, one copy per shared buffer.
+  void move_derived(const torch::Device& device);
 };
 
 }  // namespace skd::models
