@@ -25,6 +25,7 @@
 #endif
 
 #include "skd/core/error.h"
+#include "skd/io/json.h"
 #include "skd/core/options.h"
 #include "skd/core/fs.h"
 #include "skd/extract/select.h"
@@ -537,7 +538,7 @@ ParityResult check_parity(models::ElasticModelImpl& model, const std::string& on
                                  rc == 127 ? ": interpreter not found" : "", "): ", err));
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(last_line(read_text(dir.file("out.txt"))));
+    j = io::parse_json_bounded(last_line(read_text(dir.file("out.txt"))), "the onnxruntime parity check printed no result; its last line");
     result.max_abs_diff = j.at("max_abs_diff").get<double>();
     result.onnxruntime_version = j.at("onnxruntime").get<std::string>();
     for (const auto& [name, shape] : j.at("inputs").items())
