@@ -170,7 +170,7 @@ MaskTable load_mask_table(const nlohmann::json& manifest, const std::string& mas
     try {
       j = io::parse_json_bounded(text.str(), "");
     } catch (const io::JsonError& e) {
-      throw ParameterFormatError(path_name, cat(" '", mask_table_path, "': ", e.detail()));
+      throw ParameterFormatError(path_name, cat(" '", mask_table_path, "' ", e.detail()));
     }
     try {
       return MaskTable::from_json(j, full, cat("'", mask_table_path, "'"));
