@@ -35,12 +35,12 @@ inline CLI::Validator number_at_least(double low, bool strict, const char* name)
         try {
           size_t used = 0;
           v = std::stod(text, &used);
-          if (used != text.size()) return text + " is not a number";
+          if (used != text.size()) return excerpt(text) + " is not a number";
         } catch (const std::exception&) {
-          return text + " is not a number";
+          return excerpt(text) + " is not a number";
         }
         if (strict ? v > low : v >= low) return "";
-        return text + (strict ? " is not positive" : " is negative");
+        return excerpt(text) + (strict ? " is not positive" : " is negative");
       },
       name);
 }
@@ -53,6 +53,7 @@ inline constexpr int kAutoThreads = 0;
 inline void add_common_options(CLI::App& app, int& threads, std::string& log_level) {
   app.add_option("--threads", threads,
                  "intra-op CPU threads (default: this node's cores, shared among its ranks in a multi-process job)")
+      ->transform(decimal_integer<int>())
       ->check(positive());
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (env SKD_LOG_LEVEL)");
 }

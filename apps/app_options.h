@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <map>
 #include <string>
@@ -57,6 +58,33 @@ CLI::Validator one_of(const std::pair<const char*, E> (&names)[N]) {
       "");
 }
 
+// Integers on the command line are decimal. CLI11 converts them with strtoll(base 0): "010" would be
+// octal 8 and "0x10" hex 16, and a value beyond the type saturates or wraps. This transform refuses
+// anything but [+-]digits within T's range (hex, octal and binary prefixes with a message saying
+// so) and hands CLI11 the digits without leading zeros ("010" -> "10").
+template <typename T>
+CLI::Validator decimal_integer() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        size_t i = 0;
+        if (!text.empty() && (text[0] == '+' || text[0] == '-')) i = 1;
+        const std::string digits = text.substr(i);
+        const bool prefixed = digits.size() > 1 && digits[0] == '0' &&
+                              std::string("xXoObB").find(digits[1]) != std::string::npos;
+        if (prefixed)
+          return cat("'", excerpt(text), "' is not a decimal integer (hex, octal and binary are not accepted)");
+        if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
+          return cat("'", excerpt(text), "' is not an integer");
+        const auto [value, used] = options::leading_number<T>(text);
+        if (used != text.size())
+          return cat(excerpt(text), " is out of range (expected an integer in ", +std::numeric_limits<T>::min(), "..",
+                     +std::numeric_limits<T>::max(), ")");
+        text = std::to_string(value);
+        return "";
+      },
+      "");
+}
+
 // Binds flags to the fields of `values` (a struct with visit(), see skd/core/options.h) by key.
 template <typename T>
 class OptionBinder {
@@ -77,13 +105,16 @@ class OptionBinder {
         option = group->add_option(names, *text, help)->check(one_of(enum_names...));
         given_value_[option] = [text] { return nlohmann::json(*text); };
       } else if constexpr (options::detail::is_optional<F>::value) {
-        auto value = std::make_shared<typename F::value_type>();
+        using V = typename F::value_type;
+        auto value = std::make_shared<V>();
         option = group->add_option(names, *value, help);
+        if constexpr (std::is_integral_v<V>) option->transform(decimal_integer<V>());
         given_value_[option] = [value] { return nlohmann::json(*value); };
       } else if constexpr (std::is_same_v<F, bool>) {
         option = group->add_flag(names, field, help);
       } else {
         option = group->add_option(names, field, help);
+        if constexpr (std::is_integral_v<F>) option->transform(decimal_integer<F>());
       }
     });
     if (option == nullptr) throw InternalError(cat("no option field '", key, "'"));
@@ -141,7 +172,7 @@ class OptionBinder {
       config_values_ = read_config_file();
       layers.push_back({config_values_, cat("--config '", config_file_, "'")});
     }
-    layers.push_back({given(), "the command line"});
+    layers.push_back({given(), options::kCommandLine});
     T resolved = options::resolve<T>(layers);
     if (!dump_config_) {
       const auto j = options::to_json(resolved);

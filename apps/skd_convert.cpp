@@ -45,8 +45,8 @@ int main(int argc, char** argv) {
   b.add(g, "data", "proxy data: 'fashion-mnist', an IDX folder or an image folder (without --data "
                    "only the file format is converted, or a data-free --criterion applied)");
   b.add(g, "split", "dataset split the proxy images come from");
-  b.add(g, "proxy_samples", "proxy images (distinct, drawn with --seed)")->check(app::positive());
-  b.add(g, "batch_size", "proxy images per forward/backward (per process)")->check(app::positive());
+  b.add(g, "proxy_samples", "proxy images (distinct, drawn with --seed)");
+  b.add(g, "batch_size", "proxy images per forward/backward (per process)");
   b.add(g, "seed", "seed of the proxy draw and of --criterion random");
   b.add(g, "criterion", "wpac | taylor | taylor2 | magnitude | random | none (default: wpac "
                         "with --data, none without)");
@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   b.add(g, "report", "JSON report (default: <out>.report.json)");
   b.add(g, "device", "cpu | cuda | cuda:N");
   b.add(g, "dist_backend", "under torchrun/srun: auto | gloo | nccl");
-  b.add(g, "dist_timeout", "seconds a collective may wait for a peer")->check(app::positive());
+  b.add(g, "dist_timeout", "seconds a collective may wait for a peer");
   app::add_common_options(app, threads, log_level);
   b.add_config_options(&app, "conversion job");
   return app::run(app, argc, argv, [&] {

@@ -22,19 +22,18 @@ int main(int argc, char** argv) {
   auto* g_data = app.add_option_group("Data");
   b.add(g_data, "data", "'fashion-mnist' or a folder with its IDX files");
   b.add(g_data, "split", "dataset split (test|train)");
-  b.add(g_data, "limit", "evaluate only the first N images")->check(app::non_negative());
-  b.add(g_data, "batch_size", "images per batch")->check(app::positive());
+  b.add(g_data, "limit", "evaluate only the first N images");
+  b.add(g_data, "batch_size", "images per batch");
   b.add(g_data, "inputs", "safetensors with a tensor 'input' [B,3,H,W] (already normalised)");
   b.add(g_data, "class_index", "image folders: class-index file (.txt or .json)");
-  b.add(g_data, "crop_pct", "eval resize: shorter side to int(size / crop-pct), then crop")
-      ->check(CLI::Range(0.05, 1.0));
-  b.add(g_data, "workers", "image decoding threads")->check(app::non_negative());
+  b.add(g_data, "crop_pct", "eval resize: shorter side to int(size / crop-pct), then crop");
+  b.add(g_data, "workers", "image decoding threads");
   b.add(g_data, "on_bad_image", "skip (and count) or fail on unreadable images");
   auto* g_run = app.add_option_group("Run");
   b.add(g_run, "device", "cpu | cuda | cuda:N");
   b.add(g_run, "amp", "bf16 | fp16 autocast (CUDA only)");
   b.add(g_run, "latency", "measure forward latency at these batch sizes (e.g. 1,8,64)");
-  b.add(g_run, "latency_repeats", "timed runs per batch size")->check(app::positive());
+  b.add(g_run, "latency_repeats", "timed runs per batch size");
   b.add(g_run, "latency_table", "super-networks: time every op code (the sub-network skd-extract "
                                 "would write) and write the table skd-extract --latency reads");
   b.add(g_run, "batch_sizes", "--latency-table: batch sizes to time (e.g. 1,64)");

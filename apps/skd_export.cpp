@@ -33,6 +33,8 @@ struct ExportCli {
 };
 
 int run_export(const ExportCli& cli) {
+  // tolerance is this app's own key; exporter::export_onnx checks the selection's ranges.
+  if (!(cli.tolerance >= 0)) throw ParameterError("tolerance", cat(" must be >= 0 (got ", cli.tolerance, ")"));
   exporter::ExportOptions o;
   o.model = cli.model;
   o.arch = cli.arch;
@@ -82,7 +84,7 @@ int main(int argc, char** argv) {
   auto* o_code = b.add(g_sel, "op_code", "code of the mask table (0 = full, -1 = smallest)");
   auto* o_macs = b.add(g_sel, "macs", "largest sub-network with at most these MACs (2.43G, 897M)");
   auto* o_ratio = b.add(g_sel, "macs_ratio", "largest sub-network with at most this fraction "
-                                             "of the full network's MACs")->check(CLI::Range(0.0, 1.0));
+                                             "of the full network's MACs");
   o_code->excludes(o_macs)->excludes(o_ratio);
   o_macs->excludes(o_ratio);
   b.add(g_sel, "macs_convention", "convention of --macs/--macs-ratio: paper | full");
@@ -98,8 +100,7 @@ int main(int argc, char** argv) {
                             "<= --tolerance");
   b.add(g_verify, "python", "Python with onnxruntime (default: $SKD_PYTHON, else python3; "
                             "bash scripts/setup_venv.sh makes one)");
-  b.add(g_verify, "tolerance", "max |logit difference| accepted by --verify (default 1e-4)")
-      ->check(app::non_negative());
+  b.add(g_verify, "tolerance", "max |logit difference| accepted by --verify (default 1e-4)");
   app::add_common_options(app, cli.threads, cli.log_level);
   b.add_config_options(&app, "export");
   return app::run(app, argc, argv, [&] {

@@ -24,19 +24,19 @@ int main(int argc, char** argv) {
   auto* o_code = b.add(g, "op_code", "code of the mask table (0 = full, -1 = smallest)");
   auto* o_macs = b.add(g, "macs", "largest sub-network with at most these MACs (2.43G, 897M, ...)");
   auto* o_ratio = b.add(g, "macs_ratio", "largest sub-network with at most this fraction of the "
-                                         "full network's MACs")->check(CLI::Range(0.0, 1.0));
+                                         "full network's MACs");
   auto* o_lat = b.add(g, "latency", "largest sub-network whose measured median latency fits "
                                     "(5ms, 800us, 0.5s; from --latency-table)");
   auto* w = b.add(g, "widths", "per-block widths 'attn:mlp,attn:mlp,...'");
-  auto* o_ak = b.add(g, "attn_keep", "keep this fraction of every head's q/k/v dims")->check(CLI::Range(0.0, 1.0));
-  auto* o_mk = b.add(g, "mlp_keep", "keep this fraction of every MLP's hidden units")->check(CLI::Range(0.0, 1.0));
+  auto* o_ak = b.add(g, "attn_keep", "keep this fraction of every head's q/k/v dims");
+  auto* o_mk = b.add(g, "mlp_keep", "keep this fraction of every MLP's hidden units");
   for (auto* x : {o_code, o_macs, o_ratio, o_lat})
     for (auto* y : {o_code, o_macs, o_ratio, o_lat, w, o_ak, o_mk})
       if (x != y) x->excludes(y);
   w->excludes(o_ak)->excludes(o_mk);
   b.add(&app, "macs_convention", "MACs convention of --macs/--macs-ratio and --list: paper "
                                  "(ptflops rules, the paper's numbers) | full (+ attention matmuls)");
-  b.add(&app, "batch", "--latency: the batch size the budget is for")->check(app::positive());
+  b.add(&app, "batch", "--latency: the batch size the budget is for");
   b.add(&app, "latency_table", "--latency: the table of skd-eval --latency-table (default <model>.latency.json)");
   b.add(&app, "list", "print the op code -> MACs/params table of the super-network and exit");
   b.add(&app, "out", "output artifact (.safetensors)");

@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
   b.add(go, "log_every", "steps between progress lines off a terminal (0 = off)");
   go->add_option("--resume", src.resume, "continue a run: its run directory or a checkpoint file");
   go->add_option("--max-steps", run.max_steps, "stop with a checkpoint after this many optimizer steps in total")
+      ->transform(app::decimal_integer<decltype(run.max_steps)>())
       ->check(app::non_negative());
   b.add(go, "dist_backend", "auto | gloo | nccl");
   b.add(go, "dist_timeout", "seconds before a silent peer counts as dead");

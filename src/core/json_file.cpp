@@ -1,29 +1,54 @@
 #include "skd/core/json_file.h"
 
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "skd/core/error.h"
+#include "skd/io/json.h"
 
 namespace skd {
 
-nlohmann::json read_json_file(const std::string& path, const std::string& what, const std::string& hint) {
-  std::ifstream in(path);
-  if (!in)
-    throw std::invalid_argument(cat(what, " '", path, "' cannot be opened", hint.empty() ? "" : " (" + hint + ")"));
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(cat(what, " '", path, "' is not valid JSON: ", e.what()));
+namespace {
+
+// The file's text, or the reason it cannot be read ("is a directory", "cannot be opened").
+bool read_text(const std::string& path, std::string* text, std::string* problem) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    *problem = "is a directory, not a JSON file";
+    return false;
   }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *problem = "cannot be opened";
+    return false;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) {
+    *problem = "cannot be read";
+    return false;
+  }
+  *text = ss.str();
+  return true;
+}
+
+}  // namespace
+
+nlohmann::json read_json_file(const std::string& path, const std::string& what, const std::string& hint) {
+  std::string text, problem;
+  if (!read_text(path, &text, &problem))
+    throw std::invalid_argument(cat(what, " '", path, "' ", problem, hint.empty() ? "" : " (" + hint + ")"));
+  return io::parse_json_bounded(text, cat(what, " '", path, "'"));
 }
 
 nlohmann::json read_json_file_of(const std::string& key, const std::string& path, const std::string& what) {
-  std::ifstream in(path);
-  if (!in) throw ParameterError(key, cat(what, " '", path, "' cannot be opened"));
+  std::string text, problem;
+  if (!read_text(path, &text, &problem)) throw ParameterError(key, cat(what, " '", path, "' ", problem));
   try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw ParameterFormatError(key, cat(what, " '", path, "' is not valid JSON: ", e.what()));
+    return io::parse_json_bounded(text, path);
+  } catch (const io::JsonError& e) {
+    throw ParameterFormatError(key, cat(what, " '", path, "' ", e.detail()));
   }
 }
 

@@ -136,6 +136,15 @@ void run_dataset(const EvalJob& o, models::LoadedModel& loaded, const torch::Dev
 // The combinations of keys a job may not have; the mode checks before any file is read.
 void check_job(const EvalJob& o) {
   using N = const KeyNamer&;
+  // The ranges of the job's values, for flags and --config alike (docs/reliability.md, issue 25).
+  auto need = [](bool ok, const char* key, const std::string& what, auto got) {
+    if (!ok) throw ParameterError(key, cat(" must be ", what, " (got ", got, ")"));
+  };
+  need(o.limit >= 0, "limit", ">= 0", o.limit);
+  need(o.batch_size > 0, "batch_size", "positive", o.batch_size);
+  need(o.crop_pct >= 0.05 && o.crop_pct <= 1.0, "crop_pct", "in [0.05, 1]", o.crop_pct);
+  need(o.workers >= 0, "workers", ">= 0", o.workers);
+  need(o.latency_repeats > 0, "latency_repeats", "positive", o.latency_repeats);
   if (o.summary) {
     if (o.model.empty() && o.arch.empty())
       throw ParameterError([](N n) { return cat(n("summary"), " needs ", n("arch"), " or ", n("model")); });

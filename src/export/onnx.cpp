@@ -28,6 +28,7 @@
 #endif
 
 #include "skd/core/error.h"
+#include "skd/io/json.h"
 #include "skd/core/options.h"
 #include "skd/core/fs.h"
 #include "skd/extract/select.h"
@@ -472,9 +473,9 @@ void parse_checker_result(const std::string& line, const std::string& checker, P
   };
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::exception& e) {
-    throw bad(cat("not JSON: ", e.what()));
+    j = io::parse_json_bounded(line, "its result");
+  } catch (const io::JsonError& e) {
+    throw bad(e.detail());
   }
   if (!j.is_object()) throw bad("not a JSON object");
   const auto diff = j.find("max_abs_diff");

@@ -55,6 +55,11 @@ void print_code_table(const models::ModelConfig& config, const models::MaskTable
 // The combinations of keys a job may not have.
 void check_job(const ExtractJob& o) {
   using N = const KeyNamer&;
+  // The ranges of the job's values, for flags and --config alike (docs/reliability.md, issue 25);
+  // attn_keep/mlp_keep are models::keep_fraction's.
+  if (o.macs_ratio && !(*o.macs_ratio > 0 && *o.macs_ratio <= 1))
+    throw ParameterError("macs_ratio", cat(" ", *o.macs_ratio, ": expected a fraction in (0, 1]"));
+  if (o.batch && *o.batch <= 0) throw ParameterError("batch", cat(" must be positive (got ", *o.batch, ")"));
   const int selections = o.op_code.has_value() + !o.macs.empty() + o.macs_ratio.has_value() + !o.latency.empty() +
                          !o.widths.empty() + (o.attn_keep != 1.0 || o.mlp_keep != 1.0);
   if (selections > 1)

@@ -13,6 +13,7 @@
 
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
+#include "skd/io/json.h"
 
 namespace skd::io {
 
@@ -293,11 +294,15 @@ SafetensorsContent parse_safetensors(const uint8_t* data, size_t size, const std
   if (!screened || !screen.error.empty())
     fail(source, screen.error.empty() ? std::string("header is not valid JSON") : screen.error);
 
+  // The screen above already refused deep nesting and duplicate keys; the one bounded parser of
+  // skd/io/json.h builds the value.
   json header;
   try {
-    header = json::parse(header_begin, header_end);
-  } catch (const json::exception& e) {
-    fail(source, "header is not valid JSON: ", e.what());
+    header = parse_json_bounded(
+        std::string_view(reinterpret_cast<const char*>(header_begin), static_cast<size_t>(header_end - header_begin)),
+        "header");
+  } catch (const JsonError& e) {
+    fail(source, "header ", e.detail());
   }
   if (!header.is_object())
     fail(source, "header must be a JSON object, found ", describe(header));

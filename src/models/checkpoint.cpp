@@ -10,6 +10,7 @@
 #include <set>
 
 #include "skd/core/error.h"
+#include "skd/io/json.h"
 #include "skd/core/fs.h"
 #include "skd/io/pth.h"
 #include "skd/io/safetensors.h"
@@ -85,11 +86,7 @@ io::TensorRecord record_from_tensor(const torch::Tensor& t) {
 
 nlohmann::json parse_manifest(const std::string& text, const std::string& path) {
   nlohmann::json manifest;
-  try {
-    manifest = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(cat(path, ": __metadata__ key '", kManifestKey, "' is not valid JSON: ", e.what()));
-  }
+  manifest = io::parse_json_bounded(text, cat(path, ": __metadata__ key '", kManifestKey, "'"));
   // Typed checks before reading values: nlohmann's value() throws its own type_error for a field of
   // another type, and converts a float version to int unchecked.
   const auto format = manifest.is_object() ? manifest.find("format") : manifest.end();
@@ -102,6 +99,20 @@ nlohmann::json parse_manifest(const std::string& text, const std::string& path) 
     throw FormatError(cat(path, ": artifact format_version ",
                           version == manifest.end() ? std::string("(missing)") : version->dump(),
                           " is not supported (this build reads integers 1..", kArtifactFormatVersion, ")"));
+  // The structure readers rely on, checked here at the boundary so that a manifest with a string
+  // where an object belongs is a FormatError naming the key, not nlohmann's type_error later.
+  using Kind = nlohmann::json::value_t;
+  static const std::pair<const char*, Kind> kShapes[] = {
+      {"config", Kind::object},     {"provenance", Kind::object}, {"macs", Kind::object},
+      {"widths", Kind::array},      {"attn_scale", Kind::array},  {"family", Kind::string},
+      {"mask_table", Kind::object}, {"attn_scale_folded", Kind::boolean}};
+  for (const auto& [key, kind] : kShapes) {
+    const auto it = manifest.find(key);
+    if (it == manifest.end() || it->type() == kind) continue;
+    const nlohmann::json expected(kind);
+    throw FormatError(cat(path, ": manifest key '", key, "' is ", it->type_name(), " ", excerpt(it->dump()),
+                          ", expected ", expected.type_name()));
+  }
   return manifest;
 }
 

@@ -2,9 +2,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <map>
 
 #include "skd/core/error.h"
+#include "skd/io/json.h"
 #include "skd/core/fs.h"
 
 namespace skd::models {
@@ -134,7 +136,7 @@ nlohmann::json supernet_manifest_entries(const ModelConfig& config, const MaskTa
   for (size_t c = 0; c < costs.size(); ++c)
     codes.push_back({{"code", c}, {"macs_paper", costs[c].macs_paper}, {"macs_full", costs[c].macs_full},
                      {"params", costs[c].params}});
-  return {{"mask_table", nlohmann::json::parse(table.to_json().dump())}, {"op_codes", codes}};
+  return {{"mask_table", io::parse_json_bounded(table.to_json().dump(), "mask table")}, {"op_codes", codes}};
 }
 
 void check_op_codes(const nlohmann::json& op_codes, const std::vector<ModelCost>& costs, const std::string& source) {
@@ -168,13 +170,15 @@ MaskTable load_mask_table(const nlohmann::json& manifest, const std::string& mas
     // a format error of the file (both name the parameter `path_name` by its config key).
     std::error_code ec;  // a FIFO or device would block or feed the read: refused before opening
     if (std::filesystem::exists(mask_table_path, ec)) check_input_file(mask_table_path, path_name);
-    std::ifstream in(mask_table_path);
+    std::ifstream in(mask_table_path, std::ios::binary);
     if (!in) throw ParameterError(path_name, cat(": cannot open '", mask_table_path, "'"));
+    std::ostringstream text;
+    text << in.rdbuf();
     nlohmann::json j;
     try {
-      in >> j;
-    } catch (const nlohmann::json::exception& e) {
-      throw ParameterFormatError(path_name, cat(" '", mask_table_path, "': invalid JSON: ", e.what()));
+      j = io::parse_json_bounded(text.str(), "");
+    } catch (const io::JsonError& e) {
+      throw ParameterFormatError(path_name, cat(" '", mask_table_path, "' ", e.detail()));
     }
     try {
       return MaskTable::from_json(j, full, cat("'", mask_table_path, "'"));

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "skd/core/error.h"
+#include "skd/io/json.h"
 #include "skd/core/fs.h"
 #include "skd/io/safetensors.h"
 #include "skd/models/checkpoint.h"
@@ -80,7 +81,7 @@ TrainingState read_training_state(const std::string& path) {
     });
   TrainingState st;
   try {
-    const auto j = nlohmann::json::parse(it->second);
+    const auto j = io::parse_json_bounded(it->second, cat(path, ": '", kTrainStateKey, "' metadata"));
     st.progress = progress_from_json(j.at("progress"));
     st.config = j.at("config");
     st.scaler_scale = j.at("scaler").at("scale").get<double>();
@@ -167,8 +168,8 @@ int64_t trim_jsonl(const std::string& path, const std::function<bool(const nlohm
     bool parsed = complete;
     if (parsed) {
       try {
-        record = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception&) {
+        record = io::parse_json_bounded(line, path);
+      } catch (const FormatError&) {
         parsed = false;
       }
     }

@@ -8,6 +8,7 @@
 #include "skd/core/fs.h"
 #include "skd/core/json_file.h"
 #include "skd/core/logging.h"
+#include "skd/core/options.h"
 #include "skd/data/dataset.h"
 #include "skd/dist/communicator.h"
 #include "skd/models/checkpoint.h"
@@ -145,6 +146,7 @@ ResolvedConfig resolve_config(const ConfigSources& sources) {
     }
     for (auto& [k, v] : j.items()) resolved[k] = v;
   }
+  config_from_json(sources.given, options::kCommandLine);  // the flags' types and values, named as flags
   for (auto& [k, v] : sources.given.items()) resolved[k] = v;
   r.config = config_from_json(resolved, "resolved config");
   validate(r.config);

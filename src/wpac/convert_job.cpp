@@ -100,6 +100,13 @@ ConversionReport convert_loaded(const ConvertJob& job, const ConvertOptions& opt
 }  // namespace
 
 ConvertResult convert_checkpoint(const ConvertJob& job) {
+  // The ranges of the job's values, for flags and --config alike (docs/reliability.md, issue 25).
+  auto need = [](bool ok, const char* key, auto got) {
+    if (!ok) throw ParameterError(key, cat(" must be positive (got ", got, ")"));
+  };
+  need(job.proxy_samples > 0, "proxy_samples", job.proxy_samples);
+  need(job.batch_size > 0, "batch_size", job.batch_size);
+  need(job.dist_timeout > 0, "dist_timeout", job.dist_timeout);
   const std::string criterion = criterion_of(job);
   const bool format_only = criterion == "none";
   ConvertOptions opt = convert_options(job, format_only);

@@ -42,6 +42,34 @@ TEST(JsonFile, ReadsAndNamesTheFileInErrors) {
   }
 }
 
+// Issue 25: every JSON file goes through the bounded parser; a directory is named as such.
+TEST(JsonFile, HostileFilesAreErrorsNamingTheFile) {
+  const auto dir = test::scratch_dir("json_file_hostile");
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep += "{\"a\":";
+  deep += "1" + std::string(100000, '}');
+  const auto deep_path = write(dir + "/deep.json", deep);
+  EXPECT_EQ(test::error_of<FormatError>([&] { read_json_file(deep_path, "latency table"); }),
+            "latency table '" + deep_path + "' nests deeper than 256 levels (the limit for JSON the toolkit reads)");
+  const auto dup_path = write(dir + "/dup.json", R"({"lr": 0.1, "epochs": 2, "lr": 5})");
+  try {
+    read_json_file_of("config", dup_path, "");
+    FAIL() << "duplicate key accepted";
+  } catch (const ParameterFormatError& e) {
+    EXPECT_EQ(e.render([](const std::string& k) { return "--" + k; }),
+              "--config '" + dup_path + "' has the key 'lr' twice in one object (duplicate keys are refused)");
+  }
+  try {
+    read_json_file_of("config", dir, "");
+    FAIL() << "a directory was read";
+  } catch (const ParameterError& e) {
+    EXPECT_EQ(std::string(e.what()), "config '" + dir + "' is a directory, not a JSON file");
+  }
+  EXPECT_NE(test::error_of<std::invalid_argument>([&] { read_json_file(dir, "latency table"); })
+                .find("is a directory"),
+            std::string::npos);
+}
+
 TEST(Random, UniformBelowIsInRangeSeededAndCoversEveryValue) {
   std::mt19937_64 a(7), b(7);
   std::set<uint64_t> seen;

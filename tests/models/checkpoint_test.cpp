@@ -203,6 +203,36 @@ TEST(Checkpoint, ManifestFieldsOfWrongTypeAreFormatErrors) {
   EXPECT_EQ(parse_manifest(R"({"format": "skd-artifact", "format_version": 1})", path).at("format_version"), 1);
 }
 
+// Issue 25: a manifest nested 100,000 deep (e.g. its provenance) crashed every app in nlohmann's
+// recursive destruction; duplicate keys were silently the last; a string where an object belongs
+// escaped as nlohmann's type_error.305 later. All three are FormatErrors naming the file and key.
+TEST(Checkpoint, HostileManifestsAreFormatErrorsNamingFileAndKey) {
+  const std::string path = "artifact.safetensors";
+  const std::string head = R"({"format": "skd-artifact", "format_version": 1, "provenance": )";
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep += "{\"a\":";
+  deep += "1" + std::string(100000, '}');
+  auto message = [&](const std::string& text) {
+    try {
+      parse_manifest(text, path);
+    } catch (const skd::FormatError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_EQ(message(head + deep + "}"), path + ": __metadata__ key 'skd_manifest' nests deeper than 256 levels "
+                                               "(the limit for JSON the toolkit reads)");
+  EXPECT_EQ(message(head + "{}, \"provenance\": {}}"),
+            path + ": __metadata__ key 'skd_manifest' has the key 'provenance' twice in one object (duplicate "
+                   "keys are refused)");
+  EXPECT_EQ(message(head + "\"x\"}"), path + ": manifest key 'provenance' is string \"x\", expected object");
+  EXPECT_EQ(message(head + "{}, \"config\": [1]}"), path + ": manifest key 'config' is array [1], expected object");
+  const std::string big(1 << 20, 'y');
+  const auto m = message(head + "\"" + big + "\"}");
+  EXPECT_LT(m.size(), 300u);
+  EXPECT_NE(m.find("... (1048578 bytes)"), std::string::npos) << m;
+}
+
 // A manifest describing a model far larger than the weights in its file is refused before the
 // model is built; it used to be allocated in full (here ~3 TB) before the missing keys showed.
 TEST(Checkpoint, ManifestClaimingAHugeModelIsRefusedBeforeBuilding) {

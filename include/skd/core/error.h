@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <sstream>
+#include <string_view>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -16,6 +17,14 @@ std::string cat(Args&&... args) {
   std::ostringstream os;
   (os << ... << std::forward<Args>(args));
   return os.str();
+}
+
+// A value echoed in a message: at most `limit` characters, then "... (N bytes)", so that a huge bad
+// value (a 50 MB string in a config) does not become a huge message. Every message that quotes a
+// value from a file or a flag goes through it.
+inline std::string excerpt(std::string_view text, size_t limit = 80) {
+  if (text.size() <= limit) return std::string(text);
+  return cat(text.substr(0, limit), "... (", text.size(), " bytes)");
 }
 
 // A file or stream is not in the expected format (corrupt, truncated, lying header...).
