@@ -14,8 +14,14 @@ namespace {
 // The file's text, or the reason it cannot be read ("is a directory", "cannot be opened").
 bool read_text(const std::string& path, std::string* text, std::string* problem) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
+  const auto st = std::filesystem::status(path, ec);
+  if (std::filesystem::is_directory(st)) {
     *problem = "is a directory, not a JSON file";
+    return false;
+  }
+  // A FIFO or device would block the read or feed it without end: only regular files are read.
+  if (std::filesystem::exists(st) && !std::filesystem::is_regular_file(st)) {
+    *problem = "is not a regular file (a pipe, device or socket)";
     return false;
   }
   std::ifstream in(path, std::ios::binary);

@@ -86,6 +86,8 @@ within "eval --model FIFO does not block" 60 1 "$BIN/skd-eval" --model "$W/pipe.
 expect_in "eval --model FIFO: said" "$W/err" "not a regular file"
 within "extract --mask-table FIFO does not block" 60 1 "$BIN/skd-extract" --model "$MODEL" --mask-table "$W/pipe.onnx" \
   --op-code 1 --out "$W/x.safetensors"
+within "eval --config FIFO does not block" 60 2 "$BIN/skd-eval" --config "$W/pipe.safetensors" --model "$MODEL" --summary
+expect_in "eval --config FIFO: said" "$W/err" "not a regular file"
 mkdir -p "$W/fifo_imgs/val/cat"
 cp "$W/imgs/val/cat/0.png" "$W/fifo_imgs/val/cat/"
 mkfifo "$W/fifo_imgs/val/cat/pipe.png"
