@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/clang_san_build.sh
 source scripts/clang_san_build.sh
-ALL_TARGETS=(safetensors pth pickle idx manifest mask_table image)
+ALL_TARGETS=(safetensors pth pickle idx manifest mask_table image json config latency_table)
 seconds="${1:-${SKD_FUZZ_SECONDS:-30}}"
 shift || true
 targets=("$@")

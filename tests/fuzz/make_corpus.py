@@ -136,6 +136,32 @@ for b in range(12):
     irregular[f"{b}.mlp"] = {"0": 768, "-1": 96 * (b % 4), "1": 384, "2": 96 * (b % 4)}
 put("mask_table", "irregular.json", json.dumps(irregular, indent=1).encode())
 
+# JSON (issue 25): the bounded parser's edges (200 levels, under the 256 limit; a duplicate key; the
+# numbers options refuse), configs of each app, and a latency table of two codes at two batch sizes.
+put("json", "nested_200.json", ("[" * 200 + "]" * 200).encode())
+put("json", "objects_200.json", ('{"a":' * 200 + "1" + "}" * 200).encode())
+put("json", "duplicate.json", b'{"lr": 0.1, "lr": 5}')
+put("json", "numbers.json", b'[0, -1, 18446744073709551615, 4294967313, 1.5, 1e308, -0.0, "010", "0x10"]')
+put("json", "strings.json", json.dumps({"k\u0000": "\ud83d\ude00", "e": ""}).encode())
+put("config", "eval.json", json.dumps({"model": "m.safetensors", "data": "fashion-mnist", "limit": 100,
+                                       "batch_size": 64, "crop_pct": 0.875, "amp": "none"}).encode())
+put("config", "extract.json", json.dumps({"model": "s.safetensors", "op_code": 3, "macs_ratio": 0.5,
+                                          "macs_convention": "paper", "batch": 1}).encode())
+put("config", "convert.json", json.dumps({"model": "a.pth", "proxy_samples": 128, "seed": 7,
+                                          "criterion": "wpac", "dist_timeout": 60.0}).encode())
+put("config", "train.json", json.dumps({"epochs": 2, "lr": 0.001, "beta2": 0.999, "mode": "piad",
+                                        "piad_budget_ratio": 0.5, "seed": 1}).encode())
+put("config", "wrap.json", b'{"op_code": 18446744073709551615, "opset": 4294967313, "limit": -5}')
+latency = {"format": "skd-latency-table", "format_version": 1, "model": "s.safetensors", "model_sha256": "0" * 64,
+           "device": "cpu", "amp": "none", "threads": 2, "torch_version": "1.13", "created": "2026-01-01T00:00:00Z",
+           "warmup": 3, "repeats": 10, "sweep_seconds": 1.5, "batch_sizes": [1, 8], "codes": []}
+for c in range(2):
+    latency["codes"].append({"code": c, "macs_paper": 1000 - c, "macs_full": 1100 - c, "params": 50,
+                             "widths": [[16, 256 - 64 * c], [16, 256]],
+                             "latency": [{"batch_size": b, "median_ms": 1.0 + b - c * 0.1, "p10_ms": 0.9,
+                                          "p90_ms": 1.5 + b, "images_per_s": 100.0} for b in (1, 8)]})
+put("latency_table", "two_codes.json", json.dumps(latency, indent=2).encode())
+
 # Images: the small PNG fixture, and a 24x16 crop of it in every format decode_image accepts.
 small = os.path.join(a.fixtures, "transforms", "small_64x48.png")
 with open(small, "rb") as f:
