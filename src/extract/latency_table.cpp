@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <limits>
 
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
@@ -35,20 +36,27 @@ LatencyTable LatencyTable::from_json(const nlohmann::json& j, const std::string&
     throw fail(cat("not a latency table (expected an object with \"format\": \"", kLatencyTableFormat,
                    "\", written by a latency-table measurement)"));
   const auto version = j.find("format_version");
-  if (version == j.end() || !version->is_number_integer() || version->get<int>() != kLatencyTableVersion)
+  if (version == j.end() || !version->is_number_integer() || version->get<int64_t>() != kLatencyTableVersion)
     throw fail(cat("format_version ", version == j.end() ? std::string("(missing)") : version->dump(),
                    " is not supported (this build reads ", kLatencyTableVersion, ")"));
+  // A count that must fit an int: nlohmann's get<int> would wrap a larger number silently.
+  auto count = [&](const char* key, int64_t least) {
+    const auto& v = j.at(key);
+    if (!v.is_number_integer() || v.get<int64_t>() < least || v.get<int64_t>() > std::numeric_limits<int>::max())
+      throw fail(cat("key '", key, "' is ", excerpt(v.dump()), ", expected an integer of at least ", least));
+    return static_cast<int>(v.get<int64_t>());
+  };
   LatencyTable t;
   try {
     t.model = j.at("model").get<std::string>();
     t.model_sha256 = j.at("model_sha256").get<std::string>();
     t.device = j.at("device").get<std::string>();
     t.amp = j.at("amp").get<std::string>();
-    t.threads = j.at("threads").get<int>();
+    t.threads = count("threads", 1);
     t.torch_version = j.value("torch_version", std::string());
     t.created = j.value("created", std::string());
-    t.warmup = j.at("warmup").get<int>();
-    t.repeats = j.at("repeats").get<int>();
+    t.warmup = count("warmup", 0);
+    t.repeats = count("repeats", 1);
     t.sweep_seconds = j.value("sweep_seconds", 0.0);
     t.batch_sizes = j.at("batch_sizes").get<std::vector<int64_t>>();
     for (const auto& r : j.at("codes")) {

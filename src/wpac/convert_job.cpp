@@ -130,7 +130,8 @@ ConvertResult convert_checkpoint(const ConvertJob& job) {
   prov["source"] = job.model;
   prov["source_sha256"] = models::file_sha256(job.model);
   prov["converted_by"] = "skd-convert";
-  for (const auto& note : prov.value("key_mapping", nlohmann::json::array())) log_info(note.get<std::string>());
+  for (const auto& note : prov.value("key_mapping", nlohmann::json::array()))
+    log_info(note.is_string() ? note.get<std::string>() : excerpt(note.dump()));  // notes of a foreign file
 
   // A super-network keeps (or, with a mask table file, gets) its mask table through a format
   // conversion; WPAC changes what the widths select, so a converted model has none.
