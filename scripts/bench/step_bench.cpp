@@ -179,7 +179,7 @@ int main(int argc, char** argv) {
   cfg.warmup_epochs = 0;
   cfg.log_every = 0;
   cfg.device = device;
-  cfg.amp = amp;
+  cfg.amp = parse_amp(amp, dev);
   for (const std::string m : {"train", "piad"}) {
     if (mode == "none") break;
     if (mode != "both" && mode != m) continue;
