@@ -81,7 +81,7 @@ peak = float(sys.argv[2]) * 1e12
 macs = {r["arch"]: r["macs_full"] for r in rows if "macs_full" in r}
 steps = [r for r in rows if r.get("mode") in ("train", "piad")]
 if steps:
-    print("| impl | mode | arch | amp | batch | images/s | step ms (GPU) | loader ms/batch | MFU (6 x MACs_full) |")
+    print("| impl | mode | arch | amp | batch | images/s | step ms | loader ms/batch | MFU (6 x MACs_full) |")
     print("|---|---|---|---|---:|---:|---:|---:|---:|")
     for r in steps:
         mfu = ""
@@ -239,7 +239,7 @@ if [ "$PRE" != none ] && [ -x "$PRE/bin/skd_test_cuda" ] && [ -x "$PRE/bin/skd-b
    && stage "prebuilt binaries load and answer --help" 60 usable_prebuilt; then
   usable_prebuilt  # the stage ran in a subshell: export the library path here too
   T_CUDA="$ROOT/$PRE/bin/skd_test_cuda" B_STEP="$ROOT/$PRE/bin/skd-bench-step"
-  note "binaries: prebuilt ($(cat "$PRE/BUILT_FROM" 2>/dev/null || echo "no BUILT_FROM"))"
+  note "binaries: prebuilt ($(tr '\n' ';' <"$PRE/BUILT_FROM" 2>/dev/null || echo "no BUILT_FROM"))"
 else
   NCCL=ON
   [ "$DEV" = cpu ] && NCCL=OFF

@@ -38,7 +38,7 @@ for b in "$tmp"/bin/*; do
 done | sort -u | while read -r name path; do
   case "$path" in "$VENV"/*|"$TORCH_DIR"/*) continue ;; esac
   case "$name" in
-    linux-vdso*|ld-linux*|libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|libstdc++.so*|libgcc_s.so*) continue ;;
+    linux-vdso*|ld-linux*|libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|libutil.so*|libstdc++.so*|libgcc_s.so*) continue ;;
   esac
   cp -L "$path" "$tmp/lib/$name"
 done
