@@ -52,11 +52,11 @@ LatencyTable LatencyTable::from_json(const nlohmann::json& j, const std::string&
     t.model_sha256 = j.at("model_sha256").get<std::string>();
     t.device = j.at("device").get<std::string>();
     t.amp = j.at("amp").get<std::string>();
-    t.threads = count("threads", 1);
+    t.threads = count("threads", 0);
     t.torch_version = j.value("torch_version", std::string());
     t.created = j.value("created", std::string());
     t.warmup = count("warmup", 0);
-    t.repeats = count("repeats", 1);
+    t.repeats = count("repeats", 0);
     t.sweep_seconds = j.value("sweep_seconds", 0.0);
     t.batch_sizes = j.at("batch_sizes").get<std::vector<int64_t>>();
     for (const auto& r : j.at("codes")) {
