@@ -59,7 +59,33 @@ def _parse_manifest(text, path):
     if not strict_json.is_int(version) or strict_json.as_int64(version) not in SUPPORTED_FORMAT_VERSIONS:
         _fail(path, f"artifact format_version {printable(repr(version), 60)} is not supported (this loader reads "
                     f"integers 1..{ARTIFACT_FORMAT_VERSION})", "format_version")
+    # The structure readers rely on, as parse_manifest checks it (kShapes in checkpoint.cpp).
+    for key, kind in MANIFEST_KEY_KINDS.items():
+        if key in manifest and _json_kind(manifest[key]) != kind:
+            _fail(path, f"manifest key '{key}' is {_json_kind(manifest[key])} "
+                        f"{printable(repr(manifest[key]), 80)}, expected {kind}", key)
     return manifest
+
+
+# parse_manifest's kShapes (checkpoint.cpp): the JSON type each of these keys must have when present.
+MANIFEST_KEY_KINDS = {"config": "object", "provenance": "object", "macs": "object", "widths": "array",
+                      "attn_scale": "array", "family": "string", "mask_table": "object",
+                      "attn_scale_folded": "boolean"}
+
+
+def _json_kind(value):
+    """nlohmann's type name of a parsed JSON value."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "null"
+    return "number"
 
 
 def _manifest_from_metadata(meta, path):

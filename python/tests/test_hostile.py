@@ -208,6 +208,16 @@ class Hostile(unittest.TestCase):
                 self.refuse(ha.raw_file(ha.with_manifest(self.header, m), self.data), ArtifactError,
                             "format_version .* is not supported", key="format_version")
 
+    def test_manifest_key_types(self):
+        # parse_manifest's kShapes: a key the readers rely on, of another JSON type, names the key.
+        for key, value, kind in (("mask_table", 2, "number"), ("provenance", -1, "number"),
+                                 ("config", "vit", "string"), ("widths", {}, "object"),
+                                 ("attn_scale_folded", 1, "number"), ("family", ["vit"], "array")):
+            with self.subTest(key=key):
+                m = self.manifest_with(**{key: value})
+                self.refuse(ha.raw_file(ha.with_manifest(self.header, m), self.data), ArtifactError,
+                            f"manifest key '{key}' is {kind} .*, expected", key=key)
+
     # --- the architecture (config_from_json / validate) ------------------------------------------------
 
     def test_config_missing_or_unknown_keys(self):
