@@ -229,18 +229,18 @@ export ROOT PRE TORCH_DIR DEV BUILD JOBS
 # nvidia-* wheels' lib folders (NCCL, cuBLAS, ...) beside it, after the carried libraries.
 NV_LIBS=$("$PY" -c 'import glob, os, torch; site = os.path.dirname(os.path.dirname(torch.__file__)); print(":".join(sorted(glob.glob(os.path.join(site, "nvidia", "*", "lib")))))' 2>/dev/null)
 export NV_LIBS
-usable_prebuilt() {
-  local lib="$ROOT/$PRE/lib:$TORCH_DIR/lib${NV_LIBS:+:$NV_LIBS}"
-  export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+probe_prebuilt() {
   "$PRE/bin/skd_test_cuda" --gtest_list_tests >/dev/null && "$PRE/bin/skd-bench-step" --help >/dev/null
 }
-export -f usable_prebuilt
+export -f probe_prebuilt
+LD_BEFORE="${LD_LIBRARY_PATH:-}"
+export LD_LIBRARY_PATH="$ROOT/$PRE/lib:$TORCH_DIR/lib${NV_LIBS:+:$NV_LIBS}${LD_BEFORE:+:$LD_BEFORE}"
 if [ "$PRE" != none ] && [ -x "$PRE/bin/skd_test_cuda" ] && [ -x "$PRE/bin/skd-bench-step" ] \
-   && stage "prebuilt binaries load and answer --help" 60 usable_prebuilt; then
-  usable_prebuilt  # the stage ran in a subshell: export the library path here too
+   && stage "prebuilt binaries load and answer --help" 60 probe_prebuilt; then
   T_CUDA="$ROOT/$PRE/bin/skd_test_cuda" B_STEP="$ROOT/$PRE/bin/skd-bench-step"
   note "binaries: prebuilt ($(tr '\n' ';' <"$PRE/BUILT_FROM" 2>/dev/null || echo "no BUILT_FROM"))"
 else
+  export LD_LIBRARY_PATH="$LD_BEFORE"  # built binaries find their libraries themselves
   NCCL=ON
   [ "$DEV" = cpu ] && NCCL=OFF
   export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
