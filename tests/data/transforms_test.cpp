@@ -319,6 +319,18 @@ TEST(DecodeImage, EverySupportedFormatDecodes) {
   }
 }
 
+// A lower pixel limit refuses an image above it before decoding, naming the limit; at the limit
+// the image decodes. A limit outside 1..kMaxImagePixels is a caller's error.
+TEST(DecodeImage, LowerPixelLimit) {
+  cv::Mat bgr(4, 5, CV_8UC3, cv::Scalar(1, 2, 3));
+  std::vector<uchar> buf;
+  ASSERT_TRUE(cv::imencode(".png", bgr, buf));
+  EXPECT_EQ(decode_image(buf.data(), buf.size(), "a.png", 20).width, 5);
+  expect_error_naming([&] { decode_image(buf.data(), buf.size(), "a.png", 19); }, "limit of 19");
+  EXPECT_THROW(decode_image(buf.data(), buf.size(), "a.png", 0), std::invalid_argument);
+  EXPECT_THROW(decode_image(buf.data(), buf.size(), "a.png", kMaxImagePixels + 1), std::invalid_argument);
+}
+
 TEST(DecodeImage, ConvertsLikePilConvertRgb) {
   const std::string dir = skd::test::scratch_dir("decode_modes");
   // OpenCV writes BGR(A); decoding must give RGB, with alpha dropped (not composited).
@@ -353,6 +365,15 @@ TEST(DecodeImage, ConvertsLikePilConvertRgb) {
   ASSERT_TRUE(cv::imwrite(dir + "/deep.png", deep));
   const Image d = decode_image_file(dir + "/deep.png");
   EXPECT_EQ(d.pixels, (std::vector<uint8_t>{0xFF, 0xAB, 0x12, 0xFF, 0xAB, 0x12}));
+  cv::Mat deep_bgra(1, 2, CV_16UC4, cv::Scalar(0x1234, 0xABCD, 0xFF00, 0x0101));
+  ASSERT_TRUE(cv::imwrite(dir + "/deep_bgra.png", deep_bgra));
+  EXPECT_EQ(decode_image_file(dir + "/deep_bgra.png").pixels,
+            (std::vector<uint8_t>{0xFF, 0xAB, 0x12, 0xFF, 0xAB, 0x12}));
+  cv::Mat deep_gray(2, 1, CV_16UC1);
+  deep_gray.at<uint16_t>(0, 0) = 0x8001;
+  deep_gray.at<uint16_t>(1, 0) = 0x00FF;
+  ASSERT_TRUE(cv::imwrite(dir + "/deep_gray.png", deep_gray));
+  EXPECT_EQ(decode_image_file(dir + "/deep_gray.png").pixels, (std::vector<uint8_t>{0x80, 0x80, 0x80, 0, 0, 0}));
 
   // The fixture's mode-L PNG decodes to three equal channels.
   const Image fx = decode_image_file(skd::test::fixture("transforms/gray_320x240.png"));

@@ -18,10 +18,12 @@ inline constexpr std::array<float, 3> kImagenetStd = {0.229f, 0.224f, 0.225f};
 // converted as PIL's convert('RGB') does). Throws skd::FormatError (a std::runtime_error) naming
 // `source` when it cannot decode, for another format, and for an image of more than
 // kMaxImagePixels pixels: the dimensions are read from the header and refused before any pixel
-// buffer is allocated (a few corrupt header bytes could otherwise claim gigabytes).
+// buffer is allocated (a few corrupt header bytes could otherwise claim gigabytes). `max_pixels`
+// lowers that limit (1..kMaxImagePixels; std::invalid_argument otherwise), as the fuzz target does.
 inline constexpr int64_t kMaxImagePixels = 178956970;  // PIL's decompression-bomb error limit
 Image decode_image_file(const std::string& path);
-Image decode_image(const uint8_t* data, size_t size, const std::string& source);
+Image decode_image(const uint8_t* data, size_t size, const std::string& source,
+                   int64_t max_pixels = kMaxImagePixels);
 
 // The longest side / shortest side an image may have: the eval transform resizes the shorter side to
 // about the model's input size, so a 100000x1 image would become 256 x 25.6 M pixels (20 GB); any
