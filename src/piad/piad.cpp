@@ -61,6 +61,21 @@ void check_options(const PiadOptions& o) {
   need(o.mlp_groups >= 1, "piad_mlp_groups", " must be >= 1");
   need(o.proxy_samples >= 1, "piad_proxy_samples", " must be >= 1");
   need(o.proxy_batch >= 1, "piad_proxy_batch", " must be >= 1");
+  need(std::isfinite(o.distill_weight) && o.distill_weight >= 0, "piad_distill_weight",
+       " (λ, the weight of the distillation term) must be a finite number >= 0");
+  need(std::isfinite(o.distill_temperature) && o.distill_temperature > 0, "piad_distill_temperature",
+       " (T) must be a finite number > 0");
+}
+
+int64_t progressive_teacher(const std::vector<int64_t>& macs, int64_t code) {
+  if (code < 0 || code >= static_cast<int64_t>(macs.size()))
+    throw std::invalid_argument(cat("progressive_teacher: code ", code, " outside 0..", macs.size() - 1));
+  if (code == 0) return -1;
+  const double want = 2.0 * static_cast<double>(macs[static_cast<size_t>(code)]);
+  int64_t teacher = 0;
+  for (int64_t c = 1; c < code; ++c)
+    if (static_cast<double>(macs[static_cast<size_t>(c)]) >= want) teacher = c;
+  return teacher;
 }
 
 std::vector<std::pair<double, double>> unit_macs(const models::ModelConfig& config, const models::Widths& full) {
@@ -90,6 +105,12 @@ Piad::Piad(models::ModelConfig config, models::Widths full, PiadOptions options,
   if (table_.blocks() != static_cast<int64_t>(full_.size()) || table_.widths(0) != full_)
     throw std::invalid_argument("the mask table does not start at this model's full widths (code 0)");
   unit_macs_ = unit_macs(config_, full_);
+  refresh_code_macs();
+}
+
+void Piad::refresh_code_macs() {
+  code_macs_.clear();
+  for (const auto& c : models::code_costs(config_, table_)) code_macs_.push_back(c.macs_paper);
 }
 
 Piad Piad::from_manifest(models::ModelConfig config, models::Widths full, PiadOptions options,
@@ -109,6 +130,11 @@ nlohmann::json Piad::manifest_entries() const {
                {"attn_group", options_.attn_group},
                {"mlp_groups", options_.mlp_groups},
                {"sensitivity", enum_name(options_.sensitivity, kSensitivityNames)}};
+  if (options_.distill != Distill::NONE) {  // (the paper's runs keep their manifest as it was)
+    j["piad"]["distill"] = enum_name(options_.distill, kDistillNames);
+    j["piad"]["distill_weight"] = options_.distill_weight;
+    j["piad"]["distill_temperature"] = options_.distill_temperature;
+  }
   return j;
 }
 
@@ -117,10 +143,41 @@ const models::Widths* Piad::sample(data::Rng& rng) const {
   return &table_.widths(static_cast<int64_t>(uniform_below(rng, n)));
 }
 
+std::vector<int64_t> Piad::step_codes(data::Rng& rng) const {
+  const uint64_t n = static_cast<uint64_t>(table_.last_code()) + 1;
+  const auto sampled = static_cast<int64_t>(uniform_below(rng, n));
+  const int64_t k = table_.last_code();
+  if (!options_.sandwich || k == 0) return {sampled};
+  if (options_.distill == Distill::PROGRESSIVE) return {0, sampled, k};  // the chain's order
+  return {0, k, sampled};
+}
+
 std::vector<const models::Widths*> Piad::step_subnets(data::Rng& rng) const {
-  const models::Widths* sampled = sample(rng);
-  if (!options_.sandwich || table_.last_code() == 0) return {sampled};
-  return {&table_.widths(0), &table_.widths(table_.last_code()), sampled};
+  std::vector<const models::Widths*> out;
+  for (const int64_t c : step_codes(rng)) out.push_back(&table_.widths(c));
+  return out;
+}
+
+std::vector<int64_t> Piad::step_teachers(const std::vector<int64_t>& codes) const {
+  std::vector<int64_t> out;
+  const bool chain = options_.sandwich && codes.size() == 3;
+  for (size_t i = 0; i < codes.size(); ++i) {
+    const int64_t c = codes[i];
+    int64_t t = -1;
+    switch (options_.distill) {
+      case Distill::NONE: break;
+      case Distill::FROZEN: t = kFrozenTeacher; break;
+      case Distill::FULL: t = c == 0 ? -1 : 0; break;
+      case Distill::PROGRESSIVE:
+        if (c == 0) break;
+        if (!chain) t = progressive_teacher(code_macs_, c);
+        else if (i == 1) t = 0;                             // the sampled code learns from the full network
+        else t = codes[1] < c ? codes[1] : 0;               // code K from the sampled code (or code 0)
+        break;
+    }
+    out.push_back(t);
+  }
+  return out;
 }
 
 nlohmann::json UpdateRecord::to_json() const {
@@ -211,6 +268,7 @@ std::optional<UpdateRecord> Piad::update_table(int64_t epoch, models::ElasticMod
                         static_cast<double>(options_.progressive_epochs);
   const int64_t before = table_.last_code();
   const auto r = apply_operations(table_, candidates, target - removed);
+  refresh_code_macs();
   next_update_epoch_ = epoch + 1;
   const double now_removed =
       full_macs - static_cast<double>(models::macs_count(config_, table_.widths(-1)).macs_paper);

@@ -24,6 +24,7 @@ namespace {
 
 constexpr const char* kOptimizerPrefix = "train_state/optimizer/";
 constexpr const char* kEmaPrefix = "train_state/ema/";
+constexpr const char* kTeacherPrefix = "train_state/teacher/";
 
 bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
 
@@ -54,6 +55,7 @@ std::vector<uint8_t> serialize_training_checkpoint(const models::ElasticModelImp
   content.tensors = models::state_dict(model);
   for (const auto& [key, t] : state.optimizer) content.tensors[kOptimizerPrefix + key] = models::record_from_tensor(t);
   for (const auto& [key, t] : state.ema) content.tensors[kEmaPrefix + key] = models::record_from_tensor(t);
+  for (const auto& [key, t] : state.teacher) content.tensors[kTeacherPrefix + key] = models::record_from_tensor(t);
   content.metadata["format"] = "pt";
   content.metadata[models::kManifestKey] = models::make_manifest(model, provenance, extra).dump();
   nlohmann::json ts = {{"progress", progress_to_json(state.progress)},
@@ -98,6 +100,8 @@ TrainingState read_training_state(const std::string& path) {
       st.optimizer[key.substr(std::strlen(kOptimizerPrefix))] = models::tensor_from_record(rec);
     else if (starts_with(key, kEmaPrefix))
       st.ema[key.substr(std::strlen(kEmaPrefix))] = models::tensor_from_record(rec);
+    else if (starts_with(key, kTeacherPrefix))
+      st.teacher[key.substr(std::strlen(kTeacherPrefix))] = models::tensor_from_record(rec);
     else if (!starts_with(key, kTrainStatePrefix))
       st.model.emplace(key, std::move(rec));
   }

@@ -3,6 +3,8 @@
 #include "skd/train/piad_training.h"
 
 #include "skd/core/device.h"
+#include "skd/core/enum_names.h"
+#include "skd/core/error.h"
 #include "skd/core/fs.h"
 #include "skd/core/logging.h"
 #include "skd/models/macs.h"
@@ -46,6 +48,110 @@ void PiadObserver::rewind_files() const {
   if (last > 0) models::write_mask_table(mask_table_path(), piad_.table());
 }
 
+namespace {
+
+// The named parameters and buffers of a model (the same tensors, not copies).
+std::vector<std::pair<std::string, torch::Tensor>> model_tensors(const models::ElasticModelImpl& model) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& p : model.named_parameters(true)) out.emplace_back(p.key(), p.value());
+  for (const auto& b : model.named_buffers(true)) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+}  // namespace
+
+PiadDistiller::PiadDistiller(const piad::Piad& piad, const models::ElasticModelImpl& model) : piad_(piad) {
+  if (piad.options().distill != piad::Distill::FROZEN) return;
+  frozen_ = models::create_model(model.config());
+  torch::NoGradGuard no_grad;
+  const auto src = model_tensors(model);
+  auto dst = model_tensors(*frozen_);
+  if (src.size() != dst.size()) throw std::logic_error("frozen teacher: the copy has other tensors than the model");
+  for (size_t i = 0; i < src.size(); ++i) {
+    if (src[i].first != dst[i].first || !src[i].second.sizes().equals(dst[i].second.sizes()))
+      throw std::logic_error(cat("frozen teacher: tensor ", src[i].first, " differs from the copy's"));
+    dst[i].second.copy_(src[i].second);
+  }
+  for (auto& p : frozen_->parameters(true)) p.set_requires_grad(false);
+  frozen_->to(src.empty() ? torch::Device(torch::kCPU) : src.front().second.device());
+  frozen_->eval();
+}
+
+std::vector<Teacher> PiadDistiller::teachers(const std::vector<const models::Widths*>& subnets) {
+  const auto& table = piad_.table();
+  std::vector<int64_t> codes;
+  for (const auto* w : subnets) {
+    int64_t code = w == nullptr ? 0 : -1;
+    for (int64_t c = 0; code < 0 && c <= table.last_code(); ++c)
+      if (&table.widths(c) == w) code = c;
+    if (code < 0) throw std::logic_error("PIAD distillation: a step's sub-network is not a code of the mask table");
+    codes.push_back(code);
+  }
+  const auto teacher_codes = piad_.step_teachers(codes);
+  std::vector<Teacher> out(codes.size());
+  for (size_t i = 0; i < codes.size(); ++i) {
+    const int64_t t = teacher_codes[i];
+    if (t == -1) continue;
+    if (t == piad::Piad::kFrozenTeacher) {
+      out[i].source = Teacher::Source::FROZEN;
+      continue;
+    }
+    for (size_t j = 0; j < i && out[i].source == Teacher::Source::NONE; ++j)
+      if (codes[j] == t) {
+        out[i].source = Teacher::Source::STEP;
+        out[i].step_index = j;
+      }
+    if (out[i].source == Teacher::Source::NONE) {
+      out[i].source = Teacher::Source::FORWARD;
+      out[i].widths = &table.widths(t);
+    }
+  }
+  return out;
+}
+
+torch::Tensor PiadDistiller::frozen_logits(const torch::Tensor& images) {
+  if (!frozen_) throw std::logic_error("PIAD distillation: no frozen teacher (piad_distill is not frozen)");
+  torch::NoGradGuard no_grad;
+  return frozen_->forward(images);
+}
+
+std::map<std::string, torch::Tensor> PiadDistiller::state() const {
+  std::map<std::string, torch::Tensor> out;
+  if (frozen_)
+    for (const auto& [k, t] : model_tensors(*frozen_)) out[k] = t.detach();
+  return out;
+}
+
+void PiadDistiller::load_state(const std::map<std::string, torch::Tensor>& state, const std::string& source) {
+  if (!frozen_) {
+    if (!state.empty())
+      log_info(source, " holds a frozen distillation teacher; piad_distill is now ",
+               enum_name(piad_.options().distill, piad::kDistillNames), ", so it is not used");
+    return;
+  }
+  if (state.empty())
+    throw ParameterFailure([=](const KeyNamer& name) {
+      return cat("'", source, "' holds no frozen teacher (train_state/teacher/*): it was written with another ",
+                 name("piad_distill"), " than frozen, and the model as PIAD started cannot be rebuilt from it; ",
+                 "resume with the checkpoint's ", name("piad_distill"), ", or start PIAD anew with ", name("model"));
+    });
+  torch::NoGradGuard no_grad;
+  auto dst = model_tensors(*frozen_);
+  if (state.size() != dst.size())
+    throw FormatError(cat("'", source, "': its frozen teacher has ", state.size(), " tensors, the model ", dst.size()));
+  for (auto& [k, t] : dst) {
+    const auto it = state.find(k);
+    if (it == state.end() || !it->second.sizes().equals(t.sizes()))
+      throw FormatError(cat("'", source, "': frozen teacher tensor train_state/teacher/", k,
+                            it == state.end() ? " is missing" : " has another shape than the model's"));
+    t.copy_(it->second);
+  }
+}
+
+void PiadDistiller::to(const torch::Device& device) {
+  if (frozen_) frozen_->to(device);
+}
+
 piad::PiadOptions piad_options(const TrainConfig& config, const torch::Device& device) {
   piad::PiadOptions po = config.piad;
   po.seed = config.seed;
@@ -67,6 +173,15 @@ PiadTrainResult train_piad(models::ElasticModelImpl& model, const data::Dataset&
   if (!context.resume.empty()) observer.rewind_files();
   TrainContext ctx = context;
   ctx.observers.push_back(&observer);
+  // The teacher (the frozen copy: the model as it is now, before any PIAD step; a resumed run
+  // restores it from the checkpoint).
+  std::unique_ptr<PiadDistiller> distiller;
+  if (config.piad.distill != piad::Distill::NONE) {
+    distiller = std::make_unique<PiadDistiller>(piad, model);
+    ctx.distiller = distiller.get();
+    log_info("PIAD distillation: ", enum_name(config.piad.distill, piad::kDistillNames), ", weight ",
+             config.piad.distill_weight, ", temperature ", config.piad.distill_temperature);
+  }
   PiadTrainResult result;
   static_cast<TrainResult&>(result) = train(model, train_set, eval_set, config, ctx);
   result.mask_table = piad.table();

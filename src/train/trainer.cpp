@@ -170,8 +170,11 @@ class Trainer {
   bool run_epoch(int64_t epoch);
   bool train_step(int64_t epoch, int64_t step, const data::LoadedBatch& batch);
   std::vector<const models::Widths*> step_subnets(int64_t epoch, int64_t step);
-  torch::Tensor forward_backward(const std::vector<const models::Widths*>& subnets, const torch::Tensor& images,
-                                 const torch::Tensor& labels, const torch::Tensor& targets);
+  torch::Tensor forward_backward(const std::vector<const models::Widths*>& subnets, const std::vector<Teacher>& teachers,
+                                 const torch::Tensor& images, const torch::Tensor& labels,
+                                 const torch::Tensor& targets);
+  torch::Tensor teacher_logits(const Teacher& teacher, const std::vector<torch::Tensor>& step_logits,
+                               const torch::Tensor& images, torch::Tensor& frozen);
   void optimizer_step(double lr);
   bool read_losses(int64_t epoch);
   bool end_epoch(int64_t epoch, int64_t first, double secs);
@@ -189,6 +192,7 @@ class Trainer {
   const TrainConfig& cfg_;
   const TrainContext& ctx_;
   dist::Communicator* comm_;
+  Distiller* distiller_;
   int rank_, world_;
   bool main_;
   torch::Device device_;
@@ -242,13 +246,14 @@ class Trainer {
 
 Trainer::Trainer(models::ElasticModelImpl& model, const data::Dataset& train_set, const data::Dataset* eval_set,
                  const TrainConfig& cfg, const TrainContext& ctx)
-    : model_(model), train_set_(train_set), eval_set_(eval_set), cfg_(cfg), ctx_(ctx), comm_(ctx.comm.get()),
+    : model_(model), train_set_(train_set), eval_set_(eval_set), cfg_(cfg), ctx_(ctx), comm_(ctx.comm.get()), distiller_(ctx.distiller),
       rank_(comm_ ? comm_->rank() : 0), world_(comm_ ? comm_->world_size() : 1), main_(rank_ == 0),
       device_(ctx.device ? *ctx.device : parse_device(cfg.device)), amp_(cfg.amp),
       global_batch_(cfg.batch_size * world_) {
   check_amp_device(amp_, device_);
   setup_data();
   setup_optimization();
+  if (distiller_) distiller_->to(device_);
   progress_.world_size = world_;
   progress_.global_batch = global_batch_;
   if (!ctx_.resume.empty()) resume();
@@ -328,6 +333,7 @@ void Trainer::resume() {
     else ema_->load(st.ema, ctx_.resume);
   }
   scaler_->set_state(st.scaler_scale, st.scaler_growth_tracker);
+  if (distiller_) distiller_->load_state(st.teacher, ctx_.resume);
   if (st.progress.world_size != world_ || st.progress.global_batch != global_batch_)
     log_warn("resuming a run made with ", st.progress.world_size, " process(es) and global batch ",
              st.progress.global_batch, " with ", world_, " and ", global_batch_,
@@ -424,6 +430,7 @@ bool Trainer::train_step(int64_t epoch, int64_t step, const data::LoadedBatch& b
   data::Rng rng(s);
   const double lr = sched_.at(epoch + static_cast<double>(step) / steps_per_epoch_);
   const auto subnets = step_subnets(epoch, step);
+  const auto teachers = distiller_ ? distiller_->teachers(subnets) : std::vector<Teacher>{};
   torch::Tensor images = batch.images, labels = batch.labels, targets;
   if (images.size(0) == 0) throw std::runtime_error(cat("epoch ", epoch, " step ", step, ": no readable image"));
   if (mixing_) {
@@ -439,7 +446,7 @@ bool Trainer::train_step(int64_t epoch, int64_t step, const data::LoadedBatch& b
   images = images.to(device_, true);
   if (mixing_) targets = targets.to(device_);
   labels = labels.to(device_);
-  pending_.push_back({forward_backward(subnets, images, labels, targets), step, lr});
+  pending_.push_back({forward_backward(subnets, teachers, images, labels, targets), step, lr});
   // Read the losses (and agree on a stop request) now when the interval is full, at the end of the
   // epoch, before a --max-steps stop, or when a single process was asked to stop; a non-finite loss
   // then stops the run before this step's update.
@@ -457,14 +464,31 @@ bool Trainer::train_step(int64_t epoch, int64_t step, const data::LoadedBatch& b
 }
 
 // Every sub-network of the step sees the same batch; the mean of their losses is what is
-// differentiated (one backward each, so only one graph is alive at a time). The returned loss stays
+// differentiated (one backward each, so only one graph is alive at a time). With a distiller each
+// sub-network's loss adds λ·T²·KL to its teacher's logits (distill.h): an earlier sub-network's of
+// this step (kept detached, no extra forward), a no-grad forward of the current weights, or the
+// frozen model's (one forward per step, shared by the step's sub-networks). The returned loss stays
 // on the device until the next host synchronisation (see sync_every_).
 torch::Tensor Trainer::forward_backward(const std::vector<const models::Widths*>& subnets,
-                                        const torch::Tensor& images, const torch::Tensor& labels,
-                                        const torch::Tensor& targets) {
+                                        const std::vector<Teacher>& teachers, const torch::Tensor& images,
+                                        const torch::Tensor& labels, const torch::Tensor& targets) {
+  if (!teachers.empty() && teachers.size() != subnets.size())
+    throw std::logic_error(cat("distiller gave ", teachers.size(), " teachers for ", subnets.size(), " sub-networks"));
+  std::vector<bool> taught_later(subnets.size(), false);
+  for (size_t i = 0; i < teachers.size(); ++i)
+    if (teachers[i].source == Teacher::Source::STEP) {
+      if (teachers[i].step_index >= i)
+        throw std::logic_error(cat("sub-network ", i, " of the step learns from sub-network ", teachers[i].step_index,
+                                   ", which is not trained before it"));
+      taught_later[teachers[i].step_index] = true;
+    }
+  std::vector<torch::Tensor> step_logits(subnets.size());
+  torch::Tensor frozen;
   torch::Tensor step_loss;
   const double share = 1.0 / static_cast<double>(subnets.size());
   for (size_t si = 0; si < subnets.size(); ++si) {
+    const torch::Tensor teacher =
+        teachers.empty() ? torch::Tensor() : teacher_logits(teachers[si], step_logits, images, frozen);
     fwd_.widths = subnets[si];
     // The gradient average runs bucket by bucket during the step's last backward.
     if (multi() && si + 1 == subnets.size()) comm_->arm_gradient_hooks();
@@ -474,6 +498,9 @@ torch::Tensor Trainer::forward_backward(const std::vector<const models::Widths*>
       auto logits = model_.forward(images, fwd_).to(torch::kFloat32);
       loss = mixing_ ? data::soft_target_cross_entropy(logits, targets)
                      : torch::nn::functional::cross_entropy(logits, labels, ce_opts_);
+      if (teacher.defined())
+        loss = loss + distiller_->weight() * distillation_loss(logits, teacher, distiller_->temperature());
+      if (taught_later[si]) step_logits[si] = logits.detach();
     }
     if (subnets.size() > 1) loss = loss * share;
     step_loss = step_loss.defined() ? step_loss + loss.detach() : loss.detach();
@@ -481,6 +508,34 @@ torch::Tensor Trainer::forward_backward(const std::vector<const models::Widths*>
   }
   fwd_.widths = nullptr;
   return step_loss;
+}
+
+// A sub-network's teacher logits (float32, no gradient; undefined for none). `frozen` caches the
+// frozen model's logits for the step.
+torch::Tensor Trainer::teacher_logits(const Teacher& teacher, const std::vector<torch::Tensor>& step_logits,
+                                      const torch::Tensor& images, torch::Tensor& frozen) {
+  switch (teacher.source) {
+    case Teacher::Source::NONE:
+      return {};
+    case Teacher::Source::STEP:
+      return step_logits.at(teacher.step_index);
+    case Teacher::Source::FORWARD: {
+      torch::NoGradGuard no_grad;
+      AutocastGuard autocast(amp_);
+      models::ForwardOptions fo = fwd_;
+      fo.widths = teacher.widths;
+      fo.zero_grad_removed = false;
+      return model_.forward(images, fo).to(torch::kFloat32);
+    }
+    case Teacher::Source::FROZEN:
+      if (!frozen.defined()) {
+        torch::NoGradGuard no_grad;
+        AutocastGuard autocast(amp_);
+        frozen = distiller_->frozen_logits(images).to(torch::kFloat32);
+      }
+      return frozen;
+  }
+  return {};
 }
 
 // The update from the accumulated gradients (skipped on an fp16 overflow), then zeroed gradients.
@@ -611,6 +666,7 @@ void Trainer::save_checkpoint(bool is_best) {
     st.config = config_to_json(cfg_);
     st.optimizer = opt_->state();
     if (ema_) st.ema = to_map(ema_->values());
+    if (distiller_) st.teacher = distiller_->state();
     st.scaler_scale = scaler_->scale();
     st.scaler_growth_tracker = scaler_->growth_tracker();
     nlohmann::json p = prov_;

@@ -38,6 +38,19 @@ enum class Sensitivity { LOSS, ACCURACY };
 inline constexpr std::pair<const char*, Sensitivity> kSensitivityNames[] = {{"loss", Sensitivity::LOSS},
                                                                           {"accuracy", Sensitivity::ACCURACY}};
 
+// In-place distillation of the sub-networks PIAD trains (beyond the paper; docs/algorithm.md §3.8):
+// each trained sub-network's loss becomes CE(labels) + λ·T²·KL(teacher_T ‖ student_T) with teacher
+//   NONE         no teacher: the paper's PIAD (the default)
+//   FROZEN       the model as PIAD started (after WPAC: the pretrained function), a frozen copy in eval mode
+//   FULL         code 0 of the current weights, no gradient (code 0 itself learns from the labels only)
+//   PROGRESSIVE  a larger code of the same step: with the sandwich rule the chain full -> sampled ->
+//                smallest, otherwise progressive_teacher() (about twice the sampled code's MACs)
+enum class Distill { NONE, FROZEN, FULL, PROGRESSIVE };
+inline constexpr std::pair<const char*, Distill> kDistillNames[] = {{"none", Distill::NONE},
+                                                                   {"frozen", Distill::FROZEN},
+                                                                   {"full", Distill::FULL},
+                                                                   {"progressive", Distill::PROGRESSIVE}};
+
 struct PiadOptions {
   int64_t progressive_epochs = 50;  // Pe: table updates before epochs 0 .. Pe-1
   double budget_ratio = 0.875;      // r: fraction of the full MACs removed by the end of the phase
@@ -47,6 +60,9 @@ struct PiadOptions {
   int64_t proxy_batch = 64;         // per process
   Sensitivity sensitivity = Sensitivity::LOSS;
   bool sandwich = false;            // every step: code 0 and code K besides the sampled code
+  Distill distill = Distill::NONE;  // the sub-networks' teacher (see Distill)
+  double distill_weight = 1.0;      // λ >= 0
+  double distill_temperature = 1.0; // T > 0
   uint64_t seed = 0;                   // set by the run (its seed), not a key of its own
   torch::Device device = torch::kCPU;  // set by the run (its device)
 
@@ -61,13 +77,21 @@ struct PiadOptions {
     v("piad_proxy_batch", proxy_batch);
     v("piad_sensitivity", sensitivity, kSensitivityNames);
     v("piad_sandwich", sandwich);
+    v("piad_distill", distill, kDistillNames);
+    v("piad_distill_weight", distill_weight);
+    v("piad_distill_temperature", distill_temperature);
   }
 };
 
-// The ranges of the options (Pe >= 1, 0 < r < 1, unit groups and proxy sizes >= 1), checked once here:
+// The ranges of the options (Pe >= 1, 0 < r < 1, unit groups and proxy sizes >= 1, λ >= 0, T > 0), checked once here:
 // skd::ParameterError naming the run config key (piad_progressive_epochs, ...). The Piad checks its
 // options with it; train::validate checks a run's config with it before any work.
 void check_options(const PiadOptions& options);
+
+// PROGRESSIVE's teacher without the sandwich rule: the smallest code whose MACs (paper convention,
+// `macs[c]` for code c, non-increasing in c) are at least twice those of `code`, or code 0 when no
+// code has that many; -1 (no teacher, labels only) for code 0 itself.
+int64_t progressive_teacher(const std::vector<int64_t>& macs, int64_t code);
 
 // Exact paper-convention MACs of one attention dim (in every head, q/k/v and proj) and of one MLP
 // unit, per block: the slopes of the closed-form count.
@@ -121,8 +145,19 @@ class Piad {
   // next update).
   const models::Widths* sample(data::Rng& rng) const;
   // The sub-networks of one training step: {sampled}, or with `sandwich` {code 0, code K, sampled}
-  // (just {code 0} while the table has no other code). Pointers as for sample().
+  // (just {code 0} while the table has no other code); with `sandwich` and PROGRESSIVE distillation
+  // the chain's order {code 0, sampled, code K}. Pointers as for sample().
   std::vector<const models::Widths*> step_subnets(data::Rng& rng) const;
+  // The same draw as op codes (step_subnets(rng) is the widths of these codes).
+  std::vector<int64_t> step_codes(data::Rng& rng) const;
+  // The teacher code of each of a step's codes (step_codes order) under options().distill: -1 for no
+  // teacher (NONE; code 0 under FULL/PROGRESSIVE; FROZEN's teacher is not a code and is given as
+  // kFrozenTeacher). With the sandwich rule, PROGRESSIVE gives code 0 -> none, the sampled code ->
+  // code 0, code K -> the sampled code (code 0 when the sampled code is K).
+  static constexpr int64_t kFrozenTeacher = -2;
+  std::vector<int64_t> step_teachers(const std::vector<int64_t>& codes) const;
+  // Paper-convention MACs of every code of the table (kept up to date by the updates).
+  const std::vector<int64_t>& code_macs() const { return code_macs_; }
 
  private:
   models::ModelConfig config_;
@@ -130,7 +165,9 @@ class Piad {
   PiadOptions options_;
   models::MaskTable table_;
   std::vector<std::pair<double, double>> unit_macs_;
+  std::vector<int64_t> code_macs_;
   int64_t next_update_epoch_ = 0;
+  void refresh_code_macs();
 };
 
 }  // namespace skd::piad

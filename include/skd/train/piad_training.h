@@ -14,6 +14,7 @@
 #include "skd/data/dataset.h"
 #include "skd/models/model.h"
 #include "skd/piad/piad.h"
+#include "skd/train/distill.h"
 #include "skd/train/trainer.h"
 
 namespace skd::train {
@@ -46,6 +47,29 @@ class PiadObserver : public TrainObserver {
   dist::Communicator* comm_;
   std::string run_dir_;
   bool writer_;
+};
+
+// The teachers of PIAD's in-place distillation (piad_distill, piad::Distill): the step's codes mapped
+// to their teacher codes (Piad::step_teachers), each taken from an earlier sub-network of the step
+// when one has that code, else a no-grad forward of the current weights; for `frozen` a copy of the
+// model as it is when the distiller is made (the start of PIAD), float32 like the model, eval mode,
+// no gradient and no optimizer state, saved in every checkpoint and restored on resume.
+class PiadDistiller : public Distiller {
+ public:
+  PiadDistiller(const piad::Piad& piad, const models::ElasticModelImpl& model);
+  double weight() const override { return piad_.options().distill_weight; }
+  double temperature() const override { return piad_.options().distill_temperature; }
+  std::vector<Teacher> teachers(const std::vector<const models::Widths*>& subnets) override;
+  torch::Tensor frozen_logits(const torch::Tensor& images) override;
+  std::map<std::string, torch::Tensor> state() const override;
+  void load_state(const std::map<std::string, torch::Tensor>& state, const std::string& source) override;
+  void to(const torch::Device& device) override;
+  // The frozen copy (null unless piad_distill is frozen).
+  const models::ElasticModel& frozen() const { return frozen_; }
+
+ private:
+  const piad::Piad& piad_;
+  models::ElasticModel frozen_;
 };
 
 // The PiadOptions of a TrainConfig: its piad options with the run's seed and this rank's device.

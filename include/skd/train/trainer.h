@@ -20,6 +20,7 @@
 #include "skd/data/dataset.h"
 #include "skd/models/model.h"
 #include "skd/train/config.h"
+#include "skd/train/distill.h"
 
 namespace skd::dist {
 class Communicator;
@@ -63,6 +64,9 @@ struct TrainContext {
   // Stop with a checkpoint once this many optimizer steps are done in total (0 = no limit), as a
   // signal would; --resume continues exactly. Not part of the config (it is per invocation).
   int64_t max_steps = 0;
+  // In-place distillation of the step's sub-networks (not owned; null: labels only). Its state()
+  // goes into every checkpoint and is restored on resume.
+  Distiller* distiller = nullptr;
   // This rank's device (dist::rank_device: "cuda" -> cuda:LOCAL_RANK). Unset: config.device. The
   // config keeps what the user asked for, so a resumed multi-process run pins each rank anew.
   std::optional<torch::Device> device;
