@@ -13,8 +13,10 @@
 #      embedded model without WPAC (same widths each time), no fine-tuning; top-1 on the 10k test
 #      set (or its first --eval-limit images)
 #   5. DIR/results.{json,md} and DIR/accuracy_vs_macs.png (gnuplot)
+# --no-start leaves out the starting network's column (its sub-networks use the run's own table, so
+# it is one more evaluation per budget; scripts/piad_distill_results.sh runs many PIAD variants).
 # Usage: scripts/piad_results.sh [--config FILE] [--epochs N] [--pe N] [--limit N] [--out-dir runs/piad_results]
-#          [--threads N] [--no-wpac] [--no-baseline] [--with-original] [--piad-args "..."]
+#          [--threads N] [--no-wpac] [--no-baseline] [--no-start] [--with-original] [--piad-args "..."]
 #          [--budgets "2 3 4 6 8 10 12"] [--proxy-samples 1024] [--eval-limit N] [--title TEXT]
 #        env SKD_BIN: the apps folder (default build/apps)
 set -euo pipefail
@@ -29,6 +31,7 @@ THREADS=$(nproc)
 WPAC=1
 BASELINE=1
 ORIGINAL=0
+START=1
 PIAD_ARGS=""
 BUDGETS="2 3 4 6 8 10 12"
 PROXY=1024
@@ -44,6 +47,7 @@ while [ $# -gt 0 ]; do
     --threads) THREADS="$2"; shift 2 ;;
     --no-wpac) WPAC=0; shift ;;
     --no-baseline) BASELINE=0; shift ;;
+    --no-start) START=0; shift ;;
     --with-original) ORIGINAL=1; shift ;;
     --piad-args) PIAD_ARGS="$2"; shift 2 ;;
     --budgets) BUDGETS="$2"; shift 2 ;;
@@ -109,7 +113,7 @@ if [ "$BASELINE" = 1 ]; then
   stage_done baseline
   SOURCES+=(baseline)
 fi
-SOURCES+=(start)
+[ "$START" = 1 ] && SOURCES+=(start)
 [ "$ORIGINAL" = 1 ] && SOURCES+=(original)
 TABLE="$OUT/piad/mask_table.json"
 n_budgets=$(wc -w <<<"$BUDGETS")
@@ -171,7 +175,7 @@ PY
 LABEL_EPOCHS=$(python3 -c "import json; print(json.load(open('$OUT/results.json'))['epochs'])")
 CURVES=("$OUT/results.json:piad:$(python3 -c "import json; print(json.load(open('$OUT/results.json'))['columns']['piad'])") ($LABEL_EPOCHS epochs)")
 [ "$BASELINE" = 1 ] && CURVES+=("$OUT/results.json:baseline:plain fine-tune ($LABEL_EPOCHS epochs)")
-CURVES+=("$OUT/results.json:start:$START_LABEL")
+[ "$START" = 1 ] && CURVES+=("$OUT/results.json:start:$START_LABEL")
 [ "$ORIGINAL" = 1 ] && CURVES+=("$OUT/results.json:original:embedded model, no SKD")
 /usr/bin/python3 "$SRC/scripts/plot_results.py" "$OUT/accuracy_vs_macs.png" "$TITLE" "${CURVES[@]}"
 rm -f "$OUT"/*-*.safetensors

@@ -8,7 +8,9 @@
 //
 // Usage: skd-bench-step --arch NAME|JSON [--batch 64] [--steps 20] [--warmup 5] [--threads 2]
 //                       [--mode train|piad|both|none] [--mixup 0.8 --cutmix 1.0] [--device cpu] [--amp bf16]
-//                       [--wpac N] [--latency 1,64]
+//                       [--wpac N] [--latency 1,64] [--distill none,frozen,full,progressive] [--sandwich]
+// --distill times the PIAD step once per piad_distill mode (in-place distillation: its teacher
+// forwards), --sandwich with the sandwich rule (three sub-networks per step).
 // --wpac N also times wpac::convert with N proxy images (random, batch --batch) on --device;
 // --latency times the eval forward (median of 20 after 5 warm-ups) at the given batch sizes.
 // Prints one JSON line per measurement; "macs_full" is the forward MACs per image (both attention
@@ -21,6 +23,7 @@
 #include <memory>
 
 #include "skd/core/device.h"
+#include "skd/core/enum_names.h"
 #include "skd/core/memory.h"
 #include "skd/models/config.h"
 #include "skd/models/model.h"
@@ -104,19 +107,26 @@ models::MaskTable uniform_table(const models::ModelConfig& config, int64_t codes
 }
 
 double seconds_for(const models::ModelConfig& config, const data::Dataset& ds, const train::TrainConfig& cfg,
-                   bool piad_mode, int64_t steps) {
+                   bool piad_mode, int64_t steps, piad::Distill distill = piad::Distill::NONE, bool sandwich = false) {
   torch::manual_seed(1);
   auto model = models::create_model(config);
   train::TrainContext ctx;
   ctx.max_steps = steps;
   std::unique_ptr<piad::Piad> super;
   std::unique_ptr<train::PiadObserver> sampler;
+  std::unique_ptr<train::PiadDistiller> distiller;
   if (piad_mode) {
     piad::PiadOptions po;
     po.progressive_epochs = 1;  // next update epoch 1 (below): the given table is used as it is
+    po.distill = distill;
+    po.sandwich = sandwich;
     super = std::make_unique<piad::Piad>(config, model->widths(), po, uniform_table(config, 12), 1);
     sampler = std::make_unique<train::PiadObserver>(*super, *model, ds, nullptr);  // sampling only
     ctx.observers.push_back(sampler.get());
+    if (distill != piad::Distill::NONE) {
+      distiller = std::make_unique<train::PiadDistiller>(*super, *model);
+      ctx.distiller = distiller.get();
+    }
   }
   const auto t0 = std::chrono::steady_clock::now();
   train::train(*model, ds, nullptr, cfg, ctx);
@@ -151,7 +161,10 @@ int main(int argc, char** argv) {
                                       "device: images on --device, a batch is one index_select");
   app.add_option("--workers", workers, "loader worker threads");
   app.add_option("--op-codes", op_codes, "latency: op codes of a uniform 12-code table (0 = full network)");
-  std::string attention = "fused";
+  std::string attention = "fused", distill_modes = "none";
+  bool sandwich = false;
+  app.add_option("--distill", distill_modes, "piad: piad_distill modes to time, e.g. none,frozen,full,progressive");
+  app.add_flag("--sandwich", sandwich, "piad: the sandwich rule");
   app.add_option("--attention", attention, "latency: fused | explicit attention kernel");
   CLI11_PARSE(app, argc, argv);
   tune_host_allocator();  // as the apps do (skd/core/memory.h)
@@ -180,20 +193,37 @@ int main(int argc, char** argv) {
   cfg.log_every = 0;
   cfg.device = device;
   cfg.amp = parse_amp(amp, dev);
-  for (const std::string m : {"train", "piad"}) {
-    if (mode == "none") break;
-    if (mode != "both" && mode != m) continue;
+  std::vector<std::pair<std::string, piad::Distill>> runs;
+  if (mode != "none") {
+    if (mode == "both" || mode == "train") runs.emplace_back("train", piad::Distill::NONE);
+    if (mode == "both" || mode == "piad") {
+      std::stringstream dm(distill_modes);
+      for (std::string d; std::getline(dm, d, ',');) {
+        const auto parsed = find_enum(d, piad::kDistillNames);
+        if (!parsed) {
+          std::fprintf(stderr, "--distill: unknown mode '%s' (expected %s)\n", d.c_str(),
+                       enum_names(piad::kDistillNames).c_str());
+          return 2;
+        }
+        runs.emplace_back("piad", *parsed);
+      }
+    }
+  }
+  for (const auto& [m, distill] : runs) {
+    const bool piad_mode = m == "piad";
     // An untimed run first: the process's first steps pay one-time costs (allocator, thread pools,
     // kernel selection, CUDA context) that would land in only one of the two timed runs.
-    (void)seconds_for(config, ds, cfg, m == "piad", 1);
-    const double t_warm = seconds_for(config, ds, cfg, m == "piad", warmup);
-    const double t_all = seconds_for(config, ds, cfg, m == "piad", warmup + steps);
+    (void)seconds_for(config, ds, cfg, piad_mode, 1, distill, sandwich);
+    const double t_warm = seconds_for(config, ds, cfg, piad_mode, warmup, distill, sandwich);
+    const double t_all = seconds_for(config, ds, cfg, piad_mode, warmup + steps, distill, sandwich);
     const double per_step = (t_all - t_warm) / static_cast<double>(steps);
-    std::printf("{\"impl\": \"skd\", \"mode\": \"%s\", \"arch\": \"%s\", \"torch\": \"%s\", \"threads\": %d, "
+    std::printf("{\"impl\": \"skd\", \"mode\": \"%s\", \"distill\": \"%s\", \"sandwich\": %s, \"arch\": \"%s\", "
+                "\"torch\": \"%s\", \"threads\": %d, "
                 "\"batch\": %lld, \"steps\": %lld, \"device\": \"%s\", \"amp\": \"%s\", \"macs_full\": %lld, "
                 "\"data\": \"%s\", \"workers\": %d, \"loader_ms_per_batch\": %.3f, "
                 "\"seconds_per_step\": %.5f, \"images_per_s\": %.2f}\n",
-                m.c_str(), arch.c_str(), TORCH_VERSION, threads, static_cast<long long>(batch),
+                m.c_str(), enum_name(distill, piad::kDistillNames), piad_mode && sandwich ? "true" : "false",
+                arch.c_str(), TORCH_VERSION, threads, static_cast<long long>(batch),
                 static_cast<long long>(steps), device.c_str(), amp.c_str(), static_cast<long long>(cost.macs_full),
                 data_mode.c_str(), workers, loader_ms, per_step, static_cast<double>(batch) / per_step);
     std::fflush(stdout);

@@ -5,6 +5,8 @@
 #    super-network (its op-code table lists codes 0..K)
 #  - extracted sub-networks evaluate; code 0 equals the super-network's full forward
 #  - torchrun --no_python 2 processes: the same mask table and outputs as 1 process
+#  - in-place distillation (--piad-distill frozen / progressive): recorded in the manifest, and 2
+#    processes (each computing its own teacher logits) equal 1 process; bad values named before any work
 # Env (set by ctest): SKD_BIN (apps folder), SKD_SOURCE_DIR.
 set -uo pipefail
 source "$(dirname "$0")/common.bash"
@@ -74,6 +76,46 @@ check "piad --piad-sandwich" 0 "$BIN/skd-train" "${P[@]/#512/128}" --batch-size 
   || bad "piad_sandwich not in config.json"
 check "sandwich super-network extracts" 0 "$BIN/skd-extract" --supernet "$W/sw/model.safetensors" --op-code -1 \
   --out "$W/sw_small.safetensors"
+
+# In-place distillation: the frozen teacher (one extra forward per step) and the progressive chain
+# without the sandwich rule (a forward of a larger code); 1 process x 64 = 2 processes x 32.
+D=("${P[@]/#512/256}")
+for mode in frozen progressive; do
+  check "piad --piad-distill $mode, 1 process" 0 "$BIN/skd-train" "${D[@]}" --piad-distill "$mode" \
+    --piad-distill-temperature 2 --batch-size 64 --threads 2 --run-dir "$W/kd1-$mode"
+  expect_in "logs the distillation ($mode)" "$W/err" "PIAD distillation: $mode, weight 1, temperature 2"
+  [ "$(manifest "$W/kd1-$mode/model.safetensors" 'm["piad"]["distill"]')" = "$mode" ] \
+    && ok "manifest records piad distill $mode" || bad "manifest piad.distill ($mode)"
+  if command -v "$TORCHRUN" >/dev/null; then
+    check "piad --piad-distill $mode, torchrun 2 processes x 32" 0 "$TORCHRUN" --no_python --nproc_per_node=2 \
+      --master_port="$(free_port)" --redirects 9:1 --tee 9:1 "$BIN/skd-train" "${D[@]}" --piad-distill "$mode" \
+      --piad-distill-temperature 2 --batch-size 32 --threads 1 --run-dir "$W/kd2-$mode"
+    cmp -s "$W/kd1-$mode/mask_table.json" "$W/kd2-$mode/mask_table.json" && ok "same mask table ($mode)" \
+      || bad "mask tables differ ($mode)"
+    for n in 1 2; do
+      check "eval the $n-process $mode model" 0 "$BIN/skd-eval" --model "$W/kd$n-$mode/model.safetensors" \
+        --data fashion-mnist --limit 200 --save-outputs "$W/kd$n-$mode.safetensors"
+    done
+    same_weights "2 processes distil what 1 process does ($mode, logits)" "$W/kd2-$mode.safetensors" \
+      "$W/kd1-$mode.safetensors" 1e-3
+  fi
+done
+check "unknown --piad-distill" 2 "$BIN/skd-train" "${D[@]}" --piad-distill teacher --out "$W/x.safetensors"
+expect_in "names the flag and the modes" "$W/err" "--piad-distill: unknown value 'teacher' (expected one of none, frozen, full, progressive)"
+check "negative --piad-distill-weight" 2 "$BIN/skd-train" "${D[@]}" --piad-distill full --piad-distill-weight -1 \
+  --out "$W/x.safetensors"
+expect_in "names the weight flag" "$W/err" "--piad-distill-weight"
+check "zero --piad-distill-temperature" 2 "$BIN/skd-train" "${D[@]}" --piad-distill full \
+  --piad-distill-temperature 0 --out "$W/x.safetensors"
+expect_in "names the temperature flag" "$W/err" "--piad-distill-temperature"
+check "--piad-distill in plain training" 2 "$BIN/skd-train" --model "$W/wpac.safetensors" --data fashion-mnist \
+  --mode train --piad-distill progressive --out "$W/x.safetensors"
+expect_in "says distillation needs a mask table" "$W/err" "no table"
+echo '{"mode": "piad", "piad_distill": "progresive"}' >"$W/kd.json"
+check "misspelt piad_distill in --config" 2 "$BIN/skd-train" --config "$W/kd.json" --model "$W/wpac.safetensors" \
+  --out "$W/x.safetensors"
+expect_in "names the file and the key" "$W/err" "piad_distill"
+[ ! -e "$W/x.safetensors" ] && ok "nothing written on bad distillation input" || bad "an artifact was written"
 
 echo "$pass passed, $fails failed"
 [ "$fails" -eq 0 ]
