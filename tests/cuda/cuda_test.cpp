@@ -1,13 +1,15 @@
 // CUDA against CPU. Compiled in every build; each test skips where LibTorch sees no CUDA device
 // (CI has none: scripts/gpu_check.sh runs them on a lent GPU). CPU and CUDA logits within 1e-4 (fp32,
 // both attention kernels, full and sliced widths); WPAC on CUDA equal to WPAC on the CPU; bf16 PIAD
-// training steps finite and learning; an extracted sub-network evaluated on CUDA as on the CPU; a NCCL
+// training steps finite and learning, also with in-place distillation (the frozen teacher on the
+// device, the progressive chain) in the same autocast; an extracted sub-network evaluated on CUDA as on the CPU; a NCCL
 // group of one rank.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
 
 #include <chrono>
+#include <functional>
 
 #include "skd/dist/communicator.h"
 #include "skd/eval/evaluate.h"
@@ -103,8 +105,12 @@ TEST_P(CudaFamilies, WpacOnCudaEqualsWpacOnCpu) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaFamilies, ::testing::Values("vit_micro_32", "swin_micro_32"));
 
-TEST(Cuda, Bf16PiadStepsAreFiniteAndLearn) {
-  SKIP_WITHOUT_CUDA();
+namespace {
+
+// 6 bf16 epochs of PIAD steps on the device (256 tiny images, a two-code table: the full widths and
+// half of them; progressive phase over, so the table is used as it is), with `po`'s sampling and
+// distillation. Returns the result; `check` sees the distiller after training.
+train::TrainResult bf16_piad_run(piad::PiadOptions po, const std::function<void(train::PiadDistiller&)>& check = {}) {
   auto model = test::tiny_model();
   test::TinyData data(256);
   auto cfg = test::tiny_config("");
@@ -113,7 +119,6 @@ TEST(Cuda, Bf16PiadStepsAreFiniteAndLearn) {
   cfg.epochs = 6;
   cfg.model_ema = false;
   cfg.mixup = cfg.cutmix = 0;
-  piad::PiadOptions po;
   po.progressive_epochs = 1;  // with next update epoch 1: the table below is used as it is
   models::MaskTable table(model->widths());
   models::Widths smaller;
@@ -123,11 +128,45 @@ TEST(Cuda, Bf16PiadStepsAreFiniteAndLearn) {
   train::TrainContext ctx;
   train::PiadObserver sampler(super, *model, data, nullptr);  // progressive phase over: sampling only
   ctx.observers.push_back(&sampler);
+  train::PiadDistiller distiller(super, *model);
+  if (po.distill != piad::Distill::NONE) ctx.distiller = &distiller;
   const auto r = train::train(*model, data, &data, cfg, ctx);
+  for (const auto& p : model->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
+  if (check) check(distiller);
+  return r;
+}
+
+}  // namespace
+
+TEST(Cuda, Bf16PiadStepsAreFiniteAndLearn) {
+  SKIP_WITHOUT_CUDA();
+  const auto r = bf16_piad_run({});
   EXPECT_TRUE(std::isfinite(r.last_loss));
   EXPECT_LT(r.last_loss, std::log(4.0) * 0.8) << "bf16 PIAD training did not learn";
   EXPECT_GT(r.eval_top1, 50.0);
-  for (const auto& p : model->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
+}
+
+// In-place distillation under bf16 autocast on the device: the frozen copy moves to CUDA with the
+// model, the teacher logits come from the same autocast, and the steps stay finite and learn.
+TEST(Cuda, Bf16PiadDistillationStepsAreFiniteAndLearn) {
+  SKIP_WITHOUT_CUDA();
+  for (const auto& [mode, sandwich] : std::vector<std::pair<piad::Distill, bool>>{
+           {piad::Distill::FROZEN, false}, {piad::Distill::PROGRESSIVE, true}, {piad::Distill::FULL, false}}) {
+    piad::PiadOptions po;
+    po.distill = mode;
+    po.sandwich = sandwich;
+    po.distill_temperature = 2;
+    const std::string name = piad::kDistillNames[static_cast<int>(mode)].first;
+    const auto r = bf16_piad_run(po, [&](train::PiadDistiller& d) {
+      if (!d.frozen()) return;
+      for (const auto& p : d.frozen()->parameters()) {
+        EXPECT_TRUE(p.is_cuda()) << name;
+        EXPECT_FALSE(p.grad().defined()) << name;
+      }
+    });
+    EXPECT_TRUE(std::isfinite(r.last_loss)) << name;
+    EXPECT_GT(r.eval_top1, 50.0) << name;
+  }
 }
 
 TEST(Cuda, ExtractedSubNetworkEvaluatesAsOnTheCpu) {
