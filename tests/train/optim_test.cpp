@@ -203,6 +203,23 @@ TrainConfig shipped_recipe(const std::string& name) {
 }
 }  // namespace
 
+// The distillation variants (piad_deit_<size>_kd.json) are their paper recipe plus piad_distill*
+// keys only: everything else equal, a teacher chosen.
+TEST(TrainConfig, DistillationRecipesDifferFromThePaperOnlyInTheTeacher) {
+  for (const std::string size : {"tiny", "small", "base"}) {
+    SCOPED_TRACE(size);
+    const TrainConfig paper = shipped_recipe("piad_deit_" + size), kd = shipped_recipe("piad_deit_" + size + "_kd");
+    EXPECT_EQ(paper.piad.distill, skd::piad::Distill::NONE);
+    EXPECT_NE(kd.piad.distill, skd::piad::Distill::NONE);
+    auto rest = [](const TrainConfig& c) {
+      auto j = config_to_json(c);
+      for (const char* k : {"piad_distill", "piad_distill_weight", "piad_distill_temperature"}) j.erase(k);
+      return j;
+    };
+    EXPECT_EQ(rest(paper), rest(kd));
+  }
+}
+
 // The GPU recipes carry the reference's values: PIAD §4.10 (run_train.sh + main.py defaults) and the
 // peeled fine-tune §5.3 (run_train_peeled.sh). A drifted value fails here, naming the file.
 TEST(TrainConfig, ShippedRecipesMatchTheReference) {
