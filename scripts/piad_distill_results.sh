@@ -10,6 +10,7 @@
 # Usage: scripts/piad_distill_results.sh [--config FILE] [--epochs N] [--starts "wpac nowpac"]
 #          [--modes "none frozen full progressive"] [--budgets "2 3 4 6 8 12"] [--threads N]
 #          [--piad-args "..."] [--tag TEXT] [--out-dir runs/piad_distill]
+#          [--limit N] [--pe N] [--proxy-samples N] [--eval-limit N] (passed to scripts/piad_results.sh)
 #        env SKD_BIN: the apps folder (default build/apps)
 set -euo pipefail
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
@@ -22,6 +23,7 @@ THREADS=$(nproc)
 PIAD_ARGS=""
 TAG=""
 OUT=runs/piad_distill
+PASS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) CONFIG="$2"; shift 2 ;;
@@ -33,6 +35,7 @@ while [ $# -gt 0 ]; do
     --piad-args) PIAD_ARGS="$2"; shift 2 ;;
     --tag) TAG="$2"; shift 2 ;;
     --out-dir) OUT="$2"; shift 2 ;;
+    --limit|--pe|--proxy-samples|--eval-limit) PASS+=("$1" "$2"); shift 2 ;;
     *) echo "piad_distill_results.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -52,6 +55,7 @@ for start in $STARTS; do
     args=(--config "$CONFIG" --no-baseline --no-start --budgets "$BUDGETS" --threads "$THREADS" --out-dir "$dir"
           --piad-args "--piad-distill $mode $PIAD_ARGS")
     [ -n "$EPOCHS" ] && args+=(--epochs "$EPOCHS")
+    args+=("${PASS[@]}")
     [ "$start" = nowpac ] && args+=(--no-wpac)
     bash "$SRC/scripts/piad_results.sh" "${args[@]}" >"$dir.log" 2>&1 || { echo "failed: see $dir.log" >&2; exit 1; }
     tail -n 1 "$dir.log"
