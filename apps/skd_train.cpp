@@ -70,9 +70,10 @@ int main(int argc, char** argv) {
   b.add(gp, "piad_sensitivity", "module sensitivity from the proxy loss (paper) or top-1 accuracy (official code)");
   b.add(gp, "piad_sandwich", "sandwich rule: train the full and the smallest network at every step too (3 "
                              "forward/backward)", "--piad-sandwich,!--no-piad-sandwich");
-  b.add(gp, "piad_distill", "in-place distillation of the sub-networks (beyond the paper): none (the paper) | "
-                            "frozen (the model as PIAD started) | full (code 0 of the current weights) | "
-                            "progressive (a larger code of the same step)");
+  b.add(gp, "piad_distill",
+        "in-place distillation of the sub-networks (beyond the paper): none (the paper) | "
+        "frozen (the model as PIAD started) | full (code 0 of the current weights) | "
+        "progressive (a larger code of the same step)");
   b.add(gp, "piad_distill_weight", "λ of CE + λ·T²·KL(teacher ‖ student), >= 0");
   b.add(gp, "piad_distill_temperature", "T of the distillation term, > 0");
   auto* go = app.add_option_group("Run");

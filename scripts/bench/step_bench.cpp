@@ -15,29 +15,27 @@
 // --latency times the eval forward (median of 20 after 5 warm-ups) at the given batch sizes.
 // Prints one JSON line per measurement; "macs_full" is the forward MACs per image (both attention
 // matmuls counted), so forward FLOPs = 2 x macs_full and a training step ~ 3 x that.
-#include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
+#include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <sstream>
+#include <vector>
 
 #include "skd/core/device.h"
 #include "skd/core/enum_names.h"
 #include "skd/core/memory.h"
 #include "skd/models/config.h"
-#include "skd/models/model.h"
+#include "skd/models/macs.h"
 #include "skd/models/mask_table.h"
+#include "skd/models/model.h"
 #include "skd/piad/piad.h"
 #include "skd/train/piad_training.h"
 #include "skd/train/trainer.h"
-#include "skd/core/device.h"
-#include "skd/models/macs.h"
 #include "skd/wpac/wpac.h"
-
-#include <algorithm>
-#include <sstream>
-#include <vector>
 
 using namespace skd;
 
@@ -107,7 +105,8 @@ models::MaskTable uniform_table(const models::ModelConfig& config, int64_t codes
 }
 
 double seconds_for(const models::ModelConfig& config, const data::Dataset& ds, const train::TrainConfig& cfg,
-                   bool piad_mode, int64_t steps, piad::Distill distill = piad::Distill::NONE, bool sandwich = false) {
+                   bool piad_mode, int64_t steps, piad::Distill distill = piad::Distill::NONE,
+                   bool sandwich = false) {
   torch::manual_seed(1);
   auto model = models::create_model(config);
   train::TrainContext ctx;
@@ -163,7 +162,8 @@ int main(int argc, char** argv) {
   app.add_option("--op-codes", op_codes, "latency: op codes of a uniform 12-code table (0 = full network)");
   std::string attention = "fused", distill_modes = "none";
   bool sandwich = false;
-  app.add_option("--distill", distill_modes, "piad: piad_distill modes to time, e.g. none,frozen,full,progressive");
+  app.add_option("--distill", distill_modes,
+                 "piad: piad_distill modes to time, e.g. none,frozen,full,progressive");
   app.add_flag("--sandwich", sandwich, "piad: the sandwich rule");
   app.add_option("--attention", attention, "latency: fused | explicit attention kernel");
   CLI11_PARSE(app, argc, argv);
@@ -217,15 +217,16 @@ int main(int argc, char** argv) {
     const double t_warm = seconds_for(config, ds, cfg, piad_mode, warmup, distill, sandwich);
     const double t_all = seconds_for(config, ds, cfg, piad_mode, warmup + steps, distill, sandwich);
     const double per_step = (t_all - t_warm) / static_cast<double>(steps);
-    std::printf("{\"impl\": \"skd\", \"mode\": \"%s\", \"distill\": \"%s\", \"sandwich\": %s, \"arch\": \"%s\", "
-                "\"torch\": \"%s\", \"threads\": %d, "
-                "\"batch\": %lld, \"steps\": %lld, \"device\": \"%s\", \"amp\": \"%s\", \"macs_full\": %lld, "
-                "\"data\": \"%s\", \"workers\": %d, \"loader_ms_per_batch\": %.3f, "
-                "\"seconds_per_step\": %.5f, \"images_per_s\": %.2f}\n",
-                m.c_str(), enum_name(distill, piad::kDistillNames), piad_mode && sandwich ? "true" : "false",
-                arch.c_str(), TORCH_VERSION, threads, static_cast<long long>(batch),
-                static_cast<long long>(steps), device.c_str(), amp.c_str(), static_cast<long long>(cost.macs_full),
-                data_mode.c_str(), workers, loader_ms, per_step, static_cast<double>(batch) / per_step);
+    std::printf(
+        "{\"impl\": \"skd\", \"mode\": \"%s\", \"distill\": \"%s\", \"sandwich\": %s, \"arch\": \"%s\", "
+        "\"torch\": \"%s\", \"threads\": %d, "
+        "\"batch\": %lld, \"steps\": %lld, \"device\": \"%s\", \"amp\": \"%s\", \"macs_full\": %lld, "
+        "\"data\": \"%s\", \"workers\": %d, \"loader_ms_per_batch\": %.3f, "
+        "\"seconds_per_step\": %.5f, \"images_per_s\": %.2f}\n",
+        m.c_str(), enum_name(distill, piad::kDistillNames), piad_mode && sandwich ? "true" : "false",
+        arch.c_str(), TORCH_VERSION, threads, static_cast<long long>(batch), static_cast<long long>(steps),
+        device.c_str(), amp.c_str(), static_cast<long long>(cost.macs_full), data_mode.c_str(), workers,
+        loader_ms, per_step, static_cast<double>(batch) / per_step);
     std::fflush(stdout);
   }
   if (wpac_samples > 0) {

@@ -287,7 +287,8 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& source, 
   if (!dims.found)
     throw FormatError(cat("'", source, "': truncated or corrupt ", dims.format, " header (no image size)"));
   if (max_pixels <= 0 || max_pixels > kMaxImagePixels)
-    throw std::invalid_argument(cat("decode_image: max_pixels ", max_pixels, " must be in [1, ", kMaxImagePixels, "]"));
+    throw std::invalid_argument(
+        cat("decode_image: max_pixels ", max_pixels, " must be in [1, ", kMaxImagePixels, "]"));
   if (dims.width * dims.height > static_cast<uint64_t>(max_pixels))
     throw FormatError(cat("'", source, "': ", dims.format, " header claims ", dims.width, "x", dims.height,
                           " pixels, more than the limit of ", max_pixels,

@@ -165,14 +165,22 @@ std::vector<int64_t> Piad::step_teachers(const std::vector<int64_t>& codes) cons
     const int64_t c = codes[i];
     int64_t t = -1;
     switch (options_.distill) {
-      case Distill::NONE: break;
-      case Distill::FROZEN: t = kFrozenTeacher; break;
-      case Distill::FULL: t = c == 0 ? -1 : 0; break;
+      case Distill::NONE:
+        break;
+      case Distill::FROZEN:
+        t = kFrozenTeacher;
+        break;
+      case Distill::FULL:
+        t = c == 0 ? -1 : 0;
+        break;
       case Distill::PROGRESSIVE:
         if (c == 0) break;
-        if (!chain) t = progressive_teacher(code_macs_, c);
-        else if (i == 1) t = 0;                             // the sampled code learns from the full network
-        else t = codes[1] < c ? codes[1] : 0;               // code K from the sampled code (or code 0)
+        if (!chain)
+          t = progressive_teacher(code_macs_, c);
+        else if (i == 1)
+          t = 0;  // the sampled code learns from the full network
+        else
+          t = codes[1] < c ? codes[1] : 0;  // code K from the sampled code (or code 0)
         break;
     }
     out.push_back(t);

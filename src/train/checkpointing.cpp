@@ -55,7 +55,8 @@ std::vector<uint8_t> serialize_training_checkpoint(const models::ElasticModelImp
   content.tensors = models::state_dict(model);
   for (const auto& [key, t] : state.optimizer) content.tensors[kOptimizerPrefix + key] = models::record_from_tensor(t);
   for (const auto& [key, t] : state.ema) content.tensors[kEmaPrefix + key] = models::record_from_tensor(t);
-  for (const auto& [key, t] : state.teacher) content.tensors[kTeacherPrefix + key] = models::record_from_tensor(t);
+  for (const auto& [key, t] : state.teacher)
+    content.tensors[kTeacherPrefix + key] = models::record_from_tensor(t);
   content.metadata["format"] = "pt";
   content.metadata[models::kManifestKey] = models::make_manifest(model, provenance, extra).dump();
   nlohmann::json ts = {{"progress", progress_to_json(state.progress)},

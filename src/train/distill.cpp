@@ -9,8 +9,10 @@ torch::Tensor distillation_loss(const torch::Tensor& student_logits, const torch
                                 double temperature) {
   if (student_logits.dim() != 2 || student_logits.sizes() != teacher_logits.sizes())
     throw std::invalid_argument(cat("distillation_loss: student logits ", student_logits.sizes(),
-                                    " and teacher logits ", teacher_logits.sizes(), " must be equal [B, classes]"));
-  if (!(temperature > 0)) throw std::invalid_argument(cat("distillation_loss: temperature ", temperature, " must be > 0"));
+                                    " and teacher logits ", teacher_logits.sizes(),
+                                    " must be equal [B, classes]"));
+  if (!(temperature > 0))
+    throw std::invalid_argument(cat("distillation_loss: temperature ", temperature, " must be > 0"));
   const auto wide = student_logits.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   const auto log_p_student = torch::log_softmax(student_logits.to(wide) / temperature, 1);
   const auto log_p_teacher = torch::log_softmax(teacher_logits.detach().to(wide) / temperature, 1);

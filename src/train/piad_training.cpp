@@ -7,10 +7,10 @@
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
 #include "skd/core/logging.h"
+#include "skd/dist/communicator.h"
 #include "skd/models/macs.h"
 #include "skd/models/mask_table.h"
 #include "skd/train/checkpointing.h"
-#include "skd/dist/communicator.h"
 
 namespace skd::train {
 
@@ -66,7 +66,8 @@ PiadDistiller::PiadDistiller(const piad::Piad& piad, const models::ElasticModelI
   torch::NoGradGuard no_grad;
   const auto src = model_tensors(model);
   auto dst = model_tensors(*frozen_);
-  if (src.size() != dst.size()) throw std::logic_error("frozen teacher: the copy has other tensors than the model");
+  if (src.size() != dst.size())
+    throw std::logic_error("frozen teacher: the copy has other tensors than the model");
   for (size_t i = 0; i < src.size(); ++i) {
     if (src[i].first != dst[i].first || !src[i].second.sizes().equals(dst[i].second.sizes()))
       throw std::logic_error(cat("frozen teacher: tensor ", src[i].first, " differs from the copy's"));
@@ -84,7 +85,8 @@ std::vector<Teacher> PiadDistiller::teachers(const std::vector<const models::Wid
     int64_t code = w == nullptr ? 0 : -1;
     for (int64_t c = 0; code < 0 && c <= table.last_code(); ++c)
       if (&table.widths(c) == w) code = c;
-    if (code < 0) throw std::logic_error("PIAD distillation: a step's sub-network is not a code of the mask table");
+    if (code < 0)
+      throw std::logic_error("PIAD distillation: a step's sub-network is not a code of the mask table");
     codes.push_back(code);
   }
   const auto teacher_codes = piad_.step_teachers(codes);
@@ -131,14 +133,16 @@ void PiadDistiller::load_state(const std::map<std::string, torch::Tensor>& state
   }
   if (state.empty())
     throw ParameterFailure([=](const KeyNamer& name) {
-      return cat("'", source, "' holds no frozen teacher (train_state/teacher/*): it was written with another ",
-                 name("piad_distill"), " than frozen, and the model as PIAD started cannot be rebuilt from it; ",
-                 "resume with the checkpoint's ", name("piad_distill"), ", or start PIAD anew with ", name("model"));
+      return cat(
+          "'", source, "' holds no frozen teacher (train_state/teacher/*): it was written with another ",
+          name("piad_distill"), " than frozen, and the model as PIAD started cannot be rebuilt from it; ",
+          "resume with the checkpoint's ", name("piad_distill"), ", or start PIAD anew with ", name("model"));
     });
   torch::NoGradGuard no_grad;
   auto dst = model_tensors(*frozen_);
   if (state.size() != dst.size())
-    throw FormatError(cat("'", source, "': its frozen teacher has ", state.size(), " tensors, the model ", dst.size()));
+    throw FormatError(
+        cat("'", source, "': its frozen teacher has ", state.size(), " tensors, the model ", dst.size()));
   for (auto& [k, t] : dst) {
     const auto it = state.find(k);
     if (it == state.end() || !it->second.sizes().equals(t.sizes()))

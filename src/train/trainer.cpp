@@ -170,9 +170,9 @@ class Trainer {
   bool run_epoch(int64_t epoch);
   bool train_step(int64_t epoch, int64_t step, const data::LoadedBatch& batch);
   std::vector<const models::Widths*> step_subnets(int64_t epoch, int64_t step);
-  torch::Tensor forward_backward(const std::vector<const models::Widths*>& subnets, const std::vector<Teacher>& teachers,
-                                 const torch::Tensor& images, const torch::Tensor& labels,
-                                 const torch::Tensor& targets);
+  torch::Tensor forward_backward(const std::vector<const models::Widths*>& subnets,
+                                 const std::vector<Teacher>& teachers, const torch::Tensor& images,
+                                 const torch::Tensor& labels, const torch::Tensor& targets);
   torch::Tensor teacher_logits(const Teacher& teacher, const std::vector<torch::Tensor>& step_logits,
                                const torch::Tensor& images, torch::Tensor& frozen);
   void optimizer_step(double lr);
@@ -244,11 +244,20 @@ class Trainer {
   std::string bad_example_;        // one of them
 };
 
-Trainer::Trainer(models::ElasticModelImpl& model, const data::Dataset& train_set, const data::Dataset* eval_set,
-                 const TrainConfig& cfg, const TrainContext& ctx)
-    : model_(model), train_set_(train_set), eval_set_(eval_set), cfg_(cfg), ctx_(ctx), comm_(ctx.comm.get()), distiller_(ctx.distiller),
-      rank_(comm_ ? comm_->rank() : 0), world_(comm_ ? comm_->world_size() : 1), main_(rank_ == 0),
-      device_(ctx.device ? *ctx.device : parse_device(cfg.device)), amp_(cfg.amp),
+Trainer::Trainer(models::ElasticModelImpl& model, const data::Dataset& train_set,
+                 const data::Dataset* eval_set, const TrainConfig& cfg, const TrainContext& ctx)
+    : model_(model),
+      train_set_(train_set),
+      eval_set_(eval_set),
+      cfg_(cfg),
+      ctx_(ctx),
+      comm_(ctx.comm.get()),
+      distiller_(ctx.distiller),
+      rank_(comm_ ? comm_->rank() : 0),
+      world_(comm_ ? comm_->world_size() : 1),
+      main_(rank_ == 0),
+      device_(ctx.device ? *ctx.device : parse_device(cfg.device)),
+      amp_(cfg.amp),
       global_batch_(cfg.batch_size * world_) {
   check_amp_device(amp_, device_);
   setup_data();
@@ -473,13 +482,14 @@ torch::Tensor Trainer::forward_backward(const std::vector<const models::Widths*>
                                         const std::vector<Teacher>& teachers, const torch::Tensor& images,
                                         const torch::Tensor& labels, const torch::Tensor& targets) {
   if (!teachers.empty() && teachers.size() != subnets.size())
-    throw std::logic_error(cat("distiller gave ", teachers.size(), " teachers for ", subnets.size(), " sub-networks"));
+    throw std::logic_error(
+        cat("distiller gave ", teachers.size(), " teachers for ", subnets.size(), " sub-networks"));
   std::vector<bool> taught_later(subnets.size(), false);
   for (size_t i = 0; i < teachers.size(); ++i)
     if (teachers[i].source == Teacher::Source::STEP) {
       if (teachers[i].step_index >= i)
-        throw std::logic_error(cat("sub-network ", i, " of the step learns from sub-network ", teachers[i].step_index,
-                                   ", which is not trained before it"));
+        throw std::logic_error(cat("sub-network ", i, " of the step learns from sub-network ",
+                                   teachers[i].step_index, ", which is not trained before it"));
       taught_later[teachers[i].step_index] = true;
     }
   std::vector<torch::Tensor> step_logits(subnets.size());

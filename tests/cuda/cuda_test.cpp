@@ -2,26 +2,25 @@
 // (CI has none: scripts/gpu_check.sh runs them on a lent GPU). CPU and CUDA logits within 1e-4 (fp32,
 // both attention kernels, full and sliced widths); WPAC on CUDA equal to WPAC on the CPU; bf16 PIAD
 // training steps finite and learning, also with in-place distillation (the frozen teacher on the
-// device, the progressive chain) in the same autocast; an extracted sub-network evaluated on CUDA as on the CPU; a NCCL
-// group of one rank.
+// device, the progressive chain) in the same autocast; an extracted sub-network evaluated on CUDA as on the
+// CPU; a NCCL group of one rank.
 #include <gtest/gtest.h>
-
 #include <torch/torch.h>
 
 #include <chrono>
 #include <functional>
 
+#include "../train/tiny_training.h"
 #include "skd/dist/communicator.h"
 #include "skd/eval/evaluate.h"
 #include "skd/models/config.h"
+#include "skd/models/mask_table.h"
 #include "skd/models/model.h"
 #include "skd/models/slice.h"
-#include "skd/models/mask_table.h"
 #include "skd/piad/piad.h"
 #include "skd/train/piad_training.h"
 #include "skd/train/trainer.h"
 #include "skd/wpac/wpac.h"
-#include "../train/tiny_training.h"
 #include "test_dataset.h"
 
 using namespace skd;
@@ -110,7 +109,8 @@ namespace {
 // 6 bf16 epochs of PIAD steps on the device (256 tiny images, a two-code table: the full widths and
 // half of them; progressive phase over, so the table is used as it is), with `po`'s sampling and
 // distillation. Returns the result; `check` sees the distiller after training.
-train::TrainResult bf16_piad_run(piad::PiadOptions po, const std::function<void(train::PiadDistiller&)>& check = {}) {
+train::TrainResult bf16_piad_run(piad::PiadOptions po,
+                                 const std::function<void(train::PiadDistiller&)>& check = {}) {
   auto model = test::tiny_model();
   test::TinyData data(256);
   auto cfg = test::tiny_config("");
@@ -150,8 +150,10 @@ TEST(Cuda, Bf16PiadStepsAreFiniteAndLearn) {
 // model, the teacher logits come from the same autocast, and the steps stay finite and learn.
 TEST(Cuda, Bf16PiadDistillationStepsAreFiniteAndLearn) {
   SKIP_WITHOUT_CUDA();
-  for (const auto& [mode, sandwich] : std::vector<std::pair<piad::Distill, bool>>{
-           {piad::Distill::FROZEN, false}, {piad::Distill::PROGRESSIVE, true}, {piad::Distill::FULL, false}}) {
+  for (const auto& [mode, sandwich] :
+       std::vector<std::pair<piad::Distill, bool>>{{piad::Distill::FROZEN, false},
+                                                   {piad::Distill::PROGRESSIVE, true},
+                                                   {piad::Distill::FULL, false}}) {
     piad::PiadOptions po;
     po.distill = mode;
     po.sandwich = sandwich;

@@ -373,7 +373,8 @@ TEST(DecodeImage, ConvertsLikePilConvertRgb) {
   deep_gray.at<uint16_t>(0, 0) = 0x8001;
   deep_gray.at<uint16_t>(1, 0) = 0x00FF;
   ASSERT_TRUE(cv::imwrite(dir + "/deep_gray.png", deep_gray));
-  EXPECT_EQ(decode_image_file(dir + "/deep_gray.png").pixels, (std::vector<uint8_t>{0x80, 0x80, 0x80, 0, 0, 0}));
+  EXPECT_EQ(decode_image_file(dir + "/deep_gray.png").pixels,
+            (std::vector<uint8_t>{0x80, 0x80, 0x80, 0, 0, 0}));
 
   // The fixture's mode-L PNG decodes to three equal channels.
   const Image fx = decode_image_file(skd::test::fixture("transforms/gray_320x240.png"));

@@ -104,9 +104,15 @@ TEST(PiadDistill, StepTeachersPerMode) {
         for (size_t i = 0; i < codes.size(); ++i) {
           const int64_t c = codes[i];
           switch (mode) {  // NOLINT: gtest macros in a switch
-            case Distill::NONE: EXPECT_EQ(t[i], -1); break;
-            case Distill::FROZEN: EXPECT_EQ(t[i], piad::Piad::kFrozenTeacher); break;
-            case Distill::FULL: EXPECT_EQ(t[i], c == 0 ? -1 : 0); break;
+            case Distill::NONE:
+              EXPECT_EQ(t[i], -1);
+              break;
+            case Distill::FROZEN:
+              EXPECT_EQ(t[i], piad::Piad::kFrozenTeacher);
+              break;
+            case Distill::FULL:
+              EXPECT_EQ(t[i], c == 0 ? -1 : 0);
+              break;
             case Distill::PROGRESSIVE:
               if (c == 0) {
                 EXPECT_EQ(t[i], -1);
@@ -210,7 +216,8 @@ TEST(PiadDistill, ZeroWeightEqualsThePaperAndEveryModeActs) {
     return params_of(*m);
   };
   const auto paper = run(Distill::NONE, 1.0);
-  auto same = [](const std::map<std::string, torch::Tensor>& a, const std::map<std::string, torch::Tensor>& b) {
+  auto same = [](const std::map<std::string, torch::Tensor>& a,
+                 const std::map<std::string, torch::Tensor>& b) {
     for (const auto& [k, t] : a)
       if (!torch::equal(t, b.at(k))) return false;
     return true;
@@ -227,8 +234,10 @@ TEST(PiadDistill, ZeroWeightEqualsThePaperAndEveryModeActs) {
 TEST(PiadDistill, ResumedRunEqualsUninterruptedRunInEveryMode) {
   torch::set_num_threads(1);
   test::TinyData data(32);
-  for (const auto& [mode, sandwich] : std::vector<std::pair<Distill, bool>>{
-           {Distill::FROZEN, false}, {Distill::FULL, false}, {Distill::PROGRESSIVE, false}, {Distill::PROGRESSIVE, true}}) {
+  for (const auto& [mode, sandwich] : std::vector<std::pair<Distill, bool>>{{Distill::FROZEN, false},
+                                                                            {Distill::FULL, false},
+                                                                            {Distill::PROGRESSIVE, false},
+                                                                            {Distill::PROGRESSIVE, true}}) {
     const std::string name = cat(enum_name(mode, piad::kDistillNames), sandwich ? "_sandwich" : "");
     const auto dir_a = test::scratch_dir("distill_whole_" + name);
     auto a = test::tiny_model();
@@ -237,11 +246,13 @@ TEST(PiadDistill, ResumedRunEqualsUninterruptedRunInEveryMode) {
     auto b = test::tiny_model();
     train::TrainContext cb;
     cb.max_steps = 6;
-    ASSERT_TRUE(train::train_piad(*b, data, nullptr, piad_config(dir_b, mode, sandwich), cb).stopped_at_max_steps);
+    ASSERT_TRUE(
+        train::train_piad(*b, data, nullptr, piad_config(dir_b, mode, sandwich), cb).stopped_at_max_steps);
     const auto ckpt = train::resolve_resume_path(dir_b);
     EXPECT_EQ(train::read_training_state(ckpt).teacher.empty(), mode != Distill::FROZEN) << name;
     auto b2 = test::tiny_model();
-    {  // the resumed process starts from other weights than the run did: the teacher must come from the checkpoint
+    {  // the resumed process starts from other weights than the run did: the teacher must come from the
+       // checkpoint
       torch::NoGradGuard ng;
       for (auto& p : b2->parameters()) p.add_(0.5);
     }
@@ -289,12 +300,14 @@ TEST(PiadDistill, BadOptionsNameTheKeyBeforeAnyWork) {
       EXPECT_NE(what.find(words), std::string::npos) << what;
     }
   };
-  expect_key({{"mode", "piad"}, {"piad_distill", "teacher"}}, "piad_distill", "none, frozen, full, progressive");
-  expect_key({{"mode", "piad"}, {"piad_distill", "full"}, {"piad_distill_weight", -0.5}}, "piad_distill_weight",
-             ">= 0");
+  expect_key({{"mode", "piad"}, {"piad_distill", "teacher"}}, "piad_distill",
+             "none, frozen, full, progressive");
+  expect_key({{"mode", "piad"}, {"piad_distill", "full"}, {"piad_distill_weight", -0.5}},
+             "piad_distill_weight", ">= 0");
   expect_key({{"mode", "piad"}, {"piad_distill", "full"}, {"piad_distill_temperature", 0}},
              "piad_distill_temperature", "> 0");
   expect_key({{"mode", "train"}, {"piad_distill", "progressive"}}, "piad_distill", "mode 'piad'");
   expect_key({{"mode", "train"}, {"piad_distill", "frozen"}}, "piad_distill", "no table");
-  EXPECT_NO_THROW(train::validate(train::config_from_json({{"mode", "piad"}, {"piad_distill", "progressive"}}, "t")));
+  EXPECT_NO_THROW(
+      train::validate(train::config_from_json({{"mode", "piad"}, {"piad_distill", "progressive"}}, "t")));
 }

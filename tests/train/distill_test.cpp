@@ -30,12 +30,14 @@ TEST(DistillationLoss, MatchesAHandWrittenDoubleReferenceWithItsGradient) {
     const auto loss = train::distillation_loss(s, t, temperature);
     loss.backward();
     EXPECT_EQ(loss.scalar_type(), torch::kFloat32);
-    EXPECT_FALSE(t.grad().defined() && t.grad().abs().sum().item<double>() != 0) << "the teacher gets no gradient";
+    EXPECT_FALSE(t.grad().defined() && t.grad().abs().sum().item<double>() != 0)
+        << "the teacher gets no gradient";
 
     auto sd = s0.to(torch::kFloat64).requires_grad_(true);
     const auto ref = reference_kd(sd, t0.to(torch::kFloat64), temperature);
     ref.backward();
-    EXPECT_NEAR(loss.item<double>(), ref.item<double>(), 1e-5 * std::max(1.0, ref.item<double>())) << temperature;
+    EXPECT_NEAR(loss.item<double>(), ref.item<double>(), 1e-5 * std::max(1.0, ref.item<double>()))
+        << temperature;
     EXPECT_TRUE(torch::allclose(s.grad().to(torch::kFloat64), sd.grad(), 1e-5, 1e-7)) << temperature;
     // The gradient in closed form: T · (p_s − p_t) / B.
     const auto closed = temperature *
@@ -57,7 +59,9 @@ TEST(DistillationLoss, ZeroForEqualLogitsAndDoubleStaysDouble) {
 }
 
 TEST(DistillationLoss, RejectsMismatchedShapesAndTemperature) {
-  EXPECT_THROW(train::distillation_loss(torch::zeros({2, 3}), torch::zeros({2, 4}), 1.0), std::invalid_argument);
-  EXPECT_THROW(train::distillation_loss(torch::zeros({2, 3}), torch::zeros({2, 3}), 0.0), std::invalid_argument);
+  EXPECT_THROW(train::distillation_loss(torch::zeros({2, 3}), torch::zeros({2, 4}), 1.0),
+               std::invalid_argument);
+  EXPECT_THROW(train::distillation_loss(torch::zeros({2, 3}), torch::zeros({2, 3}), 0.0),
+               std::invalid_argument);
   EXPECT_THROW(train::distillation_loss(torch::zeros({6}), torch::zeros({6}), 1.0), std::invalid_argument);
 }

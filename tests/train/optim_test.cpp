@@ -208,7 +208,8 @@ TrainConfig shipped_recipe(const std::string& name) {
 TEST(TrainConfig, DistillationRecipesDifferFromThePaperOnlyInTheTeacher) {
   for (const std::string size : {"tiny", "small", "base"}) {
     SCOPED_TRACE(size);
-    const TrainConfig paper = shipped_recipe("piad_deit_" + size), kd = shipped_recipe("piad_deit_" + size + "_kd");
+    const TrainConfig paper = shipped_recipe("piad_deit_" + size),
+                      kd = shipped_recipe("piad_deit_" + size + "_kd");
     EXPECT_EQ(paper.piad.distill, skd::piad::Distill::NONE);
     EXPECT_NE(kd.piad.distill, skd::piad::Distill::NONE);
     auto rest = [](const TrainConfig& c) {

@@ -47,9 +47,9 @@ inline constexpr std::pair<const char*, Sensitivity> kSensitivityNames[] = {{"lo
 //                smallest, otherwise progressive_teacher() (about twice the sampled code's MACs)
 enum class Distill { NONE, FROZEN, FULL, PROGRESSIVE };
 inline constexpr std::pair<const char*, Distill> kDistillNames[] = {{"none", Distill::NONE},
-                                                                   {"frozen", Distill::FROZEN},
-                                                                   {"full", Distill::FULL},
-                                                                   {"progressive", Distill::PROGRESSIVE}};
+                                                                    {"frozen", Distill::FROZEN},
+                                                                    {"full", Distill::FULL},
+                                                                    {"progressive", Distill::PROGRESSIVE}};
 
 struct PiadOptions {
   int64_t progressive_epochs = 50;  // Pe: table updates before epochs 0 .. Pe-1
@@ -62,7 +62,7 @@ struct PiadOptions {
   bool sandwich = false;            // every step: code 0 and code K besides the sampled code
   Distill distill = Distill::NONE;  // the sub-networks' teacher (see Distill)
   double distill_weight = 1.0;      // λ >= 0
-  double distill_temperature = 1.0; // T > 0
+  double distill_temperature = 1.0;    // T > 0
   uint64_t seed = 0;                   // set by the run (its seed), not a key of its own
   torch::Device device = torch::kCPU;  // set by the run (its device)
 
@@ -83,9 +83,9 @@ struct PiadOptions {
   }
 };
 
-// The ranges of the options (Pe >= 1, 0 < r < 1, unit groups and proxy sizes >= 1, λ >= 0, T > 0), checked once here:
-// skd::ParameterError naming the run config key (piad_progressive_epochs, ...). The Piad checks its
-// options with it; train::validate checks a run's config with it before any work.
+// The ranges of the options (Pe >= 1, 0 < r < 1, unit groups and proxy sizes >= 1, λ >= 0, T > 0), checked
+// once here: skd::ParameterError naming the run config key (piad_progressive_epochs, ...). The Piad checks
+// its options with it; train::validate checks a run's config with it before any work.
 void check_options(const PiadOptions& options);
 
 // PROGRESSIVE's teacher without the sandwich rule: the smallest code whose MACs (paper convention,

@@ -50,7 +50,8 @@ class Distiller {
   // Tensors a checkpoint keeps for exact resume (the frozen copy), and their restore (named source:
   // the checkpoint, in errors). Empty when the teacher is rebuilt from the current weights.
   virtual std::map<std::string, torch::Tensor> state() const { return {}; }
-  virtual void load_state(const std::map<std::string, torch::Tensor>& /*state*/, const std::string& /*source*/) {}
+  virtual void load_state(const std::map<std::string, torch::Tensor>& /*state*/,
+                          const std::string& /*source*/) {}
   // Moves whatever the teacher holds to the training device (called once the model is there).
   virtual void to(const torch::Device& /*device*/) {}
 };
