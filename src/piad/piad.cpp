@@ -138,15 +138,14 @@ nlohmann::json Piad::manifest_entries() const {
   return j;
 }
 
-const models::Widths* Piad::sample(data::Rng& rng) const {
-  const uint64_t n = static_cast<uint64_t>(table_.last_code()) + 1;
-  return &table_.widths(static_cast<int64_t>(uniform_below(rng, n)));
+int64_t Piad::sample_code(data::Rng& rng) const {
+  return static_cast<int64_t>(uniform_below(rng, static_cast<uint64_t>(table_.last_code()) + 1));
 }
 
+const models::Widths* Piad::sample(data::Rng& rng) const { return &table_.widths(sample_code(rng)); }
+
 std::vector<int64_t> Piad::step_codes(data::Rng& rng) const {
-  const uint64_t n = static_cast<uint64_t>(table_.last_code()) + 1;
-  const auto sampled = static_cast<int64_t>(uniform_below(rng, n));
-  const int64_t k = table_.last_code();
+  const int64_t sampled = sample_code(rng), k = table_.last_code();
   if (!options_.sandwich || k == 0) return {sampled};
   if (options_.distill == Distill::PROGRESSIVE) return {0, sampled, k};  // the chain's order
   return {0, k, sampled};

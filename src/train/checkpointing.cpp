@@ -55,8 +55,7 @@ std::vector<uint8_t> serialize_training_checkpoint(const models::ElasticModelImp
   content.tensors = models::state_dict(model);
   for (const auto& [key, t] : state.optimizer) content.tensors[kOptimizerPrefix + key] = models::record_from_tensor(t);
   for (const auto& [key, t] : state.ema) content.tensors[kEmaPrefix + key] = models::record_from_tensor(t);
-  for (const auto& [key, t] : state.teacher)
-    content.tensors[kTeacherPrefix + key] = models::record_from_tensor(t);
+  for (const auto& [key, rec] : state.teacher) content.tensors[kTeacherPrefix + key] = rec;
   content.metadata["format"] = "pt";
   content.metadata[models::kManifestKey] = models::make_manifest(model, provenance, extra).dump();
   nlohmann::json ts = {{"progress", progress_to_json(state.progress)},
@@ -102,7 +101,7 @@ TrainingState read_training_state(const std::string& path) {
     else if (starts_with(key, kEmaPrefix))
       st.ema[key.substr(std::strlen(kEmaPrefix))] = models::tensor_from_record(rec);
     else if (starts_with(key, kTeacherPrefix))
-      st.teacher[key.substr(std::strlen(kTeacherPrefix))] = models::tensor_from_record(rec);
+      st.teacher.emplace(key.substr(std::strlen(kTeacherPrefix)), std::move(rec));
     else if (!starts_with(key, kTrainStatePrefix))
       st.model.emplace(key, std::move(rec));
   }

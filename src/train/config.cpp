@@ -43,12 +43,9 @@ void validate(const TrainConfig& c) {
   need(c.log_every >= 0, "log_every", "must be >= 0");
   need(c.dist_timeout > 0, "dist_timeout", "must be positive");
   piad::check_options(c.piad);  // the ranges are piad's
-  if (c.mode != Mode::PIAD && c.piad.distill != piad::Distill::NONE)
-    throw ParameterError(
-        "piad_distill",
-        cat(" '", enum_name(c.piad.distill, piad::kDistillNames), "' distills the sub-networks of a ",
-            "PIAD run from its mask table, and mode is 'train' (no table): use mode 'piad', or ",
-            "piad_distill 'none'"));
+  need(c.mode == Mode::PIAD || c.piad.distill == piad::Distill::NONE, "piad_distill",
+       cat("'", enum_name(c.piad.distill, piad::kDistillNames), "' distills the sub-networks of a PIAD run ",
+           "from its mask table, and mode is 'train' (no table): use mode 'piad', or piad_distill 'none'"));
   const bool mixing = c.mixup > 0 || c.cutmix > 0;
   need(!mixing || c.batch_size % 2 == 0, "batch_size",
        "must be even when mixup/cutmix is on (pairs are flipped)");

@@ -8,8 +8,10 @@
 #include "skd/core/fs.h"
 #include "skd/core/logging.h"
 #include "skd/dist/communicator.h"
+#include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
 #include "skd/models/mask_table.h"
+#include "skd/models/slice.h"
 #include "skd/train/checkpointing.h"
 
 namespace skd::train {
@@ -48,33 +50,12 @@ void PiadObserver::rewind_files() const {
   if (last > 0) models::write_mask_table(mask_table_path(), piad_.table());
 }
 
-namespace {
-
-// The named parameters and buffers of a model (the same tensors, not copies).
-std::vector<std::pair<std::string, torch::Tensor>> model_tensors(const models::ElasticModelImpl& model) {
-  std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& p : model.named_parameters(true)) out.emplace_back(p.key(), p.value());
-  for (const auto& b : model.named_buffers(true)) out.emplace_back(b.key(), b.value());
-  return out;
-}
-
-}  // namespace
-
 PiadDistiller::PiadDistiller(const piad::Piad& piad, const models::ElasticModelImpl& model) : piad_(piad) {
   if (piad.options().distill != piad::Distill::FROZEN) return;
-  frozen_ = models::create_model(model.config());
-  torch::NoGradGuard no_grad;
-  const auto src = model_tensors(model);
-  auto dst = model_tensors(*frozen_);
-  if (src.size() != dst.size())
-    throw std::logic_error("frozen teacher: the copy has other tensors than the model");
-  for (size_t i = 0; i < src.size(); ++i) {
-    if (src[i].first != dst[i].first || !src[i].second.sizes().equals(dst[i].second.sizes()))
-      throw std::logic_error(cat("frozen teacher: tensor ", src[i].first, " differs from the copy's"));
-    dst[i].second.copy_(src[i].second);
-  }
+  frozen_ = models::slice_model(model, model.widths());  // at its own widths: a copy
   for (auto& p : frozen_->parameters(true)) p.set_requires_grad(false);
-  frozen_->to(src.empty() ? torch::Device(torch::kCPU) : src.front().second.device());
+  const auto params = model.parameters(true);
+  if (!params.empty()) frozen_->to(params.front().device());
   frozen_->eval();
 }
 
@@ -117,14 +98,9 @@ torch::Tensor PiadDistiller::frozen_logits(const torch::Tensor& images) {
   return frozen_->forward(images);
 }
 
-std::map<std::string, torch::Tensor> PiadDistiller::state() const {
-  std::map<std::string, torch::Tensor> out;
-  if (frozen_)
-    for (const auto& [k, t] : model_tensors(*frozen_)) out[k] = t.detach();
-  return out;
-}
+io::TensorMap PiadDistiller::state() const { return frozen_ ? models::state_dict(*frozen_) : io::TensorMap{}; }
 
-void PiadDistiller::load_state(const std::map<std::string, torch::Tensor>& state, const std::string& source) {
+void PiadDistiller::load_state(const io::TensorMap& state, const std::string& source) {
   if (!frozen_) {
     if (!state.empty())
       log_info(source, " holds a frozen distillation teacher; piad_distill is now ",
@@ -138,18 +114,7 @@ void PiadDistiller::load_state(const std::map<std::string, torch::Tensor>& state
           name("piad_distill"), " than frozen, and the model as PIAD started cannot be rebuilt from it; ",
           "resume with the checkpoint's ", name("piad_distill"), ", or start PIAD anew with ", name("model"));
     });
-  torch::NoGradGuard no_grad;
-  auto dst = model_tensors(*frozen_);
-  if (state.size() != dst.size())
-    throw FormatError(
-        cat("'", source, "': its frozen teacher has ", state.size(), " tensors, the model ", dst.size()));
-  for (auto& [k, t] : dst) {
-    const auto it = state.find(k);
-    if (it == state.end() || !it->second.sizes().equals(t.sizes()))
-      throw FormatError(cat("'", source, "': frozen teacher tensor train_state/teacher/", k,
-                            it == state.end() ? " is missing" : " has another shape than the model's"));
-    t.copy_(it->second);
-  }
+  models::load_state_dict(*frozen_, state, cat(source, " (frozen teacher, train_state/teacher/*)"));
 }
 
 void PiadDistiller::to(const torch::Device& device) {

@@ -244,20 +244,11 @@ class Trainer {
   std::string bad_example_;        // one of them
 };
 
-Trainer::Trainer(models::ElasticModelImpl& model, const data::Dataset& train_set,
-                 const data::Dataset* eval_set, const TrainConfig& cfg, const TrainContext& ctx)
-    : model_(model),
-      train_set_(train_set),
-      eval_set_(eval_set),
-      cfg_(cfg),
-      ctx_(ctx),
-      comm_(ctx.comm.get()),
-      distiller_(ctx.distiller),
-      rank_(comm_ ? comm_->rank() : 0),
-      world_(comm_ ? comm_->world_size() : 1),
-      main_(rank_ == 0),
-      device_(ctx.device ? *ctx.device : parse_device(cfg.device)),
-      amp_(cfg.amp),
+Trainer::Trainer(models::ElasticModelImpl& model, const data::Dataset& train_set, const data::Dataset* eval_set,
+                 const TrainConfig& cfg, const TrainContext& ctx)
+    : model_(model), train_set_(train_set), eval_set_(eval_set), cfg_(cfg), ctx_(ctx), comm_(ctx.comm.get()),
+      distiller_(ctx.distiller), rank_(comm_ ? comm_->rank() : 0), world_(comm_ ? comm_->world_size() : 1),
+      main_(rank_ == 0), device_(ctx.device ? *ctx.device : parse_device(cfg.device)), amp_(cfg.amp),
       global_batch_(cfg.batch_size * world_) {
   check_amp_device(amp_, device_);
   setup_data();

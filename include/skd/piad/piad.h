@@ -168,6 +168,7 @@ class Piad {
   std::vector<int64_t> code_macs_;
   int64_t next_update_epoch_ = 0;
   void refresh_code_macs();
+  int64_t sample_code(data::Rng& rng) const;  // uniform in {0, ..., K}
 };
 
 }  // namespace skd::piad

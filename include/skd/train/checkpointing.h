@@ -49,7 +49,7 @@ struct TrainingState {
   nlohmann::json config = nlohmann::json::object();  // resolved TrainConfig
   std::map<std::string, torch::Tensor> optimizer;    // AdamW::state()
   std::map<std::string, torch::Tensor> ema;          // ModelEma values (empty: no EMA)
-  std::map<std::string, torch::Tensor> teacher;      // Distiller::state() (empty: none)
+  io::TensorMap teacher;                             // Distiller::state() (empty: none)
   double scaler_scale = 65536.0;
   int64_t scaler_growth_tracker = 0;
 };

@@ -6,10 +6,10 @@
 #include <torch/torch.h>
 
 #include <cstddef>
-#include <map>
 #include <string>
 #include <vector>
 
+#include "skd/io/tensor_record.h"
 #include "skd/models/model.h"
 
 namespace skd::train {
@@ -47,11 +47,10 @@ class Distiller {
   virtual torch::Tensor frozen_logits(const torch::Tensor& /*images*/) {
     throw std::logic_error("this distiller has no frozen teacher");
   }
-  // Tensors a checkpoint keeps for exact resume (the frozen copy), and their restore (named source:
-  // the checkpoint, in errors). Empty when the teacher is rebuilt from the current weights.
-  virtual std::map<std::string, torch::Tensor> state() const { return {}; }
-  virtual void load_state(const std::map<std::string, torch::Tensor>& /*state*/,
-                          const std::string& /*source*/) {}
+  // What a checkpoint keeps for exact resume (the frozen copy's state dict), and its restore (named
+  // source: the checkpoint, in errors). Empty when the teacher is rebuilt from the current weights.
+  virtual io::TensorMap state() const { return {}; }
+  virtual void load_state(const io::TensorMap& /*state*/, const std::string& /*source*/) {}
   // Moves whatever the teacher holds to the training device (called once the model is there).
   virtual void to(const torch::Device& /*device*/) {}
 };

@@ -61,8 +61,8 @@ class PiadDistiller : public Distiller {
   double temperature() const override { return piad_.options().distill_temperature; }
   std::vector<Teacher> teachers(const std::vector<const models::Widths*>& subnets) override;
   torch::Tensor frozen_logits(const torch::Tensor& images) override;
-  std::map<std::string, torch::Tensor> state() const override;
-  void load_state(const std::map<std::string, torch::Tensor>& state, const std::string& source) override;
+  io::TensorMap state() const override;
+  void load_state(const io::TensorMap& state, const std::string& source) override;
   void to(const torch::Device& device) override;
   // The frozen copy (null unless piad_distill is frozen).
   const models::ElasticModel& frozen() const { return frozen_; }
