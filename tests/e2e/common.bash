@@ -33,7 +33,7 @@ expect_in() {
   if grep -q -- "$3" "$2"; then ok "$1"; else bad "$1: '$3' not in $2"; sed 's/^/  | /' "$2" | tail -10; fi
 }
 same_weights() {  # same_weights NAME A B ATOL
-  if python3 "$SRC/scripts/compare_outputs.py" "$2" "$3" ALL --atol "$4" >"$W/cmp" 2>&1; then
+  if python3 "$SRC/tools/dev/compare_outputs.py" "$2" "$3" ALL --atol "$4" >"$W/cmp" 2>&1; then
     ok "$1 ($(tail -1 "$W/cmp"))"
   else
     bad "$1"; sed 's/^/  | /' "$W/cmp" | tail -10

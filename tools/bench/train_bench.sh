@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Training-throughput benchmark: skd-train (C++/LibTorch) vs the same ViT training loop in PyTorch
-# eager (scripts/bench/train_py_loop.py), images/s on Fashion-MNIST.
+# eager (tools/bench/train_py_loop.py), images/s on Fashion-MNIST.
 #
 # Prerequisites: a build (build/apps/skd-train) and Debian's python3-torch for /usr/bin/python3.
 # This script installs nothing; it checks both and stops with a message when one is missing.
@@ -18,7 +18,7 @@
 # both sides too, so the summary prints it.
 #
 # Usage (from the repo root, after a build):
-#   scripts/bench/train_bench.sh [--arch configs/models/vit_fmnist.json] [--limit 12800]
+#   tools/bench/train_bench.sh [--arch configs/models/vit_fmnist.json] [--limit 12800]
 #                                [--batch-size 128] [--threads 2] [--repeat 3]
 # --arch defaults to configs/models/vit_fmnist.json, or configs/models/vit_fmnist_demo.json when that
 # file does not exist.
@@ -106,7 +106,7 @@ print(json.loads(lines[-1])["images_per_s"])' "$dir/metrics.jsonl")" \
 run_py() {  # $1 = round; appends "round load images_per_s images_per_s_after_warmup" to $OUT/py.tsv
   local log="$OUT/py_run$1.log" load line
   load="$(load1)"
-  PY_CMD=("$PY" scripts/bench/train_py_loop.py --arch "$ARCH" --epochs 1 --limit "$LIMIT" --batch-size "$BATCH"
+  PY_CMD=("$PY" tools/bench/train_py_loop.py --arch "$ARCH" --epochs 1 --limit "$LIMIT" --batch-size "$BATCH"
           --threads "$THREADS" --smoothing 0.1 --lr 5e-4 --warmup-epochs 0)
   "${PY_CMD[@]}" >"$log" 2>&1 || fail_run "Python run $1 failed: ${PY_CMD[*]}" "$log"
   line="$("$PY" -c 'import json, sys

@@ -4,7 +4,7 @@
 #  1. the embedded Fashion-MNIST model, 1024 proxy images (Fashion-MNIST train), batch 64;
 #  2. DeiT-S and DeiT-B shapes with random weights (no pretrained weights here) on a generated
 #     folder of 500x375 JPEGs (decode + eval transform included), --proxy-samples per model below.
-# Usage: scripts/bench/convert_bench.sh [--repeat N] [--device cpu|cuda] [--deit-proxy "S B"]
+# Usage: tools/bench/convert_bench.sh [--repeat N] [--device cpu|cuda] [--deit-proxy "S B"]
 # Prints one line per run; paste the results into docs/benchmarks.md with the machine.
 set -euo pipefail
 SRC="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -34,9 +34,9 @@ for i in $(seq "$REPEAT"); do
   echo "vit_fmnist  1024 proxy images: $(secs "$W/fmnist.report.json") s"
 done
 count=$(( PROXY_S > PROXY_B ? PROXY_S : PROXY_B ))
-[ -d "$W/jpegs" ] || $PY "$SRC/scripts/bench/make_jpeg_folder.py" --out "$W/jpegs" --count "$count" --classes 4 >/dev/null
+[ -d "$W/jpegs" ] || $PY "$SRC/tools/bench/make_jpeg_folder.py" --out "$W/jpegs" --count "$count" --classes 4 >/dev/null
 for arch in deit_small deit_base; do
-  [ -f "$W/$arch.pth" ] || $PY "$SRC/scripts/bench/make_random_vit.py" --arch "$arch" --out "$W/$arch.pth"
+  [ -f "$W/$arch.pth" ] || $PY "$SRC/tools/bench/make_random_vit.py" --arch "$arch" --out "$W/$arch.pth"
   n=$PROXY_S; [ "$arch" = deit_base ] && n=$PROXY_B
   for i in $(seq "$REPEAT"); do
     "$BIN/skd-convert" --model "$W/$arch.pth" --arch "$arch" --data "$W/jpegs" --proxy-samples "$n" \

@@ -14,13 +14,13 @@
 #      set (or its first --eval-limit images)
 #   5. DIR/results.{json,md} and DIR/accuracy_vs_macs.png (gnuplot)
 # --no-start leaves out the starting network's column (its sub-networks use the run's own table, so
-# it is one more evaluation per budget; scripts/piad_distill_results.sh runs many PIAD variants).
-# Usage: scripts/piad_results.sh [--config FILE] [--epochs N] [--pe N] [--limit N] [--out-dir runs/piad_results]
+# it is one more evaluation per budget; tools/experiments/piad_distill_results.sh runs many PIAD variants).
+# Usage: tools/experiments/piad_results.sh [--config FILE] [--epochs N] [--pe N] [--limit N] [--out-dir runs/piad_results]
 #          [--threads N] [--no-wpac] [--no-baseline] [--no-start] [--with-original] [--piad-args "..."]
 #          [--budgets "2 3 4 6 8 10 12"] [--proxy-samples 1024] [--eval-limit N] [--title TEXT]
 #        env SKD_BIN: the apps folder (default build/apps)
 set -euo pipefail
-SRC="$(cd "$(dirname "$0")/.." && pwd)"
+SRC="$(cd "$(dirname "$0")/../.." && pwd)"
 BIN="${SKD_BIN:-$SRC/build/apps}"
 CONFIG=""
 EPOCHS=""
@@ -177,6 +177,6 @@ CURVES=("$OUT/results.json:piad:$(python3 -c "import json; print(json.load(open(
 [ "$BASELINE" = 1 ] && CURVES+=("$OUT/results.json:baseline:plain fine-tune ($LABEL_EPOCHS epochs)")
 [ "$START" = 1 ] && CURVES+=("$OUT/results.json:start:$START_LABEL")
 [ "$ORIGINAL" = 1 ] && CURVES+=("$OUT/results.json:original:embedded model, no SKD")
-/usr/bin/python3 "$SRC/scripts/plot_results.py" "$OUT/accuracy_vs_macs.png" "$TITLE" "${CURVES[@]}"
+/usr/bin/python3 "$SRC/tools/experiments/plot_results.py" "$OUT/accuracy_vs_macs.png" "$TITLE" "${CURVES[@]}"
 rm -f "$OUT"/*-*.safetensors
 echo "done in $(( $(date +%s) - start )) s: $OUT/results.md, $OUT/results.json, $OUT/accuracy_vs_macs.png"

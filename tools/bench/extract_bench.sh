@@ -10,7 +10,7 @@
 #   3. skd-eval --latency on each extracted artifact: median forward latency; ratio to 12:12.
 #  Optionally (--supernet FILE, repeatable) the same for existing super-networks, e.g. the embedded
 #  Fashion-MNIST model after PIAD (runs/piad_results/piad/model.safetensors).
-# Usage: scripts/bench/extract_bench.sh [--archs "deit_small deit_base"] [--supernet F]... [--repeats 10]
+# Usage: tools/bench/extract_bench.sh [--archs "deit_small deit_base"] [--supernet F]... [--repeats 10]
 #          [--device cpu|cuda] [--threads N] [--out results.json]
 # Prints a Markdown table per super-network and writes all rows to --out (JSON).
 set -euo pipefail
@@ -41,9 +41,9 @@ T=(--threads "$THREADS")
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), device $DEVICE, $THREADS threads"
 for arch in $ARCHS; do
   if [ ! -f "$W/$arch-supernet.safetensors" ]; then
-    [ -f "$W/$arch.pth" ] || $PY "$SRC/scripts/bench/make_random_vit.py" --arch "$arch" --out "$W/$arch.pth"
+    [ -f "$W/$arch.pth" ] || $PY "$SRC/tools/bench/make_random_vit.py" --arch "$arch" --out "$W/$arch.pth"
     echo "== $arch: random weights + a uniform mask table"
-    $PY "$SRC/scripts/bench/make_uniform_mask_table.py" --arch "$arch" --out "$W/$arch-mask_table.json"
+    $PY "$SRC/tools/bench/make_uniform_mask_table.py" --arch "$arch" --out "$W/$arch-mask_table.json"
     "$BIN/skd-convert" --model "$W/$arch.pth" --arch "$arch" --mask-table "$W/$arch-mask_table.json" \
       --out "$W/$arch-supernet.safetensors" "${T[@]}" --log-level warn >/dev/null
   fi
@@ -79,4 +79,4 @@ for sn in "${SUPERNETS[@]}"; do
     echo "$name $n/12: extract ${wall} s wall; $(grep '^time:' "$W/$name-$n.extract.txt")"
   done
 done
-printf '%s\n' "${rows[@]}" | $PY "$SRC/scripts/bench/extract_table.py" "$OUT"
+printf '%s\n' "${rows[@]}" | $PY "$SRC/tools/bench/extract_table.py" "$OUT"

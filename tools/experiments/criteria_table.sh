@@ -4,11 +4,11 @@
 # is evaluated keeping only the leading 1/4, 2/4, 3/4 of every head's q/k/v dims (skd-eval
 # --attn-keep; MLP untouched, softmax scale unchanged).
 #
-# Usage: scripts/criteria_table.sh [--model M] [--data D] [--proxy-samples N] [--limit N]
+# Usage: tools/experiments/criteria_table.sh [--model M] [--data D] [--proxy-samples N] [--limit N]
 #                                  [--random-seeds "0 1 2"] [--keeps "0.25 0.5 0.75"] [--out-dir DIR] [--threads T]
 # Writes DIR/criteria.json and DIR/criteria.md (a Markdown table) and prints the table.
 set -euo pipefail
-SRC="$(cd "$(dirname "$0")/.." && pwd)"
+SRC="$(cd "$(dirname "$0")/../.." && pwd)"
 BIN="${SKD_BIN:-$SRC/build/apps}"
 MODEL="$SRC/assets/vit_fmnist.safetensors"
 DATA=fashion-mnist

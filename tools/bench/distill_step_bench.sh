@@ -4,9 +4,9 @@
 # and without the sandwich rule, rounds alternating the order. Prints a Markdown table (median of the
 # rounds: ms per step, images/s, and the ratio to the paper's step, `none`, of the same rule) and
 # keeps every JSON line in $OUT/steps.jsonl.
-# Usage: scripts/bench/distill_step_bench.sh [--rounds 3] [--threads 2] [--batch 128] [--steps 20]
+# Usage: tools/bench/distill_step_bench.sh [--rounds 3] [--threads 2] [--batch 128] [--steps 20]
 #          [--arch configs/models/vit_fmnist.json]
-# Needs: build configured with -DSKD_BUILD_BENCH=ON (build/scripts/bench/skd-bench-step). Env OUT.
+# Needs: build configured with -DSKD_BUILD_BENCH=ON (build/tools/bench/skd-bench-step). Env OUT.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=3 THREADS=2 BATCH=128 STEPS=20 ARCH=configs/models/vit_fmnist.json
@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
     *) echo "distill_step_bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-BENCH=${SKD_BENCH_STEP:-build/scripts/bench/skd-bench-step}
+BENCH=${SKD_BENCH_STEP:-build/tools/bench/skd-bench-step}
 [ -x "$BENCH" ] || { echo "distill_step_bench.sh: $BENCH missing: configure with -DSKD_BUILD_BENCH=ON and build" >&2; exit 1; }
 OUT="${OUT:-$(mktemp -d /tmp/skd_distill_bench.XXXXXX)}"
 mkdir -p "$OUT"

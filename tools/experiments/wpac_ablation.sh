@@ -5,10 +5,10 @@
 #     head's q/k/v dims kept;
 #  2. MLP unit order (taylor = first order, the paper | taylor2 = second order, the official code |
 #     magnitude | random), scored by top-1 with only the leading 1/8, 1/4, 1/2 of every MLP kept.
-# Usage: scripts/wpac_ablation.sh [--model M] [--data D] [--proxy-samples N] [--limit N] [--out-dir DIR]
+# Usage: tools/experiments/wpac_ablation.sh [--model M] [--data D] [--proxy-samples N] [--limit N] [--out-dir DIR]
 # Writes DIR/ablation.json and DIR/ablation.md and prints the tables.
 set -euo pipefail
-SRC="$(cd "$(dirname "$0")/.." && pwd)"
+SRC="$(cd "$(dirname "$0")/../.." && pwd)"
 BIN="${SKD_BIN:-$SRC/build/apps}"
 MODEL="$SRC/assets/vit_fmnist.safetensors"
 DATA=fashion-mnist
