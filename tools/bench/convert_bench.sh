@@ -6,8 +6,8 @@
 #     folder of 500x375 JPEGs (decode + eval transform included), --proxy-samples per model below.
 # Usage: tools/bench/convert_bench.sh [--repeat N] [--device cpu|cuda] [--deit-proxy "S B"]
 # Prints one line per run; paste the results into docs/benchmarks.md with the machine.
-set -euo pipefail
-SRC="$(cd "$(dirname "$0")/../.." && pwd)"
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+SRC=$SKD_ROOT
 BIN="${SKD_BIN:-$SRC/build/apps}"
 PY=/usr/bin/python3
 REPEAT=3
@@ -15,15 +15,9 @@ DEVICE=cpu
 PROXY_S=64
 PROXY_B=32
 BATCH=32
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --repeat) REPEAT="$2"; shift 2 ;;
-    --device) DEVICE="$2"; shift 2 ;;
-    --deit-proxy) read -r PROXY_S PROXY_B <<<"$2"; shift 2 ;;
-    --batch-size) BATCH="$2"; shift 2 ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+DEIT_PROXY="$PROXY_S $PROXY_B"
+skd_args --repeat REPEAT --device DEVICE --deit-proxy DEIT_PROXY --batch-size BATCH -- "$@"
+read -r PROXY_S PROXY_B <<<"$DEIT_PROXY"
 W="${BENCH_DIR:-/tmp/skd_convert_bench}"
 mkdir -p "$W"
 secs() { $PY -c "import json,sys; print('%.2f' % json.load(open(sys.argv[1]))['seconds']['total'])" "$1"; }

@@ -14,8 +14,8 @@
 # Env: BENCH_DIR (/tmp/skd_bench_jpegs), COUNT (200), RUNS (5), REPEAT (3), WARMUP (1),
 #      MAX_BUSY (0.5), WAIT_TRIES (15), SKD_JOBS (build jobs, default nproc), OUT (results dir),
 #      SUMMARY_ONLY=1 with OUT=<dir of an earlier run>: print its tables again without measuring.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+skd_cd_root
 
 BENCH_DIR="${BENCH_DIR:-/tmp/skd_bench_jpegs}"
 COUNT="${COUNT:-200}"

@@ -7,19 +7,10 @@
 # Usage: tools/bench/distill_step_bench.sh [--rounds 3] [--threads 2] [--batch 128] [--steps 20]
 #          [--arch configs/models/vit_fmnist.json]
 # Needs: build configured with -DSKD_BUILD_BENCH=ON (build/tools/bench/skd-bench-step). Env OUT.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+skd_cd_root
 ROUNDS=3 THREADS=2 BATCH=128 STEPS=20 ARCH=configs/models/vit_fmnist.json
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --rounds) ROUNDS=$2; shift 2 ;;
-    --threads) THREADS=$2; shift 2 ;;
-    --batch) BATCH=$2; shift 2 ;;
-    --steps) STEPS=$2; shift 2 ;;
-    --arch) ARCH=$2; shift 2 ;;
-    *) echo "distill_step_bench.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+skd_args --rounds ROUNDS --threads THREADS --batch BATCH --steps STEPS --arch ARCH -- "$@"
 BENCH=${SKD_BENCH_STEP:-build/tools/bench/skd-bench-step}
 [ -x "$BENCH" ] || { echo "distill_step_bench.sh: $BENCH missing: configure with -DSKD_BUILD_BENCH=ON and build" >&2; exit 1; }
 OUT="${OUT:-$(mktemp -d /tmp/skd_distill_bench.XXXXXX)}"

@@ -13,8 +13,8 @@
 # Usage: tools/bench/extract_bench.sh [--archs "deit_small deit_base"] [--supernet F]... [--repeats 10]
 #          [--device cpu|cuda] [--threads N] [--out results.json]
 # Prints a Markdown table per super-network and writes all rows to --out (JSON).
-set -euo pipefail
-SRC="$(cd "$(dirname "$0")/../.." && pwd)"
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+SRC=$SKD_ROOT
 BIN="${SKD_BIN:-$SRC/build/apps}"
 PY=/usr/bin/python3
 ARCHS="deit_small deit_base"
@@ -23,17 +23,7 @@ REPEATS=10
 DEVICE=cpu
 THREADS=$(nproc)
 OUT=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --archs) ARCHS="$2"; shift 2 ;;
-    --supernet) SUPERNETS+=("$2"); shift 2 ;;
-    --repeats) REPEATS="$2"; shift 2 ;;
-    --device) DEVICE="$2"; shift 2 ;;
-    --threads) THREADS="$2"; shift 2 ;;
-    --out) OUT="$2"; shift 2 ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+skd_args --archs ARCHS --supernet SUPERNETS+ --repeats REPEATS --device DEVICE --threads THREADS --out OUT -- "$@"
 W="${BENCH_DIR:-/tmp/skd_extract_bench}"
 mkdir -p "$W"
 export OMP_WAIT_POLICY=PASSIVE

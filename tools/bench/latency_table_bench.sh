@@ -7,8 +7,8 @@
 #          [--threads N] [--device cpu|cuda]
 # Prints the machine, the wall time of the command and the sweep time recorded in the table; writes
 # $BENCH_DIR/<arch>-supernet.latency.json and <arch>-latency.png (BENCH_DIR default /tmp/skd_lat_bench).
-set -euo pipefail
-SRC="$(cd "$(dirname "$0")/../.." && pwd)"
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+SRC=$SKD_ROOT
 BIN="${SKD_BIN:-$SRC/build/apps}"
 PY=/usr/bin/python3
 ARCH=deit_small
@@ -16,16 +16,7 @@ BATCHES=1
 REPEATS=20
 THREADS=$(nproc)
 DEVICE=cpu
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --arch) ARCH="$2"; shift 2 ;;
-    --batch-sizes) BATCHES="$2"; shift 2 ;;
-    --repeats) REPEATS="$2"; shift 2 ;;
-    --threads) THREADS="$2"; shift 2 ;;
-    --device) DEVICE="$2"; shift 2 ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+skd_args --arch ARCH --batch-sizes BATCHES --repeats REPEATS --threads THREADS --device DEVICE -- "$@"
 W="${BENCH_DIR:-/tmp/skd_lat_bench}"
 mkdir -p "$W"
 export OMP_WAIT_POLICY=PASSIVE

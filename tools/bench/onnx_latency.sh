@@ -10,8 +10,8 @@
 #   --supernet: e.g. the demo's runs/demo/piad/model.safetensors; with --mask-table any model plus an
 #   official mask_table.json (as skd-extract --model M --mask-table T)
 #   env SKD_BIN (default build/apps), SKD_PYTHON (default: the project's environment, setup_venv.sh --cached)
-set -euo pipefail
-SRC="$(cd "$(dirname "$0")/../.." && pwd)"
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+SRC=$SKD_ROOT
 BIN="${SKD_BIN:-$SRC/build/apps}"
 SUPERNET=""
 TABLE=()
@@ -20,18 +20,10 @@ BATCHES=1,8
 THREADS=$(nproc)
 REPEATS=50
 OUT=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --supernet) SUPERNET="$2"; shift 2 ;;
-    --mask-table) TABLE=(--mask-table "$2"); shift 2 ;;
-    --budgets) BUDGETS="$2"; shift 2 ;;
-    --batches) BATCHES="$2"; shift 2 ;;
-    --threads) THREADS="$2"; shift 2 ;;
-    --repeats) REPEATS="$2"; shift 2 ;;
-    --out) OUT="$2"; shift 2 ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+MASK_TABLE=""
+skd_args --supernet SUPERNET --mask-table MASK_TABLE --budgets BUDGETS --batches BATCHES --threads THREADS \
+  --repeats REPEATS --out OUT -- "$@"
+[ -z "$MASK_TABLE" ] || TABLE=(--mask-table "$MASK_TABLE")
 [ -n "$SUPERNET" ] || { echo "onnx_latency.sh: --supernet is required" >&2; exit 2; }
 PY="${SKD_PYTHON:-}"
 if [ -z "$PY" ]; then

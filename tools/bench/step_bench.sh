@@ -9,17 +9,10 @@
 # Usage: tools/bench/step_bench.sh [--rounds 3] [--threads 2] [--only step|wpac]
 # Needs: build-torch2 and build configured with -DSKD_BUILD_BENCH=ON (skd-bench-step), the venv of
 # scripts/setup_venv.sh (torch 2.11 + timm). Env OUT (default /tmp/skd_step_bench.XXXXXX).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+skd_cd_root
 ROUNDS=3 THREADS=2 ONLY=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --rounds) ROUNDS=$2; shift 2 ;;
-    --threads) THREADS=$2; shift 2 ;;
-    --only) ONLY=$2; shift 2 ;;
-    *) echo "step_bench.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+skd_args --rounds ROUNDS --threads THREADS --only ONLY -- "$@"
 VENV=$(bash scripts/setup_venv.sh)
 T2=build-torch2/tools/bench/skd-bench-step
 T1=build/tools/bench/skd-bench-step

@@ -24,30 +24,12 @@
 # file does not exist.
 # Env: OUT (folder for logs, run dirs and results; default a new /tmp/skd_train_bench.XXXXXX),
 #      SKD_TRAIN (the C++ trainer, default build/apps/skd-train), PY (default /usr/bin/python3).
-set -euo pipefail
+source "$(dirname "$0")/../../scripts/lib/common.sh"
 
 die() { echo "train_bench.sh: $*" >&2; exit 1; }
-usage() { awk '/^# Usage/ {on = 1} on && !/^#/ {exit} on {sub(/^# ?/, ""); print}' "$0" >&2; exit "${1:-2}"; }
 
 ARCH="" LIMIT=12800 BATCH=128 THREADS=2 REPEAT=3
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -h|--help) usage 0 ;;
-    --arch|--limit|--batch-size|--threads|--repeat)
-      [ $# -ge 2 ] || die "$1 needs a value"
-      case "$1" in
-        --arch) ARCH="$2" ;;
-        --limit) LIMIT="$2" ;;
-        --batch-size) BATCH="$2" ;;
-        --threads) THREADS="$2" ;;
-        --repeat) REPEAT="$2" ;;
-      esac
-      shift 2 ;;
-    --arch=*|--limit=*|--batch-size=*|--threads=*|--repeat=*)
-      set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
-    *) echo "train_bench.sh: unknown argument '$1'" >&2; usage 2 ;;
-  esac
-done
+skd_args --arch ARCH --limit LIMIT --batch-size BATCH --threads THREADS --repeat REPEAT -- "$@"
 for pair in "--limit:$LIMIT" "--batch-size:$BATCH" "--threads:$THREADS" "--repeat:$REPEAT"; do
   [[ "${pair#*:}" =~ ^[1-9][0-9]*$ ]] || die "${pair%%:*} must be a positive integer, got '${pair#*:}'"
 done
@@ -60,7 +42,7 @@ if [ -n "$ARCH" ]; then
 fi
 SKD_TRAIN="${SKD_TRAIN:-build/apps/skd-train}"
 [ "${SKD_TRAIN#/}" != "$SKD_TRAIN" ] || [ ! -e "$SKD_TRAIN" ] || SKD_TRAIN="$PWD/$SKD_TRAIN"
-cd "$(dirname "$0")/../.."
+skd_cd_root
 if [ -z "$ARCH" ]; then
   ARCH=configs/models/vit_fmnist.json
   [ -f "$ARCH" ] || { echo "note: $ARCH not found, using configs/models/vit_fmnist_demo.json" >&2

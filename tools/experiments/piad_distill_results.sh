@@ -12,8 +12,8 @@
 #          [--piad-args "..."] [--tag TEXT] [--out-dir runs/piad_distill]
 #          [--limit N] [--pe N] [--proxy-samples N] [--eval-limit N] (passed to tools/experiments/piad_results.sh)
 #        env SKD_BIN: the apps folder (default build/apps)
-set -euo pipefail
-SRC="$(cd "$(dirname "$0")/../.." && pwd)"
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+SRC=$SKD_ROOT
 CONFIG="$SRC/configs/train/demo_fmnist.json"
 EPOCHS=""
 STARTS="wpac nowpac"
@@ -24,27 +24,14 @@ PIAD_ARGS=""
 TAG=""
 OUT=runs/piad_distill
 PASS=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --config) CONFIG="$2"; shift 2 ;;
-    --epochs) EPOCHS="$2"; shift 2 ;;
-    --starts) STARTS="$2"; shift 2 ;;
-    --modes) MODES="$2"; shift 2 ;;
-    --budgets) BUDGETS="$2"; shift 2 ;;
-    --threads) THREADS="$2"; shift 2 ;;
-    --piad-args) PIAD_ARGS="$2"; shift 2 ;;
-    --tag) TAG="$2"; shift 2 ;;
-    --out-dir) OUT="$2"; shift 2 ;;
-    --limit|--pe|--proxy-samples|--eval-limit) PASS+=("$1" "$2"); shift 2 ;;
-    *) echo "piad_distill_results.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+skd_args --config CONFIG --epochs EPOCHS --starts STARTS --modes MODES --budgets BUDGETS --threads THREADS \
+  --piad-args PIAD_ARGS --tag TAG --out-dir OUT --limit PASS++ --pe PASS++ --proxy-samples PASS++ --eval-limit PASS++ -- "$@"
 for s in $STARTS; do
-  case $s in wpac|nowpac) ;; *) echo "piad_distill_results.sh: --starts takes wpac and/or nowpac, not '$s'" >&2; exit 2 ;; esac
+  case $s in wpac|nowpac) ;; *) skd_usage_error "--starts takes wpac and/or nowpac, not '$s'" ;; esac
 done
 for m in $MODES; do
   case $m in none|frozen|full|progressive) ;;
-    *) echo "piad_distill_results.sh: --modes takes none, frozen, full, progressive, not '$m'" >&2; exit 2 ;; esac
+    *) skd_usage_error "--modes takes none, frozen, full, progressive, not '$m'" ;; esac
 done
 mkdir -p "$OUT"
 for start in $STARTS; do
