@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The preamble of the project's shell scripts, sourced (never run) as their first line:
 #   source "$(dirname "$0")/../../scripts/lib/common.sh"     # from tools/<kind>/x.sh
 #   source "$(dirname "$0")/lib/common.sh"                    # from scripts/x.sh
