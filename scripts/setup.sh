@@ -14,7 +14,7 @@ PACKAGES=(
   # torchrun (the multi-process e2e test launches skd-train with it) and the Python loop of the
   # training benchmark; with torchvision, what tests/fixtures/make_fixtures.sh runs timm on
   python3-torch python3-torchvision
-  # the accuracy-vs-MACs plots of the demo and scripts/piad_results.sh
+  # the accuracy-vs-MACs plots of the demo and tools/experiments/piad_results.sh
   gnuplot-nox
   # scripts/sanitize.sh and scripts/fuzz.sh: clang with the ASan/UBSan/libFuzzer runtimes, and PIL
   # for the image seeds of the fuzz corpus
