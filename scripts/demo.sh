@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 echo "== setup: Debian packages"
-bash scripts/setup.sh
+bash scripts/setup.sh --demo
 echo "== build the library and the four apps (Release; ninja prints [done/total]; the tests are left to scripts/test.sh)"
 BUILD_DIR="${SKD_BUILD_DIR:-build}"
 SKD_TARGETS="skd-convert skd-train skd-extract skd-eval skd-export" bash scripts/build.sh "$BUILD_DIR"
