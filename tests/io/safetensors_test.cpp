@@ -49,7 +49,7 @@ TensorRecord record(DType dtype, std::vector<int64_t> shape, uint8_t seed = 1) {
 
 // Parses `bytes` expecting skd::FormatError whose message contains the source name and every
 // string in `needles`.
-void expect_format_error(const Bytes& bytes, const std::vector<std::string>& needles = {}) {
+void expect_safetensors_error(const Bytes& bytes, const std::vector<std::string>& needles = {}) {
   try {
     parse_safetensors(bytes.data(), bytes.size(), kSource);
     ADD_FAILURE() << "no exception thrown";
@@ -311,111 +311,111 @@ TEST(SafetensorsMalformed, SanityGoodImageParses) {
 }
 
 TEST(SafetensorsMalformed, EmptyFile) {
-  expect_format_error({}, {"0 bytes", "too short"});
+  expect_safetensors_error({}, {"0 bytes", "too short"});
 }
 
 TEST(SafetensorsMalformed, FewerThan8Bytes) {
-  expect_format_error({1, 0, 0, 0, 0}, {"5 bytes", "too short"});
+  expect_safetensors_error({1, 0, 0, 0, 0}, {"5 bytes", "too short"});
 }
 
 TEST(SafetensorsMalformed, HeaderLengthLargerThanFile) {
-  expect_format_error(image(kGood, pattern(48), kGood.size() + 49), {"header length"});
+  expect_safetensors_error(image(kGood, pattern(48), kGood.size() + 49), {"header length"});
 }
 
 TEST(SafetensorsMalformed, HeaderLength2Pow62) {
-  expect_format_error(image(kGood, pattern(48), UINT64_C(1) << 62),
+  expect_safetensors_error(image(kGood, pattern(48), UINT64_C(1) << 62),
                       {"header length 4611686018427387904"});
 }
 
 TEST(SafetensorsMalformed, HeaderLengthOver100MiB) {
   const uint64_t n = (UINT64_C(100) << 20) + 1;
   Bytes file = image(std::string(n, ' '));
-  expect_format_error(file, {"header length 104857601", "100 MiB"});
+  expect_safetensors_error(file, {"header length 104857601", "100 MiB"});
 }
 
 TEST(SafetensorsMalformed, ZeroHeaderLength) {
-  expect_format_error(image("", {}, 0), {"JSON"});
+  expect_safetensors_error(image("", {}, 0), {"JSON"});
 }
 
 TEST(SafetensorsMalformed, NonJsonHeader) {
-  expect_format_error(image("{\"x\": nope}"), {"not valid JSON"});
-  expect_format_error(image("{\"x\":{}} trailing"), {"not valid JSON"});
-  expect_format_error(image("{\"bad utf8 \xff\":1}"), {"not valid JSON"});
+  expect_safetensors_error(image("{\"x\": nope}"), {"not valid JSON"});
+  expect_safetensors_error(image("{\"x\":{}} trailing"), {"not valid JSON"});
+  expect_safetensors_error(image("{\"bad utf8 \xff\":1}"), {"not valid JSON"});
 }
 
 TEST(SafetensorsMalformed, HeaderNotAnObject) {
-  expect_format_error(image("[1,2,3]"), {"must be a JSON object", "array"});
-  expect_format_error(image("\"text\""), {"must be a JSON object", "string"});
+  expect_safetensors_error(image("[1,2,3]"), {"must be a JSON object", "array"});
+  expect_safetensors_error(image("\"text\""), {"must be a JSON object", "string"});
 }
 
 TEST(SafetensorsMalformed, DeepNestingRefused) {
-  expect_format_error(image(std::string(100000, '[') + std::string(100000, ']')), {"nests"});
-  expect_format_error(image("{\"x\":{\"dtype\":\"F32\",\"shape\":[[1]],\"data_offsets\":[0,4]}}"),
+  expect_safetensors_error(image(std::string(100000, '[') + std::string(100000, ']')), {"nests"});
+  expect_safetensors_error(image("{\"x\":{\"dtype\":\"F32\",\"shape\":[[1]],\"data_offsets\":[0,4]}}"),
                       {"nests"});
 }
 
 TEST(SafetensorsMalformed, EntryNotAnObject) {
-  expect_format_error(image("{\"w\":[1,2]}"), {"tensor 'w'", "must be an object", "array"});
+  expect_safetensors_error(image("{\"w\":[1,2]}"), {"tensor 'w'", "must be an object", "array"});
 }
 
 TEST(SafetensorsMalformed, MissingOrUnexpectedField) {
-  expect_format_error(image("{\"w\":{\"dtype\":\"F32\",\"shape\":[1]}}", pattern(4)),
+  expect_safetensors_error(image("{\"w\":{\"dtype\":\"F32\",\"shape\":[1]}}", pattern(4)),
                       {"tensor 'w'", "missing field \"data_offsets\""});
-  expect_format_error(
+  expect_safetensors_error(
       image("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"extra\":1}}",
             pattern(4)),
       {"tensor 'w'", "unexpected field 'extra'"});
 }
 
 TEST(SafetensorsMalformed, WrongFieldTypes) {
-  expect_format_error(image("{\"w\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}",
+  expect_safetensors_error(image("{\"w\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}",
                             pattern(4)),
                       {"tensor 'w'", "\"dtype\" must be a string", "found number 7"});
-  expect_format_error(image("{\"w\":{\"dtype\":\"F32\",\"shape\":\"1\",\"data_offsets\":[0,4]}}",
+  expect_safetensors_error(image("{\"w\":{\"dtype\":\"F32\",\"shape\":\"1\",\"data_offsets\":[0,4]}}",
                             pattern(4)),
                       {"tensor 'w'", "\"shape\" must be an array", "found string"});
-  expect_format_error(image("{\"w\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}",
+  expect_safetensors_error(image("{\"w\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}",
                             pattern(4)),
                       {"tensor 'w'", "shape[0]", "found number 1.5"});
-  expect_format_error(image("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,\"4\"]}}",
+  expect_safetensors_error(image("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,\"4\"]}}",
                             pattern(4)),
                       {"tensor 'w'", "\"data_offsets\" must be [begin, end]"});
 }
 
 TEST(SafetensorsMalformed, UnknownDType) {
-  expect_format_error(image("{\"w\":{\"dtype\":\"F8\",\"shape\":[1],\"data_offsets\":[0,1]}}",
+  expect_safetensors_error(image("{\"w\":{\"dtype\":\"F8\",\"shape\":[1],\"data_offsets\":[0,1]}}",
                             pattern(1)),
                       {"tensor 'w'", "unknown dtype 'F8'", "BF16"});
 }
 
 TEST(SafetensorsMalformed, NegativeShape) {
-  expect_format_error(image("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,-3],\"data_offsets\":[0,0]}}"),
+  expect_safetensors_error(image("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,-3],\"data_offsets\":[0,0]}}"),
                       {"tensor 'w'", "shape[1]", "non-negative", "-3"});
 }
 
 TEST(SafetensorsMalformed, ShapeProductOverflow) {
   // 2^32 * 2^32 elements overflow int64; 2^31 * 2^31 F64 elements fit but their bytes do not.
-  expect_format_error(
+  expect_safetensors_error(
       image("{\"w\":{\"dtype\":\"U8\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}"),
       {"tensor 'w'", "too large"});
-  expect_format_error(
+  expect_safetensors_error(
       image("{\"w\":{\"dtype\":\"F64\",\"shape\":[2147483648,2147483648],"
             "\"data_offsets\":[0,0]}}"),
       {"tensor 'w'", "too large"});
-  expect_format_error(
+  expect_safetensors_error(
       image("{\"w\":{\"dtype\":\"U8\",\"shape\":[18446744073709551615],\"data_offsets\":[0,0]}}"),
       {"tensor 'w'", "shape[0]"});
 }
 
 TEST(SafetensorsMalformed, OffsetsOutOfRange) {
-  expect_format_error(image("{\"w\":{\"dtype\":\"F32\",\"shape\":[3,4],\"data_offsets\":[0,48]}}",
+  expect_safetensors_error(image("{\"w\":{\"dtype\":\"F32\",\"shape\":[3,4],\"data_offsets\":[0,48]}}",
                             pattern(47)),
                       {"tensor 'w'", "[0, 48)", "exceed the data block of 47 bytes"});
-  expect_format_error(image("{\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}",
+  expect_safetensors_error(image("{\"w\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,4]}}",
                             pattern(8)),
                       {"tensor 'w'", "begin after end"});
   // A header claiming a 100 GB tensor is refused without allocating it.
-  expect_format_error(
+  expect_safetensors_error(
       image("{\"w\":{\"dtype\":\"F32\",\"shape\":[25000000000],"
             "\"data_offsets\":[0,100000000000]}}",
             pattern(16)),
@@ -423,32 +423,32 @@ TEST(SafetensorsMalformed, OffsetsOutOfRange) {
 }
 
 TEST(SafetensorsMalformed, OffsetsLengthMismatchWithShape) {
-  expect_format_error(
+  expect_safetensors_error(
       image("{\"blocks.0.attn.qkv.weight\":{\"dtype\":\"F32\",\"shape\":[3,4],"
             "\"data_offsets\":[0,100]}}",
             pattern(100)),
       {"tensor 'blocks.0.attn.qkv.weight'",
        "data_offsets [0, 100) hold 100 bytes but dtype F32 and shape [3,4] need 48"});
-  expect_format_error(image("{\"s\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[0,4]}}",
+  expect_safetensors_error(image("{\"s\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[0,4]}}",
                             pattern(8)),
                       {"tensor 's'", "need 8"});
 }
 
 TEST(SafetensorsMalformed, OverlappingTensors) {
-  expect_format_error(
+  expect_safetensors_error(
       image("{\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]},"
             "\"b\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[6,10]}}",
             pattern(10)),
       {"'b'", "overlap", "'a'"});
   // Also when the overlapping pair is not adjacent in sorted order.
-  expect_format_error(
+  expect_safetensors_error(
       image("{\"big\":{\"dtype\":\"U8\",\"shape\":[10],\"data_offsets\":[0,10]},"
             "\"m1\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[2,4]},"
             "\"m2\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[5,7]}}",
             pattern(10)),
       {"overlap", "'big'"});
   // A zero-size tensor inside another one.
-  expect_format_error(
+  expect_safetensors_error(
       image("{\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]},"
             "\"e\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[3,3]}}",
             pattern(8)),
@@ -456,23 +456,23 @@ TEST(SafetensorsMalformed, OverlappingTensors) {
 }
 
 TEST(SafetensorsMalformed, DuplicateKey) {
-  expect_format_error(
+  expect_safetensors_error(
       image("{\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
             "\"w\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}",
             pattern(2)),
       {"duplicate tensor key 'w'"});
-  expect_format_error(
+  expect_safetensors_error(
       image("{\"w\":{\"dtype\":\"U8\",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,1]}}",
             pattern(1)),
       {"duplicate field 'dtype'", "'w'"});
-  expect_format_error(image("{\"__metadata__\":{\"a\":\"1\",\"a\":\"2\"}}"),
+  expect_safetensors_error(image("{\"__metadata__\":{\"a\":\"1\",\"a\":\"2\"}}"),
                       {"duplicate field 'a'", "__metadata__"});
 }
 
 TEST(SafetensorsMalformed, MetadataNotStrings) {
-  expect_format_error(image("{\"__metadata__\":{\"format\":\"pt\",\"epoch\":3}}"),
+  expect_safetensors_error(image("{\"__metadata__\":{\"format\":\"pt\",\"epoch\":3}}"),
                       {"__metadata__", "'epoch'", "must be a string", "number 3"});
-  expect_format_error(image("{\"__metadata__\":[\"pt\"]}"),
+  expect_safetensors_error(image("{\"__metadata__\":[\"pt\"]}"),
                       {"__metadata__", "must be an object", "array"});
 }
 
@@ -482,7 +482,7 @@ TEST(SafetensorsMalformed, TruncatedData) {
   c.tensors["b"] = record(DType::F32, {16});
   Bytes file = serialize_safetensors(c);
   file.resize(file.size() - 30);  // "b" (64 bytes, last in key order) loses its tail
-  expect_format_error(file, {"tensor 'b'", "exceed the data block"});
+  expect_safetensors_error(file, {"tensor 'b'", "exceed the data block"});
 }
 
 TEST(SafetensorsMalformed, ControlCharactersInKeysAreEscaped) {
