@@ -1,6 +1,6 @@
 // skd-extract: slice a standalone sub-network (reduced parameter shapes) out of a super-network at an
-// op code, MACs or latency budget (mask-table lookup), or out of any elastic model at given per-block
-// widths. Parses its flags into an extract::ExtractJob (flag > --config > defaults) and calls
+// op code, MACs, MACs ratio or latency budget (mask-table lookup), or out of any elastic model at given
+// per-block widths or keep fractions (extract::SubnetSelection, shared with skd-export). Parses its flags into an extract::ExtractJob (flag > --config > defaults) and calls
 // extract::run_extract_job (select -> extract -> save), which prints what it did.
 #include "app_common.h"
 #include "skd/extract/extract_job.h"
@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   auto* o_code = b.add(g, "op_code", "code of the mask table (0 = full, -1 = smallest)");
   auto* o_macs = b.add(g, "macs", "largest sub-network with at most these MACs (2.43G, 897M, ...)");
   auto* o_ratio = b.add(g, "macs_ratio", "largest sub-network with at most this fraction of the "
-                                         "full network's MACs");
+                                         "full network's MACs: 0.333, 4/12 or 4:12 (the paper's n:12)");
   auto* o_lat = b.add(g, "latency", "largest sub-network whose measured median latency fits "
                                     "(5ms, 800us, 0.5s; from --latency-table)");
   auto* w = b.add(g, "widths", "per-block widths 'attn:mlp,attn:mlp,...'");
