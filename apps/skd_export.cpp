@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "app_common.h"
+#include "app_selection.h"
 #include "skd/export/onnx.h"
 
 using namespace skd;
@@ -26,26 +27,15 @@ int main(int argc, char** argv) {
   b.add(g_model, "mask_table", "official mask_table.json (for a .pth super-network, or to "
                                "override the artifact's table)");
   auto* g = app.add_option_group("Sub-network (at most one; none = the stored widths)");
-  auto* o_code = b.add(g, "op_code", "code of the mask table (0 = full, -1 = smallest)");
-  auto* o_macs = b.add(g, "macs", "largest sub-network with at most these MACs (2.43G, 897M)");
-  auto* o_ratio = b.add(g, "macs_ratio", "largest sub-network with at most this fraction of the "
-                                         "full network's MACs: 0.333, 4/12 or 4:12 (the paper's n:12)");
-  auto* o_lat = b.add(g, "latency", "largest sub-network whose measured median latency fits "
-                                    "(5ms, 800us, 0.5s; from --latency-table, at --batch or 1)");
-  auto* w = b.add(g, "widths", "per-block widths 'attn:mlp,attn:mlp,...'");
-  auto* o_ak = b.add(g, "attn_keep", "keep this fraction of every head's q/k/v dims");
-  auto* o_mk = b.add(g, "mlp_keep", "keep this fraction of every MLP's hidden units");
-  for (auto* x : {o_code, o_macs, o_ratio, o_lat})
-    for (auto* y : {o_code, o_macs, o_ratio, o_lat, w, o_ak, o_mk})
-      if (x != y) x->excludes(y);
-  w->excludes(o_ak)->excludes(o_mk);
-  b.add(g, "macs_convention", "convention of --macs/--macs-ratio: paper | full");
-  b.add(g, "latency_table", "--latency: the table of skd-eval --latency-table (default <model>.latency.json)");
+  app::add_selection_options(b, g, "at --batch, 1 when dynamic");
+  b.add(g, "latency_table",
+        "--latency: the table of skd-eval --latency-table (default <model>.latency.json)");
   auto* g_onnx = app.add_option_group("ONNX");
   b.add_required(g_onnx, "out", "output .onnx (written atomically)", argc, argv);
   b.add(g_onnx, "opset", "ONNX opset (17 .. the ONNX library's newest)");
-  b.add(g_onnx, "batch", "'dynamic' (symbolic batch dimension) or a fixed batch size (also the batch "
-                         "size a --latency budget is for; 1 when dynamic)");
+  b.add(g_onnx, "batch",
+        "'dynamic' (symbolic batch dimension) or a fixed batch size (also the batch "
+        "size a --latency budget is for; 1 when dynamic)");
   b.add(g_onnx, "fold_scale", "fold each block's softmax scale into its query weights, so the "
                               "model is exact under the default 1/sqrt(head dim)");
   auto* g_verify = app.add_option_group("Parity check");

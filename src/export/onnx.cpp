@@ -33,7 +33,8 @@ nlohmann::json onnx_manifest(const extract::Extracted& sub, const extract::Subne
 ExportResult run_export_job(const ExportJob& job, std::FILE* out, const extract::BudgetNames& measure,
                             int threads) {
   if (job.out.empty()) throw ParameterError("out", " is required (the .onnx file to write)");
-  if (!(job.tolerance >= 0)) throw ParameterError("tolerance", cat(" must be >= 0 (got ", job.tolerance, ")"));
+  if (!(job.tolerance >= 0))
+    throw ParameterError("tolerance", cat(" must be >= 0 (got ", job.tolerance, ")"));
   const GraphOptions graph{job.opset, parse_graph_batch(job.batch)};
   check_graph_options(graph);
   extract::SubnetSelection selection = job.selection;
@@ -49,8 +50,8 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, const extract:
   const extract::ExtractSource source{
       job.model, models::file_sha256(job.model), selection.mask_table,
       loaded.manifest.contains("provenance") ? loaded.manifest["provenance"] : nlohmann::json()};
-  const auto choice =
-      extract::resolve_selection(loaded, selection, {job.model, source.model_sha256}, extract::selection_names(measure));
+  const auto choice = extract::resolve_selection(loaded, selection, {job.model, source.model_sha256},
+                                                 extract::selection_names(measure));
   if (choice.selection) extract::print_selection(*choice.selection, out);
   auto sub = extract::extract(*loaded.model, choice, source, {job.fold_scale});
   sub.model->eval();
@@ -72,14 +73,15 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, const extract:
     if (graph.batch > 0) p.batches = {graph.batch};
     r.parity = check_parity(*sub.model, bytes, p);
     if (!r.parity->passed())
-      throw ParameterFailure("verify", cat(" failed: ", r.parity->line(), "; nothing was written to ", job.out));
+      throw ParameterFailure("verify",
+                             cat(" failed: ", r.parity->line(), "; nothing was written to ", job.out));
   }
   write_file_atomic(job.out, bytes.data(), bytes.size());
   std::string ws;
   for (const auto& b : r.widths) ws += cat(ws.empty() ? "" : ",", b.attn, ":", b.mlp);
   std::fprintf(out, "wrote %s: %s MACs (paper), %.3f M params, opset %d, batch %s, %.2f MB; widths %s%s\n",
-               job.out.c_str(), models::macs_format(r.cost.macs_paper).c_str(), r.cost.params / 1e6, graph.opset,
-               job.batch.c_str(), r.bytes / 1e6, ws.c_str(),
+               job.out.c_str(), models::macs_format(r.cost.macs_paper).c_str(), r.cost.params / 1e6,
+               graph.opset, job.batch.c_str(), r.bytes / 1e6, ws.c_str(),
                job.fold_scale ? "; attention scale folded into the query weights" : "");
   if (r.parity) std::fprintf(out, "%s\n", r.parity->line().c_str());
   return r;

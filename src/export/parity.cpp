@@ -51,14 +51,16 @@ void parse_checker_result(const std::string& line, const std::string& checker, P
   const auto inputs = j.find("inputs");
   if (diff == j.end() || !(diff->is_number() || diff->is_null())) throw bad("'max_abs_diff' is not a number");
   if (ort == j.end() || !ort->is_string()) throw bad("'onnxruntime' is not a string");
-  if (inputs == j.end() || !inputs->is_object() || inputs->empty()) throw bad("'inputs' is not a non-empty object");
+  if (inputs == j.end() || !inputs->is_object() || inputs->empty())
+    throw bad("'inputs' is not a non-empty object");
   result.max_abs_diff = diff->is_null() ? INFINITY : diff->get<double>();
   result.onnxruntime_version = ort->get<std::string>();
   for (const auto& [name, shape] : inputs->items()) {
     if (!shape.is_array() || shape.empty()) throw bad(cat("input '", name, "' has no shape"));
     std::vector<int64_t> dims;
     for (const auto& d : shape) {
-      if (!d.is_number_integer() || d.get<int64_t>() < 0) throw bad(cat("input '", name, "' has a bad dimension"));
+      if (!d.is_number_integer() || d.get<int64_t>() < 0)
+        throw bad(cat("input '", name, "' has a bad dimension"));
       dims.push_back(d.get<int64_t>());
     }
     result.inputs.push_back(dims);
@@ -113,12 +115,12 @@ ParityResult check_parity(models::ElasticModelImpl& model, const std::string& on
     }
     io::write_safetensors(dir.file("data.safetensors"), data);
   }
-  const int rc = run_process({result.python, dir.file("skd_onnx_check.py"), dir.file("model.onnx"),
-                              dir.file("data.safetensors"), "--threads", std::to_string(options.threads)},
-                             dir.file("out.txt"), dir.file("err.txt"), [](const KeyNamer& name) {
-                               return cat("the Python interpreter (", name("python"), " / SKD_PYTHON)");
-                             },
-                             checker_timeout_seconds(), "the onnxruntime parity check");
+  const int rc = run_process(
+      {result.python, dir.file("skd_onnx_check.py"), dir.file("model.onnx"), dir.file("data.safetensors"),
+       "--threads", std::to_string(options.threads)},
+      dir.file("out.txt"), dir.file("err.txt"),
+      [](const KeyNamer& name) { return cat("the Python interpreter (", name("python"), " / SKD_PYTHON)"); },
+      checker_timeout_seconds(), "the onnxruntime parity check");
   const std::string err = last_line(read_text(dir.file("err.txt")));
   if (rc == 3)
     throw ParameterFailure([=](const KeyNamer& name) {
@@ -133,7 +135,8 @@ ParityResult check_parity(models::ElasticModelImpl& model, const std::string& on
   if (rc != 0)
     throw std::runtime_error(cat("the onnxruntime parity check with '", result.python, "' failed (exit ", rc,
                                  rc == 127 ? ": interpreter not found" : "", "): ", err));
-  parse_checker_result(last_line(read_text(dir.file("out.txt"))), cat(result.python, " skd_onnx_check.py"), result);
+  parse_checker_result(last_line(read_text(dir.file("out.txt"))), cat(result.python, " skd_onnx_check.py"),
+                       result);
   // Larger batches first, as the inputs were made.
   std::sort(result.inputs.begin(), result.inputs.end(),
             [](const auto& a, const auto& b) { return a[0] > b[0]; });

@@ -5,8 +5,8 @@
 
 namespace skd::extract {
 
-Extracted extract(const models::ElasticModelImpl& model, const SubnetChoice& choice, const ExtractSource& source,
-                  const ExtractOptions& options) {
+Extracted extract(const models::ElasticModelImpl& model, const SubnetChoice& choice,
+                  const ExtractSource& source, const ExtractOptions& options) {
   Extracted e{models::slice_model(model, choice.widths),
               {{"extracted_from", source.model_path}, {"source_sha256", source.model_sha256}}};
   if (!source.provenance.is_null()) e.provenance["source_provenance"] = source.provenance;

@@ -31,7 +31,8 @@ void print_code_table(const models::ModelConfig& config, const models::MaskTable
 void check_job(const ExtractJob& o) {
   check_selection(o.selection);
   if (!o.list && o.out.empty())
-    throw ParameterError([](const KeyNamer& n) { return cat(n("out"), " is required (or ", n("list"), ")"); });
+    throw ParameterError(
+        [](const KeyNamer& n) { return cat(n("out"), " is required (or ", n("list"), ")"); });
 }
 
 }  // namespace
@@ -52,12 +53,13 @@ void run_extract_job(const ExtractJob& o, std::FILE* out, const BudgetNames& mea
   const auto loaded = models::load_model(o.model, o.arch);
   const auto& c = loaded.model->config();
   if (o.list)
-    return print_code_table(
-        c,
-        models::load_mask_table(loaded.manifest, s.mask_table, c, loaded.model->widths(), o.model, names.mask_table),
-        out);
-  const ExtractSource source{o.model, models::file_sha256(o.model), s.mask_table,
-                             loaded.manifest.contains("provenance") ? loaded.manifest["provenance"] : nlohmann::json()};
+    return print_code_table(c,
+                            models::load_mask_table(loaded.manifest, s.mask_table, c, loaded.model->widths(),
+                                                    o.model, names.mask_table),
+                            out);
+  const ExtractSource source{
+      o.model, models::file_sha256(o.model), s.mask_table,
+      loaded.manifest.contains("provenance") ? loaded.manifest["provenance"] : nlohmann::json()};
   const auto t_read = clock::now();
   const auto choice = resolve_selection(loaded, s, {o.model, source.model_sha256}, names);
   if (choice.selection) print_selection(*choice.selection, out);
@@ -69,8 +71,8 @@ void run_extract_job(const ExtractJob& o, std::FILE* out, const BudgetNames& mea
   const auto cost = models::macs_count(c, choice.widths);
   std::fprintf(out, "wrote %s: %s of %s MACs (%s convention), %.3f M of %.3f M params\n", o.out.c_str(),
                models::macs_format(macs_of(cost, s.macs_convention)).c_str(),
-               models::macs_format(macs_of(full, s.macs_convention)).c_str(), macs_convention_name(s.macs_convention),
-               cost.params / 1e6, full.params / 1e6);
+               models::macs_format(macs_of(full, s.macs_convention)).c_str(),
+               macs_convention_name(s.macs_convention), cost.params / 1e6, full.params / 1e6);
   // Extraction itself is a table lookup and a copy of weight slices: the time goes into reading
   // the super-network (and hashing it for the provenance) and writing the sub-network.
   std::fprintf(out, "time: read + sha256 %.3f s, select + slice %.3f s, write %.3f s\n", secs(t0, t_read),

@@ -63,13 +63,13 @@ void check_selection(const SubnetSelection& s) {
   // models::keep_fraction's.
   if (!s.macs_ratio.empty()) parse_macs_ratio(s.macs_ratio);
   if (s.batch && *s.batch <= 0) throw ParameterError("batch", cat(" must be positive (got ", *s.batch, ")"));
-  const int selections = s.op_code.has_value() + !s.macs.empty() + !s.macs_ratio.empty() + !s.latency.empty() +
-                         !s.widths.empty() + (s.attn_keep != 1.0 || s.mlp_keep != 1.0);
+  const int selections = s.op_code.has_value() + !s.macs.empty() + !s.macs_ratio.empty() +
+                         !s.latency.empty() + !s.widths.empty() + (s.attn_keep != 1.0 || s.mlp_keep != 1.0);
   if (selections > 1)
     throw ParameterError([](N n) {
-      return cat("give at most one of ", n("op_code"), ", ", n("macs"), ", ", n("macs_ratio"), ", ", n("latency"), ", ",
-                 n("widths"), " and ", n("attn_keep"), "/", n("mlp_keep"), " (the command line and ", n("config"),
-                 " together)");
+      return cat("give at most one of ", n("op_code"), ", ", n("macs"), ", ", n("macs_ratio"), ", ",
+                 n("latency"), ", ", n("widths"), " and ", n("attn_keep"), "/", n("mlp_keep"),
+                 " (the command line and ", n("config"), " together)");
     });
   if ((s.batch || !s.latency_table.empty()) && s.latency.empty())
     throw ParameterError(
@@ -105,15 +105,15 @@ Budget budget_of(const SubnetSelection& s, const BudgetNames& names) {
 
 }  // namespace
 
-SubnetChoice resolve_selection(const models::LoadedModel& loaded, const SubnetSelection& s, const SupernetFile& file,
-                               const BudgetNames& names) {
+SubnetChoice resolve_selection(const models::LoadedModel& loaded, const SubnetSelection& s,
+                               const SupernetFile& file, const BudgetNames& names) {
   check_selection(s);
   const auto& model = *loaded.model;
   const auto& c = model.config();
   SubnetChoice choice;
   if (s.by_table()) {
-    const auto table =
-        models::load_mask_table(loaded.manifest, s.mask_table, c, model.widths(), file.path, names.mask_table);
+    const auto table = models::load_mask_table(loaded.manifest, s.mask_table, c, model.widths(), file.path,
+                                               names.mask_table);
     choice.selection = select(c, table, budget_of(s, names), file, names);  // throws naming the valid codes
     choice.widths = choice.selection->widths;
     return choice;
@@ -131,9 +131,11 @@ SubnetChoice resolve_selection(const models::LoadedModel& loaded, const SubnetSe
 void print_selection(const Selection& sel, std::FILE* out) {
   if (sel.latency) {
     const auto& l = *sel.latency;
-    std::fprintf(out, "latency budget %.3f ms at batch %lld: measured %.3f ms [p10 %.3f, p90 %.3f] on %s, %d threads\n",
-                 l.budget_ms, static_cast<long long>(l.measured.batch_size), l.measured.median_ms, l.measured.p10_ms,
-                 l.measured.p90_ms, l.device.c_str(), l.threads);
+    std::fprintf(
+        out,
+        "latency budget %.3f ms at batch %lld: measured %.3f ms [p10 %.3f, p90 %.3f] on %s, %d threads\n",
+        l.budget_ms, static_cast<long long>(l.measured.batch_size), l.measured.median_ms, l.measured.p10_ms,
+        l.measured.p90_ms, l.device.c_str(), l.threads);
   }
   std::fprintf(out, "op code %lld of 0..%lld\n", static_cast<long long>(sel.code),
                static_cast<long long>(sel.last_code));

@@ -1,8 +1,9 @@
 // ONNX export: the graph of ViT and Swin models (full, sliced with removed branches and width-8 heads)
 // passes the ONNX checker and carries the manifest; folding the attention scale keeps the logits; every
-// kind of selection exports the sub-network skd-extract extracts, with the same provenance; bad input (inconsistent artifact, op code out of range, unwritable output, failed parity) is a
-// clear error that leaves no file. Numerical parity with onnxruntime is tested end to end
-// (tests/e2e/export.sh), since it needs the Python environment.
+// kind of selection exports the sub-network skd-extract extracts, with the same provenance; bad input
+// (inconsistent artifact, op code out of range, unwritable output, failed parity) is a clear error that
+// leaves no file. Numerical parity with onnxruntime is tested end to end (tests/e2e/export.sh), since it
+// needs the Python environment.
 #include "skd/export/onnx.h"
 
 #include <gtest/gtest.h>
@@ -21,8 +22,8 @@
 #include "skd/extract/extract_job.h"
 #include "skd/io/safetensors.h"
 #include "skd/models/checkpoint.h"
-#include "skd/models/slice.h"
 #include "skd/models/mask_table.h"
+#include "skd/models/slice.h"
 #include "extract/selection_fixture.h"
 #include "test_util.h"
 
@@ -415,8 +416,8 @@ TEST(ExportApi, ParityFailuresWriteNothing) {
     return path;
   };
   o.python = script("far",
-                           "echo '{\"max_abs_diff\": 0.5, \"inputs\": {\"b2\": [2,3,32,32]}, "
-                           "\"onnxruntime\": \"9.9\"}'");
+                    "echo '{\"max_abs_diff\": 0.5, \"inputs\": {\"b2\": [2,3,32,32]}, "
+                    "\"onnxruntime\": \"9.9\"}'");
   auto msg = test::error_of([&] { run_export(o); });
   EXPECT_NE(msg.find("verify failed: parity: max |logit diff| 0.5 > 1e-04"), std::string::npos) << msg;
   EXPECT_NE(msg.find("nothing was written"), std::string::npos) << msg;
@@ -433,8 +434,8 @@ TEST(ExportApi, ParityFailuresWriteNothing) {
   EXPECT_FALSE(fs::exists(o.out));
   // A passing stand-in lets the file through, and the parity line reports what it measured.
   o.python = script("near",
-                           "echo '{\"max_abs_diff\": 1e-7, \"inputs\": {\"b2\": [2,3,32,32], \"b1\": "
-                           "[1,3,32,32]}, \"onnxruntime\": \"9.9\"}'");
+                    "echo '{\"max_abs_diff\": 1e-7, \"inputs\": {\"b2\": [2,3,32,32], \"b1\": "
+                    "[1,3,32,32]}, \"onnxruntime\": \"9.9\"}'");
   const auto r = run_export(o);
   ASSERT_TRUE(r.parity.has_value());
   EXPECT_NE(r.parity->line().find("on inputs [2,3,32,32] [1,3,32,32], onnxruntime 9.9"), std::string::npos)

@@ -169,7 +169,8 @@ TEST(Extract, SlicesAtTheSelectionWithItsProvenance) {
   const auto w = extract::extract(*loaded.model, {std::nullopt, table.widths(1)}, {path, "abc", "", nullptr});
   EXPECT_EQ(w.provenance, (nlohmann::json{{"extracted_from", path}, {"source_sha256", "abc"}}));
   // The source's own provenance goes along.
-  const auto s = extract::extract(*loaded.model, {std::nullopt, table.widths(1)}, {path, "abc", "", {{"op_code", 2}}});
+  const auto s =
+      extract::extract(*loaded.model, {std::nullopt, table.widths(1)}, {path, "abc", "", {{"op_code", 2}}});
   EXPECT_EQ(s.provenance.at("source_provenance"), (nlohmann::json{{"op_code", 2}}));
   // Extraction is models::slice_model: the same forward.
   loaded.model->eval();

@@ -37,16 +37,17 @@ TEST(MacsRatio, AcceptsADecimalAFractionAndThePapersNotation) {
 }
 
 TEST(MacsRatio, RefusesWhatIsNotAFractionInZeroOne) {
-  for (const std::string bad : {"0", "0/12", "5/4", "13:12", "4/0", "4:0", "abc", "1/", ":12", "", "-0.5", "-4/12",
-                                "4/-12", "1.5", "4/12/1", "4:12x", " 0.5", "nan", "inf"}) {
+  for (const std::string bad : {"0", "0/12", "5/4", "13:12", "4/0", "4:0", "abc", "1/", ":12", "", "-0.5",
+                                "-4/12", "4/-12", "1.5", "4/12/1", "4:12x", " 0.5", "nan", "inf"}) {
     const auto msg = ratio_error(bad);
     EXPECT_NE(msg.find("macs_ratio " + bad + ": expected a fraction in (0, 1]: 0.333, 4/12 or 4:12"),
               std::string::npos)
         << "'" << bad << "': " << msg;
   }
   // The key is the caller's.
-  EXPECT_NE(test::error_of<std::invalid_argument>([] { extract::parse_macs_ratio("2", "ratio"); }).find("ratio 2:"),
-            std::string::npos);
+  EXPECT_NE(
+      test::error_of<std::invalid_argument>([] { extract::parse_macs_ratio("2", "ratio"); }).find("ratio 2:"),
+      std::string::npos);
 }
 
 TEST(Selection, AtMostOneAndItsCompanions) {

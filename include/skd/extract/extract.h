@@ -42,8 +42,8 @@ struct Extracted {
 };
 
 // `model` sliced to the choice's widths (each within its stored widths), its scale folded if asked.
-Extracted extract(const models::ElasticModelImpl& model, const SubnetChoice& choice, const ExtractSource& source,
-                  const ExtractOptions& options = {});
+Extracted extract(const models::ElasticModelImpl& model, const SubnetChoice& choice,
+                  const ExtractSource& source, const ExtractOptions& options = {});
 
 // Writes the sub-network's artifact (weights + manifest with its provenance) atomically.
 void save(const std::string& path, const Extracted& extracted);

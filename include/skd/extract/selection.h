@@ -19,16 +19,16 @@ namespace skd::extract {
 // At most one of op_code, macs, macs_ratio, latency, widths and attn_keep/mlp_keep; none = the model
 // at its stored widths.
 struct SubnetSelection {
-  std::string mask_table;            // official mask_table.json (a .pth super-network, or to override the artifact's)
-  std::optional<int64_t> op_code;    // code of the mask table (0 = full, -1 = smallest)
-  std::string macs;                  // a MACs budget, "2.43G"
-  std::string macs_ratio;            // a fraction of the full MACs: "0.333", "4/12" or "4:12" (parse_macs_ratio)
-  std::string latency;               // a latency budget, "5ms" (from latency_table)
-  std::string widths;                // per block "attn:mlp,attn:mlp,..."
+  std::string mask_table;  // official mask_table.json (a .pth super-network, or to override the artifact's)
+  std::optional<int64_t> op_code;  // code of the mask table (0 = full, -1 = smallest)
+  std::string macs;                // a MACs budget, "2.43G"
+  std::string macs_ratio;  // a fraction of the full MACs: "0.333", "4/12" or "4:12" (parse_macs_ratio)
+  std::string latency;     // a latency budget, "5ms" (from latency_table)
+  std::string widths;      // per block "attn:mlp,attn:mlp,..."
   double attn_keep = 1.0, mlp_keep = 1.0;
   MacsConvention macs_convention = MacsConvention::PAPER;
-  std::optional<int64_t> batch;      // the batch size a latency budget is for (default 1)
-  std::string latency_table;         // default: latency_table_path(model)
+  std::optional<int64_t> batch;  // the batch size a latency budget is for (default 1)
+  std::string latency_table;     // default: latency_table_path(model)
 
   template <typename V>
   void visit(V&& v) {
