@@ -39,3 +39,17 @@ if(SKD_BUILD_FUZZ)
   add_compile_options(-fsanitize=fuzzer-no-link)
   add_link_options(-fsanitize=fuzzer-no-link)
 endif()
+
+# skd_unity_by_area(target): a unity build of `target` with one group per source folder (the area),
+# except the sources whose SKIP_UNITY_BUILD_INCLUSION is set (they compile alone).
+function(skd_unity_by_area target)
+  get_target_property(_srcs ${target} SOURCES)
+  get_target_property(_dir ${target} SOURCE_DIR)
+  foreach(_src ${_srcs})
+    get_filename_component(_abs ${_src} ABSOLUTE BASE_DIR ${_dir})
+    get_filename_component(_area_dir ${_abs} DIRECTORY)
+    get_filename_component(_area ${_area_dir} NAME)
+    set_property(SOURCE ${_src} DIRECTORY ${_dir} PROPERTY UNITY_GROUP ${_area})
+  endforeach()
+  set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_MODE GROUP)
+endfunction()

@@ -11,19 +11,19 @@
 #   4. runs/demo/results.{md,json} and runs/demo/accuracy_vs_macs.png
 #   5. skd-export of the 4/12 sub-network to runs/demo/subnet_4of12.onnx, with the onnxruntime parity
 #      line where onnxruntime is installed (scripts/demo_export.sh)
-# Usage: scripts/demo.sh [any scripts/piad_results.sh option, e.g. --threads 4]
+# Usage: scripts/demo.sh [any tools/experiments/piad_results.sh option, e.g. --threads 4]
 #        env SKD_BUILD_DIR (default build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 echo "== setup: Debian packages"
-bash scripts/setup.sh
+bash scripts/setup.sh --demo
 echo "== build the library and the four apps (Release; ninja prints [done/total]; the tests are left to scripts/test.sh)"
 BUILD_DIR="${SKD_BUILD_DIR:-build}"
 SKD_TARGETS="skd-convert skd-train skd-extract skd-eval skd-export" bash scripts/build.sh "$BUILD_DIR"
 built=$(date +%s)
 echo "-- setup + build took $((built - start)) s"
-SKD_BIN="$BUILD_DIR/apps" bash scripts/piad_results.sh --config configs/train/demo_fmnist.json --no-baseline \
+SKD_BIN="$BUILD_DIR/apps" bash tools/experiments/piad_results.sh --config configs/train/demo_fmnist.json --no-baseline \
   --with-original --budgets "2 3 4 6 8 12" --out-dir runs/demo \
   --title "SKD demo: sub-networks of the embedded Fashion-MNIST ViT (no fine-tuning after extraction)" "$@"
 SKD_BIN="$BUILD_DIR/apps" bash scripts/demo_export.sh runs/demo/piad/model.safetensors runs/demo/subnet_4of12.onnx 4 \

@@ -260,7 +260,7 @@ else
     stage "configure (NCCL OFF)" 120 configure OFF && stage "build without NCCL" 300 build
   fi
   [ -x "$BUILD/tests/skd_test_cuda" ] && T_CUDA="$ROOT/$BUILD/tests/skd_test_cuda"
-  [ -x "$BUILD/scripts/bench/skd-bench-step" ] && B_STEP="$ROOT/$BUILD/scripts/bench/skd-bench-step"
+  [ -x "$BUILD/tools/bench/skd-bench-step" ] && B_STEP="$ROOT/$BUILD/tools/bench/skd-bench-step"
 fi
 
 # --- 2. CUDA tests --------------------------------------------------------------------------------
@@ -296,7 +296,7 @@ fi
 TH=$(nproc)
 COMMON=(--device "$DEV" --threads "$TH")
 # timm's side first: it needs no build, so it reports even when the build failed.
-TIMM=("$PY" scripts/bench/timm_step.py --steps $STEPS --warmup $WARM --amp $AMP --data device "${COMMON[@]}")
+TIMM=("$PY" tools/bench/timm_step.py --steps $STEPS --warmup $WARM --amp $AMP --data device "${COMMON[@]}")
 stage "timm step DeiT-S" 90 "${TIMM[@]}" --arch $S_ARCH --batch $S_BATCH
 stage "timm step DeiT-B" 90 "${TIMM[@]}" --arch $B_ARCH --batch $B_BATCH
 if [ -n "$B_STEP" ]; then

@@ -29,7 +29,7 @@ SKD_TARGETS="skd_test_cuda skd-bench-step" bash scripts/build.sh "$BUILD" \
 tmp="$DEST.tmp"
 rm -rf "$tmp"
 mkdir -p "$tmp/bin" "$tmp/lib"
-cp "$BUILD/tests/skd_test_cuda" "$BUILD/scripts/bench/skd-bench-step" "$tmp/bin/"
+cp "$BUILD/tests/skd_test_cuda" "$BUILD/tools/bench/skd-bench-step" "$tmp/bin/"
 strip --strip-unneeded "$tmp"/bin/*
 # What the GPU machine has: its PyTorch (torch/lib, the nvidia-* wheels beside it) and its system's C
 # and C++ runtimes (a newer libstdc++ there serves binaries built with an older one; not the reverse).

@@ -50,12 +50,12 @@ int max_abs_diff(const Image& a, const Image& b) {
   return m;
 }
 
-// tests/data/golden/augment_golden.bin, layout documented in scripts/gen_augment_golden.py.
+// tests/data/golden/augment_golden.bin, layout documented in tests/data/golden/gen_augment_golden.py.
 std::map<std::string, Image> load_golden() {
   const std::string path = std::string(SKD_SOURCE_DIR) + "/tests/data/golden/augment_golden.bin";
   std::ifstream f(path, std::ios::binary);
   if (!f) {
-    ADD_FAILURE() << "cannot open " << path << " (regenerate with scripts/gen_augment_golden.py)";
+    ADD_FAILURE() << "cannot open " << path << " (regenerate with tests/data/golden/gen_augment_golden.py)";
     return {};
   }
   auto u32 = [&]() {
@@ -96,7 +96,7 @@ TEST(AugmentGolden, EveryOpMatchesPillowExactly) {
   const Fill f = kRandAugmentFill;
   const auto BL = Filter::BILINEAR, BC = Filter::BICUBIC;
   using Op = std::function<Image(const Image&)>;
-  // Names and arguments as in scripts/gen_augment_golden.py (OPS).
+  // Names and arguments as in tests/data/golden/gen_augment_golden.py (OPS).
   const std::map<std::string, Op> ops = {
       {"rotate.15.bilinear", [&](const Image& im) { return rotate(im, 15, BL, f); }},
       {"rotate.-27.bicubic", [&](const Image& im) { return rotate(im, -27, BC, f); }},

@@ -158,7 +158,7 @@ TEST(ResizePil, DownscaleAntialiasesUpscaleInterpolates) {
   }
 }
 
-// Outputs of Pillow 9.4's Image.resize written by scripts/gen_resize_golden.py: expected exact,
+// Outputs of Pillow 9.4's Image.resize written by tests/data/golden/gen_resize_golden.py: expected exact,
 // with the SIMD kernels (where the CPU has them) and with the portable scalar ones.
 class ResizeGolden : public ::testing::TestWithParam<bool> {
  protected:

@@ -16,7 +16,7 @@ expect_in "summary macs" "$W/s.json" '"macs_paper": 4256878312'
 # Outputs on the fixture inputs reproduce timm (foreign .pth with --arch).
 check "eval inputs vit_micro" 0 "$BIN/skd-eval" --model "$FIX/vit_micro_32.pth" --arch "$FIX/vit_micro_32.json" \
   --inputs "$FIX/vit_micro_32.input.safetensors" --save-outputs "$W/o.safetensors"
-check "vit_micro outputs match timm" 0 python3 "$SRC/scripts/compare_outputs.py" "$W/o.safetensors" \
+check "vit_micro outputs match timm" 0 python3 "$SRC/tools/dev/compare_outputs.py" "$W/o.safetensors" \
   "$FIX/vit_micro_32.output.safetensors" logits,features,forward_features
 
 # Convert a legacy Swin checkpoint into an artifact; the artifact needs no --arch.
@@ -24,7 +24,7 @@ check "convert legacy swin" 0 "$BIN/skd-convert" --model "$FIX/swin_micro_32.leg
   --arch "$FIX/swin_micro_32.json" --out "$W/swin.safetensors"
 check "eval swin artifact" 0 "$BIN/skd-eval" --model "$W/swin.safetensors" \
   --inputs "$FIX/swin_micro_32.input.safetensors" --save-outputs "$W/so.safetensors"
-check "swin outputs match timm" 0 python3 "$SRC/scripts/compare_outputs.py" "$W/so.safetensors" \
+check "swin outputs match timm" 0 python3 "$SRC/tools/dev/compare_outputs.py" "$W/so.safetensors" \
   "$FIX/swin_micro_32.output.safetensors" logits,features,forward_features
 
 # Extract a half-width sub-network: fewer MACs, loads standalone.

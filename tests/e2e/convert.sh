@@ -31,7 +31,7 @@ expect_in "provenance names the conversion" "$W/meta" "'criterion': 'wpac'"
 check "eval original" 0 "$BIN/skd-eval" --model "$MODEL" --data fashion-mnist --limit 500 --save-outputs "$W/o0.safetensors"
 check "eval converted" 0 "$BIN/skd-eval" --model "$W/wpac.safetensors" --data fashion-mnist --limit 500 \
   --save-outputs "$W/o1.safetensors"
-if python3 "$SRC/scripts/compare_outputs.py" "$W/o0.safetensors" "$W/o1.safetensors" logits --atol 1e-4 >"$W/cmp"; then
+if python3 "$SRC/tools/dev/compare_outputs.py" "$W/o0.safetensors" "$W/o1.safetensors" logits --atol 1e-4 >"$W/cmp"; then
   ok "logits preserved ($(tail -1 "$W/cmp"))"
 else
   bad "logits preserved"; cat "$W/cmp"
@@ -55,7 +55,7 @@ for m in vit_micro_32 swin_micro_32; do
     --arch "$FIX/$m.json" --data fashion-mnist --proxy-samples 64 --batch-size 32 --criterion wpac --out "$W/$m.safetensors"
   check "eval $m inputs" 0 "$BIN/skd-eval" --model "$W/$m.safetensors" --inputs "$FIX/$m.input.safetensors" \
     --save-outputs "$W/$m.out.safetensors"
-  if python3 "$SRC/scripts/compare_outputs.py" "$W/$m.out.safetensors" "$FIX/$m.output.safetensors" logits,features \
+  if python3 "$SRC/tools/dev/compare_outputs.py" "$W/$m.out.safetensors" "$FIX/$m.output.safetensors" logits,features \
     --atol 1e-4 >"$W/cmp"; then ok "$m converted == timm ($(tail -1 "$W/cmp"))"; else bad "$m converted == timm"; cat "$W/cmp"; fi
 done
 

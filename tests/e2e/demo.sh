@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end: a miniature of scripts/demo.sh -- the pipeline script it runs (scripts/piad_results.sh)
+# End-to-end: a miniature of scripts/demo.sh -- the pipeline script it runs (tools/experiments/piad_results.sh)
 # with the demo's recipe (configs/train/demo_fmnist.json) cut down to a tiny schedule and few images:
 # WPAC -> PIAD -> extract at 3 budgets from the super-network, the WPAC model and the embedded model
 # -> eval -> results.{json,md} + accuracy_vs_macs.png. Checks the outputs' content and invariants
@@ -10,7 +10,7 @@ set -uo pipefail
 source "$(dirname "$0")/common.bash"
 D="$W/demo"
 
-check "pipeline, tiny schedule" 0 env SKD_BIN="$BIN" bash "$SRC/scripts/piad_results.sh" \
+check "pipeline, tiny schedule" 0 env SKD_BIN="$BIN" bash "$SRC/tools/experiments/piad_results.sh" \
   --config "$SRC/configs/train/demo_fmnist.json" --no-baseline --with-original --budgets "3 6 12" --out-dir "$D" \
   --limit 512 --epochs 2 --pe 2 --proxy-samples 128 --eval-limit 500 --threads 2 \
   --piad-args "--batch-size 64 --no-eval --piad-proxy-samples 128 --piad-proxy-batch 32 --log-every 0"
@@ -50,8 +50,8 @@ check "fine-tune it with configs/train/finetune_fmnist.json" 0 "$BIN/skd-train" 
 [ "$(manifest "$W/ft/model.safetensors" 'm["widths"]')" = "$(manifest "$W/half.safetensors" 'm["widths"]')" ] \
   && ok "fine-tuned sub-network keeps its widths" || bad "widths changed by fine-tuning"
 
-check "missing --config" 2 env SKD_BIN="$BIN" bash "$SRC/scripts/piad_results.sh" --config "$W/nope.json" --out-dir "$W/x"
+check "missing --config" 2 env SKD_BIN="$BIN" bash "$SRC/tools/experiments/piad_results.sh" --config "$W/nope.json" --out-dir "$W/x"
 expect_in "names the file" "$W/err" "nope.json: no such file"
-check "unknown option" 2 env SKD_BIN="$BIN" bash "$SRC/scripts/piad_results.sh" --bogus
+check "unknown option" 2 env SKD_BIN="$BIN" bash "$SRC/tools/experiments/piad_results.sh" --bogus
 echo "demo e2e: $pass ok, $fails failed"
 [ "$fails" -eq 0 ]

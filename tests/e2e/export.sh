@@ -79,7 +79,7 @@ for v in sub2 sub2f; do
   "$BIN/skd-eval" --model "$W/vit.$v.safetensors" --inputs "$FIX/vit_micro_32.input.safetensors" \
     --save-outputs "$W/vit.$v.out.safetensors" "${T[@]}" >/dev/null 2>&1
 done
-if python3 "$SRC/scripts/compare_outputs.py" "$W/vit.sub2f.out.safetensors" "$W/vit.sub2.out.safetensors" logits \
+if python3 "$SRC/tools/dev/compare_outputs.py" "$W/vit.sub2f.out.safetensors" "$W/vit.sub2.out.safetensors" logits \
   --atol 1e-5 >"$W/cmp" 2>&1; then ok "folded == unfolded logits ($(tail -1 "$W/cmp"))"; else bad "folded != unfolded"; cat "$W/cmp"; fi
 
 # The demo's model (6 blocks, head dim 32, 1-channel 28x28 input) with a mask table attached (no WPAC).

@@ -32,7 +32,7 @@ expect_in "list shows the widths of code 4" "$W/list" "16:0,16:128,0:256,8:192"
 # Code 0 = the full model: timm's outputs.
 check "extract code 0" 0 "$BIN/skd-extract" --supernet "$W/super.safetensors" --op-code 0 --out "$W/c0.safetensors"
 check "eval code 0" 0 "$BIN/skd-eval" --model "$W/c0.safetensors" --inputs "$FIX/$M.input.safetensors" --save-outputs "$W/o0.safetensors"
-if python3 "$SRC/scripts/compare_outputs.py" "$W/o0.safetensors" "$FIX/$M.output.safetensors" logits,features >"$W/cmp"; then
+if python3 "$SRC/tools/dev/compare_outputs.py" "$W/o0.safetensors" "$FIX/$M.output.safetensors" logits,features >"$W/cmp"; then
   ok "code 0 == timm ($(tail -1 "$W/cmp"))"; else bad "code 0 == timm"; cat "$W/cmp"; fi
 
 # Each code: the artifact's MACs are the table's; -1 is the last code.

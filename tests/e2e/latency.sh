@@ -6,7 +6,7 @@
 #    selection in the sub-network's provenance
 #  - a budget below the fastest code, a batch size the table lacks, a table of another model, no
 #    table, not a super-network: exit 2 naming the flag or file
-#  - scripts/plot_latency.py draws latency and MACs against the op code (when gnuplot is there)
+#  - tools/experiments/plot_latency.py draws latency and MACs against the op code (when gnuplot is there)
 # Env (set by ctest): SKD_BIN (apps folder), SKD_SOURCE_DIR, SKD_FIXTURES.
 set -uo pipefail
 FIX="${SKD_FIXTURES:?}/timm"
@@ -100,7 +100,7 @@ check "--out without --latency-table" 2 "$BIN/skd-eval" --model "$W/super.safete
 for f in bad1 bad2 bad3 bad4 bad5 bad8; do [ -e "$W/$f.safetensors" ] && bad "$f.safetensors written"; done
 
 if command -v gnuplot >/dev/null 2>&1; then
-  check "plot_latency.py" 0 /usr/bin/python3 "$SRC/scripts/plot_latency.py" "$T" "$W/latency.png" --batch 4
+  check "plot_latency.py" 0 /usr/bin/python3 "$SRC/tools/experiments/plot_latency.py" "$T" "$W/latency.png" --batch 4
   [ -s "$W/latency.png" ] && ok "plot written" || bad "no plot"
 else
   echo "note: gnuplot not installed; plot not tested"

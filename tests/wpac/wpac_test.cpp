@@ -355,18 +355,6 @@ TEST(Wpac, BadInputIsAClearError) {
   EXPECT_THROW(wpac::parse_centering("median"), std::invalid_argument);
 }
 
-TEST(KeepFraction, FloorsAndRefusesEmptyBlocks) {
-  const models::Widths w{{32, 256}, {0, 256}, {16, 0}};
-  const auto q = models::keep_fraction(w, 0.25, 1.0);
-  EXPECT_EQ(q[0], (models::BlockWidth{8, 256}));
-  EXPECT_EQ(q[1], (models::BlockWidth{0, 256}));
-  EXPECT_EQ(q[2], (models::BlockWidth{4, 0}));
-  EXPECT_EQ(models::keep_fraction(w, 0.75, 0.5)[0], (models::BlockWidth{24, 128}));
-  EXPECT_THROW(models::keep_fraction(w, 0.01, 1.0), std::invalid_argument);
-  EXPECT_THROW(models::keep_fraction(w, 0.0, 1.0), std::invalid_argument);
-  EXPECT_THROW(models::keep_fraction(w, 1.0, 1.5), std::invalid_argument);
-}
-
 // Two ranks over Gloo (one thread each), each with half of the proxy batches, reach the same model as
 // one process with all of them, and the same report statistics.
 TEST(Wpac, TwoRanksMatchOneProcess) {

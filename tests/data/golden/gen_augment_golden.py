@@ -17,8 +17,7 @@ import struct
 import PIL
 from PIL import Image, ImageEnhance, ImageOps
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "golden",
-                   "augment_golden.bin")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "augment_golden.bin")  # beside this script
 FILL = (124, 116, 104)  # timm img_mean for the ImageNet mean
 BL, BC = Image.Resampling.BILINEAR, Image.Resampling.BICUBIC
 

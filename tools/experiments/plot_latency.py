@@ -2,7 +2,7 @@
 """Latency and MACs against the op code (PNG, gnuplot) from a latency table written by
 skd-eval --latency-table: where the two curves part, MACs misjudge the speed of a sub-network.
 
-Usage: scripts/plot_latency.py TABLE.latency.json OUT.png [--batch B] [--title TEXT]
+Usage: tools/experiments/plot_latency.py TABLE.latency.json OUT.png [--batch B] [--title TEXT]
 Both curves are relative to code 0 (= 1.0), so they share one axis; the latency curve carries its
 p10-p90 band, and the key gives code 0's absolute median (ms). Writes OUT.dat and OUT.gp next to the PNG (the plotted
 numbers and the gnuplot script) and runs gnuplot (Debian: gnuplot-nox)."""

@@ -2,13 +2,13 @@
 # Latency-table benchmark: how long skd-eval --latency-table takes to time every op code of a
 # DeiT-shaped super-network (random weights + the uniform 12-code mask table of
 # make_uniform_mask_table.py, attached by skd-convert --mask-table), and the table itself (latency and
-# MACs per code, plotted by scripts/plot_latency.py).
-# Usage: scripts/bench/latency_table_bench.sh [--arch deit_small] [--batch-sizes 1] [--repeats 20]
+# MACs per code, plotted by tools/experiments/plot_latency.py).
+# Usage: tools/bench/latency_table_bench.sh [--arch deit_small] [--batch-sizes 1] [--repeats 20]
 #          [--threads N] [--device cpu|cuda]
 # Prints the machine, the wall time of the command and the sweep time recorded in the table; writes
 # $BENCH_DIR/<arch>-supernet.latency.json and <arch>-latency.png (BENCH_DIR default /tmp/skd_lat_bench).
-set -euo pipefail
-SRC="$(cd "$(dirname "$0")/../.." && pwd)"
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+SRC=$SKD_ROOT
 BIN="${SKD_BIN:-$SRC/build/apps}"
 PY=/usr/bin/python3
 ARCH=deit_small
@@ -16,23 +16,14 @@ BATCHES=1
 REPEATS=20
 THREADS=$(nproc)
 DEVICE=cpu
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --arch) ARCH="$2"; shift 2 ;;
-    --batch-sizes) BATCHES="$2"; shift 2 ;;
-    --repeats) REPEATS="$2"; shift 2 ;;
-    --threads) THREADS="$2"; shift 2 ;;
-    --device) DEVICE="$2"; shift 2 ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+skd_args --arch ARCH --batch-sizes BATCHES --repeats REPEATS --threads THREADS --device DEVICE -- "$@"
 W="${BENCH_DIR:-/tmp/skd_lat_bench}"
 mkdir -p "$W"
 export OMP_WAIT_POLICY=PASSIVE
 S="$W/$ARCH-supernet.safetensors"
 if [ ! -f "$S" ]; then
-  [ -f "$W/$ARCH.pth" ] || $PY "$SRC/scripts/bench/make_random_vit.py" --arch "$ARCH" --out "$W/$ARCH.pth"
-  $PY "$SRC/scripts/bench/make_uniform_mask_table.py" --arch "$ARCH" --out "$W/$ARCH-mask_table.json"
+  [ -f "$W/$ARCH.pth" ] || $PY "$SRC/tools/bench/make_random_vit.py" --arch "$ARCH" --out "$W/$ARCH.pth"
+  $PY "$SRC/tools/bench/make_uniform_mask_table.py" --arch "$ARCH" --out "$W/$ARCH-mask_table.json"
   "$BIN/skd-convert" --model "$W/$ARCH.pth" --arch "$ARCH" --mask-table "$W/$ARCH-mask_table.json" --out "$S" \
     --log-level warn >/dev/null
 fi
@@ -45,5 +36,5 @@ T="$W/$ARCH-supernet.latency.json"
 python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(f'sweep (from the table): {d[\"sweep_seconds\"]:.1f} s for {len(d[\"codes\"])} codes x {len(d[\"batch_sizes\"])} batch size(s), {d[\"warmup\"]} warm-up + {d[\"repeats\"]} timed runs each')" "$T"
 echo "wall time of skd-eval --latency-table (incl. loading, sha256): $(python3 -c "print(f'{$end - $start:.1f}')") s"
 if command -v gnuplot >/dev/null 2>&1; then
-  $PY "$SRC/scripts/plot_latency.py" "$T" "$W/$ARCH-latency.png" --batch "${BATCHES%%,*}"
+  $PY "$SRC/tools/experiments/plot_latency.py" "$T" "$W/$ARCH-latency.png" --batch "${BATCHES%%,*}"
 fi

@@ -10,12 +10,12 @@
 # and prints the medians with the C++/PIL ratio per core, plus per-step and per-RandAugment-op profiles.
 # Before each measurement it waits (up to WAIT_TRIES x 20 s) until other processes use < MAX_BUSY cores.
 #
-# Usage: scripts/bench/data_bench.sh
+# Usage: tools/bench/data_bench.sh
 # Env: BENCH_DIR (/tmp/skd_bench_jpegs), COUNT (200), RUNS (5), REPEAT (3), WARMUP (1),
 #      MAX_BUSY (0.5), WAIT_TRIES (15), SKD_JOBS (build jobs, default nproc), OUT (results dir),
 #      SUMMARY_ONLY=1 with OUT=<dir of an earlier run>: print its tables again without measuring.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+skd_cd_root
 
 BENCH_DIR="${BENCH_DIR:-/tmp/skd_bench_jpegs}"
 COUNT="${COUNT:-200}"
@@ -127,14 +127,14 @@ else
   cmake -S . -B build-bench -DSKD_BUILD_BENCH=ON -DSKD_BUILD_TESTS=OFF >/dev/null
 fi
 cmake --build build-bench --target skd-bench-data -j "${SKD_JOBS:-$(nproc)}"
-BIN=build-bench/scripts/bench/skd-bench-data
+BIN=build-bench/tools/bench/skd-bench-data
 
 # ---- Images (deterministic; regenerated only when the count differs).
 have=0
 if [ -d "$BENCH_DIR" ]; then have=$(find "$BENCH_DIR" -name '*.jpg' | wc -l); fi
 if [ "$have" -ne "$COUNT" ]; then
   rm -rf "$BENCH_DIR"
-  "$PY" scripts/bench/make_jpeg_folder.py --out "$BENCH_DIR" --count "$COUNT"
+  "$PY" tools/bench/make_jpeg_folder.py --out "$BENCH_DIR" --count "$COUNT"
 fi
 
 # Cores kept busy by everything running now, from two /proc/stat samples 2 s apart. The load average
@@ -168,7 +168,7 @@ run_one() {  # impl pipeline threads [extra args]
     "$BIN" --folder "$BENCH_DIR" --pipeline "$pipe" --threads "$threads" --repeat "$REPEAT" \
       --warmup "$WARMUP" "$@"
   else
-    "$PY" scripts/bench/pil_pipeline_bench.py --folder "$BENCH_DIR" --pipeline "$pipe" --repeat "$REPEAT" \
+    "$PY" tools/bench/pil_pipeline_bench.py --folder "$BENCH_DIR" --pipeline "$pipe" --repeat "$REPEAT" \
       --warmup "$WARMUP" "$@"
   fi
 }

@@ -1,28 +1,21 @@
 #!/usr/bin/env bash
 # Training-step and WPAC-statistics benchmark, CPU: the library's trainer (skd-bench-step: train::train, plain steps of the
 # full network and PIAD steps of sampled sub-networks) on the LibTorch 2.x wheel build and on the
-# Debian 1.13 build, next to timm's own training step (scripts/bench/timm_step.py: timm's
+# Debian 1.13 build, next to timm's own training step (tools/bench/timm_step.py: timm's
 # VisionTransformer, AdamW from timm.optim, timm's Mixup/CutMix + SoftTargetCrossEntropy) under the
 # wheel's torch, same model, batch, threads, random images in memory. Rounds alternate the order of
 # the implementations. Prints a Markdown table (median of the rounds) and keeps every JSON line.
 #
-# Usage: scripts/bench/step_bench.sh [--rounds 3] [--threads 2] [--only step|wpac]
+# Usage: tools/bench/step_bench.sh [--rounds 3] [--threads 2] [--only step|wpac]
 # Needs: build-torch2 and build configured with -DSKD_BUILD_BENCH=ON (skd-bench-step), the venv of
 # scripts/setup_venv.sh (torch 2.11 + timm). Env OUT (default /tmp/skd_step_bench.XXXXXX).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+skd_cd_root
 ROUNDS=3 THREADS=2 ONLY=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --rounds) ROUNDS=$2; shift 2 ;;
-    --threads) THREADS=$2; shift 2 ;;
-    --only) ONLY=$2; shift 2 ;;
-    *) echo "step_bench.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+skd_args --rounds ROUNDS --threads THREADS --only ONLY -- "$@"
 VENV=$(bash scripts/setup_venv.sh)
-T2=build-torch2/scripts/bench/skd-bench-step
-T1=build/scripts/bench/skd-bench-step
+T2=build-torch2/tools/bench/skd-bench-step
+T1=build/tools/bench/skd-bench-step
 for b in "$T2" "$T1"; do
   [ -x "$b" ] || { echo "step_bench.sh: $b missing: configure with -DSKD_BUILD_BENCH=ON and build" >&2; exit 1; }
 done
@@ -44,7 +37,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
       case $impl in
         skd2) line=$("$T2" --arch "$arch" --batch "$batch" --steps "$steps" --warmup "$warm" --threads "$THREADS" 2>>"$OUT/log") ;;
         skd1) line=$("$T1" --arch "$arch" --batch "$batch" --steps "$steps" --warmup "$warm" --threads "$THREADS" 2>>"$OUT/log") ;;
-        timm) line=$("$VENV/bin/python" scripts/bench/timm_step.py --arch "$arch" --batch "$batch" --steps "$steps" --warmup "$warm" --threads "$THREADS" 2>>"$OUT/log") ;;
+        timm) line=$("$VENV/bin/python" tools/bench/timm_step.py --arch "$arch" --batch "$batch" --steps "$steps" --warmup "$warm" --threads "$THREADS" 2>>"$OUT/log") ;;
       esac
       while IFS= read -r l; do
         [ -n "$l" ] && echo "{\"round\": $r, \"build\": \"$impl\", \"load\": $load, \"result\": $l}" >>"$RES"
@@ -66,7 +59,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
       case $impl in
         skd2) line=$("$T2" --arch "$arch" --mode none --wpac "$n" --batch "$batch" --threads "$THREADS" 2>>"$OUT/log") ;;
         skd1) line=$("$T1" --arch "$arch" --mode none --wpac "$n" --batch "$batch" --threads "$THREADS" 2>>"$OUT/log") ;;
-        torch) line=$("$VENV/bin/python" scripts/bench/wpac_stats_torch.py --arch "$arch" --samples "$n" --batch "$batch" --threads "$THREADS" 2>>"$OUT/log") ;;
+        torch) line=$("$VENV/bin/python" tools/bench/wpac_stats_torch.py --arch "$arch" --samples "$n" --batch "$batch" --threads "$THREADS" 2>>"$OUT/log") ;;
       esac
       echo "{\"round\": $r, \"build\": \"$impl\", \"result\": $line}" >>"$OUT/wpac.jsonl"
       echo "round $r WPAC $arch $impl: $(echo "$line" | cut -c1-160)" >&2

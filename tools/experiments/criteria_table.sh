@@ -4,11 +4,11 @@
 # is evaluated keeping only the leading 1/4, 2/4, 3/4 of every head's q/k/v dims (skd-eval
 # --attn-keep; MLP untouched, softmax scale unchanged).
 #
-# Usage: scripts/criteria_table.sh [--model M] [--data D] [--proxy-samples N] [--limit N]
+# Usage: tools/experiments/criteria_table.sh [--model M] [--data D] [--proxy-samples N] [--limit N]
 #                                  [--random-seeds "0 1 2"] [--keeps "0.25 0.5 0.75"] [--out-dir DIR] [--threads T]
 # Writes DIR/criteria.json and DIR/criteria.md (a Markdown table) and prints the table.
-set -euo pipefail
-SRC="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+SRC=$SKD_ROOT
 BIN="${SKD_BIN:-$SRC/build/apps}"
 MODEL="$SRC/assets/vit_fmnist.safetensors"
 DATA=fashion-mnist
@@ -18,19 +18,8 @@ SEEDS="0 1 2"
 OUT=criteria
 THREADS=$(nproc)
 KEEPS="0.25 0.5 0.75"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --model) MODEL="$2"; shift 2 ;;
-    --data) DATA="$2"; shift 2 ;;
-    --proxy-samples) PROXY="$2"; shift 2 ;;
-    --limit) LIMIT="$2"; shift 2 ;;
-    --random-seeds) SEEDS="$2"; shift 2 ;;
-    --out-dir) OUT="$2"; shift 2 ;;
-    --threads) THREADS="$2"; shift 2 ;;
-    --keeps) KEEPS="$2"; shift 2 ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+skd_args --model MODEL --data DATA --proxy-samples PROXY --limit LIMIT --random-seeds SEEDS --out-dir OUT \
+  --threads THREADS --keeps KEEPS -- "$@"
 mkdir -p "$OUT"
 common=(--threads "$THREADS" --log-level warn)
 

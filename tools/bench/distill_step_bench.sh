@@ -4,23 +4,14 @@
 # and without the sandwich rule, rounds alternating the order. Prints a Markdown table (median of the
 # rounds: ms per step, images/s, and the ratio to the paper's step, `none`, of the same rule) and
 # keeps every JSON line in $OUT/steps.jsonl.
-# Usage: scripts/bench/distill_step_bench.sh [--rounds 3] [--threads 2] [--batch 128] [--steps 20]
+# Usage: tools/bench/distill_step_bench.sh [--rounds 3] [--threads 2] [--batch 128] [--steps 20]
 #          [--arch configs/models/vit_fmnist.json]
-# Needs: build configured with -DSKD_BUILD_BENCH=ON (build/scripts/bench/skd-bench-step). Env OUT.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+# Needs: build configured with -DSKD_BUILD_BENCH=ON (build/tools/bench/skd-bench-step). Env OUT.
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+skd_cd_root
 ROUNDS=3 THREADS=2 BATCH=128 STEPS=20 ARCH=configs/models/vit_fmnist.json
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --rounds) ROUNDS=$2; shift 2 ;;
-    --threads) THREADS=$2; shift 2 ;;
-    --batch) BATCH=$2; shift 2 ;;
-    --steps) STEPS=$2; shift 2 ;;
-    --arch) ARCH=$2; shift 2 ;;
-    *) echo "distill_step_bench.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-done
-BENCH=${SKD_BENCH_STEP:-build/scripts/bench/skd-bench-step}
+skd_args --rounds ROUNDS --threads THREADS --batch BATCH --steps STEPS --arch ARCH -- "$@"
+BENCH=${SKD_BENCH_STEP:-build/tools/bench/skd-bench-step}
 [ -x "$BENCH" ] || { echo "distill_step_bench.sh: $BENCH missing: configure with -DSKD_BUILD_BENCH=ON and build" >&2; exit 1; }
 OUT="${OUT:-$(mktemp -d /tmp/skd_distill_bench.XXXXXX)}"
 mkdir -p "$OUT"

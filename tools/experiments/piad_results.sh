@@ -14,13 +14,13 @@
 #      set (or its first --eval-limit images)
 #   5. DIR/results.{json,md} and DIR/accuracy_vs_macs.png (gnuplot)
 # --no-start leaves out the starting network's column (its sub-networks use the run's own table, so
-# it is one more evaluation per budget; scripts/piad_distill_results.sh runs many PIAD variants).
-# Usage: scripts/piad_results.sh [--config FILE] [--epochs N] [--pe N] [--limit N] [--out-dir runs/piad_results]
+# it is one more evaluation per budget; tools/experiments/piad_distill_results.sh runs many PIAD variants).
+# Usage: tools/experiments/piad_results.sh [--config FILE] [--epochs N] [--pe N] [--limit N] [--out-dir runs/piad_results]
 #          [--threads N] [--no-wpac] [--no-baseline] [--no-start] [--with-original] [--piad-args "..."]
 #          [--budgets "2 3 4 6 8 10 12"] [--proxy-samples 1024] [--eval-limit N] [--title TEXT]
 #        env SKD_BIN: the apps folder (default build/apps)
-set -euo pipefail
-SRC="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+SRC=$SKD_ROOT
 BIN="${SKD_BIN:-$SRC/build/apps}"
 CONFIG=""
 EPOCHS=""
@@ -37,31 +37,13 @@ BUDGETS="2 3 4 6 8 10 12"
 PROXY=1024
 EVAL_LIMIT=0
 TITLE="Sub-networks of the embedded Fashion-MNIST ViT (no fine-tuning after extraction)"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --config) CONFIG="$2"; shift 2 ;;
-    --epochs) EPOCHS="$2"; shift 2 ;;
-    --pe) PE="$2"; shift 2 ;;
-    --limit) LIMIT="$2"; shift 2 ;;
-    --out-dir) OUT="$2"; shift 2 ;;
-    --threads) THREADS="$2"; shift 2 ;;
-    --no-wpac) WPAC=0; shift ;;
-    --no-baseline) BASELINE=0; shift ;;
-    --no-start) START=0; shift ;;
-    --with-original) ORIGINAL=1; shift ;;
-    --piad-args) PIAD_ARGS="$2"; shift 2 ;;
-    --budgets) BUDGETS="$2"; shift 2 ;;
-    --proxy-samples) PROXY="$2"; shift 2 ;;
-    --eval-limit) EVAL_LIMIT="$2"; shift 2 ;;
-    --title) TITLE="$2"; shift 2 ;;
-    *) echo "piad_results.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+skd_args --config CONFIG --epochs EPOCHS --pe PE --limit LIMIT --out-dir OUT --threads THREADS \
+  --no-wpac WPAC=0 --no-baseline BASELINE=0 --no-start START=0 --with-original ORIGINAL=1 --piad-args PIAD_ARGS \
+  --budgets BUDGETS --proxy-samples PROXY --eval-limit EVAL_LIMIT --title TITLE -- "$@"
 command -v gnuplot >/dev/null || { echo "gnuplot is needed for the plot (apt-get install gnuplot-nox)" >&2; exit 2; }
-[ -z "$CONFIG" ] || [ -f "$CONFIG" ] || { echo "piad_results.sh: --config $CONFIG: no such file" >&2; exit 2; }
+[ -z "$CONFIG" ] || [ -f "$CONFIG" ] || skd_usage_error "--config $CONFIG: no such file"
 if [ "$WPAC" = 0 ] && [ "$ORIGINAL" = 1 ]; then
-  echo "piad_results.sh: --with-original adds the embedded model without WPAC, which --no-wpac already starts from" >&2
-  exit 2
+  skd_usage_error "--with-original adds the embedded model without WPAC, which --no-wpac already starts from"
 fi
 mkdir -p "$OUT"
 export OMP_WAIT_POLICY=PASSIVE
@@ -177,6 +159,6 @@ CURVES=("$OUT/results.json:piad:$(python3 -c "import json; print(json.load(open(
 [ "$BASELINE" = 1 ] && CURVES+=("$OUT/results.json:baseline:plain fine-tune ($LABEL_EPOCHS epochs)")
 [ "$START" = 1 ] && CURVES+=("$OUT/results.json:start:$START_LABEL")
 [ "$ORIGINAL" = 1 ] && CURVES+=("$OUT/results.json:original:embedded model, no SKD")
-/usr/bin/python3 "$SRC/scripts/plot_results.py" "$OUT/accuracy_vs_macs.png" "$TITLE" "${CURVES[@]}"
+/usr/bin/python3 "$SRC/tools/experiments/plot_results.py" "$OUT/accuracy_vs_macs.png" "$TITLE" "${CURVES[@]}"
 rm -f "$OUT"/*-*.safetensors
 echo "done in $(( $(date +%s) - start )) s: $OUT/results.md, $OUT/results.json, $OUT/accuracy_vs_macs.png"

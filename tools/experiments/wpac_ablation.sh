@@ -5,10 +5,10 @@
 #     head's q/k/v dims kept;
 #  2. MLP unit order (taylor = first order, the paper | taylor2 = second order, the official code |
 #     magnitude | random), scored by top-1 with only the leading 1/8, 1/4, 1/2 of every MLP kept.
-# Usage: scripts/wpac_ablation.sh [--model M] [--data D] [--proxy-samples N] [--limit N] [--out-dir DIR]
+# Usage: tools/experiments/wpac_ablation.sh [--model M] [--data D] [--proxy-samples N] [--limit N] [--out-dir DIR]
 # Writes DIR/ablation.json and DIR/ablation.md and prints the tables.
-set -euo pipefail
-SRC="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+SRC=$SKD_ROOT
 BIN="${SKD_BIN:-$SRC/build/apps}"
 MODEL="$SRC/assets/vit_fmnist.safetensors"
 DATA=fashion-mnist
@@ -16,17 +16,7 @@ PROXY=1024
 LIMIT=0
 OUT=ablation
 THREADS=$(nproc)
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --model) MODEL="$2"; shift 2 ;;
-    --data) DATA="$2"; shift 2 ;;
-    --proxy-samples) PROXY="$2"; shift 2 ;;
-    --limit) LIMIT="$2"; shift 2 ;;
-    --out-dir) OUT="$2"; shift 2 ;;
-    --threads) THREADS="$2"; shift 2 ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+skd_args --model MODEL --data DATA --proxy-samples PROXY --limit LIMIT --out-dir OUT --threads THREADS -- "$@"
 mkdir -p "$OUT"
 common=(--threads "$THREADS" --log-level warn)
 ATTN_KEEPS="0.0625 0.125 0.25"

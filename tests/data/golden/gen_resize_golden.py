@@ -15,8 +15,7 @@ import sys
 import PIL
 from PIL import Image
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "golden",
-                   "resize_golden.safetensors")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "resize_golden.safetensors")  # beside this script
 
 FILTERS = {0: Image.Resampling.NEAREST, 1: Image.Resampling.BILINEAR,
            2: Image.Resampling.BICUBIC}
@@ -72,7 +71,7 @@ def main():
     tensors = {}
     for name, im in sources.items():
         tensors["src." + name] = ("U8", [im.height, im.width, len(im.getbands())], im.tobytes())
-    meta = {"generator": "scripts/gen_resize_golden.py", "pillow": PIL.__version__}
+    meta = {"generator": "tests/data/golden/gen_resize_golden.py", "pillow": PIL.__version__}
     for i, (src, f, w, h, box) in enumerate(cases()):
         key = "case.%03d" % i
         im = sources[src]

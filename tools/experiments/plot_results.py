@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Accuracy-vs-MACs plot (PNG, gnuplot) from results.json files written by scripts/piad_results.sh.
+"""Accuracy-vs-MACs plot (PNG, gnuplot) from results.json files written by tools/experiments/piad_results.sh.
 
-Usage: scripts/plot_results.py OUT.png TITLE FILE:COLUMN:LABEL [FILE:COLUMN:LABEL ...]
+Usage: tools/experiments/plot_results.py OUT.png TITLE FILE:COLUMN:LABEL [FILE:COLUMN:LABEL ...]
 COLUMN is one of the file's result columns: piad, baseline, start or original. Writes OUT.dat and OUT.gp next
 to the PNG (the plotted numbers and the gnuplot script) and runs gnuplot (Debian: gnuplot-nox)."""
 import json

@@ -10,11 +10,11 @@
 #   3. skd-eval --latency on each extracted artifact: median forward latency; ratio to 12:12.
 #  Optionally (--supernet FILE, repeatable) the same for existing super-networks, e.g. the embedded
 #  Fashion-MNIST model after PIAD (runs/piad_results/piad/model.safetensors).
-# Usage: scripts/bench/extract_bench.sh [--archs "deit_small deit_base"] [--supernet F]... [--repeats 10]
+# Usage: tools/bench/extract_bench.sh [--archs "deit_small deit_base"] [--supernet F]... [--repeats 10]
 #          [--device cpu|cuda] [--threads N] [--out results.json]
 # Prints a Markdown table per super-network and writes all rows to --out (JSON).
-set -euo pipefail
-SRC="$(cd "$(dirname "$0")/../.." && pwd)"
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+SRC=$SKD_ROOT
 BIN="${SKD_BIN:-$SRC/build/apps}"
 PY=/usr/bin/python3
 ARCHS="deit_small deit_base"
@@ -23,17 +23,7 @@ REPEATS=10
 DEVICE=cpu
 THREADS=$(nproc)
 OUT=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --archs) ARCHS="$2"; shift 2 ;;
-    --supernet) SUPERNETS+=("$2"); shift 2 ;;
-    --repeats) REPEATS="$2"; shift 2 ;;
-    --device) DEVICE="$2"; shift 2 ;;
-    --threads) THREADS="$2"; shift 2 ;;
-    --out) OUT="$2"; shift 2 ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+skd_args --archs ARCHS --supernet SUPERNETS+ --repeats REPEATS --device DEVICE --threads THREADS --out OUT -- "$@"
 W="${BENCH_DIR:-/tmp/skd_extract_bench}"
 mkdir -p "$W"
 export OMP_WAIT_POLICY=PASSIVE
@@ -41,9 +31,9 @@ T=(--threads "$THREADS")
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), device $DEVICE, $THREADS threads"
 for arch in $ARCHS; do
   if [ ! -f "$W/$arch-supernet.safetensors" ]; then
-    [ -f "$W/$arch.pth" ] || $PY "$SRC/scripts/bench/make_random_vit.py" --arch "$arch" --out "$W/$arch.pth"
+    [ -f "$W/$arch.pth" ] || $PY "$SRC/tools/bench/make_random_vit.py" --arch "$arch" --out "$W/$arch.pth"
     echo "== $arch: random weights + a uniform mask table"
-    $PY "$SRC/scripts/bench/make_uniform_mask_table.py" --arch "$arch" --out "$W/$arch-mask_table.json"
+    $PY "$SRC/tools/bench/make_uniform_mask_table.py" --arch "$arch" --out "$W/$arch-mask_table.json"
     "$BIN/skd-convert" --model "$W/$arch.pth" --arch "$arch" --mask-table "$W/$arch-mask_table.json" \
       --out "$W/$arch-supernet.safetensors" "${T[@]}" --log-level warn >/dev/null
   fi
@@ -79,4 +69,4 @@ for sn in "${SUPERNETS[@]}"; do
     echo "$name $n/12: extract ${wall} s wall; $(grep '^time:' "$W/$name-$n.extract.txt")"
   done
 done
-printf '%s\n' "${rows[@]}" | $PY "$SRC/scripts/bench/extract_table.py" "$OUT"
+printf '%s\n' "${rows[@]}" | $PY "$SRC/tools/bench/extract_table.py" "$OUT"

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # ONNX deployment benchmark: for sub-networks at n/12 of a super-network's MACs, the forward latency
 # of the exported ONNX graph in onnxruntime (CPU) next to skd-eval --latency of the same artifact,
-# same threads, same batch sizes, same warmup/repeat/median rule (scripts/bench/onnx_latency.py).
+# same threads, same batch sizes, same warmup/repeat/median rule (tools/bench/onnx_latency.py).
 #   1. skd-extract --macs-ratio n/12 (the super-network's mask table)
 #   2. skd-eval --latency B --threads T on the artifact
 #   3. skd-export --verify (parity with the C++ forward, 1e-4) and onnx_latency.py on the .onnx
-# Usage: scripts/bench/onnx_latency.sh --supernet FILE [--mask-table FILE] [--budgets "2 4 12"]
+# Usage: tools/bench/onnx_latency.sh --supernet FILE [--mask-table FILE] [--budgets "2 4 12"]
 #          [--batches 1,8] [--threads N] [--repeats 50] [--out results.json]
 #   --supernet: e.g. the demo's runs/demo/piad/model.safetensors; with --mask-table any model plus an
 #   official mask_table.json (as skd-extract --model M --mask-table T)
 #   env SKD_BIN (default build/apps), SKD_PYTHON (default: the project's environment, setup_venv.sh --cached)
-set -euo pipefail
-SRC="$(cd "$(dirname "$0")/../.." && pwd)"
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+SRC=$SKD_ROOT
 BIN="${SKD_BIN:-$SRC/build/apps}"
 SUPERNET=""
 TABLE=()
@@ -20,18 +20,10 @@ BATCHES=1,8
 THREADS=$(nproc)
 REPEATS=50
 OUT=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --supernet) SUPERNET="$2"; shift 2 ;;
-    --mask-table) TABLE=(--mask-table "$2"); shift 2 ;;
-    --budgets) BUDGETS="$2"; shift 2 ;;
-    --batches) BATCHES="$2"; shift 2 ;;
-    --threads) THREADS="$2"; shift 2 ;;
-    --repeats) REPEATS="$2"; shift 2 ;;
-    --out) OUT="$2"; shift 2 ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+MASK_TABLE=""
+skd_args --supernet SUPERNET --mask-table MASK_TABLE --budgets BUDGETS --batches BATCHES --threads THREADS \
+  --repeats REPEATS --out OUT -- "$@"
+[ -z "$MASK_TABLE" ] || TABLE=(--mask-table "$MASK_TABLE")
 [ -n "$SUPERNET" ] || { echo "onnx_latency.sh: --supernet is required" >&2; exit 2; }
 PY="${SKD_PYTHON:-}"
 if [ -z "$PY" ]; then
@@ -53,7 +45,7 @@ for n in $BUDGETS; do
     "${T[@]}" --log-level warn >/dev/null
   "$BIN/skd-export" --model "$W/sub$n.safetensors" --out "$W/sub$n.onnx" --verify --python "$PY" "${T[@]}" >"$W/export$n.txt"
   parity=$(sed -n 's/^parity: max |logit diff| \([^ ]*\) .*/\1/p' "$W/export$n.txt")
-  "$PY" "$SRC/scripts/bench/onnx_latency.py" "$W/sub$n.onnx" --batches "$BATCHES" --threads "$THREADS" \
+  "$PY" "$SRC/tools/bench/onnx_latency.py" "$W/sub$n.onnx" --batches "$BATCHES" --threads "$THREADS" \
     --repeats "$REPEATS" >"$W/ort$n.jsonl"
   python3 - "$n" "$code" "$parity" "$W/eval$n.json" "$W/ort$n.jsonl" "$W/rows.jsonl" <<'PY'
 import json, sys

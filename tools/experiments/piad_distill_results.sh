@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # PIAD with in-place distillation against the paper's PIAD on the embedded Fashion-MNIST model
 # (docs/results.md §4): for every start (WPAC-converted, or the model as trained) and every
-# piad_distill mode, scripts/piad_results.sh with the same recipe (--config, default the demo's),
+# piad_distill mode, tools/experiments/piad_results.sh with the same recipe (--config, default the demo's),
 # sub-networks at n/12 of the MACs for n in --budgets (the run's own mask table), top-1 on the 10k
 # test images, and the training step's images/s (mean of the epochs' metrics.jsonl images_per_s:
 # the steps only, not the table updates or evaluation). Runs already finished under --out-dir
 # (their results.json exists) are kept, so an interrupted sweep continues where it stopped.
 # Writes DIR/summary.{json,md} and DIR/<start>.png (accuracy against MACs, one curve per mode).
-# Usage: scripts/piad_distill_results.sh [--config FILE] [--epochs N] [--starts "wpac nowpac"]
+# Usage: tools/experiments/piad_distill_results.sh [--config FILE] [--epochs N] [--starts "wpac nowpac"]
 #          [--modes "none frozen full progressive"] [--budgets "2 3 4 6 8 12"] [--threads N]
 #          [--piad-args "..."] [--tag TEXT] [--out-dir runs/piad_distill]
-#          [--limit N] [--pe N] [--proxy-samples N] [--eval-limit N] (passed to scripts/piad_results.sh)
+#          [--limit N] [--pe N] [--proxy-samples N] [--eval-limit N] (passed to tools/experiments/piad_results.sh)
 #        env SKD_BIN: the apps folder (default build/apps)
-set -euo pipefail
-SRC="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "$0")/../../scripts/lib/common.sh"
+SRC=$SKD_ROOT
 CONFIG="$SRC/configs/train/demo_fmnist.json"
 EPOCHS=""
 STARTS="wpac nowpac"
@@ -24,27 +24,14 @@ PIAD_ARGS=""
 TAG=""
 OUT=runs/piad_distill
 PASS=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --config) CONFIG="$2"; shift 2 ;;
-    --epochs) EPOCHS="$2"; shift 2 ;;
-    --starts) STARTS="$2"; shift 2 ;;
-    --modes) MODES="$2"; shift 2 ;;
-    --budgets) BUDGETS="$2"; shift 2 ;;
-    --threads) THREADS="$2"; shift 2 ;;
-    --piad-args) PIAD_ARGS="$2"; shift 2 ;;
-    --tag) TAG="$2"; shift 2 ;;
-    --out-dir) OUT="$2"; shift 2 ;;
-    --limit|--pe|--proxy-samples|--eval-limit) PASS+=("$1" "$2"); shift 2 ;;
-    *) echo "piad_distill_results.sh: unknown argument $1" >&2; exit 2 ;;
-  esac
-done
+skd_args --config CONFIG --epochs EPOCHS --starts STARTS --modes MODES --budgets BUDGETS --threads THREADS \
+  --piad-args PIAD_ARGS --tag TAG --out-dir OUT --limit PASS++ --pe PASS++ --proxy-samples PASS++ --eval-limit PASS++ -- "$@"
 for s in $STARTS; do
-  case $s in wpac|nowpac) ;; *) echo "piad_distill_results.sh: --starts takes wpac and/or nowpac, not '$s'" >&2; exit 2 ;; esac
+  case $s in wpac|nowpac) ;; *) skd_usage_error "--starts takes wpac and/or nowpac, not '$s'" ;; esac
 done
 for m in $MODES; do
   case $m in none|frozen|full|progressive) ;;
-    *) echo "piad_distill_results.sh: --modes takes none, frozen, full, progressive, not '$m'" >&2; exit 2 ;; esac
+    *) skd_usage_error "--modes takes none, frozen, full, progressive, not '$m'" ;; esac
 done
 mkdir -p "$OUT"
 for start in $STARTS; do
@@ -57,7 +44,7 @@ for start in $STARTS; do
     [ -n "$EPOCHS" ] && args+=(--epochs "$EPOCHS")
     args+=("${PASS[@]}")
     [ "$start" = nowpac ] && args+=(--no-wpac)
-    bash "$SRC/scripts/piad_results.sh" "${args[@]}" >"$dir.log" 2>&1 || { echo "failed: see $dir.log" >&2; exit 1; }
+    bash "$SRC/tools/experiments/piad_results.sh" "${args[@]}" >"$dir.log" 2>&1 || { echo "failed: see $dir.log" >&2; exit 1; }
     tail -n 1 "$dir.log"
   done
 done
@@ -106,7 +93,7 @@ for start in $STARTS; do
     [ -f "$OUT/$start-$mode/results.json" ] && curves+=("$OUT/$start-$mode/results.json:piad:piad_distill $mode")
   done
   label=$([ "$start" = wpac ] && echo "WPAC start" || echo "no WPAC")
-  /usr/bin/python3 "$SRC/scripts/plot_results.py" "$OUT/$start.png" \
+  /usr/bin/python3 "$SRC/tools/experiments/plot_results.py" "$OUT/$start.png" \
     "PIAD distillation modes, $label${TAG:+ ($TAG)}: top-1 against MACs" "${curves[@]}"
 done
 echo "summary: $OUT/summary.md, $OUT/summary.json, plots: $OUT/<start>.png"

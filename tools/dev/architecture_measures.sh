@@ -3,9 +3,9 @@
 # longest functions outside src/io/, includes of skd/train/ from the algorithm areas, "--flag" string
 # literals in src/. Function lengths come from lizard (a C/C++ function-length analyser), installed
 # once into a small cached virtual environment (~/.cache/skd/tools-venv).
-# Usage: scripts/architecture_measures.sh [checkout (default: this one)]
+# Usage: tools/dev/architecture_measures.sh [checkout (default: this one)]
 set -euo pipefail
-ROOT="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
+ROOT="$(cd "${1:-$(dirname "$0")/../..}" && pwd)"
 VENV="${SKD_TOOLS_VENV:-$HOME/.cache/skd/tools-venv}"
 if [ ! -x "$VENV/bin/lizard" ]; then
   python3 -m venv "$VENV" >/dev/null

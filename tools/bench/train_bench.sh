@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Training-throughput benchmark: skd-train (C++/LibTorch) vs the same ViT training loop in PyTorch
-# eager (scripts/bench/train_py_loop.py), images/s on Fashion-MNIST.
+# eager (tools/bench/train_py_loop.py), images/s on Fashion-MNIST.
 #
 # Prerequisites: a build (build/apps/skd-train) and Debian's python3-torch for /usr/bin/python3.
 # This script installs nothing; it checks both and stops with a message when one is missing.
@@ -18,36 +18,18 @@
 # both sides too, so the summary prints it.
 #
 # Usage (from the repo root, after a build):
-#   scripts/bench/train_bench.sh [--arch configs/models/vit_fmnist.json] [--limit 12800]
+#   tools/bench/train_bench.sh [--arch configs/models/vit_fmnist.json] [--limit 12800]
 #                                [--batch-size 128] [--threads 2] [--repeat 3]
 # --arch defaults to configs/models/vit_fmnist.json, or configs/models/vit_fmnist_demo.json when that
 # file does not exist.
 # Env: OUT (folder for logs, run dirs and results; default a new /tmp/skd_train_bench.XXXXXX),
 #      SKD_TRAIN (the C++ trainer, default build/apps/skd-train), PY (default /usr/bin/python3).
-set -euo pipefail
+source "$(dirname "$0")/../../scripts/lib/common.sh"
 
 die() { echo "train_bench.sh: $*" >&2; exit 1; }
-usage() { awk '/^# Usage/ {on = 1} on && !/^#/ {exit} on {sub(/^# ?/, ""); print}' "$0" >&2; exit "${1:-2}"; }
 
 ARCH="" LIMIT=12800 BATCH=128 THREADS=2 REPEAT=3
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -h|--help) usage 0 ;;
-    --arch|--limit|--batch-size|--threads|--repeat)
-      [ $# -ge 2 ] || die "$1 needs a value"
-      case "$1" in
-        --arch) ARCH="$2" ;;
-        --limit) LIMIT="$2" ;;
-        --batch-size) BATCH="$2" ;;
-        --threads) THREADS="$2" ;;
-        --repeat) REPEAT="$2" ;;
-      esac
-      shift 2 ;;
-    --arch=*|--limit=*|--batch-size=*|--threads=*|--repeat=*)
-      set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
-    *) echo "train_bench.sh: unknown argument '$1'" >&2; usage 2 ;;
-  esac
-done
+skd_args --arch ARCH --limit LIMIT --batch-size BATCH --threads THREADS --repeat REPEAT -- "$@"
 for pair in "--limit:$LIMIT" "--batch-size:$BATCH" "--threads:$THREADS" "--repeat:$REPEAT"; do
   [[ "${pair#*:}" =~ ^[1-9][0-9]*$ ]] || die "${pair%%:*} must be a positive integer, got '${pair#*:}'"
 done
@@ -60,7 +42,7 @@ if [ -n "$ARCH" ]; then
 fi
 SKD_TRAIN="${SKD_TRAIN:-build/apps/skd-train}"
 [ "${SKD_TRAIN#/}" != "$SKD_TRAIN" ] || [ ! -e "$SKD_TRAIN" ] || SKD_TRAIN="$PWD/$SKD_TRAIN"
-cd "$(dirname "$0")/../.."
+skd_cd_root
 if [ -z "$ARCH" ]; then
   ARCH=configs/models/vit_fmnist.json
   [ -f "$ARCH" ] || { echo "note: $ARCH not found, using configs/models/vit_fmnist_demo.json" >&2
@@ -106,7 +88,7 @@ print(json.loads(lines[-1])["images_per_s"])' "$dir/metrics.jsonl")" \
 run_py() {  # $1 = round; appends "round load images_per_s images_per_s_after_warmup" to $OUT/py.tsv
   local log="$OUT/py_run$1.log" load line
   load="$(load1)"
-  PY_CMD=("$PY" scripts/bench/train_py_loop.py --arch "$ARCH" --epochs 1 --limit "$LIMIT" --batch-size "$BATCH"
+  PY_CMD=("$PY" tools/bench/train_py_loop.py --arch "$ARCH" --epochs 1 --limit "$LIMIT" --batch-size "$BATCH"
           --threads "$THREADS" --smoothing 0.1 --lr 5e-4 --warmup-epochs 0)
   "${PY_CMD[@]}" >"$log" 2>&1 || fail_run "Python run $1 failed: ${PY_CMD[*]}" "$log"
   line="$("$PY" -c 'import json, sys
