@@ -1,8 +1,10 @@
 // skd-extract: slice a standalone sub-network (reduced parameter shapes) out of a super-network at an
-// op code, MACs or latency budget (mask-table lookup), or out of any elastic model at given per-block
-// widths. Parses its flags into an extract::ExtractJob (flag > --config > defaults) and calls
-// extract::run_extract_job (select -> extract -> save), which prints what it did.
+// op code, MACs, MACs ratio or latency budget (mask-table lookup), or out of any elastic model at given
+// per-block widths or keep fractions (extract::SubnetSelection, shared with skd-export). Parses its
+// flags into an extract::ExtractJob (flag > --config > defaults) and calls extract::run_extract_job
+// (resolve_selection -> extract -> save), which prints what it did.
 #include "app_common.h"
+#include "app_selection.h"
 #include "skd/extract/extract_job.h"
 
 using namespace skd;
@@ -20,25 +22,13 @@ int main(int argc, char** argv) {
   b.add(&app, "arch", "architecture for foreign checkpoints");
   b.add(&app, "mask_table", "official mask_table.json (for a .pth super-network, or to "
                             "override the artifact's table)");
-  auto* g = app.add_option_group("Sub-network (one of)");
-  auto* o_code = b.add(g, "op_code", "code of the mask table (0 = full, -1 = smallest)");
-  auto* o_macs = b.add(g, "macs", "largest sub-network with at most these MACs (2.43G, 897M, ...)");
-  auto* o_ratio = b.add(g, "macs_ratio", "largest sub-network with at most this fraction of the "
-                                         "full network's MACs");
-  auto* o_lat = b.add(g, "latency", "largest sub-network whose measured median latency fits "
-                                    "(5ms, 800us, 0.5s; from --latency-table)");
-  auto* w = b.add(g, "widths", "per-block widths 'attn:mlp,attn:mlp,...'");
-  auto* o_ak = b.add(g, "attn_keep", "keep this fraction of every head's q/k/v dims");
-  auto* o_mk = b.add(g, "mlp_keep", "keep this fraction of every MLP's hidden units");
-  for (auto* x : {o_code, o_macs, o_ratio, o_lat})
-    for (auto* y : {o_code, o_macs, o_ratio, o_lat, w, o_ak, o_mk})
-      if (x != y) x->excludes(y);
-  w->excludes(o_ak)->excludes(o_mk);
-  b.add(&app, "macs_convention", "MACs convention of --macs/--macs-ratio and --list: paper "
-                                 "(ptflops rules, the paper's numbers) | full (+ attention matmuls)");
+  auto* g = app.add_option_group("Sub-network (at most one; none = the stored widths)");
+  app::add_selection_options(b, g, "at --batch or 1");
   b.add(&app, "batch", "--latency: the batch size the budget is for");
   b.add(&app, "latency_table", "--latency: the table of skd-eval --latency-table (default <model>.latency.json)");
-  b.add(&app, "list", "print the op code -> MACs/params table of the super-network and exit");
+  b.add(&app, "list",
+        "print the op code -> MACs/params table of the super-network and exit (--macs-convention: "
+        "its MACs)");
   b.add(&app, "out", "output artifact (.safetensors)");
   b.add(&app, "fold_scale", "fold each block's softmax scale into its query weights (the sub-network "
                             "is then exact under the default 1/sqrt(head dim); manifest: attn_scale_folded)");

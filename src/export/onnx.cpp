@@ -1,697 +1,89 @@
 #include "skd/export/onnx.h"
 
-#include <ATen/CPUGeneratorImpl.h>
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <functional>
-#include <set>
-#include <sstream>
-#include <thread>
-#include <chrono>
-#include <csignal>
-
-#ifdef SKD_HAVE_ONNX
-#include <onnx/checker.h>
-#include <onnx/defs/schema.h>
-#include <onnx/onnx_pb.h>
-#endif
-
 #include "skd/core/error.h"
-#include "skd/io/json.h"
-#include "skd/core/options.h"
 #include "skd/core/fs.h"
-#include "skd/extract/select.h"
-#include "skd/io/safetensors.h"
+#include "skd/extract/extract.h"
 #include "skd/models/checkpoint.h"
-#include "skd/models/mask_table.h"
-#include "skd/models/slice.h"
-#include "skd/models/swin.h"
-#include "skd_onnx_check_script.h"  // kOnnxCheckScript: python/skd_onnx_check.py, embedded at build time
-
-extern char** environ;
 
 namespace skd::exporter {
 
-namespace fs = std::filesystem;
-
-bool onnx_available() {
-#ifdef SKD_HAVE_ONNX
-  return true;
-#else
-  return false;
-#endif
-}
-
-int max_opset() {
-#ifdef SKD_HAVE_ONNX
-  const auto& m = ONNX_NAMESPACE::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
-  const auto it = m.find(ONNX_NAMESPACE::ONNX_DOMAIN);
-  return it == m.end() ? 0 : it->second.second;
-#else
-  return 0;
-#endif
-}
-
 namespace {
 
-[[noreturn]] void no_onnx() {
-  throw std::runtime_error(
-      "this build has no ONNX export: it was configured without Debian's libonnx-dev (install libonnx-dev "
-      "and "
-      "libprotobuf-dev, e.g. with scripts/setup.sh, then reconfigure with -DSKD_WITH_ONNX=ON)");
-}
-
-void check_graph_options(const GraphOptions& o) {
-  if (!onnx_available()) no_onnx();
-  if (o.opset < kDefaultOpset || o.opset > max_opset())
-    throw ParameterError(
-        "opset", cat(" ", o.opset, ": this build writes opsets ", kDefaultOpset, "..", max_opset(),
-                     " (LayerNormalization needs 17; the ONNX library knows up to ", max_opset(), ")"));
-  if (o.batch < 0)
-    throw ParameterError("batch", cat(" ", o.batch, ": expected 'dynamic' or a positive size"));
-}
-
-#ifdef SKD_HAVE_ONNX
-
-namespace onnx = ONNX_NAMESPACE;
-
-struct Attr {
-  std::string name;
-  enum Kind { INT, FLOAT, INTS } kind;
-  int64_t i = 0;
-  float f = 0;
-  std::vector<int64_t> ints;
-};
-Attr attr(const std::string& n, int64_t v) {
-  return {n, Attr::INT, v, 0.f, {}};
-}
-Attr attr_f(const std::string& n, float v) {
-  return {n, Attr::FLOAT, 0, v, {}};
-}
-Attr attr(const std::string& n, std::vector<int64_t> v) {
-  return {n, Attr::INTS, 0, 0.f, std::move(v)};
-}
-
-// Builds the graph: named float32 initializers, int64/float constants (deduplicated), and nodes whose
-// outputs get fresh names unless the caller names them.
-class GraphBuilder {
- public:
-  GraphBuilder(onnx::GraphProto* g, int opset) : g_(g), opset_(opset) {}
-  int opset() const { return opset_; }
-
-  std::string op(const std::string& type, const std::vector<std::string>& inputs,
-                 const std::vector<Attr>& attrs = {}, const std::string& out = "") {
-    return ops(type, inputs, 1, attrs,
-               out.empty() ? std::vector<std::string>{} : std::vector<std::string>{out})[0];
-  }
-  std::vector<std::string> ops(const std::string& type, const std::vector<std::string>& inputs, int outputs,
-                               const std::vector<Attr>& attrs = {}, std::vector<std::string> names = {}) {
-    auto* n = g_->add_node();
-    n->set_op_type(type);
-    n->set_name(cat(type, "_", nodes_++));
-    for (const auto& i : inputs) n->add_input(i);
-    if (names.empty())
-      for (int k = 0; k < outputs; ++k) names.push_back(cat("t", values_++));
-    for (const auto& o : names) n->add_output(o);
-    for (const auto& a : attrs) {
-      auto* p = n->add_attribute();
-      p->set_name(a.name);
-      if (a.kind == Attr::INT) {
-        p->set_type(onnx::AttributeProto::INT);
-        p->set_i(a.i);
-      } else if (a.kind == Attr::FLOAT) {
-        p->set_type(onnx::AttributeProto::FLOAT);
-        p->set_f(a.f);
-      } else {
-        p->set_type(onnx::AttributeProto::INTS);
-        for (int64_t v : a.ints) p->add_ints(v);
-      }
-    }
-    return names;
-  }
-
-  // A float32 initializer holding `t` (any float tensor; copied as contiguous float32).
-  std::string weight(const std::string& name, const torch::Tensor& t) {
-    SKD_CHECK(!names_.count(name), "duplicate initializer ", name);
-    names_.insert(name);
-    const auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-    auto* init = g_->add_initializer();
-    init->set_name(name);
-    init->set_data_type(onnx::TensorProto::FLOAT);
-    for (int64_t d : c.sizes()) init->add_dims(d);
-    init->set_raw_data(std::string(static_cast<const char*>(c.data_ptr()), c.numel() * sizeof(float)));
-    return name;
-  }
-  // 1-D int64 constant (shapes, axes, slice bounds); 0-d when `scalar`.
-  std::string ints(const std::vector<int64_t>& v, bool scalar = false) {
-    std::string key = scalar ? "i64s" : "i64";
-    for (int64_t x : v) key += cat("_", x < 0 ? "m" : "", std::llabs(x));
-    if (names_.insert(key).second) {
-      auto* init = g_->add_initializer();
-      init->set_name(key);
-      init->set_data_type(onnx::TensorProto::INT64);
-      if (!scalar) init->add_dims(static_cast<int64_t>(v.size()));
-      for (int64_t x : v) init->add_int64_data(x);
-    }
-    return key;
-  }
-  // 0-d float32 constant.
-  std::string scalar(float v) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "f32_%a", static_cast<double>(v));
-    std::string key = buf;
-    if (names_.insert(key).second) {
-      auto* init = g_->add_initializer();
-      init->set_name(key);
-      init->set_data_type(onnx::TensorProto::FLOAT);
-      init->add_float_data(v);
-    }
-    return key;
-  }
-
- private:
-  onnx::GraphProto* g_;
-  int opset_;
-  int64_t nodes_ = 0, values_ = 0;
-  std::set<std::string> names_;
-};
-
-// The graph of one model: parameters by timm key, one method per module kind.
-class ModelGraph {
- public:
-  ModelGraph(GraphBuilder& b, const models::ElasticModelImpl& model)
-      : b_(b), c_(model.config()), params_(model.named_parameters(true)), widths_(model.widths()) {}
-
-  std::string build(const std::string& input, const std::string& output) {
-    return c_.family == models::Family::VIT ? vit(input, output) : swin(input, output);
-  }
-
- private:
-  torch::Tensor param(const std::string& key) const {
-    const auto* t = params_.find(key);
-    SKD_CHECK(t != nullptr, "model has no parameter ", key);
-    return *t;
-  }
-  bool has(const std::string& key) const { return params_.find(key) != nullptr; }
-
-  std::string linear(const std::string& x, const std::string& key, const std::string& out = "") {
-    std::string y = b_.op("MatMul", {x, b_.weight(key + ".weight.T", param(key + ".weight").t())});
-    if (has(key + ".bias"))
-      y = b_.op("Add", {y, b_.weight(key + ".bias", param(key + ".bias"))}, {}, out);
-    else if (!out.empty())
-      y = b_.op("Identity", {y}, {}, out);
-    return y;
-  }
-  std::string layer_norm(const std::string& x, const std::string& key) {
-    return b_.op("LayerNormalization",
-                 {x, b_.weight(key + ".weight", param(key + ".weight")),
-                  b_.weight(key + ".bias", param(key + ".bias"))},
-                 {attr("axis", -1), attr_f("epsilon", static_cast<float>(c_.norm_eps))});
-  }
-  std::string reshape(const std::string& x, const std::vector<int64_t>& shape) {
-    return b_.op("Reshape", {x, b_.ints(shape)});
-  }
-  std::string transpose(const std::string& x, std::vector<int64_t> perm) {
-    return b_.op("Transpose", {x}, {attr("perm", std::move(perm))});
-  }
-  // torch.roll(x, shift, axis) for an axis of size n: out[i] = x[(i - shift) mod n].
-  std::string roll(const std::string& x, int64_t shift, int64_t axis, int64_t n) {
-    const int64_t r = ((shift % n) + n) % n;
-    if (r == 0) return x;
-    const auto ax = b_.ints({axis});
-    auto tail = b_.op("Slice", {x, b_.ints({n - r}), b_.ints({n}), ax});
-    auto head = b_.op("Slice", {x, b_.ints({0}), b_.ints({n - r}), ax});
-    return b_.op("Concat", {tail, head}, {attr("axis", axis)});
-  }
-  // Exact GELU: x * 0.5 * (1 + erf(x / sqrt(2))), as torch::gelu's default.
-  std::string gelu(const std::string& x) {
-    auto e = b_.op("Erf", {b_.op("Mul", {x, b_.scalar(static_cast<float>(M_SQRT1_2))})});
-    return b_.op("Mul", {b_.op("Mul", {x, b_.scalar(0.5f)}), b_.op("Add", {e, b_.scalar(1.0f)})});
-  }
-  std::string mlp(const std::string& x, const std::string& p) {
-    return linear(gelu(linear(layer_norm(x, p + "norm2"), p + "mlp.fc1")), p + "mlp.fc2");
-  }
-
-  // Multi-head attention on tokens x [N, T, C] at width a per head: the C++ AttentionImpl::forward.
-  // Swin: `bias` [H, T, T] (relative position bias) and `mask` [nW, 1, T, T] (shifted windows).
-  std::string attention(const std::string& x, const models::BlockSpec& s, int64_t a, const std::string& p,
-                        const std::string& bias, const std::string& mask, int64_t windows) {
-    const int64_t H = s.num_heads;
-    auto qkv = linear(x, p + "attn.qkv");
-    auto parts = b_.ops("Split", {qkv, b_.ints({H * a, H * a, H * a})}, 3, {attr("axis", -1)});
-    auto heads = [&](const std::string& t, std::vector<int64_t> perm) {
-      return transpose(reshape(t, {0, 0, H, a}), std::move(perm));
-    };
-    const float scale = static_cast<float>(models::attention_scale(c_, s));
-    auto q = b_.op("Mul", {heads(parts[0], {0, 2, 1, 3}), b_.scalar(scale)});
-    auto k = heads(parts[1], {0, 2, 3, 1});
-    auto v = heads(parts[2], {0, 2, 1, 3});
-    auto att = b_.op("MatMul", {q, k});
-    if (!bias.empty()) att = b_.op("Add", {att, bias});
-    if (!mask.empty()) {
-      const int64_t tokens = s.window * s.window;
-      att = reshape(b_.op("Add", {reshape(att, {-1, windows, H, tokens, tokens}), mask}),
-                    {-1, H, tokens, tokens});
-    }
-    att = b_.op("Softmax", {att}, {attr("axis", -1)});
-    auto o = reshape(transpose(b_.op("MatMul", {att, v}), {0, 2, 1, 3}), {0, 0, H * a});
-    return linear(o, p + "attn.proj");
-  }
-
-  std::string vit(const std::string& input, const std::string& output) {
-    const int64_t D = c_.embed_dim;
-    auto t = b_.op("Conv",
-                   {input, b_.weight("patch_embed.proj.weight", param("patch_embed.proj.weight")),
-                    b_.weight("patch_embed.proj.bias", param("patch_embed.proj.bias"))},
-                   {attr("kernel_shape", std::vector<int64_t>{c_.patch_size, c_.patch_size}),
-                    attr("strides", std::vector<int64_t>{c_.patch_size, c_.patch_size})});
-    t = transpose(reshape(t, {0, D, -1}), {0, 2, 1});  // token index = y * grid + x
-    // The class token expanded to the (possibly dynamic) batch.
-    auto batch = b_.op("Slice", {b_.op("Shape", {input}), b_.ints({0}), b_.ints({1})});
-    auto cls_shape = b_.op("Concat", {batch, b_.ints({1, D})}, {attr("axis", 0)});
-    auto cls = b_.op("Expand", {b_.weight("cls_token", param("cls_token")), cls_shape});
-    t = b_.op("Add",
-              {b_.op("Concat", {cls, t}, {attr("axis", 1)}), b_.weight("pos_embed", param("pos_embed"))});
-    for (const auto& s : models::block_specs(c_)) {
-      const auto w = widths_[static_cast<size_t>(s.index)];
-      const std::string p = models::block_prefix(c_, s);
-      if (w.attn > 0) t = b_.op("Add", {t, attention(layer_norm(t, p + "norm1"), s, w.attn, p, "", "", 0)});
-      if (w.mlp > 0) t = b_.op("Add", {t, mlp(t, p)});
-    }
-    t = layer_norm(t, "norm");
-    auto pooled = b_.op("Gather", {t, b_.ints({0}, true)}, {attr("axis", 1)});  // the class token
-    return linear(pooled, "head", output);
-  }
-
-  std::string swin(const std::string& input, const std::string& output) {
-    auto t = b_.op("Conv",
-                   {input, b_.weight("patch_embed.proj.weight", param("patch_embed.proj.weight")),
-                    b_.weight("patch_embed.proj.bias", param("patch_embed.proj.bias"))},
-                   {attr("kernel_shape", std::vector<int64_t>{c_.patch_size, c_.patch_size}),
-                    attr("strides", std::vector<int64_t>{c_.patch_size, c_.patch_size})});
-    t = layer_norm(transpose(t, {0, 2, 3, 1}), "patch_embed.norm");  // NHWC
-    int64_t stage = 0;
-    for (const auto& s : models::block_specs(c_)) {
-      const int64_t H = s.res_h, W = s.res_w, C = s.dim, w = s.window, sh = s.shift;
-      if (s.stage != stage) {  // PatchMerging at the start of stages 1..: [B,2H,2W,C/2] -> [B,H,W,C]
-        stage = s.stage;
-        const std::string p = cat("layers.", stage, ".downsample.");
-        t = reshape(transpose(reshape(t, {-1, H, 2, W, 2, C / 2}), {0, 1, 3, 4, 2, 5}), {-1, H, W, 2 * C});
-        t = linear(layer_norm(t, p + "norm"), p + "reduction");
-      }
-      const auto bw = widths_[static_cast<size_t>(s.index)];
-      const std::string p = models::block_prefix(c_, s);
-      if (bw.attn > 0) {
-        const int64_t T = w * w, windows = (H / w) * (W / w);
-        auto h = layer_norm(t, p + "norm1");
-        if (sh > 0) h = roll(roll(h, -sh, 1, H), -sh, 2, W);
-        auto win =
-            reshape(transpose(reshape(h, {-1, H / w, w, W / w, w, C}), {0, 1, 3, 2, 4, 5}), {-1, T, C});
-        const auto index = models::swin_relative_position_index(w).view({-1});
-        const auto bias = param(p + "attn.relative_position_bias_table")
-                              .index_select(0, index)
-                              .view({T, T, s.num_heads})
-                              .permute({2, 0, 1});
-        std::string mask;
-        if (sh > 0)
-          mask = b_.weight(p + "attn.attn_mask", models::swin_attention_mask(H, W, w, sh).unsqueeze(1));
-        auto o =
-            attention(win, s, bw.attn, p, b_.weight(p + "attn.relative_position_bias", bias), mask, windows);
-        o = reshape(transpose(reshape(o, {-1, H / w, W / w, w, w, C}), {0, 1, 3, 2, 4, 5}), {-1, H, W, C});
-        if (sh > 0) o = roll(roll(o, sh, 1, H), sh, 2, W);
-        t = b_.op("Add", {t, o});
-      }
-      if (bw.mlp > 0) t = b_.op("Add", {t, mlp(t, p)});
-    }
-    t = layer_norm(t, "norm");
-    std::string pooled;
-    if (b_.opset() >= 18)
-      pooled = b_.op("ReduceMean", {t, b_.ints({1, 2})}, {attr("keepdims", 0)});
-    else
-      pooled = b_.op("ReduceMean", {t}, {attr("axes", std::vector<int64_t>{1, 2}), attr("keepdims", 0)});
-    return linear(pooled, "head.fc", output);
-  }
-
-  GraphBuilder& b_;
-  const models::ModelConfig& c_;
-  torch::OrderedDict<std::string, torch::Tensor> params_;
-  models::Widths widths_;
-};
-
-void set_tensor_type(onnx::ValueInfoProto* v, const std::string& name, const std::vector<int64_t>& dims,
-                     int64_t batch) {
-  v->set_name(name);
-  auto* tt = v->mutable_type()->mutable_tensor_type();
-  tt->set_elem_type(onnx::TensorProto::FLOAT);
-  auto* shape = tt->mutable_shape();
-  auto* b = shape->add_dim();
-  if (batch > 0)
-    b->set_dim_value(batch);
-  else
-    b->set_dim_param("batch");
-  for (int64_t d : dims) shape->add_dim()->set_dim_value(d);
-}
-
-#endif  // SKD_HAVE_ONNX
-
-// A temporary folder removed with everything in it when the object goes.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = cat(base && *base ? base : "/tmp", "/skd-export-XXXXXX");
-    if (!mkdtemp(tmpl.data()))
-      throw std::runtime_error(cat("cannot create a temporary folder ", tmpl, ": ", std::strerror(errno)));
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string last_line(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  const auto nl = text.rfind('\n');
-  return nl == std::string::npos ? text : text.substr(nl + 1);
-}
-
-// Seconds the checker may run before it is killed: $SKD_ONNX_CHECK_TIMEOUT (for tests; documented in
-// docs/reliability.md), else 600.
-double checker_timeout_seconds() {
-  const char* env = std::getenv("SKD_ONNX_CHECK_TIMEOUT");
-  if (env && *env) {
-    char* end = nullptr;
-    const double v = std::strtod(env, &end);
-    if (end && *end == '\0' && v > 0) return v;
-  }
-  return 600.0;
-}
-
-// Runs argv (PATH lookup for argv[0]) in its own process group with stdout/stderr into files; returns the
-// exit status (128 + signal when killed). A process that runs longer than `timeout_s` is killed with its
-// whole process group and std::runtime_error says so. Throws skd::ParameterFailure when it cannot be
-// started (`what` names the program, by config keys).
-int run_process(const std::vector<std::string>& argv, const std::string& out, const std::string& err,
-                const std::function<std::string(const KeyNamer&)>& what, double timeout_s) {
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attr, 0);  // its own group: a timeout kills its children too
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = posix_spawnp(&pid, args[0], &fa, &attr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0)
-    throw ParameterFailure([=](const KeyNamer& name) {
-      return cat("cannot run ", what(name), " '", argv[0], "': ", std::strerror(rc));
-    });
-  int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  for (;;) {
-    const pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid) break;
-    if (w < 0 && errno != EINTR) {
-      const int e = errno;
-      ::kill(-pid, SIGKILL);
-      throw ParameterFailure([=](const KeyNamer& name) {
-        return cat("waiting for ", what(name), " '", argv[0], "': ", std::strerror(e));
-      });
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(-pid, SIGKILL);
-      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-      }
-      throw std::runtime_error(cat("the onnxruntime parity check (", argv[0], " ", argv.size() > 1 ? argv[1] : "",
-                                   ") did not finish within ", timeout_s, " s and was killed"));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-}
-
-// The checker's result line (python/skd_onnx_check.py prints one JSON object on its last stdout line):
-// {"max_abs_diff": number, "onnxruntime": string, "inputs": {name: [batch, ...dims], ...}}. Anything
-// else is a skd::FormatError naming the checker.
-void parse_checker_result(const std::string& line, const std::string& checker, ParityResult& result) {
-  const auto bad = [&](const std::string& why) {
-    return FormatError(cat("the onnxruntime parity check (", checker, ") printed an unexpected result: ", why,
-                           " (last line of its output: '", line.substr(0, 200), "')"));
-  };
-  nlohmann::json j;
-  try {
-    j = io::parse_json_bounded(line, "its result");
-  } catch (const io::JsonError& e) {
-    throw bad(e.detail());
-  }
-  if (!j.is_object()) throw bad("not a JSON object");
-  const auto diff = j.find("max_abs_diff");
-  const auto ort = j.find("onnxruntime");
-  const auto inputs = j.find("inputs");
-  if (diff == j.end() || !(diff->is_number() || diff->is_null())) throw bad("'max_abs_diff' is not a number");
-  if (ort == j.end() || !ort->is_string()) throw bad("'onnxruntime' is not a string");
-  if (inputs == j.end() || !inputs->is_object() || inputs->empty()) throw bad("'inputs' is not a non-empty object");
-  result.max_abs_diff = diff->is_null() ? INFINITY : diff->get<double>();
-  result.onnxruntime_version = ort->get<std::string>();
-  for (const auto& [name, shape] : inputs->items()) {
-    if (!shape.is_array() || shape.empty()) throw bad(cat("input '", name, "' has no shape"));
-    std::vector<int64_t> dims;
-    for (const auto& d : shape) {
-      if (!d.is_number_integer() || d.get<int64_t>() < 0) throw bad(cat("input '", name, "' has a bad dimension"));
-      dims.push_back(d.get<int64_t>());
-    }
-    result.inputs.push_back(dims);
-  }
-}
-
-std::string shape_text(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += cat(i ? "," : "", s[i]);
-  return out + "]";
+// The ONNX manifest: the sub-network's artifact manifest with its provenance (extract::extract's), the
+// graph's input, output, opset and batch, and the op code it came from (this selection's, or the one
+// an extracted source recorded).
+nlohmann::json onnx_manifest(const extract::Extracted& sub, const extract::SubnetChoice& choice,
+                             const GraphOptions& graph) {
+  nlohmann::json extra = {
+      {"onnx",
+       {{"opset", graph.opset},
+        {"batch", graph.batch > 0 ? nlohmann::json(graph.batch) : nlohmann::json("dynamic")},
+        {"input", "pixel_values"},
+        {"output", "logits"}}}};
+  const auto& source = sub.provenance.value("source_provenance", nlohmann::json());
+  if (choice.selection)
+    extra["op_code"] = choice.selection->code;
+  else if (source.is_object() && source.contains("op_code"))
+    extra["op_code"] = source["op_code"];
+  return models::make_manifest(*sub.model, sub.provenance, extra);
 }
 
 }  // namespace
 
-std::string ParityResult::line() const {
-  char diff[32], tol[32];
-  std::snprintf(diff, sizeof diff, "%.3g", max_abs_diff);
-  std::snprintf(tol, sizeof tol, "%.0e", tolerance);
-  std::string in;
-  for (const auto& s : inputs) in += cat(in.empty() ? "" : " ", shape_text(s));
-  return cat("parity: max |logit diff| ", diff, passed() ? " <= " : " > ", tol, " on inputs ", in,
-             ", onnxruntime ", onnxruntime_version, " (", python, ")");
-}
-
-std::string resolve_python(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  const char* env = std::getenv("SKD_PYTHON");
-  if (env && *env) return env;
-  return "python3";
-}
-
-std::string onnx_model_bytes(const models::ElasticModelImpl& model, const nlohmann::json& manifest,
-                             const GraphOptions& options) {
-  check_graph_options(options);
-#ifdef SKD_HAVE_ONNX
-  const auto& c = model.config();
-  onnx::ModelProto proto;
-  proto.set_ir_version(onnx::IR_VERSION);
-  proto.set_producer_name("skd-export");
-  proto.set_producer_version(SKD_VERSION);
-  proto.set_doc_string(cat("SKD ", models::family_name(c.family), " '", c.name, "' at its stored widths"));
-  auto* opset = proto.add_opset_import();
-  opset->set_domain("");
-  opset->set_version(options.opset);
-  auto* meta = proto.add_metadata_props();
-  meta->set_key(kOnnxManifestKey);
-  meta->set_value(manifest.dump());
-  auto* g = proto.mutable_graph();
-  g->set_name(c.name);
-  set_tensor_type(g->add_input(), "pixel_values", {c.in_chans, c.img_size, c.img_size}, options.batch);
-  set_tensor_type(g->add_output(), "logits", {c.num_classes}, options.batch);
-  GraphBuilder builder(g, options.opset);
-  ModelGraph(builder, model).build("pixel_values", "logits");
-  try {
-    onnx::checker::check_model(proto);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(
-        cat("the ONNX checker refused the exported graph of '", c.name, "': ", e.what()));
-  }
-  if (proto.ByteSizeLong() >= (size_t{1} << 31))
-    throw std::runtime_error(cat("the ONNX model of '", c.name, "' is ", proto.ByteSizeLong(),
-                                 " bytes; protobuf files are limited to 2 GiB"));
-  std::string bytes;
-  if (!proto.SerializeToString(&bytes)) throw std::runtime_error("cannot serialize the ONNX model");
-  return bytes;
-#else
-  (void)model;
-  (void)manifest;
-  no_onnx();
-#endif
-}
-
-ParityResult check_parity(models::ElasticModelImpl& model, const std::string& onnx_bytes,
-                          const ParityOptions& options) {
-  if (options.batches.empty()) throw std::invalid_argument("parity check: no batch sizes");
-  const auto& c = model.config();
-  ParityResult result;
-  result.python = resolve_python(options.python);
-  result.tolerance = options.tolerance;
-  TempDir dir;
-  write_file_atomic(dir.file("model.onnx"), onnx_bytes.data(), onnx_bytes.size());
-  write_file_atomic(dir.file("skd_onnx_check.py"), kOnnxCheckScript);
-  {
-    model.eval();
-    torch::NoGradGuard guard;
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
-    io::SafetensorsContent data;
-    for (int64_t b : options.batches) {
-      auto x = torch::randn({b, c.in_chans, c.img_size, c.img_size}, gen, torch::kFloat32);
-      auto y = model.forward(x);
-      data.tensors.emplace(cat("input.b", b), models::record_from_tensor(x));
-      data.tensors.emplace(cat("expected.b", b), models::record_from_tensor(y));
-    }
-    io::write_safetensors(dir.file("data.safetensors"), data);
-  }
-  const int rc = run_process({result.python, dir.file("skd_onnx_check.py"), dir.file("model.onnx"),
-                              dir.file("data.safetensors"), "--threads", std::to_string(options.threads)},
-                             dir.file("out.txt"), dir.file("err.txt"), [](const KeyNamer& name) {
-                               return cat("the Python interpreter (", name("python"), " / SKD_PYTHON)");
-                             },
-                             checker_timeout_seconds());
-  const std::string err = last_line(read_text(dir.file("err.txt")));
-  if (rc == 3)
-    throw ParameterFailure([=](const KeyNamer& name) {
-      return cat(
-          name("verify"), " needs onnxruntime in the Python interpreter '", result.python, "' (", err,
-          "). Install it: `bash scripts/setup_venv.sh` (prints the environment's folder on its last line), "
-          "then pass ",
-          name("python"),
-          " <that folder>/bin/python (or set SKD_PYTHON); or `pip install "
-          "onnxruntime numpy` into that Python");
-    });
-  if (rc != 0)
-    throw std::runtime_error(cat("the onnxruntime parity check with '", result.python, "' failed (exit ", rc,
-                                 rc == 127 ? ": interpreter not found" : "", "): ", err));
-  parse_checker_result(last_line(read_text(dir.file("out.txt"))), cat(result.python, " skd_onnx_check.py"), result);
-  // Larger batches first, as the inputs were made.
-  std::sort(result.inputs.begin(), result.inputs.end(),
-            [](const auto& a, const auto& b) { return a[0] > b[0]; });
-  if (!std::isfinite(result.max_abs_diff)) result.max_abs_diff = INFINITY;
-  return result;
-}
-
-int64_t parse_graph_batch(const std::string& text, const std::string& key) {
-  if (text == "dynamic") return 0;
-  const auto [batch, used] = options::leading_number<int64_t>(text);
-  if (used == 0 || used != text.size() || batch <= 0)
-    throw ParameterError(key, cat(" '", text, "': expected 'dynamic' or a positive integer"));
-  return batch;
-}
-
-ExportResult export_onnx(const ExportOptions& o) {
-  if (o.out.empty()) throw ParameterError("out", " is required (the .onnx file to write)");
-  check_graph_options(o.graph);
-  const int selectors = (o.op_code ? 1 : 0) + (o.macs.empty() ? 0 : 1) + (o.macs_ratio ? 1 : 0);
-  if (selectors > 1)
-    throw ParameterError([](const KeyNamer& name) {
-      return cat(name("op_code"), ", ", name("macs"), " and ", name("macs_ratio"), " exclude each other");
-    });
-  if (o.macs_ratio && !(*o.macs_ratio > 0 && *o.macs_ratio <= 1))
-    throw ParameterError("macs_ratio", cat(" ", *o.macs_ratio, ": expected a fraction in (0, 1]"));
-  if (selectors == 0 && !o.mask_table.empty())
-    throw ParameterError([](const KeyNamer& name) {
-      return cat(name("mask_table"), " selects nothing by itself: add ", name("op_code"), ", ", name("macs"),
-                 " or ", name("macs_ratio"));
-    });
-  const auto convention = o.macs_convention;
+ExportResult run_export_job(const ExportJob& job, std::FILE* out, const extract::BudgetNames& measure,
+                            int threads) {
+  if (job.out.empty()) throw ParameterError("out", " is required (the .onnx file to write)");
+  if (!(job.tolerance >= 0))
+    throw ParameterError("tolerance", cat(" must be >= 0 (got ", job.tolerance, ")"));
+  const GraphOptions graph{job.opset, parse_graph_batch(job.batch)};
+  check_graph_options(graph);
+  extract::SubnetSelection selection = job.selection;
+  if (!selection.latency.empty() && graph.batch > 0) selection.batch = graph.batch;
+  extract::check_selection(selection);
   // The output checked before any work (docs/reliability.md, "Hostile input"): not an input, not a
   // directory or special file, in a writable folder.
-  check_output_file("out", o.out, {o.model, o.arch, o.mask_table});
+  auto inputs = extract::selection_inputs(selection, job.model);
+  inputs.insert(inputs.end(), {job.model, job.arch});
+  check_output_file("out", job.out, inputs);
 
-  auto loaded = models::load_model(o.model, o.arch);
-  const auto& c = loaded.model->config();
+  const auto loaded = models::load_model(job.model, job.arch);
+  const extract::ExtractSource source{
+      job.model, models::file_sha256(job.model), selection.mask_table,
+      loaded.manifest.contains("provenance") ? loaded.manifest["provenance"] : nlohmann::json()};
+  const auto choice = extract::resolve_selection(loaded, selection, {job.model, source.model_sha256},
+                                                 extract::selection_names(measure));
+  if (choice.selection) extract::print_selection(*choice.selection, out);
+  auto sub = extract::extract(*loaded.model, choice, source, {job.fold_scale});
+  sub.model->eval();
   ExportResult r;
-  nlohmann::json prov = {
-      {"tool", "skd-export"}, {"exported_from", o.model}, {"source_sha256", models::file_sha256(o.model)}};
-  if (loaded.manifest.contains("provenance")) prov["source_provenance"] = loaded.manifest["provenance"];
-  models::ElasticModel model = loaded.model;
-  if (selectors > 0) {
-    const auto table = models::load_mask_table(loaded.manifest, o.mask_table, c, loaded.model->widths(), o.model,
-                                               o.budget_names.mask_table);
-    auto budget = extract::Budget::of_op_code(o.op_code.value_or(0));
-    if (!o.macs.empty())
-      budget = extract::Budget::of_macs(extract::parse_macs(o.macs, o.budget_names.macs), convention);
-    if (o.macs_ratio) budget = extract::Budget::of_macs_ratio(*o.macs_ratio, convention);
-    const auto sel = extract::select(c, table, budget, {o.model, prov["source_sha256"].get<std::string>()},
-                                     o.budget_names);  // throws naming the valid codes
-    r.op_code = sel.code;
-    r.last_code = sel.last_code;
-    for (const auto& [key, value] : sel.provenance.items()) prov[key] = value;
-    prov["op_code"] = sel.code;
-    if (!o.mask_table.empty()) prov["mask_table"] = o.mask_table;
-    model = models::slice_model(*loaded.model, sel.widths);
+  if (choice.selection) {
+    r.op_code = choice.selection->code;
+    r.last_code = choice.selection->last_code;
   }
-  if (o.fold_scale) models::fold_attention_scale(*model);
-  model->eval();
-  r.widths = model->widths();
-  r.cost = models::macs_count(model->config(), r.widths);
-  nlohmann::json extra = {
-      {"onnx",
-       {{"opset", o.graph.opset},
-        {"batch", o.graph.batch > 0 ? nlohmann::json(o.graph.batch) : nlohmann::json("dynamic")},
-        {"input", "pixel_values"},
-        {"output", "logits"}}}};
-  if (r.op_code)
-    extra["op_code"] = *r.op_code;
-  else if (prov.contains("source_provenance") && prov["source_provenance"].is_object() &&
-           prov["source_provenance"].contains("op_code"))
-    extra["op_code"] = prov["source_provenance"]["op_code"];
-  r.manifest = models::make_manifest(*model, prov, extra);
-  const std::string bytes = onnx_model_bytes(*model, r.manifest, o.graph);
+  r.widths = sub.model->widths();
+  r.cost = models::macs_count(sub.model->config(), r.widths);
+  r.manifest = onnx_manifest(sub, choice, graph);
+  const std::string bytes = onnx_model_bytes(*sub.model, r.manifest, graph);
   r.bytes = bytes.size();
-  if (o.verify) {
-    ParityOptions p = o.parity;
-    if (o.graph.batch > 0) p.batches = {o.graph.batch};
-    r.parity = check_parity(*model, bytes, p);
+  if (job.verify) {
+    ParityOptions p;
+    p.python = job.python;
+    p.tolerance = job.tolerance;
+    p.threads = threads;
+    if (graph.batch > 0) p.batches = {graph.batch};
+    r.parity = check_parity(*sub.model, bytes, p);
     if (!r.parity->passed())
       throw ParameterFailure("verify",
-                             cat(" failed: ", r.parity->line(), "; nothing was written to ", o.out));
+                             cat(" failed: ", r.parity->line(), "; nothing was written to ", job.out));
   }
-  write_file_atomic(o.out, bytes.data(), bytes.size());
+  write_file_atomic(job.out, bytes.data(), bytes.size());
+  std::string ws;
+  for (const auto& b : r.widths) ws += cat(ws.empty() ? "" : ",", b.attn, ":", b.mlp);
+  std::fprintf(out, "wrote %s: %s MACs (paper), %.3f M params, opset %d, batch %s, %.2f MB; widths %s%s\n",
+               job.out.c_str(), models::macs_format(r.cost.macs_paper).c_str(), r.cost.params / 1e6,
+               graph.opset, job.batch.c_str(), r.bytes / 1e6, ws.c_str(),
+               job.fold_scale ? "; attention scale folded into the query weights" : "");
+  if (r.parity) std::fprintf(out, "%s\n", r.parity->line().c_str());
   return r;
 }
 

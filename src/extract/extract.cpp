@@ -5,26 +5,16 @@
 
 namespace skd::extract {
 
-namespace {
-
-nlohmann::json source_provenance(const ExtractSource& source) {
-  return {{"extracted_from", source.model_path}, {"source_sha256", source.model_sha256}};
-}
-
-}  // namespace
-
-Extracted extract(const models::ElasticModelImpl& supernet, const Selection& selection, const ExtractSource& source,
-                  const ExtractOptions& options) {
-  Extracted e = extract(supernet, selection.widths, source, options);
-  for (const auto& [key, value] : selection.provenance.items()) e.provenance[key] = value;
-  e.provenance["op_code"] = selection.code;
-  if (!source.mask_table_path.empty()) e.provenance["mask_table"] = source.mask_table_path;
-  return e;
-}
-
-Extracted extract(const models::ElasticModelImpl& model, const models::Widths& widths, const ExtractSource& source,
-                  const ExtractOptions& options) {
-  Extracted e{models::slice_model(model, widths), source_provenance(source)};
+Extracted extract(const models::ElasticModelImpl& model, const SubnetChoice& choice,
+                  const ExtractSource& source, const ExtractOptions& options) {
+  Extracted e{models::slice_model(model, choice.widths),
+              {{"extracted_from", source.model_path}, {"source_sha256", source.model_sha256}}};
+  if (!source.provenance.is_null()) e.provenance["source_provenance"] = source.provenance;
+  if (choice.selection) {
+    for (const auto& [key, value] : choice.selection->provenance.items()) e.provenance[key] = value;
+    e.provenance["op_code"] = choice.selection->code;
+    if (!source.mask_table_path.empty()) e.provenance["mask_table"] = source.mask_table_path;
+  }
   if (options.fold_scale) models::fold_attention_scale(*e.model);
   return e;
 }

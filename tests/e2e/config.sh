@@ -29,8 +29,8 @@ KEYS[skd-eval]="model arch attn_keep mlp_keep data split limit batch_size inputs
 on_bad_image device amp latency latency_repeats latency_table batch_sizes summary json save_outputs out"
 KEYS[skd-extract]="model arch mask_table op_code macs macs_ratio latency widths attn_keep mlp_keep \
 macs_convention batch latency_table list out fold_scale"
-KEYS[skd-export]="model arch mask_table op_code macs macs_ratio macs_convention out opset batch fold_scale \
-verify python tolerance"
+KEYS[skd-export]="model arch mask_table op_code macs macs_ratio latency widths attn_keep mlp_keep macs_convention \
+latency_table out opset batch fold_scale verify python tolerance"
 # one key per app: a value in the --config file, and a flag that overrides it
 declare -A FILE_KEY=([skd-convert]=split [skd-eval]=split [skd-extract]=latency_table [skd-export]=python)
 declare -A FLAG=([skd-convert]=--split [skd-eval]=--split [skd-extract]=--latency-table [skd-export]=--python)

@@ -6,6 +6,7 @@
 #  - the demo's model (assets/vit_fmnist.safetensors) with a mask table attached by skd-convert, and the
 #    demo's ONNX step (scripts/demo_export.sh) on it
 #  - a pretrained foreign checkpoint (.pth + --arch)
+#  - --macs-ratio 4:12 (the paper's n:12) selects and records what skd-extract --macs-ratio 4/12 does
 #  - errors: onnxruntime missing (a Python without it), bad flags, op code out of range: no file left
 # The Python with onnxruntime is the project's environment (scripts/setup_venv.sh, cached).
 # Env (set by ctest): SKD_BIN (apps folder), SKD_SOURCE_DIR, SKD_FIXTURES.
@@ -101,6 +102,32 @@ for code in 0 1 2; do
 done
 verify "demo model: --macs-ratio 0.5" --supernet "$W/demo.super.safetensors" --macs-ratio 0.5 --out "$W/demo.half.onnx"
 expect_in "says the code" "$W/out" "op code 2 of 0..2"
+# The paper's n:12 notation: skd-export --macs-ratio 4:12 selects what skd-extract --macs-ratio 4/12 does,
+# with the same provenance.
+verify "demo model: --macs-ratio 4:12" --supernet "$W/demo.super.safetensors" --macs-ratio 4:12 --out "$W/demo.412.onnx"
+grep '^op code' "$W/out" >"$W/export_412.code"
+check "skd-extract --macs-ratio 4/12" 0 "$BIN/skd-extract" --supernet "$W/demo.super.safetensors" --macs-ratio 4/12 \
+  --out "$W/demo.412.safetensors"
+grep '^op code' "$W/out" >"$W/extract_412.code"
+if [ -s "$W/export_412.code" ] && cmp -s "$W/export_412.code" "$W/extract_412.code"; then
+  ok "4:12 and 4/12: $(cat "$W/export_412.code")"
+else bad "4:12 export '$(cat "$W/export_412.code")' vs 4/12 extract '$(cat "$W/extract_412.code")'"; fi
+"$PY" - "$W/demo.412.onnx" "$W/demo.412.safetensors" >"$W/prov" 2>&1 <<'PY'
+import json, struct, sys
+import onnxruntime as o
+onnx = json.loads(o.InferenceSession(sys.argv[1]).get_modelmeta().custom_metadata_map["skd_manifest"])
+with open(sys.argv[2], "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    art = json.loads(json.loads(f.read(n))["__metadata__"]["skd_manifest"])
+for m in (onnx, art):
+    m["provenance"].pop("created")  # when each file was written
+print("same" if onnx["provenance"] == art["provenance"] and onnx["widths"] == art["widths"] else f"differ {onnx['provenance']} {art['provenance']}")
+print(onnx["provenance"]["macs_budget"], "extracted_from" in onnx["provenance"])
+PY
+if head -1 "$W/prov" | grep -qx same; then ok "export and extract provenance the same ($(tail -1 "$W/prov"))"
+else bad "provenance: $(cat "$W/prov")"; fi
+check "--macs-ratio 5/4" 2 "$BIN/skd-export" --supernet "$W/demo.super.safetensors" --macs-ratio 5/4 --out "$W/bad6.onnx"
+expect_in "names the accepted forms" "$W/err" "--macs-ratio 5/4: expected a fraction in (0, 1]: 0.333, 4/12 or 4:12"
 # The demo's ONNX step (scripts/demo_export.sh) on this super-network: the project's environment is there.
 check "demo_export.sh" 0 env SKD_BIN="$BIN" bash "$SRC/scripts/demo_export.sh" "$W/demo.super.safetensors" "$W/demo.4.onnx" 4 "${T[@]}"
 expect_in "demo_export.sh prints the parity line" "$W/out" "^parity: max |logit diff| .* <= 1e-04"

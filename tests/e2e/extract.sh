@@ -2,6 +2,7 @@
 # End-to-end: super-networks and skd-extract by op code / MACs budget.
 #  - an official-schema mask_table.json attached to a foreign .pth by skd-convert --mask-table
 #  - skd-extract --list / --op-code / --macs / --macs-ratio / -1, from the artifact and from the .pth
+#  - --macs-ratio 4/12, 4:12 (the paper's n:12) and 0.333...: the same code; bad ratios name the forms
 #  - code 0 equals the full model (timm's outputs), MACs of extracted artifacts equal the table's
 #  - budgets below the smallest sub-network, unknown codes, bad tables: exit 2 naming the problem
 # Env (set by ctest): SKD_BIN (apps folder), SKD_SOURCE_DIR, SKD_FIXTURES.
@@ -61,6 +62,36 @@ check "--macs-ratio 0.9 --macs-convention full" 0 "$BIN/skd-extract" --supernet 
   --macs-convention full --out "$W/r9.safetensors"
 expect_in "says the convention" "$W/out" "full convention"
 same_weights "b2 == c2" "$W/b2.safetensors" "$W/c2.safetensors" 0
+
+# A third of the full MACs, as 4/12, the paper's 4:12 and a decimal: one budget, one code (the lowest
+# whose paper MACs are <= floor(full * 4 / 12), from the manifest's op_codes). Code 2 of this table is
+# small enough.
+cat >"$W/small_table.json" <<'JSON'
+{"0.attn": {"0": 16, "-1": 16, "1": 16, "2": 16},
+ "0.mlp":  {"0": 256, "-1": 0, "1": 256, "2": 0},
+ "1.attn": {"0": 16, "-1": 0, "1": 16, "2": 0},
+ "1.mlp":  {"0": 256, "-1": 64, "1": 128, "2": 64},
+ "2.attn": {"0": 16, "-1": 0, "1": 8, "2": 0},
+ "2.mlp":  {"0": 256, "-1": 64, "1": 128, "2": 64},
+ "3.attn": {"0": 16, "-1": 0, "1": 8, "2": 0},
+ "3.mlp":  {"0": 256, "-1": 64, "1": 128, "2": 64}}
+JSON
+check "attach a table with a small code" 0 "$BIN/skd-convert" --model "$FIX/$M.pth" --arch "$FIX/$M.json" \
+  --mask-table "$W/small_table.json" --out "$W/small.safetensors"
+want=$(manifest "$W/small.safetensors" \
+  'min(c["code"] for c in m["op_codes"] if c["macs_paper"] <= m["op_codes"][0]["macs_paper"] * 4 // 12)')
+for r in 4/12 4:12 0.3333333333333333; do
+  check "--macs-ratio $r" 0 "$BIN/skd-extract" --supernet "$W/small.safetensors" --macs-ratio "$r" \
+    --out "$W/third.$(echo "$r" | tr '/:' 'sc').safetensors"
+  expect_in "--macs-ratio $r picks code $want" "$W/out" "op code $want of 0..2"
+done
+same_weights "4/12 == 4:12" "$W/third.4s12.safetensors" "$W/third.4c12.safetensors" 0
+same_weights "4/12 == 0.333..." "$W/third.4s12.safetensors" "$W/third.0.3333333333333333.safetensors" 0
+for r in 0 5/4 4/0 abc 1/ -0.5; do
+  check "--macs-ratio $r refused" 2 "$BIN/skd-extract" --supernet "$W/small.safetensors" --macs-ratio "$r" \
+    --out "$W/bad_r.safetensors"
+  expect_in "--macs-ratio $r: the accepted forms" "$W/err" "--macs-ratio $r: expected a fraction in (0, 1]: 0.333, 4/12 or 4:12"
+done
 
 # The official layout: .pth + --arch + --mask-table, no artifact needed.
 check "extract from .pth + mask_table.json" 0 "$BIN/skd-extract" --model "$FIX/$M.pth" --arch "$FIX/$M.json" \

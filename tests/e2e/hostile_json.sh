@@ -116,7 +116,7 @@ check "fractional integer in a config" 2 "$BIN/skd-eval" --config "$W/frac.json"
 expect_in "fractional integer named" "$W/err" "key 'limit' has the wrong type (2.5)"
 
 # --- a config gets the flags' range checks --------------------------------------------------------
-echo '{"macs_ratio": 1.5}' >"$W/ratio.json"
+echo '{"macs_ratio": "1.5"}' >"$W/ratio.json"
 check "macs_ratio 1.5 in a config" 2 "$BIN/skd-extract" --config "$W/ratio.json" --model "$SUPER" --out "$W/r.safetensors"
 expect_in "macs_ratio config named" "$W/err" "macs-ratio 1.5: expected a fraction in (0, 1]"
 check "--macs-ratio 1.5" 2 "$BIN/skd-extract" --macs-ratio 1.5 --model "$SUPER" --out "$W/r.safetensors"

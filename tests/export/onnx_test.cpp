@@ -1,8 +1,9 @@
 // ONNX export: the graph of ViT and Swin models (full, sliced with removed branches and width-8 heads)
-// passes the ONNX checker and carries the manifest; folding the attention scale keeps the logits;
-// bad input (inconsistent artifact, op code out of range, unwritable output, failed parity) is a
-// clear error that leaves no file. Numerical parity with onnxruntime is tested end to end
-// (tests/e2e/export.sh), since it needs the Python environment.
+// passes the ONNX checker and carries the manifest; folding the attention scale keeps the logits; every
+// kind of selection exports the sub-network skd-extract extracts, with the same provenance; bad input
+// (inconsistent artifact, op code out of range, unwritable output, failed parity) is a clear error that
+// leaves no file. Numerical parity with onnxruntime is tested end to end (tests/e2e/export.sh), since it
+// needs the Python environment.
 #include "skd/export/onnx.h"
 
 #include <gtest/gtest.h>
@@ -18,10 +19,12 @@
 #include <functional>
 
 #include "skd/core/fs.h"
+#include "skd/extract/extract_job.h"
 #include "skd/io/safetensors.h"
 #include "skd/models/checkpoint.h"
-#include "skd/models/slice.h"
 #include "skd/models/mask_table.h"
+#include "skd/models/slice.h"
+#include "extract/selection_fixture.h"
 #include "test_util.h"
 
 using namespace skd;
@@ -228,61 +231,156 @@ std::string write_supernet(const std::string& dir) {
   return path;
 }
 
+// Runs the export job, its printed lines into `printed` (when given).
+exporter::ExportResult run_export(const exporter::ExportJob& job, std::string* printed = nullptr) {
+  std::FILE* f = std::tmpfile();
+  struct Close {
+    std::FILE* f;
+    ~Close() { std::fclose(f); }
+  } close{f};
+  const auto r = exporter::run_export_job(job, f);
+  if (printed) {
+    std::rewind(f);
+    printed->clear();
+    for (int ch; (ch = std::fgetc(f)) != EOF;) printed->push_back(static_cast<char>(ch));
+  }
+  return r;
+}
+
+nlohmann::json onnx_manifest(const std::string& path) {
+  onnx::ModelProto p;
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(p.ParseFromIstream(&in)) << path;
+  return nlohmann::json::parse(metadata(p, "skd_manifest"));
+}
+
 TEST(ExportApi, SelectsAnOpCodeLikeExtract) {
   const auto dir = test::scratch_dir("export_select");
-  exporter::ExportOptions o;
+  exporter::ExportJob o;
   o.model = write_supernet(dir);
-  o.op_code = -1;
+  o.selection.op_code = -1;
   o.out = dir + "/sub.onnx";
-  const auto r = exporter::export_onnx(o);
+  std::string printed;
+  const auto r = run_export(o, &printed);
   ASSERT_TRUE(r.op_code.has_value());
   EXPECT_EQ(*r.op_code, 2);
   EXPECT_EQ(r.widths[1].attn, 8);
   EXPECT_EQ(r.widths[2].mlp, 0);
-  onnx::ModelProto p;
-  std::ifstream in(o.out, std::ios::binary);
-  ASSERT_TRUE(p.ParseFromIstream(&in));
-  const auto m = nlohmann::json::parse(metadata(p, "skd_manifest"));
+  EXPECT_NE(printed.find("op code 2 of 0..2\nwrote " + o.out + ": "), std::string::npos) << printed;
+  const auto m = onnx_manifest(o.out);
   EXPECT_EQ(m["op_code"], 2);
   EXPECT_EQ(m["provenance"]["op_code"], 2);
+  EXPECT_EQ(m["provenance"]["extracted_from"], o.model);
+  EXPECT_EQ(m["provenance"]["source_sha256"], models::file_sha256(o.model));
   EXPECT_EQ(m["macs"]["paper"], r.cost.macs_paper);
   EXPECT_EQ(m["onnx"]["batch"], "dynamic");
   EXPECT_EQ(fs::file_size(o.out), r.bytes);
   // A MACs budget picks the same code as skd-extract's lookup.
-  o.op_code.reset();
-  o.macs = std::to_string(r.cost.macs_paper);
-  EXPECT_EQ(exporter::export_onnx(o).op_code.value_or(-9), 2);
+  o.selection.op_code.reset();
+  o.selection.macs = std::to_string(r.cost.macs_paper);
+  EXPECT_EQ(run_export(o).op_code.value_or(-9), 2);
+}
+
+// Every kind of selection exports, and export and extract (the same job keys) give the same code,
+// widths and provenance: the one resolution and slicing they share.
+TEST(ExportApi, EveryKindOfSelectionAsExtract) {
+  const auto dir = test::scratch_dir("export_kinds");
+  const auto sn = test::write_selection_supernet(dir);
+  const auto costs = models::code_costs(models::load_model(sn.path).model->config(), test::selection_table());
+  const auto kind = [](const std::string& name, auto set) {
+    extract::SubnetSelection s;
+    set(s);
+    return std::pair<std::string, extract::SubnetSelection>{name, s};
+  };
+  const std::vector<std::pair<std::string, extract::SubnetSelection>> kinds = {
+      kind("op_code", [](auto& s) { s.op_code = 3; }),
+      kind("macs", [&](auto& s) { s.macs = std::to_string(costs[2].macs_paper); }),
+      kind("ratio", [](auto& s) { s.macs_ratio = "4:12"; }),
+      kind("latency", [](auto& s) { s.latency = "5ms"; }),
+      kind("widths", [](auto& s) { s.widths = "16:256,8:128,0:256,16:0"; }),
+      kind("keep", [](auto& s) { s.attn_keep = 0.5, s.mlp_keep = 0.25; }),
+      kind("none", [](auto&) {})};
+  for (const auto& [name, selection] : kinds) {
+    SCOPED_TRACE(name);
+    exporter::ExportJob e;
+    e.model = sn.path;
+    e.selection = selection;
+    e.out = dir + "/" + name + ".onnx";
+    const auto r = run_export(e);
+    extract::ExtractJob x;
+    x.model = sn.path;
+    x.selection = selection;
+    x.out = dir + "/" + name + ".safetensors";
+    std::FILE* null = std::fopen("/dev/null", "w");
+    extract::run_extract_job(x, null);
+    std::fclose(null);
+    const auto extracted = models::load_model(x.out);
+    EXPECT_EQ(r.widths, extracted.model->widths());
+    const auto onnx = onnx_manifest(e.out);
+    auto exported_provenance = onnx["provenance"], extracted_provenance = extracted.manifest["provenance"];
+    exported_provenance.erase("created");  // when each file was written
+    extracted_provenance.erase("created");
+    EXPECT_EQ(exported_provenance, extracted_provenance);
+    EXPECT_EQ(exported_provenance.at("source_sha256"), sn.sha256);
+    EXPECT_EQ(onnx["widths"], extracted.manifest["widths"]);
+    EXPECT_EQ(r.op_code.has_value(), selection.by_table());
+    if (r.op_code) {
+      EXPECT_EQ(onnx["op_code"], extracted.manifest["provenance"]["op_code"]);
+    }
+  }
+  // 4:12 and 4/12 and the latency budget at a fixed graph batch (4: twice as slow, a smaller code).
+  exporter::ExportJob e;
+  e.model = sn.path;
+  e.out = dir + "/b.onnx";
+  e.selection.macs_ratio = "4/12";
+  const auto slash = run_export(e).op_code;
+  e.selection.macs_ratio = "4:12";
+  EXPECT_EQ(run_export(e).op_code, slash);
+  e.selection.macs_ratio.clear();
+  e.selection.latency = "5ms";
+  EXPECT_EQ(run_export(e).op_code.value_or(-9), 4);
+  e.batch = "4";
+  const auto r = run_export(e);
+  EXPECT_EQ(r.op_code.value_or(-9), 5);
+  EXPECT_EQ(r.manifest["provenance"]["latency"]["batch_size"], 4);
+  EXPECT_EQ(r.manifest["onnx"]["batch"], 4);
 }
 
 TEST(ExportApi, BadInputIsAClearErrorAndLeavesNoFile) {
   const auto dir = test::scratch_dir("export_bad");
   const auto super = write_supernet(dir);
-  exporter::ExportOptions o;
+  exporter::ExportJob o;
   o.model = super;
   o.out = dir + "/out.onnx";
   // Op code out of range.
-  o.op_code = 7;
-  EXPECT_NE(test::error_of([&] { exporter::export_onnx(o); }).find("0..2"), std::string::npos);
-  EXPECT_THROW(exporter::export_onnx(o), std::invalid_argument);
-  o.op_code.reset();
-  // Two selectors; a mask table without a selector.
-  o.op_code = 1;
-  o.macs_ratio = 0.5;
-  EXPECT_THROW(exporter::export_onnx(o), std::invalid_argument);
-  o.op_code.reset();
-  o.macs_ratio.reset();
-  o.mask_table = dir + "/table.json";
-  EXPECT_NE(test::error_of([&] { exporter::export_onnx(o); }).find("mask_table"), std::string::npos);
-  o.mask_table.clear();
+  o.selection.op_code = 7;
+  EXPECT_NE(test::error_of([&] { run_export(o); }).find("0..2"), std::string::npos);
+  EXPECT_THROW(run_export(o), std::invalid_argument);
+  o.selection.op_code.reset();
+  // Two selectors; a ratio out of range; a mask table without a selector; a negative tolerance.
+  o.selection.op_code = 1;
+  o.selection.macs_ratio = "0.5";
+  EXPECT_NE(test::error_of([&] { run_export(o); }).find("give at most one of"), std::string::npos);
+  o.selection.op_code.reset();
+  o.selection.macs_ratio = "5/4";
+  EXPECT_NE(test::error_of([&] { run_export(o); }).find("macs_ratio 5/4: expected a fraction in (0, 1]"),
+            std::string::npos);
+  o.selection.macs_ratio.clear();
+  o.selection.mask_table = dir + "/table.json";
+  EXPECT_NE(test::error_of([&] { run_export(o); }).find("mask_table"), std::string::npos);
+  o.selection.mask_table.clear();
+  o.tolerance = -1;
+  EXPECT_NE(test::error_of([&] { run_export(o); }).find("tolerance must be >= 0"), std::string::npos);
+  o.tolerance = 1e-4;
   // Unwritable output: a folder that does not exist, and a read-only folder.
   o.out = dir + "/missing/out.onnx";
-  EXPECT_NE(test::error_of([&] { exporter::export_onnx(o); }).find(dir + "/missing"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { run_export(o); }).find(dir + "/missing"), std::string::npos);
   fs::create_directories(dir + "/ro");
   chmod((dir + "/ro").c_str(), 0555);
   o.out = dir + "/ro/out.onnx";
   if (access((dir + "/ro").c_str(), W_OK) !=
       0) {  // root can write anywhere; the check only makes sense otherwise
-    EXPECT_THROW(exporter::export_onnx(o), std::runtime_error);
+    EXPECT_THROW(run_export(o), std::runtime_error);
   }
   chmod((dir + "/ro").c_str(), 0755);
   // An artifact whose manifest widths disagree with its tensors.
@@ -293,7 +391,7 @@ TEST(ExportApi, BadInputIsAClearErrorAndLeavesNoFile) {
   io::write_safetensors(dir + "/inconsistent.safetensors", content);
   o.model = dir + "/inconsistent.safetensors";
   o.out = dir + "/out.onnx";
-  const auto msg = test::error_of([&] { exporter::export_onnx(o); });
+  const auto msg = test::error_of([&] { run_export(o); });
   EXPECT_NE(msg.find("inconsistent.safetensors"), std::string::npos) << msg;
   EXPECT_NE(msg.find("blocks.0.attn.qkv.weight"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(dir + "/out.onnx"));
@@ -306,9 +404,9 @@ TEST(ExportApi, BadInputIsAClearErrorAndLeavesNoFile) {
 // onnxruntime (exit 3), an interpreter that does not exist. None writes the output.
 TEST(ExportApi, ParityFailuresWriteNothing) {
   const auto dir = test::scratch_dir("export_parity");
-  exporter::ExportOptions o;
+  exporter::ExportJob o;
   o.model = write_supernet(dir);
-  o.op_code = 1;
+  o.selection.op_code = 1;
   o.out = dir + "/out.onnx";
   o.verify = true;
   auto script = [&](const std::string& name, const std::string& body) {
@@ -317,28 +415,28 @@ TEST(ExportApi, ParityFailuresWriteNothing) {
     chmod(path.c_str(), 0755);
     return path;
   };
-  o.parity.python = script("far",
-                           "echo '{\"max_abs_diff\": 0.5, \"inputs\": {\"b2\": [2,3,32,32]}, "
-                           "\"onnxruntime\": \"9.9\"}'");
-  auto msg = test::error_of([&] { exporter::export_onnx(o); });
+  o.python = script("far",
+                    "echo '{\"max_abs_diff\": 0.5, \"inputs\": {\"b2\": [2,3,32,32]}, "
+                    "\"onnxruntime\": \"9.9\"}'");
+  auto msg = test::error_of([&] { run_export(o); });
   EXPECT_NE(msg.find("verify failed: parity: max |logit diff| 0.5 > 1e-04"), std::string::npos) << msg;
   EXPECT_NE(msg.find("nothing was written"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(o.out));
-  o.parity.python = script("no_ort", "echo \"No module named 'onnxruntime'\" >&2; exit 3");
-  msg = test::error_of([&] { exporter::export_onnx(o); });
+  o.python = script("no_ort", "echo \"No module named 'onnxruntime'\" >&2; exit 3");
+  msg = test::error_of([&] { run_export(o); });
   EXPECT_NE(msg.find("bash scripts/setup_venv.sh"), std::string::npos) << msg;
   EXPECT_NE(msg.find("python"), std::string::npos) << msg;
   EXPECT_NE(msg.find("pip install onnxruntime"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(o.out));
-  o.parity.python = dir + "/no_such_python";
-  msg = test::error_of([&] { exporter::export_onnx(o); });
+  o.python = dir + "/no_such_python";
+  msg = test::error_of([&] { run_export(o); });
   EXPECT_NE(msg.find("no_such_python"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(o.out));
   // A passing stand-in lets the file through, and the parity line reports what it measured.
-  o.parity.python = script("near",
-                           "echo '{\"max_abs_diff\": 1e-7, \"inputs\": {\"b2\": [2,3,32,32], \"b1\": "
-                           "[1,3,32,32]}, \"onnxruntime\": \"9.9\"}'");
-  const auto r = exporter::export_onnx(o);
+  o.python = script("near",
+                    "echo '{\"max_abs_diff\": 1e-7, \"inputs\": {\"b2\": [2,3,32,32], \"b1\": "
+                    "[1,3,32,32]}, \"onnxruntime\": \"9.9\"}'");
+  const auto r = run_export(o);
   ASSERT_TRUE(r.parity.has_value());
   EXPECT_NE(r.parity->line().find("on inputs [2,3,32,32] [1,3,32,32], onnxruntime 9.9"), std::string::npos)
       << r.parity->line();

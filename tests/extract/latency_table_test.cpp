@@ -6,6 +6,7 @@
 
 #include "skd/core/error.h"
 #include "skd/extract/latency_table.h"
+#include "extract/selection_fixture.h"
 #include "test_util.h"
 
 using namespace skd;
@@ -15,29 +16,14 @@ namespace {
 
 // A table with the given median latencies (batch 1 and 8; batch 8 = 4 x batch 1) for codes 0..n-1.
 LatencyTable synthetic(const std::vector<double>& medians) {
-  LatencyTable t;
-  t.model = "super.safetensors";
-  t.model_sha256 = std::string(64, 'a');
-  t.device = "cpu";
-  t.amp = "none";
-  t.threads = 2;
-  t.warmup = 1;
-  t.repeats = 3;
-  t.batch_sizes = {1, 8};
+  auto t = test::latency_table_of("super.safetensors", std::string(64, 'a'), {1, 8});
   for (size_t k = 0; k < medians.size(); ++k) {
     LatencyCodeRow r;
     r.code = static_cast<int64_t>(k);
     r.widths = {{16, 64}, {static_cast<int64_t>(16 - k), 0}};
     r.cost = {1000 - static_cast<int64_t>(k), 1100 - static_cast<int64_t>(k), 50};
-    for (int64_t b : t.batch_sizes) {
-      LatencyResult l;
-      l.batch_size = b;
-      l.median_ms = medians[k] * (b == 1 ? 1 : 4);
-      l.p10_ms = l.median_ms * 0.9;
-      l.p90_ms = l.median_ms * 1.2;
-      l.images_per_s = b / (l.median_ms / 1000);
-      r.latency.push_back(l);
-    }
+    for (int64_t b : t.batch_sizes)
+      r.latency.push_back(test::latency_result(b, medians[k] * (b == 1 ? 1 : 4)));
     t.codes.push_back(r);
   }
   return t;

@@ -29,7 +29,7 @@ BLOCK = re.compile(r"^#\s*needs (ImageNet|a GPU|root|a download|your images|minu
 ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*=[^\s$;`]*\s*;?\s*)+$")
 # Tests another branch adds (issue 24: skd-extract/skd-export selection forms); until it lands a
 # command may name it and is reported as pending. Remove a name once its test exists.
-PENDING = {"macs_ratio_forms"}
+PENDING = set()
 
 
 def strip_comment(line):

@@ -1,14 +1,15 @@
 // Extraction: a standalone sub-network (reduced parameter shapes, contiguous weights) sliced out of a
-// super-network at a selection of its mask table (skd/extract/select.h), or out of any elastic model
-// at given per-block widths, with the provenance its artifact records. The slicing is
-// models::slice_model, the same helper the training forward's widths mean.
+// model at what a selection chose (skd/extract/selection.h: a code of its mask table, or given
+// per-block widths), with the provenance its artifact records. The slicing is models::slice_model, the
+// same helper the training forward's widths mean. skd-extract saves the result, skd-export writes it
+// as ONNX: both take it from extract(), with the same provenance.
 #pragma once
 
 #include <string>
 
 #include <nlohmann/json.hpp>
 
-#include "skd/extract/select.h"
+#include "skd/extract/selection.h"
 #include "skd/models/model.h"
 
 namespace skd::extract {
@@ -18,6 +19,7 @@ struct ExtractSource {
   std::string model_path;
   std::string model_sha256;
   std::string mask_table_path;  // the official mask_table.json the selection came from (empty: the manifest's)
+  nlohmann::json provenance;    // the source artifact's own provenance (null: none)
 };
 
 struct ExtractOptions {
@@ -26,18 +28,22 @@ struct ExtractOptions {
   bool fold_scale = false;
 };
 
+// The provenance vocabulary of skd-extract's artifacts and skd-export's ONNX manifests:
+//   extracted_from, source_sha256   the file sliced (path as given, SHA-256 of its bytes)
+//   source_provenance               that file's own provenance, when it has one
+//   op_code, mask_table             a code of the mask table (mask_table: the file given, if any)
+//   macs_budget, macs_convention, latency   the budget that chose the code (Selection::provenance)
+// (ONNX files of skd-export before this vocabulary said "exported_from" and "tool"; nothing in the
+// toolkit reads either back.)
+
 struct Extracted {
   models::ElasticModel model;
-  // {extracted_from, source_sha256} and, for a selection, its budget fields, op_code and mask_table.
-  nlohmann::json provenance;
+  nlohmann::json provenance;  // the vocabulary above
 };
 
-// The sub-network of `supernet` that `selection` chose.
-Extracted extract(const models::ElasticModelImpl& supernet, const Selection& selection, const ExtractSource& source,
-                  const ExtractOptions& options = {});
-// `model` sliced to `widths` (each within its stored widths; no mask table involved).
-Extracted extract(const models::ElasticModelImpl& model, const models::Widths& widths, const ExtractSource& source,
-                  const ExtractOptions& options = {});
+// `model` sliced to the choice's widths (each within its stored widths), its scale folded if asked.
+Extracted extract(const models::ElasticModelImpl& model, const SubnetChoice& choice,
+                  const ExtractSource& source, const ExtractOptions& options = {});
 
 // Writes the sub-network's artifact (weights + manifest with its provenance) atomically.
 void save(const std::string& path, const Extracted& extracted);

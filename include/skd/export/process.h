@@ -1,0 +1,43 @@
+// The helpers of the export area that leave the process: a temporary folder that removes itself, and a
+// child program run with its output in files and a time limit (the onnxruntime parity check,
+// skd/export/parity.h, runs Python through them).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "skd/core/error.h"
+
+namespace skd::exporter {
+
+// A temporary folder under $TMPDIR (else /tmp), removed with everything in it when the object goes.
+// std::runtime_error when it cannot be created.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// The whole content of a file ("" when it cannot be read).
+std::string read_text(const std::string& path);
+// The last line of `text`, trailing newlines dropped.
+std::string last_line(std::string text);
+
+// Runs argv (PATH lookup for argv[0]) in its own process group, stdin from /dev/null, stdout/stderr into
+// the files `out` and `err`; returns the exit status (128 + signal when killed). A process that runs
+// longer than `timeout_s` is killed with its whole process group, and std::runtime_error says that
+// `label` (argv[0] argv[1]) did not finish. Throws skd::ParameterFailure when it cannot be started
+// (`what` names the program, by config keys).
+int run_process(const std::vector<std::string>& argv, const std::string& out, const std::string& err,
+                const std::function<std::string(const KeyNamer&)>& what, double timeout_s,
+                const std::string& label);
+
+}  // namespace skd::exporter
