@@ -41,8 +41,9 @@ int main(int argc, char** argv) {
   b.add_required(&app, "out", argc, argv);
   b.add(&app, "mask_table");
   auto* g = app.add_option_group("WPAC");
-  for (const char* key : {"data", "split", "proxy_samples", "batch_size", "seed", "criterion", "mlp_criterion",
-                          "centering", "cost", "report", "device", "dist_backend", "dist_timeout"})
+  for (const char* key :
+       {"data", "split", "proxy_samples", "batch_size", "seed", "criterion", "mlp_criterion", "centering",
+        "cost", "report", "device", "dist_backend", "dist_timeout"})
     b.add(g, key);
   app::add_common_options(app, threads, log_level);
   b.add_config_options(&app, "conversion job");

@@ -17,7 +17,9 @@ int main(int argc, char** argv) {
   std::string log_level;
   const std::vector<std::pair<const char*, std::vector<const char*>>> groups = {
       {"Model", {"model", "arch", "attn_keep", "mlp_keep"}},
-      {"Data", {"data", "split", "limit", "batch_size", "inputs", "class_index", "crop_pct", "workers", "on_bad_image"}},
+      {"Data",
+       {"data", "split", "limit", "batch_size", "inputs", "class_index", "crop_pct", "workers",
+        "on_bad_image"}},
       {"Run", {"device", "amp", "latency", "latency_repeats", "latency_table", "batch_sizes"}},
       {"Output", {"summary", "json", "save_outputs", "out"}}};
   for (const auto& [name, keys] : groups) {

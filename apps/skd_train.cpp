@@ -23,16 +23,16 @@ int main(int argc, char** argv) {
   auto* gr = app.add_option_group("Recipe");
   b.add_config_options(gr, "recipe", "batch_size");
   for (const char* key : {"epochs", "batch_size", "lr", "unscale_lr", "min_lr", "warmup_epochs", "warmup_lr",
-                          "weight_decay", "opt_eps", "beta1", "beta2", "smoothing", "mixup", "cutmix", "mixup_prob",
-                          "mixup_switch_prob", "drop_path", "clip_grad"})
+                          "weight_decay", "opt_eps", "beta1", "beta2", "smoothing", "mixup", "cutmix",
+                          "mixup_prob", "mixup_switch_prob", "drop_path", "clip_grad"})
     b.add(gr, key);
   b.add_named(gr, "model_ema", "--model-ema,!--no-model-ema");
   b.add(gr, "model_ema_decay");
   b.add_named(gr, "repeated_aug", "--repeated-aug,!--no-repeated-aug");
   for (const char* key : {"amp", "device", "seed"}) b.add(gr, key);
   auto* gp = app.add_option_group("PIAD (--mode piad: super-network training, docs/algorithm.md §3)");
-  for (const char* key : {"mode", "piad_progressive_epochs", "piad_budget_ratio", "piad_attn_group", "piad_mlp_groups",
-                          "piad_proxy_samples", "piad_proxy_batch", "piad_sensitivity"})
+  for (const char* key : {"mode", "piad_progressive_epochs", "piad_budget_ratio", "piad_attn_group",
+                          "piad_mlp_groups", "piad_proxy_samples", "piad_proxy_batch", "piad_sensitivity"})
     b.add(gp, key);
   b.add_named(gp, "piad_sandwich", "--piad-sandwich,!--no-piad-sandwich");
   for (const char* key : {"piad_distill", "piad_distill_weight", "piad_distill_temperature"}) b.add(gp, key);

@@ -32,12 +32,17 @@ CLI::Validator number_at_least(double low, bool strict, const char* name) {
       name);
 }
 
-CLI::Validator positive() { return number_at_least(0, true, "POSITIVE"); }
-CLI::Validator non_negative() { return number_at_least(0, false, "NONNEGATIVE"); }
+CLI::Validator positive() {
+  return number_at_least(0, true, "POSITIVE");
+}
+CLI::Validator non_negative() {
+  return number_at_least(0, false, "NONNEGATIVE");
+}
 
 void add_common_options(CLI::App& app, int& threads, std::string& log_level) {
-  app.add_option("--threads", threads,
-                 "intra-op CPU threads (default: this node's cores, shared among its ranks in a multi-process job)")
+  app.add_option(
+         "--threads", threads,
+         "intra-op CPU threads (default: this node's cores, shared among its ranks in a multi-process job)")
       ->transform(decimal_integer<int>())
       ->check(positive());
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (env SKD_LOG_LEVEL)");

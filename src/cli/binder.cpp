@@ -31,7 +31,9 @@ bool config_on_command_line(int argc, const char* const* argv) {
 
 FlagNames::FlagNames() : names_(std::make_shared<std::map<std::string, std::string>>()) {}
 
-void FlagNames::bind(const std::string& key, const std::string& flag) { (*names_)[key] = flag; }
+void FlagNames::bind(const std::string& key, const std::string& flag) {
+  (*names_)[key] = flag;
+}
 
 std::string FlagNames::flag_of(const std::string& key) const {
   const auto it = names_->find(key);
@@ -45,7 +47,9 @@ KeyNamer FlagNames::namer() const {
   };
 }
 
-void FlagNames::install() const { set_log_key_namer(namer()); }
+void FlagNames::install() const {
+  set_log_key_namer(namer());
+}
 
 std::string not_decimal(const std::string& text) {
   size_t i = 0;
@@ -53,12 +57,15 @@ std::string not_decimal(const std::string& text) {
   const std::string digits = text.substr(i);
   const bool prefixed =
       digits.size() > 1 && digits[0] == '0' && std::string("xXoObB").find(digits[1]) != std::string::npos;
-  if (prefixed) return cat("'", excerpt(text), "' is not a decimal integer (hex, octal and binary are not accepted)");
+  if (prefixed)
+    return cat("'", excerpt(text), "' is not a decimal integer (hex, octal and binary are not accepted)");
   if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
     return cat("'", excerpt(text), "' is not an integer");
   return "";
 }
 
-nlohmann::json read_config_file(const std::string& path) { return read_json_file_of("config", path, ""); }
+nlohmann::json read_config_file(const std::string& path) {
+  return read_json_file_of("config", path, "");
+}
 
 }  // namespace skd::cli

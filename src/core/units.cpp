@@ -60,15 +60,21 @@ Duration Duration::from_text(const std::string& text) {
   const auto [v, used] = options::leading_number<double>(s);
   const std::string unit = used ? trim(s.substr(used)) : "";
   double scale = 0;
-  if (unit.empty() || unit == "ms") scale = 1;
-  else if (unit == "s") scale = 1000;
-  else if (unit == "us") scale = 1e-3;
+  if (unit.empty() || unit == "ms")
+    scale = 1;
+  else if (unit == "s")
+    scale = 1000;
+  else if (unit == "us")
+    scale = 1e-3;
   if (used == 0 || scale == 0 || !std::isfinite(v) || v <= 0)
-    throw std::invalid_argument(cat("'", excerpt(text), "': expected a positive duration like 5ms, 800us or 0.5s"));
+    throw std::invalid_argument(
+        cat("'", excerpt(text), "': expected a positive duration like 5ms, 800us or 0.5s"));
   return Duration{v * scale};
 }
 
-std::string Duration::to_text() const { return shortest(ms) + "ms"; }
+std::string Duration::to_text() const {
+  return shortest(ms) + "ms";
+}
 
 Macs Macs::from_text(const std::string& text) {
   // Spaces only around the number and its unit ("897.0 MMac"), never inside the number ("5 0M").
@@ -79,19 +85,28 @@ Macs Macs::from_text(const std::string& text) {
   if (unit.size() >= 3 && unit.compare(unit.size() - 3, 3, "mac") == 0) unit.resize(unit.size() - 3);
   if (unit.size() >= 4 && unit.compare(unit.size() - 4, 4, "macs") == 0) unit.resize(unit.size() - 4);
   double scale = 0;
-  if (unit.empty()) scale = 1;
-  else if (unit == "k") scale = 1e3;
-  else if (unit == "m") scale = 1e6;
-  else if (unit == "g") scale = 1e9;
-  else if (unit == "t") scale = 1e12;
+  if (unit.empty())
+    scale = 1;
+  else if (unit == "k")
+    scale = 1e3;
+  else if (unit == "m")
+    scale = 1e6;
+  else if (unit == "g")
+    scale = 1e9;
+  else if (unit == "t")
+    scale = 1e12;
   if (used == 0 || scale == 0 || !std::isfinite(value) || value <= 0)
-    throw std::invalid_argument(cat("'", excerpt(text), "' is not a MACs amount (e.g. 2.43G, 897M, 897.0 MMac)"));
+    throw std::invalid_argument(
+        cat("'", excerpt(text), "' is not a MACs amount (e.g. 2.43G, 897M, 897.0 MMac)"));
   // 1e30 would overflow int64 (and read as negative).
   if (value * scale >= 9.2e18)
-    throw std::invalid_argument(cat("'", excerpt(text), "' is more MACs than any model has (at most 9.2e18)"));
+    throw std::invalid_argument(
+        cat("'", excerpt(text), "' is more MACs than any model has (at most 9.2e18)"));
   return Macs{static_cast<int64_t>(std::llround(value * scale))};
 }
 
-std::string Macs::to_text() const { return std::to_string(count); }
+std::string Macs::to_text() const {
+  return std::to_string(count);
+}
 
 }  // namespace skd

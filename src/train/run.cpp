@@ -133,8 +133,9 @@ Resume read_resume(const std::string& resume) {
   layer["out"] = "";
   r.layers.push_back({layer, cat("the config of the checkpoint '", r.path, "'")});
   if (r.run_dir.empty())
-    log_warn(log_key("resume"), " '", resume, "' is a checkpoint outside a run directory: this run saves its ",
-             "files only where ", log_key("run_dir"), " / ", log_key("out"), " say");
+    log_warn(log_key("resume"), " '", resume,
+             "' is a checkpoint outside a run directory: this run saves its ", "files only where ",
+             log_key("run_dir"), " / ", log_key("out"), " say");
   // The same checks as load_model: a valid config, and no model larger than the file's weights.
   r.arch = models::manifest_config(state.manifest, r.path);
   models::check_params_fit(r.arch, state.model, r.path);
@@ -210,7 +211,8 @@ TrainResult run_train_job(const ResolvedConfig& resolved, RunOptions options, st
   const TrainConfig& cfg = resolved.config;
   using N = const KeyNamer&;
   if (resolved.resume_path.empty() && cfg.model.empty() && cfg.arch.empty())
-    throw ParameterError([](N n) { return cat("give ", n("model"), " and/or ", n("arch"), " (or ", n("resume"), ")"); });
+    throw ParameterError(
+        [](N n) { return cat("give ", n("model"), " and/or ", n("arch"), " (or ", n("resume"), ")"); });
   if (options.new_head && (!resolved.resume_path.empty() || cfg.model.empty()))
     throw ParameterError([](N n) {
       return cat(n("new_head"), " goes with ", n("model"),
@@ -227,8 +229,9 @@ TrainResult run_train_job(const ResolvedConfig& resolved, RunOptions options, st
   options.comm = session.comm;
   const bool main_rank = session.env.rank == 0;
   const TrainResult r = run(resolved, options);
-  const std::string where =
-      cfg.run_dir.empty() ? cat("<checkpoint> (no ", log_key("run_dir"), ": nothing was saved)") : cfg.run_dir;
+  const std::string where = cfg.run_dir.empty()
+                                ? cat("<checkpoint> (no ", log_key("run_dir"), ": nothing was saved)")
+                                : cfg.run_dir;
   if (main_rank) std::fprintf(out, "%s\n", summary(r).c_str());
   if (main_rank && r.stop_signal)
     std::fprintf(out, "stopped by signal %d; resume with %s %s\n", r.stop_signal, log_key("resume").c_str(),

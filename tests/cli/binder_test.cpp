@@ -72,8 +72,8 @@ struct Cli {
     args.insert(args.begin(), "skd-test");
     for (const auto& s : args) argv.push_back(s.c_str());
     b.add_required(&app, "model", static_cast<int>(argv.size()), argv.data());
-    for (const char* key : {"batch_size", "workers", "seed", "lr", "verbose", "amp", "op_code", "ratio", "batch_sizes",
-                            "latency", "budget", "macs"})
+    for (const char* key : {"batch_size", "workers", "seed", "lr", "verbose", "amp", "op_code", "ratio",
+                            "batch_sizes", "latency", "budget", "macs"})
       b.add(&app, key);
     b.add_named(&app, "eval", "--eval,!--no-eval");
     b.add_config_options(&app, "test job");
@@ -107,17 +107,18 @@ std::string write(const std::string& name, const std::string& text) {
 TEST(Binder, DefaultsThenLowerLayerThenConfigFileThenFlags) {
   const auto file = write("layers.json", R"({"batch_size": 32, "lr": 0.01, "workers": 5})");
   Cli c({"--model", "m", "--config", file, "--batch-size", "8"});
-  const options::Layer checkpoint{{{"batch_size", 64}, {"lr", 0.1}, {"seed", 7}, {"workers", 3}}, "the checkpoint"};
+  const options::Layer checkpoint{{{"batch_size", 64}, {"lr", 0.1}, {"seed", 7}, {"workers", 3}},
+                                  "the checkpoint"};
   const Job j = c.resolve({checkpoint});
-  EXPECT_EQ(j.batch_size, 8);      // flag > file > checkpoint
-  EXPECT_DOUBLE_EQ(j.lr, 0.01);    // file > checkpoint
-  EXPECT_EQ(j.workers, 5);         // file > checkpoint
-  EXPECT_EQ(j.seed, 7u);           // checkpoint > default
-  EXPECT_TRUE(j.eval);             // default
+  EXPECT_EQ(j.batch_size, 8);    // flag > file > checkpoint
+  EXPECT_DOUBLE_EQ(j.lr, 0.01);  // file > checkpoint
+  EXPECT_EQ(j.workers, 5);       // file > checkpoint
+  EXPECT_EQ(j.seed, 7u);         // checkpoint > default
+  EXPECT_TRUE(j.eval);           // default
   EXPECT_EQ(j.model, "m");
-  EXPECT_TRUE(c.b.set("lr"));       // in the file
+  EXPECT_TRUE(c.b.set("lr"));  // in the file
   EXPECT_TRUE(c.b.set("batch_size"));
-  EXPECT_FALSE(c.b.set("seed"));    // only in the lower layer
+  EXPECT_FALSE(c.b.set("seed"));  // only in the lower layer
 }
 
 TEST(Binder, BooleanFlagsAndTheirNegation) {
@@ -159,7 +160,8 @@ TEST(Binder, EnumsTakeTheirNamesOnly) {
   EXPECT_HAS(flag, "unknown value 'fp8' (expected one of none, bf16, fp16)");
   const auto bad = write("bad_amp.json", R"({"amp": "fp8"})");
   const auto in_file = Cli({"--model", "m", "--config", bad}).error();
-  EXPECT_HAS(in_file, "--config '" + bad + "': key 'amp' has the value \"fp8\" (expected one of none, bf16, fp16)");
+  EXPECT_HAS(in_file,
+             "--config '" + bad + "': key 'amp' has the value \"fp8\" (expected one of none, bf16, fp16)");
 }
 
 TEST(Binder, UnknownKeysInTheConfigFileAreRefusedNamingFileAndKey) {
@@ -168,8 +170,10 @@ TEST(Binder, UnknownKeysInTheConfigFileAreRefusedNamingFileAndKey) {
   // a lower layer's unknown key names that layer
   EXPECT_HAS(Cli({"--model", "m"}).error({{{{"old_key", 1}}, "checkpoint 'c.safetensors'"}}),
              "checkpoint 'c.safetensors': unknown key 'old_key'");
-  EXPECT_HAS(Cli({"--model", "m", "--config", write("array.json", "[1, 2]")}).error(), "expected a JSON object");
-  EXPECT_HAS(Cli({"--model", "m", "--config", write("broken.json", "{\"batch_size\": ")}).error(), "broken.json");
+  EXPECT_HAS(Cli({"--model", "m", "--config", write("array.json", "[1, 2]")}).error(),
+             "expected a JSON object");
+  EXPECT_HAS(Cli({"--model", "m", "--config", write("broken.json", "{\"batch_size\": ")}).error(),
+             "broken.json");
 }
 
 TEST(Binder, BadValuesInTheFileNameFileAndKey) {
@@ -218,8 +222,9 @@ TEST(Binder, RequiredFlagsMayComeFromTheConfigFile) {
 }
 
 TEST(Binder, DumpConfigReadBackAsConfigGivesTheSameStruct) {
-  Cli first({"--model", "m", "--batch-size", "8", "--no-eval", "--amp", "bf16", "--op-code", "-1", "--latency",
-             "1, 8,64", "--budget", "800us", "--macs", "2.43G", "--seed", "18446744073709551615"});
+  Cli first({"--model", "m", "--batch-size", "8", "--no-eval", "--amp", "bf16", "--op-code", "-1",
+             "--latency", "1, 8,64", "--budget", "800us", "--macs", "2.43G", "--seed",
+             "18446744073709551615"});
   const Job a = first.resolve();
   const auto dumped = options::to_json(a);
   const auto file = write("dumped.json", dumped.dump(2));
@@ -237,9 +242,9 @@ TEST(Binder, DumpConfigReadBackAsConfigGivesTheSameStruct) {
 }
 
 TEST(Binder, TextValuesAreParsedWhenTheCommandLineIsRead) {
-  const Job j = Cli({"--model", "m", "--latency", "1,8,64", "--budget", "0.5s", "--macs", "897M",
-                     "--batch-sizes", "2"})
-                    .resolve();
+  const Job j =
+      Cli({"--model", "m", "--latency", "1,8,64", "--budget", "0.5s", "--macs", "897M", "--batch-sizes", "2"})
+          .resolve();
   EXPECT_EQ(j.latency->values, (std::vector<int64_t>{1, 8, 64}));
   EXPECT_DOUBLE_EQ(j.budget->ms, 500.0);
   EXPECT_EQ(j.macs->count, 897000000);
@@ -256,7 +261,8 @@ TEST(Binder, TextValuesAreParsedWhenTheCommandLineIsRead) {
   EXPECT_HAS(Cli({"--model", "m", "--budget", "5 parsecs"}).error(), "--budget");
   EXPECT_HAS(Cli({"--model", "m", "--macs", "lots"}).error(), "'lots' is not a MACs amount");
   // in a file: a string, or a number where it makes sense; errors name the file and the key
-  const auto file = write("units.json", R"({"latency": "4,16", "budget": 12, "macs": 123456, "batch_sizes": 8})");
+  const auto file =
+      write("units.json", R"({"latency": "4,16", "budget": 12, "macs": 123456, "batch_sizes": 8})");
   const Job f = Cli({"--model", "m", "--config", file}).resolve();
   EXPECT_EQ(f.latency->values, (std::vector<int64_t>{4, 16}));
   EXPECT_DOUBLE_EQ(f.budget->ms, 12.0);
@@ -320,7 +326,8 @@ TEST(Binder, ErrorsNameFlagsNotKeys) {
   b.add_named(&app, "model", "--model,--supernet");
   b.add_named(&app, "batch_size", "-b,--images-per-step");
   // the binder is the process's key namer: keyed library errors and log lines use its flags
-  EXPECT_EQ(cli::render_error(ParameterError("batch_size", " must be positive")), "--images-per-step must be positive");
+  EXPECT_EQ(cli::render_error(ParameterError("batch_size", " must be positive")),
+            "--images-per-step must be positive");
   EXPECT_EQ(cli::render_error(ParameterError("model", ": missing")), "--model: missing");
   EXPECT_EQ(cli::render_error(ParameterError("max_steps", " is negative")), "--max-steps is negative");
   EXPECT_EQ(log_key("batch_size"), "--images-per-step");
@@ -329,7 +336,8 @@ TEST(Binder, ErrorsNameFlagsNotKeys) {
   // exit codes: usage 2, failure 1, ok 0; the message is rendered with the flags
   const char* argv[] = {"x"};
   EXPECT_EQ(cli::run(app, 1, argv, [] { return 0; }), 0);
-  EXPECT_EQ(cli::run(app, 1, argv, []() -> int { throw ParameterError("batch_size", " must be positive"); }), 2);
+  EXPECT_EQ(cli::run(app, 1, argv, []() -> int { throw ParameterError("batch_size", " must be positive"); }),
+            2);
   EXPECT_EQ(cli::run(app, 1, argv, []() -> int { throw std::runtime_error("disk full"); }), 1);
   const char* bad[] = {"x", "--images-per-step", "0x3"};
   EXPECT_EQ(cli::run(app, 3, bad, [] { return 0; }), 2);

@@ -23,8 +23,9 @@ TEST(ResolveRun, LayersResolveInOrderAndTheResultIsValidated) {
   EXPECT_EQ(r.config.batch_size, train::TrainConfig{}.batch_size);
   EXPECT_TRUE(r.resume_path.empty());
 
-  const auto unknown = test::error_of(
-      [] { options::resolve<train::TrainConfig>({{{{"epochs", 7}, {"bogus", 1}}, "--config 'bad.json'"}}); });
+  const auto unknown = test::error_of([] {
+    options::resolve<train::TrainConfig>({{{{"epochs", 7}, {"bogus", 1}}, "--config 'bad.json'"}});
+  });
   EXPECT_NE(unknown.find("--config 'bad.json': unknown key 'bogus'"), std::string::npos) << unknown;
   train::TrainConfig zero;
   zero.epochs = 0;

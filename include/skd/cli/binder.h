@@ -88,8 +88,8 @@ CLI::Validator decimal_integer() {
         if (auto message = not_decimal(text); !message.empty()) return message;
         const auto [value, used] = options::leading_number<T>(text);
         if (used != text.size())
-          return cat(excerpt(text), " is out of range (expected an integer in ", +std::numeric_limits<T>::min(), "..",
-                     +std::numeric_limits<T>::max(), ")");
+          return cat(excerpt(text), " is out of range (expected an integer in ",
+                     +std::numeric_limits<T>::min(), "..", +std::numeric_limits<T>::max(), ")");
         text = std::to_string(value);
         return "";
       },
@@ -176,9 +176,9 @@ class OptionBinder {
 
   // --config FILE and --dump-config.
   void add_config_options(CLI::App* group, const std::string& what, const std::string& example_key = "") {
-    group->add_option("--config", config_file_, "JSON " + what + " (keys: the long flags with '_', e.g. " +
-                                                    (example_key.empty() ? options::keys<T>().front() : example_key) +
-                                                    ")");
+    group->add_option("--config", config_file_,
+                      "JSON " + what + " (keys: the long flags with '_', e.g. " +
+                          (example_key.empty() ? options::keys<T>().front() : example_key) + ")");
     group->add_flag("--dump-config", dump_config_, "print the resolved config as JSON and exit");
   }
   bool dump_config() const { return dump_config_; }
@@ -188,7 +188,8 @@ class OptionBinder {
 
   // Whether `key` was given: on the command line or (after resolve()) in the --config file.
   bool set(const std::string& key) const {
-    if (config_values_.is_object() && config_values_.contains(key) && !config_values_.at(key).is_null()) return true;
+    if (config_values_.is_object() && config_values_.contains(key) && !config_values_.at(key).is_null())
+      return true;
     for (const auto& [option, k] : keys_)
       if (k == key && option->count() > 0) return true;
     return false;
@@ -226,7 +227,8 @@ class OptionBinder {
 
  private:
   // An option read as text (an enum's name, a text value): its JSON value is the text given.
-  CLI::Option* add_text(CLI::App* group, const std::string& names, const std::string& help, const std::string& key) {
+  CLI::Option* add_text(CLI::App* group, const std::string& names, const std::string& help,
+                        const std::string& key) {
     auto text = std::make_shared<std::string>();
     const auto current = options::to_json(values_).at(key);
     if (current.is_string()) *text = current.template get<std::string>();

@@ -44,7 +44,8 @@ struct EvalJob {
   template <typename V>
   void visit(V&& v) {
     v("model", model, "artifact, .pth or .safetensors checkpoint");
-    v("arch", arch, "named architecture (deit_small, swin_tiny, ...) or JSON config; needed for foreign checkpoints");
+    v("arch", arch,
+      "named architecture (deit_small, swin_tiny, ...) or JSON config; needed for foreign checkpoints");
     v("attn_keep", attn_keep,
       "run with only the leading floor(a * F) q/k/v dims of every head (MLP untouched unless --mlp-keep)");
     v("mlp_keep", mlp_keep, "run with only the leading floor(m * F) hidden units of every MLP");
@@ -56,7 +57,8 @@ struct EvalJob {
     v("class_index", class_index, "image folders: class-index file (.txt or .json)");
     v("crop_pct", crop_pct, "eval resize: shorter side to int(size / crop-pct), then crop");
     v("workers", workers, "image decoding threads");
-    v("on_bad_image", on_bad_image, data::kBadImagePolicyNames, "skip (and count) or fail on unreadable images");
+    v("on_bad_image", on_bad_image, data::kBadImagePolicyNames,
+      "skip (and count) or fail on unreadable images");
     v("device", device, "cpu | cuda | cuda:N");
     v("amp", amp, kAmpNames, "autocast (CUDA only)");
     v("latency", latency, "measure forward latency at these batch sizes (e.g. 1,8,64)");

@@ -26,11 +26,12 @@ namespace skd::train {
 // The checkpoint a run continues (--resume, key "resume") and its config as a layer of values: defaults <
 // this layer < a config file < the flags.
 struct Resume {
-  std::string path;                // the checkpoint file ("" = not resuming)
-  std::string run_dir;             // the run directory resumed ("" = a checkpoint file outside a run)
-  models::ModelConfig arch;        // its architecture (checked against its weights)
-  nlohmann::json manifest;         // its manifest (PIAD continues its mask table)
-  std::vector<options::Layer> layers;  // its config, with run_dir = the resumed run and out = "" (none if not resuming)
+  std::string path;          // the checkpoint file ("" = not resuming)
+  std::string run_dir;       // the run directory resumed ("" = a checkpoint file outside a run)
+  models::ModelConfig arch;  // its architecture (checked against its weights)
+  nlohmann::json manifest;   // its manifest (PIAD continues its mask table)
+  // Its config, with run_dir = the resumed run and out = "" (no layer when not resuming).
+  std::vector<options::Layer> layers;
 };
 
 // Reads the checkpoint of a run directory or checkpoint file ("" = not resuming: an empty Resume).

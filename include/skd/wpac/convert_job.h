@@ -60,7 +60,8 @@ struct ConvertJob {
     v("mlp_criterion", mlp_criterion, kMlpCriterionNames,
       "MLP unit order (auto follows --criterion; wpac -> taylor2)");
     v("centering", centering, kCenteringNames, "feature centring before the weighted scatter");
-    v("cost", cost, importance::kCostNames, "importance cost: logit (sum of ground-truth logits) or ce (cross-entropy)");
+    v("cost", cost, importance::kCostNames,
+      "importance cost: logit (sum of ground-truth logits) or ce (cross-entropy)");
     v("device", device, "cpu | cuda | cuda:N");
     v("dist_backend", dist_backend, dist::kBackendNames, "under torchrun/srun: the process group");
     v("dist_timeout", dist_timeout, "seconds a collective may wait for a peer");
