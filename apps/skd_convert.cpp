@@ -36,28 +36,15 @@ int main(int argc, char** argv) {
   app::OptionBinder<wpac::ConvertJob> b(job);
   std::string log_level;
   int threads = app::kAutoThreads;
-  b.add_required(&app, "model", "input checkpoint (.pth, .safetensors or skd artifact)", argc, argv);
-  b.add(&app, "arch", "named architecture or JSON config (needed for foreign checkpoints)");
-  b.add_required(&app, "out", "output artifact (.safetensors)", argc, argv);
-  b.add(&app, "mask_table", "attach an official PIAD mask_table.json: the artifact becomes a "
-                            "super-network for skd-extract --macs/--op-code (format conversion only)");
+  b.add_required(&app, "model", argc, argv);
+  b.add(&app, "arch");
+  b.add_required(&app, "out", argc, argv);
+  b.add(&app, "mask_table");
   auto* g = app.add_option_group("WPAC");
-  b.add(g, "data", "proxy data: 'fashion-mnist', an IDX folder or an image folder (without --data "
-                   "only the file format is converted, or a data-free --criterion applied)");
-  b.add(g, "split", "dataset split the proxy images come from");
-  b.add(g, "proxy_samples", "proxy images (distinct, drawn with --seed)");
-  b.add(g, "batch_size", "proxy images per forward/backward (per process)");
-  b.add(g, "seed", "seed of the proxy draw and of --criterion random");
-  b.add(g, "criterion", "wpac | taylor | taylor2 | magnitude | random | none (default: wpac "
-                        "with --data, none without)");
-  b.add(g, "mlp_criterion", "MLP unit order: auto | taylor | taylor2 | magnitude | random | "
-                            "keep (auto follows --criterion; wpac -> taylor2)");
-  b.add(g, "centering", "feature centring before the weighted scatter: batch | global | none");
-  b.add(g, "cost", "importance cost: logit (sum of ground-truth logits) | ce (cross-entropy)");
-  b.add(g, "report", "JSON report (default: <out>.report.json)");
-  b.add(g, "device", "cpu | cuda | cuda:N");
-  b.add(g, "dist_backend", "under torchrun/srun: auto | gloo | nccl");
-  b.add(g, "dist_timeout", "seconds a collective may wait for a peer");
+  for (const char* key :
+       {"data", "split", "proxy_samples", "batch_size", "seed", "criterion", "mlp_criterion", "centering",
+        "cost", "report", "device", "dist_backend", "dist_timeout"})
+    b.add(g, key);
   app::add_common_options(app, threads, log_level);
   b.add_config_options(&app, "conversion job");
   return app::run(app, argc, argv, [&] {

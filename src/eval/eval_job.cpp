@@ -53,7 +53,7 @@ void run_summary(const EvalJob& o, std::FILE* out) {
 void run_latency(const EvalJob& o, models::ElasticModelImpl& model, const torch::Device& device, std::FILE* out) {
   nlohmann::json rows = nlohmann::json::array();
   std::fprintf(out, "%8s %12s %12s %12s %14s\n", "batch", "median ms", "p10 ms", "p90 ms", "images/s");
-  for (int64_t b : options::parse_positive_list(o.latency, "latency")) {
+  for (int64_t b : o.latency->values) {
     const auto r = measure_latency(model, b, device, o.amp, 5, o.latency_repeats);
     std::fprintf(out, "%8lld %12.3f %12.3f %12.3f %14.1f\n", static_cast<long long>(b), r.median_ms, r.p10_ms,
                  r.p90_ms, r.images_per_s);
@@ -72,7 +72,7 @@ void run_latency_table(const EvalJob& o, models::LoadedModel& loaded, const torc
   std::vector<models::Widths> codes;
   for (int64_t k = 0; k <= table.last_code(); ++k) codes.push_back(table.widths(k));
   LatencyTableOptions lo;
-  lo.batch_sizes = options::parse_positive_list(o.batch_sizes, "batch_sizes");
+  lo.batch_sizes = o.batch_sizes.values;
   lo.device = device;
   lo.amp = o.amp;
   lo.repeats = o.latency_repeats;
@@ -153,7 +153,7 @@ void check_job(const EvalJob& o) {
   if (o.model.empty())
     throw ParameterError(
         [](N n) { return cat(n("model"), " is required (or ", n("summary"), " with ", n("arch"), ")"); });
-  const int modes = !o.inputs.empty() + !o.data.empty() + !o.latency.empty() + o.latency_table;
+  const int modes = !o.inputs.empty() + !o.data.empty() + o.latency.has_value() + o.latency_table;
   if (modes != 1)
     throw ParameterError([](N n) {
       return cat("give exactly one of ", n("data"), ", ", n("inputs"), ", ", n("latency"), " and ", n("latency_table"));
@@ -198,7 +198,7 @@ void run_eval_job(const EvalJob& o, std::FILE* out) {
              o.mlp_keep, ")");
   }
   loaded.model->to(device);
-  if (!o.latency.empty()) return run_latency(o, *loaded.model, device, out);
+  if (o.latency) return run_latency(o, *loaded.model, device, out);
   if (o.latency_table) return run_latency_table(o, loaded, device, out);
   if (!o.inputs.empty()) {
     std::fprintf(out, "%s\n", save_model_outputs(*loaded.model, o.inputs, o.save_outputs, o.model).c_str());

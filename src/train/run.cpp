@@ -1,20 +1,23 @@
-// skd-train as one library call: config resolution, model and data setup, mode dispatch.
+// skd-train as one library call: the resumed checkpoint as a config layer, the checks of the resolved
+// config, model and data setup, mode dispatch, and the job skd-train runs.
 #include "skd/train/run.h"
 
 #include <algorithm>
 #include <filesystem>
 
+#include "skd/core/device.h"
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
-#include "skd/core/json_file.h"
 #include "skd/core/logging.h"
 #include "skd/core/options.h"
 #include "skd/data/dataset.h"
 #include "skd/dist/communicator.h"
+#include "skd/dist/join.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/head.h"
 #include "skd/train/checkpointing.h"
 #include "skd/train/piad_training.h"
+#include "skd/train/signals.h"
 
 namespace skd::train {
 
@@ -116,39 +119,37 @@ TrainingState read_resume_state(const std::string& path) {
 
 }  // namespace
 
-ResolvedConfig resolve_config(const ConfigSources& sources) {
-  nlohmann::json resolved = config_to_json(TrainConfig{});
+Resume read_resume(const std::string& resume) {
+  Resume r;
+  if (resume.empty()) return r;
+  r.path = resolve_resume_path(resume);
+  const auto state = read_resume_state(r.path);
+  // The resumed run is the directory given, wherever the run was when the checkpoint was written (a
+  // moved or copied run, another working directory): every file of the run goes there, and the final
+  // model to <run_dir>/model.safetensors unless an output is given again.
+  r.run_dir = resume_run_dir(resume, r.path);
+  nlohmann::json layer = state.config;
+  layer["run_dir"] = r.run_dir;
+  layer["out"] = "";
+  r.layers.push_back({layer, cat("the config of the checkpoint '", r.path, "'")});
+  if (r.run_dir.empty())
+    log_warn(log_key("resume"), " '", resume,
+             "' is a checkpoint outside a run directory: this run saves its ", "files only where ",
+             log_key("run_dir"), " / ", log_key("out"), " say");
+  // The same checks as load_model: a valid config, and no model larger than the file's weights.
+  r.arch = models::manifest_config(state.manifest, r.path);
+  models::check_params_fit(r.arch, state.model, r.path);
+  r.manifest = state.manifest;
+  return r;
+}
+
+ResolvedConfig resolve_run(const TrainConfig& config, Resume resume) {
   ResolvedConfig r;
-  if (!sources.resume.empty()) {
-    r.resume_path = resolve_resume_path(sources.resume);
-    const auto state = read_resume_state(r.resume_path);
-    for (auto& [k, v] : state.config.items()) resolved[k] = v;
-    // The resumed run is the directory given, wherever the run was when the checkpoint was written (a
-    // moved or copied run, another working directory): every file of the run goes there, and the final
-    // model to <run_dir>/model.safetensors unless an output is given again.
-    r.resume_run_dir = resume_run_dir(sources.resume, r.resume_path);
-    resolved["run_dir"] = r.resume_run_dir;
-    resolved["out"] = "";
-    if (r.resume_run_dir.empty())
-      log_warn(log_key("resume"), " '", sources.resume, "' is a checkpoint outside a run directory: this run saves its ",
-               "files only where ", log_key("run_dir"), " / ", log_key("out"), " say");
-    // The same checks as load_model: a valid config, and no model larger than the file's weights.
-    r.resume_arch = models::manifest_config(state.manifest, r.resume_path);
-    models::check_params_fit(r.resume_arch, state.model, r.resume_path);
-    r.resume_manifest = state.manifest;
-  }
-  if (!sources.config_file.empty()) {
-    const auto j = read_json_file_of(sources.config_name, sources.config_file, "");
-    try {
-      config_from_json(j, cat("'", sources.config_file, "'"));  // strict check of the file alone
-    } catch (const std::invalid_argument& e) {
-      throw ParameterError(sources.config_name, cat(" ", e.what()));
-    }
-    for (auto& [k, v] : j.items()) resolved[k] = v;
-  }
-  config_from_json(sources.given, options::kCommandLine);  // the flags' types and values, named as flags
-  for (auto& [k, v] : sources.given.items()) resolved[k] = v;
-  r.config = config_from_json(resolved, "resolved config");
+  r.config = config;
+  r.resume_path = std::move(resume.path);
+  r.resume_arch = std::move(resume.arch);
+  r.resume_manifest = std::move(resume.manifest);
+  r.resume_run_dir = std::move(resume.run_dir);
   validate(r.config);
   if (!r.resume_run_dir.empty() && r.config.run_dir != r.resume_run_dir) {
     if (same_file(r.config.run_dir, r.resume_run_dir))
@@ -204,6 +205,41 @@ TrainResult run(const ResolvedConfig& resolved, const RunOptions& options) {
   if (cfg.mode == Mode::PIAD)
     return train_piad(*m.net, *train_set, test_set.get(), cfg, ctx, &resolved.resume_manifest);
   return train(*m.net, *train_set, test_set.get(), cfg, ctx);
+}
+
+TrainResult run_train_job(const ResolvedConfig& resolved, RunOptions options, std::FILE* out) {
+  const TrainConfig& cfg = resolved.config;
+  using N = const KeyNamer&;
+  if (resolved.resume_path.empty() && cfg.model.empty() && cfg.arch.empty())
+    throw ParameterError(
+        [](N n) { return cat("give ", n("model"), " and/or ", n("arch"), " (or ", n("resume"), ")"); });
+  if (options.new_head && (!resolved.resume_path.empty() || cfg.model.empty()))
+    throw ParameterError([](N n) {
+      return cat(n("new_head"), " goes with ", n("model"),
+                 " (a resumed run keeps its head, a new model has a new one)");
+    });
+  check_run_outputs(resolved);  // before join opens <run_dir>/train.log
+  install_stop_signals();
+  dist::JoinOptions join;
+  join.backend = cfg.dist_backend;
+  join.timeout = dist::timeout_from_seconds(cfg.dist_timeout);
+  if (!cfg.run_dir.empty()) join.log_file = cfg.run_dir + "/train.log";
+  auto session = dist::join(join, parse_device(cfg.device));
+  options.device = session.device;
+  options.comm = session.comm;
+  const bool main_rank = session.env.rank == 0;
+  const TrainResult r = run(resolved, options);
+  const std::string where = cfg.run_dir.empty()
+                                ? cat("<checkpoint> (no ", log_key("run_dir"), ": nothing was saved)")
+                                : cfg.run_dir;
+  if (main_rank) std::fprintf(out, "%s\n", summary(r).c_str());
+  if (main_rank && r.stop_signal)
+    std::fprintf(out, "stopped by signal %d; resume with %s %s\n", r.stop_signal, log_key("resume").c_str(),
+                 where.c_str());
+  if (main_rank && r.stopped_at_max_steps)
+    std::fprintf(out, "stopped at %s %lld; resume with %s %s\n", log_key("max_steps").c_str(),
+                 static_cast<long long>(options.max_steps), log_key("resume").c_str(), where.c_str());
+  return r;
 }
 
 }  // namespace skd::train

@@ -189,7 +189,4 @@ TEST(Options, LeadingNumberIsPlainDecimal) {
   EXPECT_EQ(leading_number<double>("2.43G"), (std::pair<double, size_t>{2.43, 4}));
   EXPECT_EQ(leading_number<double>("1e3x"), (std::pair<double, size_t>{1000.0, 3}));
   EXPECT_EQ(leading_number<double>("1ex"), (std::pair<double, size_t>{1.0, 1}));
-  EXPECT_EQ(skd::options::parse_positive_list("1, 8,64", "latency"), (std::vector<int64_t>{1, 8, 64}));
-  EXPECT_NE(skd::test::error_of([] { skd::options::parse_positive_list("0x10", "latency"); }).find("latency '0x10'"),
-            std::string::npos);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end: --config FILE / --dump-config of skd-convert, skd-eval, skd-extract and skd-export (the
-# options struct of each app, apps/app_options.h): the dumped keys are the app's config keys, a value
+# options struct of each app, skd/cli/binder.h): the dumped keys are the app's config keys, a value
 # from the file is used and a flag on the command line overrides it, an unknown key is a usage error.
 # Env (set by ctest): SKD_BIN (apps folder), SKD_FIXTURES, SKD_SOURCE_DIR.
 set -uo pipefail

@@ -35,7 +35,7 @@ class FormatError : public std::runtime_error {
 
 // Errors that name parameters by their config keys ("batch_size"). The library writes such a message as a
 // function of a namer: what() names each key as it is, and an app renders the same message with its own
-// names for the keys (skd-train: "--batch-size"), in one place (apps/app_options.h), so the library
+// names for the keys (skd-train: "--batch-size"), in one place (skd/cli/binder.h), so the library
 // never speaks one command line's vocabulary.
 using KeyNamer = std::function<std::string(const std::string& key)>;
 

@@ -1,16 +1,24 @@
 // Options as data. An options struct lists its fields once, by config key, in a member template
 //
-//   template <typename V> void visit(V&& v) { v("batch_size", batch_size); v("amp", amp, kAmpNames); ... }
+//   template <typename V> void visit(V&& v) {
+//     v("batch_size", batch_size, "images per batch");
+//     v("amp", amp, kAmpNames, "autocast on CUDA");  // an enum: its table of names, then its help
+//     v("latency", latency, "measure forward latency at these batch sizes");  // a text value (units.h)
+//   }
 //
-// (nested structs list their members' fields under flat keys, so a JSON config stays one flat object;
-// a std::optional field is null in JSON while unset: a value that counts only when given).
+// A field is v(key, field [, enum names] [, help]): the help is the field's one description (the
+// command line shows it with the enum's names appended, "autocast on CUDA (none | bf16 | fp16)");
+// every visitor takes the extra arguments as a pack and reads them with has_names / names_of /
+// help_of below. Nested structs list their members' fields under flat keys, so a JSON config stays one
+// flat object; a std::optional field is null in JSON while unset: a value that counts only when given.
+// A text value (a type with static from_text and to_text, e.g. skd/core/units.h) is a JSON string.
 // That one list drives the strict JSON form both ways (unknown keys and wrong types are errors naming
 // the source and the key; enum fields read and write their names, so an enum is parsed once, here),
 // the layering of values every app uses
 //
 //   defaults < the checkpoint's config (resume) < a --config file < values given on the command line
 //
-// and, in the apps, the command-line flags (apps/app_options.h: flag = "--" + key with '-' for '_').
+// and the command-line flags (skd/cli/binder.h: flag = "--" + key with '-' for '_').
 #pragma once
 
 #include <cerrno>
@@ -33,7 +41,7 @@
 
 namespace skd::options {
 
-// The source of the values given as flags (OptionBinder's layer): its errors name the flag, not the key.
+// The source of the values given as flags (cli::OptionBinder's layer): its errors name the flag, not the key.
 inline const std::string kCommandLine = "the command line";
 
 namespace detail {
@@ -43,8 +51,63 @@ struct is_optional : std::false_type {};
 template <typename T>
 struct is_optional<std::optional<T>> : std::true_type {};
 
+// A text value: parsed from and printed as text (skd/core/units.h).
+template <typename T, typename = void>
+struct is_text_value : std::false_type {};
+template <typename T>
+struct is_text_value<T, std::void_t<decltype(T::from_text(std::declval<const std::string&>())),
+                                    decltype(std::declval<const T&>().to_text())>> : std::true_type {};
+
+// The extra arguments of a field, v(key, field, extra...): an enum's table of names and/or a help text.
+template <typename A>
+inline constexpr bool is_help_v = std::is_convertible_v<const std::decay_t<A>&, const char*> ||
+                                  std::is_same_v<std::decay_t<A>, std::string>;
+
+}  // namespace detail
+
+// Whether a field's extra arguments include an enum's table of names.
+template <typename... Extra>
+inline constexpr bool has_names = (false || ... || !detail::is_help_v<Extra>);
+
+// The enum's table of names among a field's extra arguments (has_names must hold).
+template <typename A, typename... Rest>
+const auto& names_of(const A& a, const Rest&... rest) {
+  if constexpr (!detail::is_help_v<A>)
+    return a;
+  else
+    return names_of(rest...);
+}
+
+// The help among a field's extra arguments ("" without one).
+template <typename... Extra>
+std::string help_of(const Extra&... extra) {
+  std::string help;
+  auto take = [&](const auto& x) {
+    if constexpr (detail::is_help_v<decltype(x)>) help = x;
+  };
+  (void)take;
+  (take(extra), ...);
+  return help;
+}
+
+// The help the command line shows: the field's help with its enum's names appended ("(none | bf16 | fp16)").
+template <typename... Extra>
+std::string describe(const Extra&... extra) {
+  std::string help = help_of(extra...);
+  if constexpr (has_names<Extra...>) {
+    std::string names;
+    for (const auto& [n, e] : names_of(extra...)) names += names.empty() ? n : cat(" | ", n);
+    help += cat(help.empty() ? "" : " ", "(", names, ")");
+  }
+  return help;
+}
+
+namespace detail {
+
 template <typename T>
 void read_value(const nlohmann::json& v, T& out, const std::string& source, const std::string& key);
+template <typename T>
+void read_plain(const nlohmann::json& v, T& out, const std::string& source, const std::string& key);
 
 template <typename T>
 void read_value(const nlohmann::json& v, std::optional<T>& out, const std::string& source, const std::string& key) {
@@ -78,6 +141,22 @@ bool integer_fits(const nlohmann::json& v) {
 
 template <typename T>
 void read_value(const nlohmann::json& v, T& out, const std::string& source, const std::string& key) {
+  if constexpr (is_text_value<T>::value) {
+    // A string, or a number as its decimal text (a MACs count, milliseconds, one batch size).
+    if (!v.is_string() && !(v.is_number() && !v.is_boolean()))
+      bad_value(source, key, cat(" has the wrong type (", excerpt(v.dump()), ")"));
+    try {
+      out = T::from_text(v.is_string() ? v.get<std::string>() : v.dump());
+    } catch (const std::invalid_argument& e) {
+      bad_value(source, key, cat(": ", e.what()));
+    }
+  } else {
+    read_plain(v, out, source, key);
+  }
+}
+
+template <typename T>
+void read_plain(const nlohmann::json& v, T& out, const std::string& source, const std::string& key) {
   bool ok = false;
   if constexpr (std::is_same_v<T, bool>) {
     ok = v.is_boolean();
@@ -121,19 +200,30 @@ const char* name_of(E value, const std::pair<const char*, E> (&names)[N]) {
 
 }  // namespace detail
 
+namespace detail {
+
+template <typename F>
+nlohmann::json json_of(const F& value) {
+  if constexpr (is_optional<F>::value)
+    return value ? json_of(*value) : nlohmann::json(nullptr);
+  else if constexpr (is_text_value<F>::value)
+    return value.to_text();
+  else
+    return value;
+}
+
+}  // namespace detail
+
 // The JSON form of `options`: every key, in the order of its visit().
 template <typename T>
 nlohmann::json to_json(const T& options) {
   nlohmann::json j = nlohmann::json::object();
   T copy = options;
-  copy.visit([&](const char* key, auto& value, auto&&... names) {
-    using F = std::decay_t<decltype(value)>;
-    if constexpr (detail::is_optional<F>::value)
-      j[key] = value ? nlohmann::json(*value) : nlohmann::json(nullptr);
-    else if constexpr (sizeof...(names) == 0)
-      j[key] = value;
+  copy.visit([&](const char* key, auto& value, const auto&... extra) {
+    if constexpr (has_names<decltype(extra)...>)
+      j[key] = detail::name_of(value, names_of(extra...));
     else
-      j[key] = detail::name_of(value, names...);
+      j[key] = detail::json_of(value);
   });
   return j;
 }
@@ -144,18 +234,18 @@ template <typename T>
 T from_json(const nlohmann::json& j, const std::string& source, T base = {}) {
   if (!j.is_object()) throw std::invalid_argument(cat(source, ": expected a JSON object"));
   std::vector<std::string> known;
-  base.visit([&](const char* key, auto&, auto&&...) { known.emplace_back(key); });
+  base.visit([&](const char* key, auto&, const auto&...) { known.emplace_back(key); });
   for (const auto& [key, value] : j.items()) {
     bool found = false;
     for (const auto& k : known) found = found || k == key;
     if (!found) throw std::invalid_argument(cat(source, ": unknown key '", key, "'"));
   }
-  base.visit([&](const char* key, auto& field, auto&&... names) {
+  base.visit([&](const char* key, auto& field, const auto&... extra) {
     if (!j.contains(key)) return;
-    if constexpr (sizeof...(names) == 0)
-      detail::read_value(j.at(key), field, source, key);
+    if constexpr (has_names<decltype(extra)...>)
+      detail::read_enum(j.at(key), field, names_of(extra...), source, key);
     else
-      detail::read_enum(j.at(key), field, names..., source, key);
+      detail::read_value(j.at(key), field, source, key);
   });
   return base;
 }
@@ -164,7 +254,7 @@ T from_json(const nlohmann::json& j, const std::string& source, T base = {}) {
 // start with one. Only plain decimal: an optional sign, digits, and for floating point a fraction and
 // an exponent ("2.43", "1e9"); no leading space, no hex ("0x10"), no inf/nan; a leading zero is
 // decimal ("010" is 10). An integer out of T's range and a float that overflows to inf are {0, 0}
-// too. Option values with units (MACs, durations, lists) parse their number so.
+// too. Option values with units (skd/core/units.h: MACs, durations, lists) parse their number so.
 template <typename T>
 std::pair<T, size_t> leading_number(const std::string& text) {
   auto digit = [&](size_t i) { return i < text.size() && text[i] >= '0' && text[i] <= '9'; };
@@ -205,29 +295,12 @@ std::pair<T, size_t> leading_number(const std::string& text) {
   }
 }
 
-// "1,8,64" -> {1, 8, 64}: a list-valued option; skd::ParameterError naming `key` for anything else.
-inline std::vector<int64_t> parse_positive_list(const std::string& text, const std::string& key) {
-  std::vector<int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
-    while (!item.empty() && item.back() == ' ') item.pop_back();
-    const auto [v, used] = leading_number<int64_t>(item);
-    if (used == 0 || used != item.size() || v <= 0)
-      throw ParameterError(key, cat(" '", excerpt(text), "': expected positive integers like 1,8,64"));
-    out.push_back(v);
-  }
-  if (out.empty()) throw ParameterError(key, ": empty list");
-  return out;
-}
-
 // The keys of T, in visit() order.
 template <typename T>
 std::vector<std::string> keys() {
   std::vector<std::string> out;
   T t{};
-  t.visit([&](const char* key, auto&, auto&&...) { out.emplace_back(key); });
+  t.visit([&](const char* key, auto&, const auto&...) { out.emplace_back(key); });
   return out;
 }
 

@@ -6,48 +6,71 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "skd/core/device.h"
+#include "skd/core/units.h"
 #include "skd/data/loader.h"
 
 namespace skd::eval {
 
-// The options of an evaluation, by config key (skd/core/options.h).
+// The options of an evaluation, by config key (skd/core/options.h); the help of each is its flag's.
 struct EvalJob {
-  std::string model;          // artifact or checkpoint
-  std::string arch;           // named architecture or JSON config (foreign checkpoints, summary)
-  double attn_keep = 1.0;     // run with only the leading floor(a * F) q/k/v dims of every head
-  double mlp_keep = 1.0;      // ... and floor(m * F) hidden units of every MLP
-  std::string data;           // dataset spec: accuracy mode
+  std::string model;
+  std::string arch;
+  double attn_keep = 1.0;
+  double mlp_keep = 1.0;
+  std::string data;  // accuracy mode
   std::string split = "test";
-  int64_t limit = 0;          // first N images (0 = all)
+  int64_t limit = 0;  // 0 = all
   int64_t batch_size = 256;
-  std::string inputs;         // safetensors with 'input' [B,3,H,W]: outputs mode (with save_outputs)
-  std::string class_index;    // image folders: class-index file
+  std::string inputs;  // outputs mode (with save_outputs)
+  std::string class_index;
   double crop_pct = 0.875;
   int workers = 2;
   data::BadImagePolicy on_bad_image = data::BadImagePolicy::SKIP;
   std::string device = "cpu";
   Amp amp = Amp::NONE;
-  std::string latency;        // batch sizes "1,8,64": latency mode
+  std::optional<BatchList> latency;  // latency mode
   int latency_repeats = 20;
   bool latency_table = false;  // latency-table mode
-  std::string batch_sizes = "1";  // of the latency table
+  BatchList batch_sizes{{1}};  // of the latency table
   bool summary = false;        // summary mode (needs no weights)
-  std::string json;            // also write the results as JSON
-  std::string save_outputs;    // logits (and features for inputs) as safetensors
-  std::string out;             // the latency table file ("" = extract::latency_table_path(model))
+  std::string json;
+  std::string save_outputs;
+  std::string out;  // "" = extract::latency_table_path(model)
 
   template <typename V>
   void visit(V&& v) {
-    v("model", model); v("arch", arch); v("attn_keep", attn_keep); v("mlp_keep", mlp_keep);
-    v("data", data); v("split", split); v("limit", limit); v("batch_size", batch_size); v("inputs", inputs);
-    v("class_index", class_index); v("crop_pct", crop_pct); v("workers", workers);
-    v("on_bad_image", on_bad_image, data::kBadImagePolicyNames);
-    v("device", device); v("amp", amp, kAmpNames); v("latency", latency); v("latency_repeats", latency_repeats);
-    v("latency_table", latency_table); v("batch_sizes", batch_sizes);
-    v("summary", summary); v("json", json); v("save_outputs", save_outputs); v("out", out);
+    v("model", model, "artifact, .pth or .safetensors checkpoint");
+    v("arch", arch,
+      "named architecture (deit_small, swin_tiny, ...) or JSON config; needed for foreign checkpoints");
+    v("attn_keep", attn_keep,
+      "run with only the leading floor(a * F) q/k/v dims of every head (MLP untouched unless --mlp-keep)");
+    v("mlp_keep", mlp_keep, "run with only the leading floor(m * F) hidden units of every MLP");
+    v("data", data, "'fashion-mnist' or a folder with its IDX files");
+    v("split", split, "dataset split (test|train)");
+    v("limit", limit, "evaluate only the first N images");
+    v("batch_size", batch_size, "images per batch");
+    v("inputs", inputs, "safetensors with a tensor 'input' [B,3,H,W] (already normalised)");
+    v("class_index", class_index, "image folders: class-index file (.txt or .json)");
+    v("crop_pct", crop_pct, "eval resize: shorter side to int(size / crop-pct), then crop");
+    v("workers", workers, "image decoding threads");
+    v("on_bad_image", on_bad_image, data::kBadImagePolicyNames,
+      "skip (and count) or fail on unreadable images");
+    v("device", device, "cpu | cuda | cuda:N");
+    v("amp", amp, kAmpNames, "autocast (CUDA only)");
+    v("latency", latency, "measure forward latency at these batch sizes (e.g. 1,8,64)");
+    v("latency_repeats", latency_repeats, "timed runs per batch size");
+    v("latency_table", latency_table,
+      "super-networks: time every op code (the sub-network skd-extract would write) and write the table "
+      "skd-extract --latency reads");
+    v("batch_sizes", batch_sizes, "--latency-table: batch sizes to time (e.g. 1,64)");
+    v("summary", summary, "print params and MACs (both conventions); needs no weights");
+    v("json", json, "also write the results as JSON");
+    v("save_outputs", save_outputs, "write logits (and features for --inputs) as safetensors");
+    v("out", out, "--latency-table: the table file (default <model>.latency.json)");
   }
 };
 

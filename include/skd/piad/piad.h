@@ -69,17 +69,22 @@ struct PiadOptions {
   // The options a run config holds, by config key (skd/core/options.h; a training run's piad_* keys).
   template <typename V>
   void visit(V&& v) {
-    v("piad_progressive_epochs", progressive_epochs);
-    v("piad_budget_ratio", budget_ratio);
-    v("piad_attn_group", attn_group);
-    v("piad_mlp_groups", mlp_groups);
-    v("piad_proxy_samples", proxy_samples);
-    v("piad_proxy_batch", proxy_batch);
-    v("piad_sensitivity", sensitivity, kSensitivityNames);
-    v("piad_sandwich", sandwich);
-    v("piad_distill", distill, kDistillNames);
-    v("piad_distill_weight", distill_weight);
-    v("piad_distill_temperature", distill_temperature);
+    v("piad_progressive_epochs", progressive_epochs, "mask-table updates before epochs 0 .. N-1 (Pe)");
+    v("piad_budget_ratio", budget_ratio,
+      "fraction of the full MACs removed by the end of the progressive phase (r)");
+    v("piad_attn_group", attn_group, "head dims per attention unit");
+    v("piad_mlp_groups", mlp_groups, "units per MLP (group = hidden / N)");
+    v("piad_proxy_samples", proxy_samples, "proxy images per update");
+    v("piad_proxy_batch", proxy_batch, "proxy batch per process");
+    v("piad_sensitivity", sensitivity, kSensitivityNames,
+      "module sensitivity from the proxy loss (paper) or top-1 accuracy (official code)");
+    v("piad_sandwich", sandwich,
+      "sandwich rule: train the full and the smallest network at every step too (3 forward/backward)");
+    v("piad_distill", distill, kDistillNames,
+      "in-place distillation of the sub-networks (beyond the paper): none (the paper), frozen (the model as "
+      "PIAD started), full (code 0 of the current weights) or progressive (a larger code of the same step)");
+    v("piad_distill_weight", distill_weight, "λ of CE + λ·T²·KL(teacher ‖ student), >= 0");
+    v("piad_distill_temperature", distill_temperature, "T of the distillation term, > 0");
   }
 };
 

@@ -1,43 +1,55 @@
-// skd-train as one library call: the config resolution (defaults < the checkpoint's config <
-// a config file < values given explicitly) and the run it describes: the model (a checkpoint to
-// continue, weights to fine-tune, or an architecture from scratch), the data, a new classifier head
-// for data with another class count, then plain training or PIAD super-network training (mode).
+// skd-train as one library call: the resumed checkpoint as a layer of config values (below a config file
+// and the flags: skd/core/options.h, resolved by the command line's binder like every app's), the checks
+// of the resolved config, and the run it describes: the model (a checkpoint to continue, weights to
+// fine-tune, or an architecture from scratch), the data, a new classifier head for data with another
+// class count, then plain training or PIAD super-network training (mode). run_train_job is the whole
+// job skd-train runs: checks, the distributed job joined, the run, its summary.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "skd/core/options.h"
 #include "skd/models/config.h"
 #include "skd/train/config.h"
 #include "skd/train/trainer.h"
 
 namespace skd::train {
 
-// Where a run's config comes from, in rising precedence after the defaults.
-struct ConfigSources {
-  std::string resume;       // a run directory or checkpoint to continue ("" = none): its config
-  std::string config_file;  // a JSON file of config keys ("" = none)
-  std::string config_name = "config";               // the config key of config_file, named in the errors
-  nlohmann::json given = nlohmann::json::object();  // keys set explicitly (skd-train: the flags given)
+// The checkpoint a run continues (--resume, key "resume") and its config as a layer of values: defaults <
+// this layer < a config file < the flags.
+struct Resume {
+  std::string path;          // the checkpoint file ("" = not resuming)
+  std::string run_dir;       // the run directory resumed ("" = a checkpoint file outside a run)
+  models::ModelConfig arch;  // its architecture (checked against its weights)
+  nlohmann::json manifest;   // its manifest (PIAD continues its mask table)
+  // Its config, with run_dir = the resumed run and out = "" (no layer when not resuming).
+  std::vector<options::Layer> layers;
 };
+
+// Reads the checkpoint of a run directory or checkpoint file ("" = not resuming: an empty Resume).
+// Errors as for read_training_state; a damaged run checkpoint's error names the newest intact earlier one.
+Resume read_resume(const std::string& resume);
 
 struct ResolvedConfig {
   TrainConfig config;               // validated
-  std::string resume_path;          // the checkpoint file of ConfigSources::resume ("" = none)
+  std::string resume_path;          // the checkpoint resumed ("" = none)
   models::ModelConfig resume_arch;  // its architecture (checked against its weights)
   nlohmann::json resume_manifest;   // its manifest (PIAD continues its mask table)
   std::string resume_run_dir;       // the run directory resumed (config.run_dir; "" = a loose checkpoint file)
 };
 
-// Resolves and validates the config. The config file alone is checked strictly (unknown keys, wrong
-// types) before its keys are applied. std::invalid_argument for bad values, unreadable or invalid
-// JSON; errors of the checkpoint as for read_training_state.
-ResolvedConfig resolve_config(const ConfigSources& sources);
+// The resolved config of a run (`config`: the layers resolved) validated and joined with what it resumes:
+// a run_dir given again that is the resumed run's folder by another path becomes that folder.
+// skd::ParameterError naming the key for a bad value.
+ResolvedConfig resolve_run(const TrainConfig& config, Resume resume);
 
 // What a run needs besides its config (per invocation, never saved).
 struct RunOptions {
@@ -58,5 +70,12 @@ void check_run_outputs(const ResolvedConfig& resolved);
 // Builds the model and the data the resolved config describes and trains it (mode "train": train(),
 // "piad": train_piad()). Errors as for train().
 TrainResult run(const ResolvedConfig& resolved, const RunOptions& options);
+
+// skd-train's job: the model given (model, arch or a resumed run; new_head only with model), the outputs
+// checked before the job is joined (which opens <run_dir>/train.log), stop signals installed, the job
+// joined (skd/dist/join.h: this rank's device and communicator, replacing those of `options`), run(), and
+// rank 0 prints the summary to `out` (and how to resume a run stopped by a signal or at max_steps).
+// The caller's exit code for a run stopped by a signal is 128 + TrainResult::stop_signal.
+TrainResult run_train_job(const ResolvedConfig& resolved, RunOptions options, std::FILE* out);
 
 }  // namespace skd::train

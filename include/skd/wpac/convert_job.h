@@ -41,23 +41,30 @@ struct ConvertJob {
 
   template <typename V>
   void visit(V&& v) {
-    v("model", model);
-    v("arch", arch);
-    v("out", out);
-    v("report", report);
-    v("mask_table", mask_table);
-    v("data", data);
-    v("split", split);
-    v("proxy_samples", proxy_samples);
-    v("batch_size", batch_size);
-    v("seed", seed);
-    v("criterion", criterion);
-    v("mlp_criterion", mlp_criterion, kMlpCriterionNames);
-    v("centering", centering, kCenteringNames);
-    v("cost", cost, importance::kCostNames);
-    v("device", device);
-    v("dist_backend", dist_backend, dist::kBackendNames);
-    v("dist_timeout", dist_timeout);
+    v("model", model, "input checkpoint (.pth, .safetensors or skd artifact)");
+    v("arch", arch, "named architecture or JSON config (needed for foreign checkpoints)");
+    v("out", out, "output artifact (.safetensors)");
+    v("report", report, "JSON report (default: <out>.report.json)");
+    v("mask_table", mask_table,
+      "attach an official PIAD mask_table.json: the artifact becomes a super-network for skd-extract "
+      "--macs/--op-code (format conversion only)");
+    v("data", data,
+      "proxy data: 'fashion-mnist', an IDX folder or an image folder (without --data only the file format is "
+      "converted, or a data-free --criterion applied)");
+    v("split", split, "dataset split the proxy images come from");
+    v("proxy_samples", proxy_samples, "proxy images (distinct, drawn with --seed)");
+    v("batch_size", batch_size, "proxy images per forward/backward (per process)");
+    v("seed", seed, "seed of the proxy draw and of --criterion random");
+    v("criterion", criterion,
+      "wpac | taylor | taylor2 | magnitude | random | none (default: wpac with --data, none without)");
+    v("mlp_criterion", mlp_criterion, kMlpCriterionNames,
+      "MLP unit order (auto follows --criterion; wpac -> taylor2)");
+    v("centering", centering, kCenteringNames, "feature centring before the weighted scatter");
+    v("cost", cost, importance::kCostNames,
+      "importance cost: logit (sum of ground-truth logits) or ce (cross-entropy)");
+    v("device", device, "cpu | cuda | cuda:N");
+    v("dist_backend", dist_backend, dist::kBackendNames, "under torchrun/srun: the process group");
+    v("dist_timeout", dist_timeout, "seconds a collective may wait for a peer");
   }
 };
 

@@ -1,0 +1,47 @@
+// Option values with units, parsed at the edge: a flag or a config value is text ("1,8,64", "5ms",
+// "2.43G") that becomes a typed value when the command line or the file is read, so the library only
+// ever sees numbers. Each type is a text value of skd/core/options.h:
+//
+//   static T from_text(const std::string&)   std::invalid_argument with a message (no key: the option
+//                                             layer adds the flag, or the file and the key)
+//   std::string to_text() const               text that from_text reads back to the same value
+//
+// Their JSON form is that text; a JSON number is read as its decimal text (a MACs count, milliseconds,
+// a one-element batch list). Torch-free (compiled into skd_io, like core/fs.cpp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace skd {
+
+// Batch sizes "1,8,64" (spaces around items allowed): at least one, every one a positive decimal integer.
+struct BatchList {
+  std::vector<int64_t> values;
+
+  static BatchList from_text(const std::string& text);
+  std::string to_text() const;  // "1,8,64"
+  bool operator==(const BatchList& o) const { return values == o.values; }
+};
+
+// A positive duration: "5ms", "2.5 ms", "800us", "0.5s", or a plain number of milliseconds ("12").
+struct Duration {
+  double ms = 0;
+
+  static Duration from_text(const std::string& text);
+  std::string to_text() const;  // "<ms>ms", exact (the shortest text that reads back to ms)
+  bool operator==(const Duration& o) const { return ms == o.ms; }
+};
+
+// A positive MACs amount: "2.43G", "2.43GMac", "897M", "897.0 MMac", "4GMACs", "1.5e9", "123456"
+// (units k, M, G, T, any case; at most 9.2e18).
+struct Macs {
+  int64_t count = 0;
+
+  static Macs from_text(const std::string& text);
+  std::string to_text() const;  // the plain count: "2430000000"
+  bool operator==(const Macs& o) const { return count == o.count; }
+};
+
+}  // namespace skd
