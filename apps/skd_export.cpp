@@ -21,30 +21,17 @@ int main(int argc, char** argv) {
   std::string log_level;
   int threads = app::kAutoThreads;
   auto* g_model = app.add_option_group("Model");
-  b.add_required(g_model, "model", "artifact, super-network, sub-network or checkpoint", argc, argv,
-                 "--model,--supernet");
-  b.add(g_model, "arch", "architecture for foreign checkpoints (named config or JSON)");
-  b.add(g_model, "mask_table", "official mask_table.json (for a .pth super-network, or to "
-                               "override the artifact's table)");
+  b.add_required(g_model, "model", "", argc, argv, "--model,--supernet");
+  b.add(g_model, "arch");
+  b.add(g_model, "mask_table");
   auto* g = app.add_option_group("Sub-network (at most one; none = the stored widths)");
-  app::add_selection_options(b, g, "at --batch, 1 when dynamic");
-  b.add(g, "latency_table",
-        "--latency: the table of skd-eval --latency-table (default <model>.latency.json)");
+  app::add_selection_options(b, g);
+  b.add(g, "latency_table");
   auto* g_onnx = app.add_option_group("ONNX");
-  b.add_required(g_onnx, "out", "output .onnx (written atomically)", argc, argv);
-  b.add(g_onnx, "opset", "ONNX opset (17 .. the ONNX library's newest)");
-  b.add(g_onnx, "batch",
-        "'dynamic' (symbolic batch dimension) or a fixed batch size (also the batch "
-        "size a --latency budget is for; 1 when dynamic)");
-  b.add(g_onnx, "fold_scale", "fold each block's softmax scale into its query weights, so the "
-                              "model is exact under the default 1/sqrt(head dim)");
+  b.add_required(g_onnx, "out", argc, argv);
+  for (const char* key : {"opset", "batch", "fold_scale"}) b.add(g_onnx, key);
   auto* g_verify = app.add_option_group("Parity check");
-  b.add(g_verify, "verify", "run the exported graph in onnxruntime on fixed random inputs (batch 2 "
-                            "and 1, or --batch) against the C++ forward; write only if max |diff| "
-                            "<= --tolerance");
-  b.add(g_verify, "python", "Python with onnxruntime (default: $SKD_PYTHON, else python3; "
-                            "bash scripts/setup_venv.sh makes one)");
-  b.add(g_verify, "tolerance", "max |logit difference| accepted by --verify (default 1e-4)");
+  for (const char* key : {"verify", "python", "tolerance"}) b.add(g_verify, key);
   app::add_common_options(app, threads, log_level);
   b.add_config_options(&app, "export");
   return app::run(app, argc, argv, [&] {

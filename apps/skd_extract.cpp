@@ -17,21 +17,12 @@ int main(int argc, char** argv) {
   app::OptionBinder<extract::ExtractJob> b(job);
   std::string log_level;
   int threads = app::kAutoThreads;
-  b.add_required(&app, "model", "super-network / elastic model artifact (or checkpoint with --arch)", argc, argv,
-                 "--model,--supernet");
-  b.add(&app, "arch", "architecture for foreign checkpoints");
-  b.add(&app, "mask_table", "official mask_table.json (for a .pth super-network, or to "
-                            "override the artifact's table)");
+  b.add_required(&app, "model", "", argc, argv, "--model,--supernet");
+  b.add(&app, "arch");
+  b.add(&app, "mask_table");
   auto* g = app.add_option_group("Sub-network (at most one; none = the stored widths)");
-  app::add_selection_options(b, g, "at --batch or 1");
-  b.add(&app, "batch", "--latency: the batch size the budget is for");
-  b.add(&app, "latency_table", "--latency: the table of skd-eval --latency-table (default <model>.latency.json)");
-  b.add(&app, "list",
-        "print the op code -> MACs/params table of the super-network and exit (--macs-convention: "
-        "its MACs)");
-  b.add(&app, "out", "output artifact (.safetensors)");
-  b.add(&app, "fold_scale", "fold each block's softmax scale into its query weights (the sub-network "
-                            "is then exact under the default 1/sqrt(head dim); manifest: attn_scale_folded)");
+  app::add_selection_options(b, g);
+  for (const char* key : {"batch", "latency_table", "list", "out", "fold_scale"}) b.add(&app, key);
   app::add_common_options(app, threads, log_level);
   b.add_config_options(&app, "extraction");
   return app::run(app, argc, argv, [&] {

@@ -1,6 +1,5 @@
-// Option values with units (skd/core/units.h). The parsers of the MACs and duration budgets are the ones
-// skd-extract introduced (extract::parse_macs, extract::parse_duration_ms), without the key in their
-// messages: the option layer names the flag or the file and key.
+// Option values with units (skd/core/units.h): the one parser of each (MACs, MACs ratio, duration, batch
+// list), without the key in their messages: the option layer names the flag or the file and key.
 #include "skd/core/units.h"
 
 #include <cctype>
@@ -107,6 +106,29 @@ Macs Macs::from_text(const std::string& text) {
 
 std::string Macs::to_text() const {
   return std::to_string(count);
+}
+
+MacsRatio MacsRatio::from_text(const std::string& text) {
+  const auto refuse = [&]() {
+    return std::invalid_argument(cat("'", excerpt(text), "': expected a fraction in (0, 1]: 0.333, 4/12 or 4:12"));
+  };
+  const auto number = [&](const std::string& part) {
+    const std::string p = trim(part);
+    const auto [value, used] = options::leading_number<double>(p);
+    if (used == 0 || used != p.size()) throw refuse();
+    return value;
+  };
+  const auto sep = text.find_first_of("/:");
+  double ratio = 0;
+  if (sep == std::string::npos) {
+    ratio = number(text);
+  } else {
+    const double n = number(text.substr(0, sep)), d = number(text.substr(sep + 1));
+    if (!(d > 0)) throw refuse();
+    ratio = n / d;
+  }
+  if (!(ratio > 0 && ratio <= 1)) throw refuse();
+  return MacsRatio{ratio, trim(text)};
 }
 
 }  // namespace skd

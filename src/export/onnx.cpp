@@ -38,7 +38,7 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, const extract:
   const GraphOptions graph{job.opset, parse_graph_batch(job.batch)};
   check_graph_options(graph);
   extract::SubnetSelection selection = job.selection;
-  if (!selection.latency.empty() && graph.batch > 0) selection.batch = graph.batch;
+  if (selection.latency && graph.batch > 0) selection.batch = graph.batch;
   extract::check_selection(selection);
   // The output checked before any work (docs/reliability.md, "Hostile input"): not an input, not a
   // directory or special file, in a writable folder.

@@ -113,22 +113,6 @@ void write_latency_table(const std::string& path, const LatencyTable& table) {
   write_file_atomic(path, table.to_json().dump(2) + "\n");
 }
 
-double parse_duration_ms(const std::string& text, const std::string& key) {
-  std::string trimmed = text;
-  while (!trimmed.empty() && std::isspace(static_cast<unsigned char>(trimmed.front()))) trimmed.erase(trimmed.begin());
-  const auto [v, used] = options::leading_number<double>(trimmed);
-  std::string unit = used ? trimmed.substr(used) : "";
-  while (!unit.empty() && std::isspace(static_cast<unsigned char>(unit.back()))) unit.pop_back();
-  while (!unit.empty() && std::isspace(static_cast<unsigned char>(unit.front()))) unit.erase(unit.begin());
-  double scale = 0;
-  if (unit.empty() || unit == "ms") scale = 1;
-  else if (unit == "s") scale = 1000;
-  else if (unit == "us") scale = 1e-3;
-  if (used == 0 || scale == 0 || !std::isfinite(v) || v <= 0)
-    throw ParameterError(key, cat(" '", excerpt(text), "': expected a positive duration like 5ms, 800us or 0.5s"));
-  return v * scale;
-}
-
 namespace {
 
 std::string widths_text(const models::Widths& w) {

@@ -31,33 +31,6 @@ int64_t code_for_macs(const std::vector<models::ModelCost>& costs, int64_t budge
                                  " MACs, ", macs_convention_name(convention), " convention)"));
 }
 
-int64_t parse_macs(const std::string& text, const std::string& key) {
-  // Spaces only around the number and its unit ("897.0 MMac"), never inside the number ("5 0M").
-  auto trim = [](std::string s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(s.begin());
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-    return s;
-  };
-  const std::string s = trim(text);
-  const auto [value, used] = options::leading_number<double>(s);
-  std::string unit = trim(s.substr(used));
-  for (auto& ch : unit) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  if (unit.size() >= 3 && unit.compare(unit.size() - 3, 3, "mac") == 0) unit.resize(unit.size() - 3);
-  if (unit.size() >= 4 && unit.compare(unit.size() - 4, 4, "macs") == 0) unit.resize(unit.size() - 4);
-  double scale = 0;
-  if (unit.empty()) scale = 1;
-  else if (unit == "k") scale = 1e3;
-  else if (unit == "m") scale = 1e6;
-  else if (unit == "g") scale = 1e9;
-  else if (unit == "t") scale = 1e12;
-  if (used == 0 || scale == 0 || !std::isfinite(value) || value <= 0)
-    throw ParameterError(key, cat(": '", excerpt(text), "' is not a MACs amount (e.g. 2.43G, 897M, 897.0 MMac)"));
-  // 1e30 would overflow int64 (and read as negative: "below the smallest sub-network").
-  if (value * scale >= 9.2e18)
-    throw ParameterError(key, cat(": '", excerpt(text), "' is more MACs than any model has (at most 9.2e18)"));
-  return static_cast<int64_t>(std::llround(value * scale));
-}
-
 Budget Budget::of_op_code(int64_t code) {
   Budget b;
   b.kind = Kind::OP_CODE;

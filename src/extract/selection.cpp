@@ -10,29 +10,7 @@
 namespace skd::extract {
 
 bool SubnetSelection::by_table() const {
-  return op_code.has_value() || !macs.empty() || !macs_ratio.empty() || !latency.empty();
-}
-
-double parse_macs_ratio(const std::string& text, const std::string& key) {
-  const auto refuse = [&]() {
-    return ParameterError(key, cat(" ", text, ": expected a fraction in (0, 1]: 0.333, 4/12 or 4:12"));
-  };
-  const auto number = [&](const std::string& part) {
-    const auto [value, used] = options::leading_number<double>(part);
-    if (used == 0 || used != part.size()) throw refuse();
-    return value;
-  };
-  const auto sep = text.find_first_of("/:");
-  double ratio = 0;
-  if (sep == std::string::npos) {
-    ratio = number(text);
-  } else {
-    const double n = number(text.substr(0, sep)), d = number(text.substr(sep + 1));
-    if (!(d > 0)) throw refuse();
-    ratio = n / d;
-  }
-  if (!(ratio > 0 && ratio <= 1)) throw refuse();
-  return ratio;
+  return op_code.has_value() || macs.has_value() || macs_ratio.has_value() || latency.has_value();
 }
 
 models::Widths parse_widths(const std::string& text, size_t blocks) {
@@ -61,17 +39,16 @@ void check_selection(const SubnetSelection& s) {
   using N = const KeyNamer&;
   // The ranges, for flags and --config alike (docs/reliability.md, issue 25); attn_keep/mlp_keep are
   // models::keep_fraction's.
-  if (!s.macs_ratio.empty()) parse_macs_ratio(s.macs_ratio);
   if (s.batch && *s.batch <= 0) throw ParameterError("batch", cat(" must be positive (got ", *s.batch, ")"));
-  const int selections = s.op_code.has_value() + !s.macs.empty() + !s.macs_ratio.empty() +
-                         !s.latency.empty() + !s.widths.empty() + (s.attn_keep != 1.0 || s.mlp_keep != 1.0);
+  const int selections = s.op_code.has_value() + s.macs.has_value() + s.macs_ratio.has_value() +
+                         s.latency.has_value() + !s.widths.empty() + (s.attn_keep != 1.0 || s.mlp_keep != 1.0);
   if (selections > 1)
     throw ParameterError([](N n) {
       return cat("give at most one of ", n("op_code"), ", ", n("macs"), ", ", n("macs_ratio"), ", ",
                  n("latency"), ", ", n("widths"), " and ", n("attn_keep"), "/", n("mlp_keep"),
                  " (the command line and ", n("config"), " together)");
     });
-  if ((s.batch || !s.latency_table.empty()) && s.latency.empty())
+  if ((s.batch || !s.latency_table.empty()) && !s.latency)
     throw ParameterError(
         [](N n) { return cat(n("batch"), " and ", n("latency_table"), " go with ", n("latency")); });
 }
@@ -88,18 +65,16 @@ BudgetNames selection_names(const BudgetNames& measure) {
 }
 
 std::vector<std::string> selection_inputs(const SubnetSelection& s, const std::string& model_path) {
-  return {s.mask_table, s.latency_table, s.latency.empty() ? "" : latency_table_path(model_path)};
+  return {s.mask_table, s.latency_table, s.latency ? latency_table_path(model_path) : ""};
 }
 
 namespace {
 
 // The budget of a selection that takes a code of the mask table.
-Budget budget_of(const SubnetSelection& s, const BudgetNames& names) {
-  if (!s.macs.empty()) return Budget::of_macs(parse_macs(s.macs, names.macs), s.macs_convention);
-  if (!s.macs_ratio.empty()) return Budget::of_macs_ratio(parse_macs_ratio(s.macs_ratio), s.macs_convention);
-  if (!s.latency.empty())
-    return Budget::of_latency(parse_duration_ms(s.latency, names.latency.budget), s.batch.value_or(1),
-                              s.latency_table);
+Budget budget_of(const SubnetSelection& s) {
+  if (s.macs) return Budget::of_macs(s.macs->count, s.macs_convention);
+  if (s.macs_ratio) return Budget::of_macs_ratio(s.macs_ratio->value, s.macs_convention);
+  if (s.latency) return Budget::of_latency(s.latency->ms, s.batch.value_or(1), s.latency_table);
   return Budget::of_op_code(s.op_code.value_or(0));
 }
 
@@ -114,7 +89,7 @@ SubnetChoice resolve_selection(const models::LoadedModel& loaded, const SubnetSe
   if (s.by_table()) {
     const auto table = models::load_mask_table(loaded.manifest, s.mask_table, c, model.widths(), file.path,
                                                names.mask_table);
-    choice.selection = select(c, table, budget_of(s, names), file, names);  // throws naming the valid codes
+    choice.selection = select(c, table, budget_of(s), file, names);  // throws naming the valid codes
     choice.widths = choice.selection->widths;
     return choice;
   }

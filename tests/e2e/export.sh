@@ -127,7 +127,7 @@ PY
 if head -1 "$W/prov" | grep -qx same; then ok "export and extract provenance the same ($(tail -1 "$W/prov"))"
 else bad "provenance: $(cat "$W/prov")"; fi
 check "--macs-ratio 5/4" 2 "$BIN/skd-export" --supernet "$W/demo.super.safetensors" --macs-ratio 5/4 --out "$W/bad6.onnx"
-expect_in "names the accepted forms" "$W/err" "--macs-ratio 5/4: expected a fraction in (0, 1]: 0.333, 4/12 or 4:12"
+expect_in "names the accepted forms" "$W/err" "--macs-ratio: '5/4': expected a fraction in (0, 1]: 0.333, 4/12 or 4:12"
 # The demo's ONNX step (scripts/demo_export.sh) on this super-network: the project's environment is there.
 check "demo_export.sh" 0 env SKD_BIN="$BIN" bash "$SRC/scripts/demo_export.sh" "$W/demo.super.safetensors" "$W/demo.4.onnx" 4 "${T[@]}"
 expect_in "demo_export.sh prints the parity line" "$W/out" "^parity: max |logit diff| .* <= 1e-04"

@@ -90,7 +90,7 @@ same_weights "4/12 == 0.333..." "$W/third.4s12.safetensors" "$W/third.0.33333333
 for r in 0 5/4 4/0 abc 1/ -0.5; do
   check "--macs-ratio $r refused" 2 "$BIN/skd-extract" --supernet "$W/small.safetensors" --macs-ratio "$r" \
     --out "$W/bad_r.safetensors"
-  expect_in "--macs-ratio $r: the accepted forms" "$W/err" "--macs-ratio $r: expected a fraction in (0, 1]: 0.333, 4/12 or 4:12"
+  expect_in "--macs-ratio $r: the accepted forms" "$W/err" "--macs-ratio: '$r': expected a fraction in (0, 1]: 0.333, 4/12 or 4:12"
 done
 
 # The official layout: .pth + --arch + --mask-table, no artifact needed.

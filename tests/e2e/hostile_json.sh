@@ -118,9 +118,9 @@ expect_in "fractional integer named" "$W/err" "key 'limit' has the wrong type (2
 # --- a config gets the flags' range checks --------------------------------------------------------
 echo '{"macs_ratio": "1.5"}' >"$W/ratio.json"
 check "macs_ratio 1.5 in a config" 2 "$BIN/skd-extract" --config "$W/ratio.json" --model "$SUPER" --out "$W/r.safetensors"
-expect_in "macs_ratio config named" "$W/err" "macs-ratio 1.5: expected a fraction in (0, 1]"
+expect_in "macs_ratio config named" "$W/err" "key 'macs_ratio': '1.5': expected a fraction in (0, 1]"
 check "--macs-ratio 1.5" 2 "$BIN/skd-extract" --macs-ratio 1.5 --model "$SUPER" --out "$W/r.safetensors"
-expect_in "--macs-ratio named" "$W/err" "--macs-ratio 1.5: expected a fraction in (0, 1]"
+expect_in "--macs-ratio named" "$W/err" "--macs-ratio: '1.5': expected a fraction in (0, 1]"
 [ ! -e "$W/r.safetensors" ] && ok "nothing written for macs_ratio 1.5" || bad "wrote $W/r.safetensors"
 echo '{"limit": -5}' >"$W/limit.json"
 check "limit -5 in a config" 2 "$BIN/skd-eval" --config "$W/limit.json" --model "$SUPER" --data fashion-mnist
@@ -134,7 +134,7 @@ expect_in "convert batch_size named" "$W/err" "--batch-size must be positive (go
 # --- MACs budgets ---------------------------------------------------------------------------------
 for bad in 1e30 '5 0M' 0x10M inf; do
   check "--macs '$bad'" 2 "$BIN/skd-extract" --model "$SUPER" --macs "$bad" --out "$W/m.safetensors"
-  expect_in "--macs '$bad' named" "$W/err" "^skd-extract: error: --macs: '$bad' is"
+  expect_in "--macs '$bad' named" "$W/err" "^--macs: '$bad' is"
 done
 expect_in "--macs inf" "$W/err" "is not a MACs amount"
 check "--macs 1e30 is not below the smallest" 2 "$BIN/skd-extract" --model "$SUPER" --macs 1e30 --out "$W/m.safetensors"

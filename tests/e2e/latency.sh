@@ -90,7 +90,7 @@ check "a JSON file that is not a latency table" 1 "$BIN/skd-extract" --supernet 
   --latency-table "$W/not_a_table.json" --out "$W/bad8.safetensors"
 expect_in "says so (format error)" "$W/err" "not_a_table.json': not a latency table"
 check "bad duration" 2 "$BIN/skd-extract" --supernet "$W/super.safetensors" --latency 5min --out "$W/bad5.safetensors"
-expect_in "names --latency" "$W/err" "--latency '5min'"
+expect_in "names --latency" "$W/err" "--latency: '5min'"
 check "--latency with --macs" 2 "$BIN/skd-extract" --supernet "$W/super.safetensors" --latency 5ms --macs 1G --out "$W/bad6.safetensors"
 check "--batch without --latency" 2 "$BIN/skd-extract" --supernet "$W/super.safetensors" --op-code 1 --batch 4 --out "$W/bad7.safetensors"
 check "extract code 1" 0 "$BIN/skd-extract" --supernet "$W/super.safetensors" --op-code 1 --out "$W/c1.safetensors"

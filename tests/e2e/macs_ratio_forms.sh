@@ -3,7 +3,7 @@
 #  - the documented commands (README: skd-extract --macs-ratio 0.5, skd-export --macs-ratio 4:12 --verify)
 #    as the docs write them, on a super-network of the embedded demo model
 #  - 4/12, 4:12 and 0.3333333333333333 select one code in both apps, from flags and from --config
-#    (macs_ratio is a string key), and skd-export's --dump-config keeps the text as given
+#    (macs_ratio is text or a number in a config), and --dump-config keeps the text as given
 # Env (set by ctest): SKD_BIN, SKD_SOURCE_DIR, SKD_BUILD_DIR, SKD_FIXTURES.
 set -uo pipefail
 source "$(dirname "$0")/common.bash"
@@ -50,9 +50,13 @@ for app in skd-extract skd-export; do
     expect_in "$app config $r: code $want" "$W/out" "^op code $want of 0..2"
   done
   echo '{"macs_ratio": 0.5}' >"$W/number.json"
-  check "$app macs_ratio as a JSON number" 2 "$BIN/$app" --config "$W/number.json" --supernet "$W/super.safetensors" \
+  check "$app macs_ratio as a JSON number" 0 "$BIN/$app" --config "$W/number.json" --supernet "$W/super.safetensors" \
     --out "$W/n.$ext"
-  expect_in "$app: the key's type is named" "$W/err" "key 'macs_ratio' has the wrong type (0.5)"
+  expect_in "$app macs_ratio 0.5 (a number) selects" "$W/out" "^op code [0-9] of 0..2"
+  echo '{"macs_ratio": [4, 12]}' >"$W/list.json"
+  check "$app macs_ratio as a list" 2 "$BIN/$app" --config "$W/list.json" --supernet "$W/super.safetensors" \
+    --out "$W/l.$ext"
+  expect_in "$app: the key is named" "$W/err" "key 'macs_ratio'"
   check "$app --dump-config keeps 4:12" 0 "$BIN/$app" --macs-ratio 4:12 --dump-config
   expect_in "$app dump: \"4:12\"" "$W/out" '"macs_ratio": "4:12"'
 done

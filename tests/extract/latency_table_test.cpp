@@ -100,17 +100,6 @@ TEST(LatencyTable, FileRoundTripAndSidecarPath) {
             std::string::npos);
 }
 
-TEST(LatencyTable, ParsesDurations) {
-  EXPECT_DOUBLE_EQ(parse_duration_ms("5ms", "--latency"), 5.0);
-  EXPECT_DOUBLE_EQ(parse_duration_ms("2.5 ms", "--latency"), 2.5);
-  EXPECT_DOUBLE_EQ(parse_duration_ms("800us", "--latency"), 0.8);
-  EXPECT_DOUBLE_EQ(parse_duration_ms("0.5s", "--latency"), 500.0);
-  EXPECT_DOUBLE_EQ(parse_duration_ms("12", "--latency"), 12.0);
-  EXPECT_DOUBLE_EQ(parse_duration_ms(" 5ms ", "--latency"), 5.0);
-  for (const char* bad : {"", "ms", "fast", "-1ms", "0", "5 min", "5msx", "nan", "inf", "0x5ms", "1e400ms", "5 0ms"})
-    EXPECT_NE(test::error_of([&] { parse_duration_ms(bad, "--latency"); }).find("--latency '"), std::string::npos) << bad;
-}
-
 // A table is bound to the widths it timed: a mask table that selects other sub-networks for the same
 // codes (e.g. a mask_table overriding the artifact's) is refused, naming the table file and the code.
 TEST(LatencyTable, BoundToTheWidthsItMeasured) {

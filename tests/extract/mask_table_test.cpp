@@ -36,32 +36,6 @@ TEST(MaskTable, MacsBudgetLookup) {
   EXPECT_NE(msg.find(std::to_string(costs[4].macs_paper)), std::string::npos) << msg;
 }
 
-TEST(MaskTable, ParseMacs) {
-  EXPECT_EQ(extract::parse_macs("2.43G", "--macs"), 2430000000);
-  EXPECT_EQ(extract::parse_macs("2.43 GMac", "--macs"), 2430000000);
-  EXPECT_EQ(extract::parse_macs("897.0 MMac", "--macs"), 897000000);
-  EXPECT_EQ(extract::parse_macs("897m", "--macs"), 897000000);
-  EXPECT_EQ(extract::parse_macs("1.5e9", "--macs"), 1500000000);
-  EXPECT_EQ(extract::parse_macs("123456", "--macs"), 123456);
-  EXPECT_EQ(extract::parse_macs("4GMACs", "--macs"), 4000000000);
-  for (const char* bad : {"", "G", "abc", "-1G", "2.4X", "0", "nan"})
-    EXPECT_NE(test::error_of([&] { extract::parse_macs(bad, "--macs"); }).find("--macs"), std::string::npos) << bad;
-  // Issue 25: spaces inside the number, hex and "inf" are not amounts; 1e30 is not a negative one.
-  EXPECT_EQ(extract::parse_macs(" 897M ", "--macs"), 897000000);
-  for (const char* bad : {"5 0M", "0x10M", "0x10", "inf", "infG", " 1 e9"})
-    EXPECT_NE(test::error_of([&] { extract::parse_macs(bad, "--macs"); }).find("is not a MACs amount"),
-              std::string::npos)
-        << bad;
-  for (const char* huge : {"1e30", "9.3e18", "1e10T", "1e400"}) {
-    const auto m = test::error_of([&] { extract::parse_macs(huge, "--macs"); });
-    EXPECT_TRUE(m.find("more MACs than any model has") != std::string::npos ||
-                m.find("is not a MACs amount") != std::string::npos)
-        << huge << ": " << m;
-  }
-  EXPECT_NE(test::error_of([&] { extract::parse_macs("1e30", "--macs"); }).find("more MACs than any model has"),
-            std::string::npos);
-}
-
 TEST(Extraction, SlicedCodeEqualsSuperNetworkAtThatCode) {
   torch::set_num_threads(2);
   auto loaded = models::load_model(test::fixture("timm/vit_micro_32.safetensors"), test::fixture("timm/vit_micro_32.json"));

@@ -1,5 +1,5 @@
-// The selection skd-extract and skd-export share: parse_macs_ratio's three forms and its refusals,
-// check_selection's "at most one", and resolve_selection against a super-network artifact for every
+// The selection skd-extract and skd-export share: check_selection's "at most one"
+// and resolve_selection against a super-network artifact for every
 // kind (op code, MACs, ratio, latency from a table, widths, keep fractions, none).
 #include <gtest/gtest.h>
 
@@ -17,44 +17,11 @@
 using namespace skd;
 using extract::SubnetSelection;
 
-namespace {
-
-std::string ratio_error(const std::string& text) {
-  return test::error_of<std::invalid_argument>([&] { extract::parse_macs_ratio(text, "macs_ratio"); });
-}
-
-}  // namespace
-
-TEST(MacsRatio, AcceptsADecimalAFractionAndThePapersNotation) {
-  EXPECT_DOUBLE_EQ(extract::parse_macs_ratio("0.5"), 0.5);
-  EXPECT_DOUBLE_EQ(extract::parse_macs_ratio("1"), 1.0);
-  EXPECT_DOUBLE_EQ(extract::parse_macs_ratio("4/12"), 4.0 / 12.0);
-  EXPECT_DOUBLE_EQ(extract::parse_macs_ratio("4:12"), 4.0 / 12.0);
-  EXPECT_DOUBLE_EQ(extract::parse_macs_ratio("12:12"), 1.0);
-  EXPECT_DOUBLE_EQ(extract::parse_macs_ratio("1/3"), extract::parse_macs_ratio("4:12"));
-  EXPECT_DOUBLE_EQ(extract::parse_macs_ratio("0.3333333333333333"), extract::parse_macs_ratio("4/12"));
-  EXPECT_NEAR(extract::parse_macs_ratio("0.333"), 4.0 / 12.0, 1e-3);
-}
-
-TEST(MacsRatio, RefusesWhatIsNotAFractionInZeroOne) {
-  for (const std::string bad : {"0", "0/12", "5/4", "13:12", "4/0", "4:0", "abc", "1/", ":12", "", "-0.5",
-                                "-4/12", "4/-12", "1.5", "4/12/1", "4:12x", " 0.5", "nan", "inf"}) {
-    const auto msg = ratio_error(bad);
-    EXPECT_NE(msg.find("macs_ratio " + bad + ": expected a fraction in (0, 1]: 0.333, 4/12 or 4:12"),
-              std::string::npos)
-        << "'" << bad << "': " << msg;
-  }
-  // The key is the caller's.
-  EXPECT_NE(
-      test::error_of<std::invalid_argument>([] { extract::parse_macs_ratio("2", "ratio"); }).find("ratio 2:"),
-      std::string::npos);
-}
-
 TEST(Selection, AtMostOneAndItsCompanions) {
   SubnetSelection s;
   EXPECT_NO_THROW(extract::check_selection(s));
   s.op_code = 1;
-  s.macs_ratio = "4:12";
+  s.macs_ratio = MacsRatio::from_text("4:12");
   auto msg = test::error_of<std::invalid_argument>([&] { extract::check_selection(s); });
   EXPECT_NE(msg.find("give at most one of op_code, macs, macs_ratio, latency, widths and attn_keep/mlp_keep"),
             std::string::npos)
@@ -63,14 +30,11 @@ TEST(Selection, AtMostOneAndItsCompanions) {
   s.attn_keep = 0.5;
   EXPECT_THROW(extract::check_selection(s), std::invalid_argument);
   s.attn_keep = 1.0;
-  s.macs_ratio = "4/0";
-  EXPECT_NE(test::error_of<std::invalid_argument>([&] { extract::check_selection(s); }).find("4/0"),
-            std::string::npos);
-  s.macs_ratio.clear();
+  s.macs_ratio.reset();
   s.batch = 4;
   msg = test::error_of<std::invalid_argument>([&] { extract::check_selection(s); });
   EXPECT_NE(msg.find("batch and latency_table go with latency"), std::string::npos) << msg;
-  s.latency = "5ms";
+  s.latency = Duration::from_text("5ms");
   EXPECT_NO_THROW(extract::check_selection(s));
   s.batch = 0;
   EXPECT_THROW(extract::check_selection(s), std::invalid_argument);
@@ -100,7 +64,7 @@ TEST(Selection, ResolvesEveryKind) {
   EXPECT_EQ(c.widths, table.widths(5));
 
   SubnetSelection macs;
-  macs.macs = std::to_string(costs[2].macs_paper);
+  macs.macs = Macs{costs[2].macs_paper};
   c = resolve(macs);
   ASSERT_TRUE(c.selection.has_value());
   EXPECT_EQ(c.selection->code, 2);
@@ -110,7 +74,7 @@ TEST(Selection, ResolvesEveryKind) {
   int64_t ratio_code = -9;
   for (const std::string r : {"4:12", "4/12", "0.3333333333333333"}) {
     SubnetSelection ratio;
-    ratio.macs_ratio = r;
+    ratio.macs_ratio = MacsRatio::from_text(r);
     c = resolve(ratio);
     ASSERT_TRUE(c.selection.has_value()) << r;
     const int64_t want = extract::code_for_macs(
@@ -124,7 +88,7 @@ TEST(Selection, ResolvesEveryKind) {
   }
 
   SubnetSelection latency;  // 5 ms at batch 1: code 4 (4 ms) is the lowest that fits
-  latency.latency = "5ms";
+  latency.latency = Duration::from_text("5ms");
   c = resolve(latency);
   ASSERT_TRUE(c.selection.has_value());
   EXPECT_EQ(c.selection->code, 4);

@@ -44,4 +44,15 @@ struct Macs {
   bool operator==(const Macs& o) const { return count == o.count; }
 };
 
+// A fraction of the full network's MACs in (0, 1]: a decimal ("0.333", "1"), "n/d", or the paper's
+// "n:12" notation (= n/12). The text is kept as given, so a dumped config and a provenance say "4:12".
+struct MacsRatio {
+  double value = 1;
+  std::string text = "1";
+
+  static MacsRatio from_text(const std::string& text);
+  std::string to_text() const { return text; }
+  bool operator==(const MacsRatio& o) const { return value == o.value; }
+};
+
 }  // namespace skd

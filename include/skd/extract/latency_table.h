@@ -74,10 +74,6 @@ LatencyTable read_latency_table(const std::string& path, const std::string& meas
 // Writes `table.to_json()` atomically (temp file, fsync, rename).
 void write_latency_table(const std::string& path, const LatencyTable& table);
 
-// "5ms", "2.5 ms", "800us", "0.5s", "12" (milliseconds) -> milliseconds. skd::ParameterError
-// naming the config key `key` for anything else or a non-positive value.
-double parse_duration_ms(const std::string& text, const std::string& key);
-
 // A table is bound to the sub-networks it timed: every row's widths must be those of the same op code of
 // the mask table used now (`code_widths`, codes 0..K), else its latencies belong to other sub-networks
 // (e.g. a mask_table that overrides the artifact's table). skd::ParameterError naming `table_path` and

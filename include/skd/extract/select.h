@@ -29,10 +29,6 @@ MacsConvention parse_macs_convention(const std::string& value, const std::string
 const char* macs_convention_name(MacsConvention convention);
 int64_t macs_of(const models::ModelCost& cost, MacsConvention convention);
 
-// Parses a MACs amount: "2.43G", "2.43GMac", "897M", "897.0 MMac", "1.5e9", "123456" (plain count).
-// Throws skd::ParameterError naming the config key `key` and the value.
-int64_t parse_macs(const std::string& text, const std::string& key);
-
 // The code of the largest sub-network whose MACs (in `convention`) are <= `budget`: the smallest such
 // code (costs are non-increasing in the code). A budget at or above the full network gives code 0; one
 // below the smallest sub-network throws std::invalid_argument naming `name` and the smallest

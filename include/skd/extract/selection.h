@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "skd/core/units.h"
 #include "skd/extract/select.h"
 #include "skd/models/checkpoint.h"
 
@@ -19,15 +20,15 @@ namespace skd::extract {
 // At most one of op_code, macs, macs_ratio, latency, widths and attn_keep/mlp_keep; none = the model
 // at its stored widths.
 struct SubnetSelection {
-  std::string mask_table;  // official mask_table.json (a .pth super-network, or to override the artifact's)
-  std::optional<int64_t> op_code;  // code of the mask table (0 = full, -1 = smallest)
-  std::string macs;                // a MACs budget, "2.43G"
-  std::string macs_ratio;  // a fraction of the full MACs: "0.333", "4/12" or "4:12" (parse_macs_ratio)
-  std::string latency;     // a latency budget, "5ms" (from latency_table)
-  std::string widths;      // per block "attn:mlp,attn:mlp,..."
+  std::string mask_table;
+  std::optional<int64_t> op_code;
+  std::optional<Macs> macs;
+  std::optional<MacsRatio> macs_ratio;
+  std::optional<Duration> latency;
+  std::string widths;
   double attn_keep = 1.0, mlp_keep = 1.0;
   MacsConvention macs_convention = MacsConvention::PAPER;
-  std::optional<int64_t> batch;  // the batch size a latency budget is for (default 1)
+  std::optional<int64_t> batch;  // default 1
   std::string latency_table;     // default: latency_table_path(model)
 
   template <typename V>
@@ -38,26 +39,33 @@ struct SubnetSelection {
   // latency budget's batch size (skd-export's graph batch) sets `batch` itself.
   template <typename V>
   void visit_keys(V&& v, bool batch_key) {
-    v("mask_table", mask_table);
-    v("op_code", op_code); v("macs", macs); v("macs_ratio", macs_ratio); v("latency", latency); v("widths", widths);
-    v("attn_keep", attn_keep); v("mlp_keep", mlp_keep); v("macs_convention", macs_convention, kMacsConventionNames);
-    if (batch_key) v("batch", batch);
-    v("latency_table", latency_table);
+    v("mask_table", mask_table, "official mask_table.json (for a .pth super-network, or to override the artifact's table)");
+    v("op_code", op_code, "code of the mask table (0 = full, -1 = smallest)");
+    v("macs", macs, "largest sub-network with at most these MACs (2.43G, 897M, ...)");
+    v("macs_ratio", macs_ratio, "largest sub-network with at most this fraction of the full network's MACs: "
+                                "0.333, 4/12 or 4:12 (the paper's n:12)");
+    v("latency", latency, "largest sub-network whose measured median latency fits (5ms, 800us, 0.5s; from "
+                          "--latency-table)");
+    v("widths", widths, "per-block widths 'attn:mlp,attn:mlp,...'");
+    v("attn_keep", attn_keep, "keep this fraction of every head's q/k/v dims");
+    v("mlp_keep", mlp_keep, "keep this fraction of every MLP's hidden units");
+    v("macs_convention", macs_convention, kMacsConventionNames,
+      "MACs convention of --macs/--macs-ratio: paper = ptflops rules, the paper's numbers; full = + attention "
+      "matmuls");
+    if (batch_key) v("batch", batch, "--latency: the batch size the budget is for");
+    v("latency_table", latency_table, "--latency: the table of skd-eval --latency-table (default "
+                                      "<model>.latency.json)");
   }
 
   // Whether a code of the mask table is selected (op_code, macs, macs_ratio or latency).
   bool by_table() const;
 };
 
-// A fraction of the full network's MACs in (0, 1]: a decimal ("0.333", "1"), "n/d" or the paper's "n:12"
-// notation (= n/12). skd::ParameterError naming `key` and the accepted forms otherwise.
-double parse_macs_ratio(const std::string& text, const std::string& key = "macs_ratio");
-
 // "a:m,a:m,..." (one pair per block) -> widths; skd::ParameterError naming key widths otherwise.
 models::Widths parse_widths(const std::string& text, size_t blocks);
 
 // The combinations and ranges a selection may not have (skd::ParameterError naming the keys): more
-// than one selection (the command line and a config together), a macs_ratio that parse_macs_ratio
+// than one selection (the command line and a config together),
 // refuses, a batch that is not positive, batch or latency_table without latency.
 void check_selection(const SubnetSelection& selection);
 
