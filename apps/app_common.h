@@ -13,7 +13,7 @@
 #include "skd/cli/binder.h"
 #include "skd/core/logging.h"
 #include "skd/core/memory.h"
-#include "skd/dist/env.h"
+#include "skd/distributed/env.h"
 
 namespace skd::app {
 
@@ -31,7 +31,7 @@ using cli::run;
 inline void apply_common_options(int& threads, const std::string& log_level) {
   tune_host_allocator();
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  threads = dist::threads_per_rank(threads, dist::dist_env_from_environment(), cores);
+  threads = distributed::threads_per_rank(threads, distributed::dist_env_from_environment(), cores);
   torch::set_num_threads(threads);
   if (!log_level.empty()) set_log_level(parse_log_level(log_level));
 }

@@ -195,7 +195,7 @@ except Exception as e:
     print("timm: MISSING (%s)" % e)
 print("torch dir", os.path.dirname(torch.__file__))
 PYEOF
-  # The NCCL unit (src/dist/communicator.cpp) includes c10d's NCCL headers, which pull in cuBLAS,
+  # The NCCL unit (src/distributed/communicator.cpp) includes c10d's NCCL headers, which pull in cuBLAS,
   # cuSPARSE and cuSOLVER headers from the CUDA toolkit or the nvidia-* wheels.
   local dirs=() d h found
   for d in "${CUDA_HOME:-/usr/local/cuda}/include" /usr/local/cuda/include /usr/include; do dirs+=("$d"); done

@@ -9,7 +9,7 @@
 #include "skd/core/error.h"
 #include "skd/core/random.h"
 #include "skd/models/config.h"
-#include "skd/dist/communicator.h"
+#include "skd/distributed/communicator.h"
 
 namespace skd::importance {
 
@@ -149,7 +149,7 @@ torch::Tensor taylor_fo_sum(const torch::Tensor& f, const torch::Tensor& g) {
 
 DimImportance dim_importance(models::ElasticModelImpl& model, const data::Dataset& dataset,
                              const std::vector<std::vector<int64_t>>& batches, const ProxyOptions& options,
-                             dist::Communicator* comm) {
+                             distributed::Communicator* comm) {
   const auto specs = models::block_specs(model.config());
   const models::Widths widths = options.widths ? *options.widths : model.widths();
   DimImportance theta;

@@ -6,7 +6,7 @@
 #include "skd/core/error.h"
 #include "skd/core/logging.h"
 #include "skd/core/random.h"
-#include "skd/dist/communicator.h"
+#include "skd/distributed/communicator.h"
 #include "skd/importance/taylor.h"
 #include "skd/models/macs.h"
 #include "skd/piad/operations.h"
@@ -210,7 +210,7 @@ nlohmann::json UpdateRecord::to_json() const {
 }
 
 std::optional<UpdateRecord> Piad::update_table(int64_t epoch, models::ElasticModelImpl& model,
-                                               const data::Dataset& data, dist::Communicator* comm) {
+                                               const data::Dataset& data, distributed::Communicator* comm) {
   if (epoch >= options_.progressive_epochs || epoch < next_update_epoch_) return std::nullopt;
   const int rank = comm ? comm->rank() : 0, world = comm ? comm->world_size() : 1;
   const size_t blocks = full_.size();

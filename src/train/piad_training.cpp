@@ -7,7 +7,7 @@
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
 #include "skd/core/logging.h"
-#include "skd/dist/communicator.h"
+#include "skd/distributed/communicator.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/macs.h"
 #include "skd/models/mask_table.h"
@@ -17,7 +17,7 @@
 namespace skd::train {
 
 PiadObserver::PiadObserver(piad::Piad& piad, models::ElasticModelImpl& model, const data::Dataset& data,
-                           dist::Communicator* comm, const std::string& run_dir)
+                           distributed::Communicator* comm, const std::string& run_dir)
     : piad_(piad), model_(model), data_(data), comm_(comm), run_dir_(run_dir),
       writer_((comm ? comm->rank() : 0) == 0 && !run_dir.empty()) {}
 

@@ -11,8 +11,8 @@
 #include "skd/core/logging.h"
 #include "skd/core/options.h"
 #include "skd/data/dataset.h"
-#include "skd/dist/communicator.h"
-#include "skd/dist/join.h"
+#include "skd/distributed/communicator.h"
+#include "skd/distributed/join.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/head.h"
 #include "skd/train/checkpointing.h"
@@ -220,11 +220,11 @@ TrainResult run_train_job(const ResolvedConfig& resolved, RunOptions options, st
     });
   check_run_outputs(resolved);  // before join opens <run_dir>/train.log
   install_stop_signals();
-  dist::JoinOptions join;
+  distributed::JoinOptions join;
   join.backend = cfg.dist_backend;
-  join.timeout = dist::timeout_from_seconds(cfg.dist_timeout);
+  join.timeout = distributed::timeout_from_seconds(cfg.dist_timeout);
   if (!cfg.run_dir.empty()) join.log_file = cfg.run_dir + "/train.log";
-  auto session = dist::join(join, parse_device(cfg.device));
+  auto session = distributed::join(join, parse_device(cfg.device));
   options.device = session.device;
   options.comm = session.comm;
   const bool main_rank = session.env.rank == 0;

@@ -16,7 +16,7 @@
 #include "skd/data/loader.h"
 #include "skd/data/mixup.h"
 #include "skd/data/sampler.h"
-#include "skd/dist/communicator.h"
+#include "skd/distributed/communicator.h"
 #include "skd/eval/evaluate.h"
 #include "skd/models/checkpoint.h"
 #include "skd/train/checkpointing.h"
@@ -141,7 +141,7 @@ std::map<std::string, torch::Tensor> to_map(const NamedTensors& v) {
 }
 
 // All ranks agree on one list of values (sum).
-std::vector<double> all_reduce_sum(dist::Communicator* comm, std::vector<double> values) {
+std::vector<double> all_reduce_sum(distributed::Communicator* comm, std::vector<double> values) {
   if (!comm || comm->world_size() == 1) return values;
   std::vector<torch::Tensor> t{torch::tensor(values, torch::kFloat64)};
   comm->all_reduce_sum(t);
@@ -191,7 +191,7 @@ class Trainer {
   const data::Dataset* eval_set_;
   const TrainConfig& cfg_;
   const TrainContext& ctx_;
-  dist::Communicator* comm_;
+  distributed::Communicator* comm_;
   Distiller* distiller_;
   int rank_, world_;
   bool main_;
@@ -204,7 +204,7 @@ class Trainer {
   NamedTensors params_, state_tensors_;  // the same tensors all run (updates are in place)
   // Gradient averaging hooks on the parameters, removed with the trainer (also when setup throws).
   struct GradientHooks {
-    dist::Communicator* comm = nullptr;
+    distributed::Communicator* comm = nullptr;
     ~GradientHooks() {
       if (comm) comm->detach_gradient_hooks();
     }

@@ -9,7 +9,7 @@
 #include "skd/core/logging.h"
 #include "skd/core/progress.h"
 #include "skd/data/dataset.h"
-#include "skd/dist/communicator.h"
+#include "skd/distributed/communicator.h"
 #include "skd/models/checkpoint.h"
 #include "skd/models/mask_table.h"
 
@@ -79,7 +79,7 @@ std::unique_ptr<data::Dataset> open_proxy_data(const ConvertJob& job, const mode
 // WPAC (or a baseline criterion) applied to the loaded model on `device`, its report completed and
 // recorded in the provenance `prov`.
 ConversionReport convert_loaded(const ConvertJob& job, const ConvertOptions& opt, models::LoadedModel& loaded,
-                                torch::Device device, dist::Communicator* comm, const std::string& report_path,
+                                torch::Device device, distributed::Communicator* comm, const std::string& report_path,
                                 nlohmann::json& prov) {
   std::unique_ptr<data::Dataset> dataset;
   if (needs_data(opt)) dataset = open_proxy_data(job, loaded.model->config());
@@ -118,11 +118,11 @@ ConvertResult convert_checkpoint(const ConvertJob& job) {
   check_output_file(job.report.empty() ? "out" : "report", report_path, inputs);
   check_distinct_outputs({{"out", job.out}, {"report", report_path}});
 
-  dist::JoinOptions join_options;
+  distributed::JoinOptions join_options;
   join_options.backend = job.dist_backend;
-  join_options.timeout = dist::timeout_from_seconds(job.dist_timeout);
+  join_options.timeout = distributed::timeout_from_seconds(job.dist_timeout);
   join_options.communicate = !format_only;  // each rank converts the file format alone
-  const auto session = dist::join(join_options, parse_device(job.device));
+  const auto session = distributed::join(join_options, parse_device(job.device));
   opt.proxy.device = session.device;
 
   auto loaded = models::load_model(job.model, job.arch);

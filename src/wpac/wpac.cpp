@@ -15,7 +15,7 @@
 #include "skd/core/error.h"
 #include "skd/core/logging.h"
 #include "skd/core/random.h"
-#include "skd/dist/communicator.h"
+#include "skd/distributed/communicator.h"
 #include "skd/models/config.h"
 
 namespace skd::wpac {
@@ -535,7 +535,7 @@ nlohmann::json heads_json(const std::vector<HeadIndex>& heads) {
 
 // This rank's proxy pass folded into statistics, summed over the ranks; fills report.proxy.
 Statistics proxy_statistics(models::ElasticModelImpl& model, const data::Dataset& dataset,
-                            const ConvertOptions& options, MlpCriterion mlp, dist::Communicator* comm,
+                            const ConvertOptions& options, MlpCriterion mlp, distributed::Communicator* comm,
                             const importance::ProxyProgress& progress, importance::ProxyPassResult& pass,
                             ConversionReport& report) {
   const int rank = comm ? comm->rank() : 0, world = comm ? comm->world_size() : 1;
@@ -606,7 +606,7 @@ FunctionCheck check_function(models::ElasticModelImpl& model, const torch::Tenso
 }
 
 // Every rank must have computed the same transforms (they all hold the same all-reduced statistics).
-void check_ranks_agree(const std::vector<BlockTransform>& transforms, dist::Communicator& comm) {
+void check_ranks_agree(const std::vector<BlockTransform>& transforms, distributed::Communicator& comm) {
   const int world = comm.world_size();
   const double local = transform_checksum(transforms);
   auto t = torch::tensor({local}, torch::TensorOptions().dtype(kF64));
@@ -656,7 +656,7 @@ nlohmann::json ConversionReport::to_json() const {
 }
 
 ConversionReport convert(models::ElasticModelImpl& model, const data::Dataset* dataset, const ConvertOptions& options,
-                         dist::Communicator* comm, const importance::ProxyProgress& progress) {
+                         distributed::Communicator* comm, const importance::ProxyProgress& progress) {
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   const int world = comm ? comm->world_size() : 1;

@@ -11,7 +11,7 @@
 #include <functional>
 
 #include "../train/tiny_training.h"
-#include "skd/dist/communicator.h"
+#include "skd/distributed/communicator.h"
 #include "skd/eval/evaluate.h"
 #include "skd/models/config.h"
 #include "skd/models/mask_table.h"
@@ -193,12 +193,12 @@ TEST(Cuda, ExtractedSubNetworkEvaluatesAsOnTheCpu) {
 
 TEST(Cuda, NcclGroupOfOneRank) {
   SKIP_WITHOUT_CUDA();
-  if (!dist::Communicator::nccl_available()) GTEST_SKIP() << "this build has no NCCL (-DSKD_WITH_NCCL=ON)";
-  dist::DistEnv env;
+  if (!distributed::Communicator::nccl_available()) GTEST_SKIP() << "this build has no NCCL (-DSKD_WITH_NCCL=ON)";
+  distributed::DistEnv env;
   env.master_port = 29500 + static_cast<int>(std::chrono::steady_clock::now().time_since_epoch().count() % 2000);
   const torch::Device dev(torch::kCUDA, 0);
-  dist::set_current_device(dev);
-  auto comm = dist::Communicator::create(env, "nccl", dev, std::chrono::seconds(60), /*group_of_one=*/true);
+  distributed::set_current_device(dev);
+  auto comm = distributed::Communicator::create(env, "nccl", dev, std::chrono::seconds(60), /*group_of_one=*/true);
   EXPECT_EQ(comm->backend(), "nccl");
   std::vector<torch::Tensor> t{torch::full({3}, 2.0, torch::TensorOptions().device(dev)),
                                torch::full({2}, 1.5, torch::kBFloat16).to(dev)};

@@ -39,7 +39,7 @@ piad::PiadOptions tiny_options() {
 
 // Piad::update_table as its piad.jsonl line (null when nothing was updated): the checks read it by key.
 nlohmann::json update_json(piad::Piad& p, int64_t epoch, models::ElasticModelImpl& model,
-                           const data::Dataset& data, dist::Communicator* comm) {
+                           const data::Dataset& data, distributed::Communicator* comm) {
   const auto record = p.update_table(epoch, model, data, comm);
   return record ? record->to_json() : nlohmann::json(nullptr);
 }

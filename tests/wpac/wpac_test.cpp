@@ -10,7 +10,7 @@
 #include <set>
 #include <thread>
 
-#include "skd/dist/communicator.h"
+#include "skd/distributed/communicator.h"
 #include "skd/eval/evaluate.h"
 #include "skd/io/safetensors.h"
 #include "skd/models/checkpoint.h"
@@ -358,12 +358,12 @@ TEST(Wpac, BadInputIsAClearError) {
 // Two ranks over Gloo (one thread each), each with half of the proxy batches, reach the same model as
 // one process with all of them, and the same report statistics.
 TEST(Wpac, TwoRanksMatchOneProcess) {
-  if (!dist::Communicator::gloo_available()) GTEST_SKIP() << "this LibTorch has no Gloo";
+  if (!distributed::Communicator::gloo_available()) GTEST_SKIP() << "this LibTorch has no Gloo";
   torch::set_num_threads(1);
   auto reference = load_fixture("vit_micro_32");
   const auto data = noise_data(reference->config(), 32, 6);
   const auto single = wpac::convert(*reference, &data, options(wpac::Criterion::WPAC, 32, 8)).to_json();
-  dist::DistEnv env;
+  distributed::DistEnv env;
   env.world_size = 2;
   env.master_port = test::free_port();
   models::ElasticModel ranks[2] = {load_fixture("vit_micro_32"), load_fixture("vit_micro_32")};
@@ -375,7 +375,7 @@ TEST(Wpac, TwoRanksMatchOneProcess) {
       try {
         auto e = env;
         e.rank = e.local_rank = r;
-        auto comm = dist::Communicator::create(e, "gloo", torch::kCPU, std::chrono::seconds(30));
+        auto comm = distributed::Communicator::create(e, "gloo", torch::kCPU, std::chrono::seconds(30));
         reports[r] = wpac::convert(*ranks[r], &data, options(wpac::Criterion::WPAC, 32, 8), comm.get()).to_json();
       } catch (const std::exception& ex) {
         errors[r] = ex.what();

@@ -22,7 +22,7 @@ CLI::Validator number_at_least(double low, bool strict, const char* name);
 CLI::Validator positive();
 CLI::Validator non_negative();
 
-// --threads unset: 0, resolved by the app (dist::threads_per_rank).
+// --threads unset: 0, resolved by the app (distributed::threads_per_rank).
 inline constexpr int kAutoThreads = 0;
 
 // --threads (decimal, positive) and --log-level.

@@ -18,7 +18,7 @@
 #include "skd/data/dataset.h"
 #include "skd/models/model.h"
 
-namespace skd::dist {
+namespace skd::distributed {
 class Communicator;
 }
 
@@ -110,6 +110,6 @@ struct DimImportance {
 // summed over the ranks of `comm` (may be null), so every rank returns the same scores.
 DimImportance dim_importance(models::ElasticModelImpl& model, const data::Dataset& dataset,
                              const std::vector<std::vector<int64_t>>& batches, const ProxyOptions& options,
-                             dist::Communicator* comm);
+                             distributed::Communicator* comm);
 
 }  // namespace skd::importance

@@ -28,7 +28,7 @@
 #include "skd/models/model.h"
 #include "skd/models/mask_table.h"
 
-namespace skd::dist {
+namespace skd::distributed {
 class Communicator;
 }
 
@@ -144,7 +144,7 @@ class Piad {
   // units added, MACs removed so far); otherwise returns nullopt (a resumed epoch is not updated
   // twice). The model is left in eval mode.
   std::optional<UpdateRecord> update_table(int64_t epoch, models::ElasticModelImpl& model,
-                                           const data::Dataset& data, dist::Communicator* comm);
+                                           const data::Dataset& data, distributed::Communicator* comm);
 
   // Widths of a uniformly sampled code in {0, ..., K} (a pointer into the table: valid until the
   // next update).

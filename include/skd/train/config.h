@@ -2,7 +2,7 @@
 // (skd/core/options.h: one visit() drives both directions and the enum names). Keys are the long
 // command-line flags with '_' for '-' (e.g. "batch_size" for --batch-size); the resolved config is
 // written to the run directory and into every training checkpoint. The PIAD options are piad's own
-// struct (keys piad_*), the distributed backend dist's enum, the precision core's.
+// struct (keys piad_*), the distributed backend distributed's enum, the precision core's.
 // Precedence: command-line flag > --config JSON > the checkpoint's config (--resume) > defaults.
 #pragma once
 
@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "skd/core/device.h"
-#include "skd/dist/communicator.h"
-#include "skd/dist/join.h"
+#include "skd/distributed/communicator.h"
+#include "skd/distributed/join.h"
 #include "skd/piad/piad.h"
 
 namespace skd::train {
@@ -67,8 +67,8 @@ struct TrainConfig {
   // piad_proxy_samples, piad_proxy_batch, piad_sensitivity, piad_sandwich; seed and device are the run's.
   Mode mode = Mode::TRAIN;
   piad::PiadOptions piad;
-  dist::Backend dist_backend = dist::Backend::AUTO;
-  double dist_timeout = dist::kDefaultTimeoutSeconds;  // seconds before a silent peer is declared dead
+  distributed::Backend dist_backend = distributed::Backend::AUTO;
+  double dist_timeout = distributed::kDefaultTimeoutSeconds;  // seconds before a silent peer is declared dead
 
   template <typename V>
   void visit(V&& v) {
@@ -109,7 +109,7 @@ struct TrainConfig {
     v("log_every", log_every, "steps between progress lines off a terminal (0 = off)");
     v("mode", mode, kModeNames, "plain training / fine-tuning (train) or super-network training (piad)");
     piad.visit(v);
-    v("dist_backend", dist_backend, dist::kBackendNames, "the process group of a multi-process job");
+    v("dist_backend", dist_backend, distributed::kBackendNames, "the process group of a multi-process job");
     v("dist_timeout", dist_timeout, "seconds before a silent peer counts as dead");
   }
 };

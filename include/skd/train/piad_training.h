@@ -25,7 +25,7 @@ namespace skd::train {
 // and `data` must outlive the observer.
 class PiadObserver : public TrainObserver {
  public:
-  PiadObserver(piad::Piad& piad, models::ElasticModelImpl& model, const data::Dataset& data, dist::Communicator* comm,
+  PiadObserver(piad::Piad& piad, models::ElasticModelImpl& model, const data::Dataset& data, distributed::Communicator* comm,
                const std::string& run_dir = "");
   void on_epoch_start(int64_t epoch) override;
   std::vector<const models::Widths*> step_subnets(int64_t epoch, int64_t step, data::Rng& rng) override;
@@ -44,7 +44,7 @@ class PiadObserver : public TrainObserver {
   piad::Piad& piad_;
   models::ElasticModelImpl& model_;
   const data::Dataset& data_;
-  dist::Communicator* comm_;
+  distributed::Communicator* comm_;
   std::string run_dir_;
   bool writer_;
 };

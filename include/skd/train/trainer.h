@@ -22,7 +22,7 @@
 #include "skd/train/config.h"
 #include "skd/train/distill.h"
 
-namespace skd::dist {
+namespace skd::distributed {
 class Communicator;
 }
 
@@ -57,7 +57,7 @@ class TrainObserver {
 };
 
 struct TrainContext {
-  std::shared_ptr<dist::Communicator> comm;  // null: single process
+  std::shared_ptr<distributed::Communicator> comm;  // null: single process
   std::string resume;                  // training checkpoint to continue from ("" = none)
   nlohmann::json provenance = nlohmann::json::object();  // written into artifacts/checkpoints
   std::vector<TrainObserver*> observers;  // not owned; they outlive the call to train()
@@ -67,7 +67,7 @@ struct TrainContext {
   // In-place distillation of the step's sub-networks (not owned; null: labels only). Its state()
   // goes into every checkpoint and is restored on resume.
   Distiller* distiller = nullptr;
-  // This rank's device (dist::rank_device: "cuda" -> cuda:LOCAL_RANK). Unset: config.device. The
+  // This rank's device (distributed::rank_device: "cuda" -> cuda:LOCAL_RANK). Unset: config.device. The
   // config keeps what the user asked for, so a resumed multi-process run pins each rank anew.
   std::optional<torch::Device> device;
 };

@@ -8,8 +8,8 @@
 #include <optional>
 #include <string>
 
-#include "skd/dist/communicator.h"
-#include "skd/dist/join.h"
+#include "skd/distributed/communicator.h"
+#include "skd/distributed/join.h"
 #include "skd/importance/taylor.h"
 #include "skd/models/macs.h"
 #include "skd/wpac/wpac.h"
@@ -36,8 +36,8 @@ struct ConvertJob {
   Centering centering = Centering::BATCH;
   importance::Cost cost = importance::Cost::LOGIT;
   std::string device = "cpu";
-  dist::Backend dist_backend = dist::Backend::AUTO;
-  double dist_timeout = dist::kDefaultTimeoutSeconds;
+  distributed::Backend dist_backend = distributed::Backend::AUTO;
+  double dist_timeout = distributed::kDefaultTimeoutSeconds;
 
   template <typename V>
   void visit(V&& v) {
@@ -63,7 +63,7 @@ struct ConvertJob {
     v("cost", cost, importance::kCostNames,
       "importance cost: logit (sum of ground-truth logits) or ce (cross-entropy)");
     v("device", device, "cpu | cuda | cuda:N");
-    v("dist_backend", dist_backend, dist::kBackendNames, "under torchrun/srun: the process group");
+    v("dist_backend", dist_backend, distributed::kBackendNames, "under torchrun/srun: the process group");
     v("dist_timeout", dist_timeout, "seconds a collective may wait for a peer");
   }
 };

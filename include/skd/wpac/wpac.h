@@ -29,7 +29,7 @@
 #include "skd/importance/taylor.h"
 #include "skd/models/model.h"
 
-namespace skd::dist {
+namespace skd::distributed {
 class Communicator;
 }
 
@@ -209,6 +209,6 @@ struct ConversionReport {
 // weighted variance captured by the leading 25/50/75 % dims). Every rank ends with the same model;
 // a disagreement between ranks is an error. `dataset` may be null only when !needs_data(options).
 ConversionReport convert(models::ElasticModelImpl& model, const data::Dataset* dataset, const ConvertOptions& options,
-                         dist::Communicator* comm = nullptr, const importance::ProxyProgress& progress = nullptr);
+                         distributed::Communicator* comm = nullptr, const importance::ProxyProgress& progress = nullptr);
 
 }  // namespace skd::wpac

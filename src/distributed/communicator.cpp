@@ -1,4 +1,4 @@
-// c10d process groups behind skd::dist::Communicator: TCPStore rendezvous, Gloo/NCCL construction,
+// c10d process groups behind skd::distributed::Communicator: TCPStore rendezvous, Gloo/NCCL construction,
 // staging copies for what a backend cannot take directly, bucketed gradient averaging, and the
 // translation of every c10d failure into one std::runtime_error format.
 //
@@ -6,7 +6,7 @@
 // from c10d::Backend in 2.x (with the same constructor, Options::create and collective signatures), so
 // the code holds them through `PgBase`; work handles are whatever `barrier()` returns
 // (c10::intrusive_ptr<c10d::Work> in both). Only TCPStoreOptions fields present in both are set.
-#include "skd/dist/communicator.h"
+#include "skd/distributed/communicator.h"
 
 #include <torch/version.h>
 
@@ -55,7 +55,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
-namespace skd::dist {
+namespace skd::distributed {
 
 namespace {
 
@@ -655,4 +655,4 @@ void Communicator::finish_gradient_average() {
   im.hook_armed = false;
 }
 
-}  // namespace skd::dist
+}  // namespace skd::distributed

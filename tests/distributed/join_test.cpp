@@ -1,6 +1,6 @@
-// dist::join in a single process (the multi-process path runs in e2e.train and e2e.convert, which look
+// distributed::join in a single process (the multi-process path runs in e2e.train and e2e.convert, which look
 // for its "process r/w" line), the backend names, and the one default timeout.
-#include "skd/dist/join.h"
+#include "skd/distributed/join.h"
 #include "skd/core/logging.h"
 #include "test_util.h"
 
@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <string>
 
-using namespace skd::dist;
+using namespace skd::distributed;
 
 TEST(Join, BackendNamesParseOnceAndRoundTrip) {
   for (const auto b : {Backend::AUTO, Backend::GLOO, Backend::NCCL}) EXPECT_EQ(parse_backend(backend_name(b)), b);

@@ -1,11 +1,11 @@
 // The bootstrap of every app: environment, device pinning, log rank and file, communicator.
-#include "skd/dist/join.h"
+#include "skd/distributed/join.h"
 
 #include <filesystem>
 
 #include "skd/core/logging.h"
 
-namespace skd::dist {
+namespace skd::distributed {
 
 Session join(const JoinOptions& options, torch::Device requested) {
   Session s;
@@ -25,4 +25,4 @@ Session join(const JoinOptions& options, torch::Device requested) {
   return s;
 }
 
-}  // namespace skd::dist
+}  // namespace skd::distributed

@@ -1,7 +1,7 @@
 // Distributed communication: torchrun/SLURM environment parsing, single-process identities, argument
 // checks, and real two-process Gloo runs on 127.0.0.1 (this binary re-executes itself as rank 1 with
 // posix_spawn), including a peer that dies after the rendezvous and one that never comes.
-#include "skd/dist/communicator.h"
+#include "skd/distributed/communicator.h"
 #include "skd/models/checkpoint.h"
 #include "skd/train/trainer.h"
 #include "test_util.h"
@@ -26,7 +26,7 @@
 
 extern char** environ;
 
-using namespace skd::dist;
+using namespace skd::distributed;
 using namespace skd::train;
 using namespace std::chrono_literals;
 

@@ -19,9 +19,9 @@
 #include <utility>
 #include <vector>
 
-#include "skd/dist/env.h"
+#include "skd/distributed/env.h"
 
-namespace skd::dist {
+namespace skd::distributed {
 
 // The process-group backend. AUTO: NCCL for a CUDA device when this build has it, else Gloo.
 enum class Backend { AUTO, GLOO, NCCL };
@@ -105,4 +105,4 @@ class Communicator {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace skd::dist
+}  // namespace skd::distributed

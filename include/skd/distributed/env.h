@@ -1,6 +1,6 @@
 // Where this process sits in a multi-process job (torchrun or SLURM environment variables), and what
 // follows from it for this process alone: its device (one GPU per local rank) and its share of the
-// node's CPU threads. No communication here: that is skd/dist/communicator.h.
+// node's CPU threads. No communication here: that is skd/distributed/communicator.h.
 #pragma once
 
 #include <torch/torch.h>
@@ -9,7 +9,7 @@
 #include <functional>
 #include <string>
 
-namespace skd::dist {
+namespace skd::distributed {
 
 // Where this process sits in the job.
 struct DistEnv {
@@ -57,4 +57,4 @@ void set_current_device(const torch::Device& device);
 // its ranks (at least 1), so that N ranks on a node do not each start a thread per core.
 int threads_per_rank(int requested, const DistEnv& env, int cores);
 
-}  // namespace skd::dist
+}  // namespace skd::distributed

@@ -1,7 +1,7 @@
 // Joining the job this process was started in: the one bootstrap every app runs before its work.
-// It reads the job's layout from the environment (skd/dist/env.h), pins this rank's device, makes
+// It reads the job's layout from the environment (skd/distributed/env.h), pins this rank's device, makes
 // only the main rank log at info level, and, in a multi-process job, rendezvouses with the other ranks
-// (skd/dist/communicator.h). A single process (no torchrun / SLURM variables) joins a job of one.
+// (skd/distributed/communicator.h). A single process (no torchrun / SLURM variables) joins a job of one.
 #pragma once
 
 #include <torch/torch.h>
@@ -11,10 +11,10 @@
 #include <memory>
 #include <string>
 
-#include "skd/dist/communicator.h"
-#include "skd/dist/env.h"
+#include "skd/distributed/communicator.h"
+#include "skd/distributed/env.h"
 
-namespace skd::dist {
+namespace skd::distributed {
 
 // Seconds a rendezvous or a collective waits for a peer before the job counts it as dead: the
 // default of every app's --dist-timeout and of the run config's dist_timeout.
@@ -50,4 +50,4 @@ struct Session {
 // malformed environment or a rank without a GPU, std::runtime_error when the rendezvous fails.
 Session join(const JoinOptions& options, torch::Device requested);
 
-}  // namespace skd::dist
+}  // namespace skd::distributed

@@ -1,6 +1,6 @@
 // Where this process sits in the job (torchrun / SLURM environment variables) and what follows from it
 // for this process alone: its device and its share of the node's CPU threads.
-#include "skd/dist/env.h"
+#include "skd/distributed/env.h"
 
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 
@@ -12,7 +12,7 @@
 
 #include "skd/core/error.h"
 
-namespace skd::dist {
+namespace skd::distributed {
 
 namespace {
 
@@ -141,4 +141,4 @@ DistEnv dist_env_from_environment() {
   return dist_env_from([](const char* name) -> const char* { return std::getenv(name); });
 }
 
-}  // namespace skd::dist
+}  // namespace skd::distributed
