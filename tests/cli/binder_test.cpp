@@ -275,33 +275,6 @@ TEST(Binder, TextValuesAreParsedWhenTheCommandLineIsRead) {
   EXPECT_HAS(Cli({"--model", "m", "--config", wrong_type}).error(), "key 'macs' has the wrong type");
 }
 
-TEST(Units, ParseAndPrintBack) {
-  EXPECT_EQ(BatchList::from_text("1, 8,64").values, (std::vector<int64_t>{1, 8, 64}));
-  EXPECT_EQ(BatchList::from_text("1, 8,64").to_text(), "1,8,64");
-  for (const char* bad : {"", "0", "1,,2", "0x10", "1.5", "-1", "8x"})
-    EXPECT_THROW(BatchList::from_text(bad), std::invalid_argument) << bad;
-  EXPECT_DOUBLE_EQ(Duration::from_text("5ms").ms, 5.0);
-  EXPECT_DOUBLE_EQ(Duration::from_text("2.5 ms").ms, 2.5);
-  EXPECT_DOUBLE_EQ(Duration::from_text("800us").ms, 0.8);
-  EXPECT_DOUBLE_EQ(Duration::from_text("0.5s").ms, 500.0);
-  EXPECT_DOUBLE_EQ(Duration::from_text("12").ms, 12.0);
-  EXPECT_DOUBLE_EQ(Duration::from_text(" 5ms ").ms, 5.0);
-  for (const char* bad : {"", "0", "-5ms", "5 min", "ms", "inf", "1e999"})
-    EXPECT_THROW(Duration::from_text(bad), std::invalid_argument) << bad;
-  for (double ms : {0.8, 5.0, 1.0 / 3.0, 1e-9})
-    EXPECT_EQ(Duration::from_text(Duration{ms}.to_text()).ms, ms) << Duration{ms}.to_text();
-  EXPECT_EQ(Macs::from_text("2.43G").count, 2430000000);
-  EXPECT_EQ(Macs::from_text("2.43 GMac").count, 2430000000);
-  EXPECT_EQ(Macs::from_text("897.0 MMac").count, 897000000);
-  EXPECT_EQ(Macs::from_text("4GMACs").count, 4000000000);
-  EXPECT_EQ(Macs::from_text("1.5e9").count, 1500000000);
-  EXPECT_EQ(Macs::from_text("123456").count, 123456);
-  EXPECT_EQ(Macs::from_text(Macs{2430000000}.to_text()).count, 2430000000);
-  for (const char* bad : {"", "0", "-1G", "5 0M", "2.43X", "nan"})
-    EXPECT_THROW(Macs::from_text(bad), std::invalid_argument) << bad;
-  EXPECT_HAS(test::error_of([] { Macs::from_text("1e30"); }), "more MACs than any model has");
-}
-
 TEST(Binder, HelpComesFromTheFieldWithTheEnumNames) {
   Cli c({"--model", "m"});
   const std::string help = c.app.help();

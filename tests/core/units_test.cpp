@@ -1,10 +1,11 @@
-// Option values with units (skd/core/units.h): MACs amounts, MACs ratios (0.333, 4/12, 4:12) and
-// durations, their accepted forms and refusals. How the option layer names the flag or the file and key
-// of a refused value is tests/cli's.
+// Option values with units (skd/core/units.h): MACs amounts, MACs ratios (0.333, 4/12, 4:12),
+// durations and batch lists, their accepted forms and refusals. How the option layer names the flag,
+// or the file and key, of a refused value is tests/cli's.
 #include <gtest/gtest.h>
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "skd/core/units.h"
 #include "test_util.h"
@@ -69,4 +70,14 @@ TEST(Units, MacsRatioRefusesWhatIsNotAFractionInZeroOne) {
   }
   EXPECT_EQ(MacsRatio::from_text("4:12").to_text(), "4:12");
   EXPECT_DOUBLE_EQ(MacsRatio::from_text(" 0.5 ").value, 0.5);  // spaces around, as the other units  // kept as given (dumped configs, provenance)
+}
+
+TEST(Units, BatchListAndPrintBack) {
+  EXPECT_EQ(BatchList::from_text("1, 8,64").values, (std::vector<int64_t>{1, 8, 64}));
+  EXPECT_EQ(BatchList::from_text("1, 8,64").to_text(), "1,8,64");
+  for (const char* bad : {"", "0", "1,,2", "0x10", "1.5", "-1", "8x"})
+    EXPECT_THROW(BatchList::from_text(bad), std::invalid_argument) << bad;
+  for (double ms : {0.8, 5.0, 1.0 / 3.0, 1e-9})
+    EXPECT_EQ(Duration::from_text(Duration{ms}.to_text()).ms, ms) << Duration{ms}.to_text();
+  EXPECT_EQ(Macs::from_text(Macs{2430000000}.to_text()).count, 2430000000);
 }
