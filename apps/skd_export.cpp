@@ -41,11 +41,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     app::apply_common_options(threads, log_level);
-    extract::BudgetNames measure;  // how to measure a missing latency table, said in the errors
-    measure.latency.measure = "skd-eval --latency-table";
-    measure.latency.measure_batch = "skd-eval --latency-table --batch-sizes";
-    measure.measure_file = "skd-eval --model <model> --latency-table";
-    exporter::run_export_job(resolved, stdout, measure, threads);
+    exporter::run_export_job(resolved, stdout, threads);
     return 0;
   });
 }

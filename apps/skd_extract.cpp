@@ -32,11 +32,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     app::apply_common_options(threads, log_level);
-    extract::BudgetNames measure;  // how to measure a missing latency table, said in the errors
-    measure.latency.measure = "skd-eval --latency-table";
-    measure.latency.measure_batch = "skd-eval --latency-table --batch-sizes";
-    measure.measure_file = "skd-eval --model <super-network> --latency-table";
-    extract::run_extract_job(resolved, stdout, measure);
+    extract::run_extract_job(resolved, stdout);
     return 0;
   });
 }

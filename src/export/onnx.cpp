@@ -30,8 +30,7 @@ nlohmann::json onnx_manifest(const extract::Extracted& sub, const extract::Subne
 
 }  // namespace
 
-ExportResult run_export_job(const ExportJob& job, std::FILE* out, const extract::BudgetNames& measure,
-                            int threads) {
+ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
   if (job.out.empty()) throw ParameterError("out", " is required (the .onnx file to write)");
   if (!(job.tolerance >= 0))
     throw ParameterError("tolerance", cat(" must be >= 0 (got ", job.tolerance, ")"));
@@ -50,8 +49,7 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, const extract:
   const extract::ExtractSource source{
       job.model, models::file_sha256(job.model), selection.mask_table,
       loaded.manifest.contains("provenance") ? loaded.manifest["provenance"] : nlohmann::json()};
-  const auto choice = extract::resolve_selection(loaded, selection, {job.model, source.model_sha256},
-                                                 extract::selection_names(measure));
+  const auto choice = extract::resolve_selection(loaded, selection, {job.model, source.model_sha256});
   if (choice.selection) extract::print_selection(*choice.selection, out);
   auto sub = extract::extract(*loaded.model, choice, source, {job.fold_scale});
   sub.model->eval();

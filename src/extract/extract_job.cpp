@@ -37,7 +37,7 @@ void check_job(const ExtractJob& o) {
 
 }  // namespace
 
-void run_extract_job(const ExtractJob& o, std::FILE* out, const BudgetNames& measure) {
+void run_extract_job(const ExtractJob& o, std::FILE* out) {
   check_job(o);
   const auto& s = o.selection;
   // The output checked before any work (docs/reliability.md, "Hostile input").
@@ -46,7 +46,6 @@ void run_extract_job(const ExtractJob& o, std::FILE* out, const BudgetNames& mea
     inputs.insert(inputs.end(), {o.model, o.arch});
     check_output_file("out", o.out, inputs);
   }
-  const BudgetNames names = selection_names(measure);
   using clock = std::chrono::steady_clock;
   const auto secs = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
   const auto t0 = clock::now();
@@ -55,13 +54,13 @@ void run_extract_job(const ExtractJob& o, std::FILE* out, const BudgetNames& mea
   if (o.list)
     return print_code_table(c,
                             models::load_mask_table(loaded.manifest, s.mask_table, c, loaded.model->widths(),
-                                                    o.model, names.mask_table),
+                                                    o.model, "mask_table"),
                             out);
   const ExtractSource source{
       o.model, models::file_sha256(o.model), s.mask_table,
       loaded.manifest.contains("provenance") ? loaded.manifest["provenance"] : nlohmann::json()};
   const auto t_read = clock::now();
-  const auto choice = resolve_selection(loaded, s, {o.model, source.model_sha256}, names);
+  const auto choice = resolve_selection(loaded, s, {o.model, source.model_sha256});
   if (choice.selection) print_selection(*choice.selection, out);
   const auto sub = extract(*loaded.model, choice, source, {o.fold_scale});
   const auto t_slice = clock::now();

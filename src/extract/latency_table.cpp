@@ -124,26 +124,25 @@ std::string widths_text(const models::Widths& w) {
 }  // namespace
 
 void check_latency_table_widths(const LatencyTable& t, const std::vector<models::Widths>& code_widths,
-                                const std::string& table_path, const LatencyNames& names) {
+                                const std::string& table_path) {
   const size_t n = std::min(t.codes.size(), code_widths.size());
   for (size_t k = 0; k < n; ++k)
     if (t.codes[k].widths != code_widths[k])
       throw ParameterError(
-          names.table, cat(" '", table_path, "' was measured for other sub-networks: its op code ", k, " has widths ",
+          "latency_table", cat(" '", table_path, "' was measured for other sub-networks: its op code ", k, " has widths ",
                            widths_text(t.codes[k].widths), ", the mask table in use gives ", widths_text(code_widths[k]),
-                           " (a table belongs to the mask table it timed; measure this one with ", names.measure, ")"));
+                           " (a table belongs to the mask table it timed; measure this one with ", kMeasureLatencyTable, ")"));
 }
 
 LatencySelection code_for_latency(const LatencyTable& t, double budget_ms, int64_t batch_size,
-                                  const std::string& model_sha256, int64_t num_codes, const std::string& table_path,
-                                  const LatencyNames& names) {
+                                  const std::string& model_sha256, int64_t num_codes, const std::string& table_path) {
   if (t.model_sha256 != model_sha256)
     throw ParameterError(
-        names.table, cat(" '", table_path, "' was measured for another model file ('", t.model, "', sha256 ",
+        "latency_table", cat(" '", table_path, "' was measured for another model file ('", t.model, "', sha256 ",
                          t.model_sha256.substr(0, 12), "...; this one has ", model_sha256.substr(0, 12),
-                         "...): measure this super-network with ", names.measure));
+                         "...): measure this super-network with ", kMeasureLatencyTable));
   if (static_cast<int64_t>(t.codes.size()) != num_codes)
-    throw ParameterError(names.table, cat(" '", table_path, "' has ", t.codes.size(),
+    throw ParameterError("latency_table", cat(" '", table_path, "' has ", t.codes.size(),
                                           " op codes, the super-network's mask table ", num_codes));
   size_t col = t.batch_sizes.size();
   std::string measured;
@@ -153,9 +152,9 @@ LatencySelection code_for_latency(const LatencyTable& t, double budget_ms, int64
   }
   if (col == t.batch_sizes.size())
     throw ParameterError([=](const KeyNamer& name) {
-      return cat(name(names.batch), " ", batch_size, ": ", name(names.table), " '", table_path,
-                 "' was measured at batch size(s) ", measured, " only (measure with ", names.measure_batch,
-                 " ", batch_size, ")");
+      return cat(name("batch"), " ", batch_size, ": ", name("latency_table"), " '", table_path,
+                 "' was measured at batch size(s) ", measured, " only (measure with ", kMeasureLatencyTable,
+                 " --batch-sizes ", batch_size, ")");
     });
   size_t fastest = 0;
   for (size_t k = 0; k < t.codes.size(); ++k) {
@@ -165,7 +164,7 @@ LatencySelection code_for_latency(const LatencyTable& t, double budget_ms, int64
   }
   const auto& f = t.codes[fastest];
   throw ParameterError(
-      names.budget, cat(" ", budget_ms, " ms is below the fastest sub-network in '", table_path, "': code ",
+      "latency", cat(" ", budget_ms, " ms is below the fastest sub-network in '", table_path, "': code ",
                         f.code, " at ", f.latency[col].median_ms, " ms (median, batch ", batch_size, ", ",
                         t.device, ", ", t.threads, " threads)"));
 }

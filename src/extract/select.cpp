@@ -66,18 +66,17 @@ Budget Budget::of_latency(double ms, int64_t batch_size, std::string table_path)
 namespace {
 
 // The code of a latency budget, with the measured numbers it was chosen by.
-LatencyChoice choose_by_latency(const Budget& b, const models::MaskTable& table, const SupernetFile& supernet,
-                                const BudgetNames& names) {
+LatencyChoice choose_by_latency(const Budget& b, const models::MaskTable& table, const SupernetFile& supernet) {
   const int64_t num_codes = table.last_code() + 1;
   LatencyChoice c;
   c.budget_ms = b.latency_ms;
   c.table_path = b.latency_table.empty() ? latency_table_path(supernet.path) : b.latency_table;
-  const auto t = read_latency_table(c.table_path, names.measure_file);
+  const auto t = read_latency_table(c.table_path, kMeasureLatencyTable);
   std::vector<models::Widths> widths;  // the sub-networks the codes select now (a mask_table override too)
   for (int64_t k = 0; k < num_codes; ++k) widths.push_back(table.widths(k));
   // another model file is the first thing to say (code_for_latency); then the widths of the same file's codes
-  if (t.model_sha256 == supernet.sha256) check_latency_table_widths(t, widths, c.table_path, names.latency);
-  c.measured = code_for_latency(t, b.latency_ms, b.batch_size, supernet.sha256, num_codes, c.table_path, names.latency);
+  if (t.model_sha256 == supernet.sha256) check_latency_table_widths(t, widths, c.table_path);
+  c.measured = code_for_latency(t, b.latency_ms, b.batch_size, supernet.sha256, num_codes, c.table_path);
   c.device = t.device;
   c.amp = t.amp;
   c.created = t.created;
@@ -88,7 +87,7 @@ LatencyChoice choose_by_latency(const Budget& b, const models::MaskTable& table,
 }  // namespace
 
 Selection select(const models::ModelConfig& config, const models::MaskTable& table, const Budget& budget,
-                 const SupernetFile& supernet, const BudgetNames& names) {
+                 const SupernetFile& supernet) {
   const auto costs = models::code_costs(config, table);
   const int64_t k = table.last_code();
   Selection s;
@@ -96,7 +95,7 @@ Selection select(const models::ModelConfig& config, const models::MaskTable& tab
   switch (budget.kind) {
     case Budget::Kind::OP_CODE:
       if (budget.op_code < -1 || budget.op_code > k)
-        throw ParameterError(names.op_code, cat(" ", budget.op_code, " is not in the mask table (codes 0..",
+        throw ParameterError("op_code", cat(" ", budget.op_code, " is not in the mask table (codes 0..",
                                                 k, ", or -1 = ", k, ")"));
       s.code = budget.op_code == -1 ? k : budget.op_code;
       s.description = cat("op code ", budget.op_code);
@@ -109,7 +108,8 @@ Selection select(const models::ModelConfig& config, const models::MaskTable& tab
                                ? budget.macs
                                : static_cast<int64_t>(std::floor(
                                      budget.ratio * static_cast<double>(macs_of(costs[0], budget.convention))));
-      s.code = code_for_macs(costs, macs, budget.convention, names.macs);
+      s.code = code_for_macs(costs, macs, budget.convention,
+                             budget.kind == Budget::Kind::MACS_RATIO ? "macs_ratio" : "macs");
       s.macs_budget = macs;
       s.provenance["macs_budget"] = macs;
       s.provenance["macs_convention"] = macs_convention_name(budget.convention);
@@ -120,7 +120,7 @@ Selection select(const models::ModelConfig& config, const models::MaskTable& tab
       break;
     }
     case Budget::Kind::LATENCY: {
-      const auto c = choose_by_latency(budget, table, supernet, names);
+      const auto c = choose_by_latency(budget, table, supernet);
       s.code = c.measured.code;
       s.provenance["latency"] = {{"budget_ms", c.budget_ms},       {"batch_size", c.measured.batch_size},
                                  {"median_ms", c.measured.median_ms}, {"p10_ms", c.measured.p10_ms},

@@ -53,17 +53,6 @@ void check_selection(const SubnetSelection& s) {
         [](N n) { return cat(n("batch"), " and ", n("latency_table"), " go with ", n("latency")); });
 }
 
-BudgetNames selection_names(const BudgetNames& measure) {
-  BudgetNames names = measure;  // the keys are the selection's
-  names.op_code = "op_code";
-  names.macs = "macs";
-  names.mask_table = "mask_table";
-  names.latency.budget = "latency";
-  names.latency.batch = "batch";
-  names.latency.table = "latency_table";
-  return names;
-}
-
 std::vector<std::string> selection_inputs(const SubnetSelection& s, const std::string& model_path) {
   return {s.mask_table, s.latency_table, s.latency ? latency_table_path(model_path) : ""};
 }
@@ -81,15 +70,15 @@ Budget budget_of(const SubnetSelection& s) {
 }  // namespace
 
 SubnetChoice resolve_selection(const models::LoadedModel& loaded, const SubnetSelection& s,
-                               const SupernetFile& file, const BudgetNames& names) {
+                               const SupernetFile& file) {
   check_selection(s);
   const auto& model = *loaded.model;
   const auto& c = model.config();
   SubnetChoice choice;
   if (s.by_table()) {
     const auto table = models::load_mask_table(loaded.manifest, s.mask_table, c, model.widths(), file.path,
-                                               names.mask_table);
-    choice.selection = select(c, table, budget_of(s), file, names);  // throws naming the valid codes
+                                               "mask_table");
+    choice.selection = select(c, table, budget_of(s), file);  // throws naming the valid codes
     choice.widths = choice.selection->widths;
     return choice;
   }

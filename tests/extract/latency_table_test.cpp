@@ -53,10 +53,11 @@ TEST(LatencyTable, SelectionErrorsNameTheProblem) {
   const std::string sha(64, 'a');
   const auto below = test::error_of([&] { code_for_latency(t, 1.5, 1, sha, 4, "t.json"); });
   EXPECT_NE(below.find("below the fastest sub-network in 't.json': code 3 at 2 ms"), std::string::npos) << below;
-  LatencyNames flags;  // as skd-extract names them
-  flags.batch = "--batch";
-  const auto batch = test::error_of([&] { code_for_latency(t, 5, 64, sha, 4, "t.json", flags); });
-  EXPECT_NE(batch.find("--batch 64"), std::string::npos) << batch;
+  const auto batch = test::error_of([&] { code_for_latency(t, 5, 64, sha, 4, "t.json"); });
+  EXPECT_NE(batch.find("batch 64: latency_table 't.json'"), std::string::npos) << batch;  // keys, as apps render them
+  EXPECT_NE(batch.find("measure with skd-eval --model <super-network> --latency-table --batch-sizes 64"),
+            std::string::npos)
+      << batch;
   EXPECT_NE(batch.find("batch size(s) 1, 8 only"), std::string::npos) << batch;
   const auto other = test::error_of([&] { code_for_latency(t, 5, 1, std::string(64, 'b'), 4, "t.json"); });
   EXPECT_NE(other.find("measured for another model file"), std::string::npos) << other;

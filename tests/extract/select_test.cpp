@@ -41,11 +41,10 @@ TEST(Select, OpCodeIsTheCodeAndMinusOneTheLast) {
     EXPECT_TRUE(s.provenance.empty());
   }
   EXPECT_EQ(extract::select(config, table, Budget::of_op_code(-1)).code, 4);
-  extract::BudgetNames names;
-  names.op_code = "--op-code";
+  // Errors name the config key (an app renders it as its flag).
   const auto msg =
-      test::error_of<std::invalid_argument>([&] { extract::select(config, table, Budget::of_op_code(5), {}, names); });
-  EXPECT_NE(msg.find("--op-code 5 is not in the mask table (codes 0..4, or -1 = 4)"), std::string::npos) << msg;
+      test::error_of<std::invalid_argument>([&] { extract::select(config, table, Budget::of_op_code(5)); });
+  EXPECT_NE(msg.find("op_code 5 is not in the mask table (codes 0..4, or -1 = 4)"), std::string::npos) << msg;
   EXPECT_THROW(extract::select(config, table, Budget::of_op_code(-2)), std::invalid_argument);
 }
 
@@ -67,11 +66,12 @@ TEST(Select, MacsBudgetsPickWhatCodeForMacsPicks) {
       }
     }
   }
-  extract::BudgetNames names;
-  names.macs = "--macs";
   const auto below = Budget::of_macs(costs[4].macs_paper - 1, MacsConvention::PAPER);
-  const auto msg = test::error_of<std::invalid_argument>([&] { extract::select(config, table, below, {}, names); });
-  EXPECT_NE(msg.find("--macs "), std::string::npos) << msg;
+  const auto msg = test::error_of<std::invalid_argument>([&] { extract::select(config, table, below); });
+  EXPECT_EQ(msg.rfind("macs ", 0), 0u) << msg;
+  const auto ratio = Budget::of_macs_ratio(0.01, MacsConvention::PAPER);  // a ratio's error names macs_ratio
+  const auto rmsg = test::error_of<std::invalid_argument>([&] { extract::select(config, table, ratio); });
+  EXPECT_EQ(rmsg.rfind("macs_ratio ", 0), 0u) << rmsg;
   EXPECT_NE(msg.find("below the smallest sub-network in the mask table: code 4"), std::string::npos) << msg;
 }
 

@@ -18,7 +18,7 @@
 // namer (skd/core/logging.h), and cli::render_error (skd/cli/app.h) renders keyed errors with the same
 // namer. A key bound with other names gets its first long name ("model" -> "--supernet" if so bound);
 // any other key (bound or not: "resume", "max_steps") gets "--" + key with '-' for '_'. An app that
-// reports keys of another struct (extract's BudgetNames) needs no table of its own: it names them by
+// reports keys of another struct (extract's selection keys) needs no table of its own: it names them by
 // key and lets this namer render them.
 #pragma once
 

@@ -65,11 +65,9 @@ struct ExportResult {
 };
 
 // Runs the job and prints what it did to `out` (the selection as skd-extract prints it, the file
-// written, the parity line). `measure` says how to measure a missing latency table (the keys it names
-// are the job's); `threads` are onnxruntime's for --verify. A failed parity check throws
+// written, the parity line); `threads` are onnxruntime's for --verify. A failed parity check throws
 // std::runtime_error (with the parity line) and writes nothing. Bad input: skd::ParameterError naming
 // the keys, or the file at fault.
-ExportResult run_export_job(const ExportJob& job, std::FILE* out, const extract::BudgetNames& measure = {},
-                            int threads = 1);
+ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads = 1);
 
 }  // namespace skd::exporter

@@ -33,9 +33,8 @@ struct ExtractJob {
   }
 };
 
-// Runs the job and prints what it did to `out`. `measure` says how to measure a missing latency table
-// (its measure fields; the keys it names are the job's). skd::ParameterError naming the keys for an
+// Runs the job and prints what it did to `out`. skd::ParameterError naming the keys for an
 // inconsistent job; errors of the files as for load_model, load_mask_table, select.
-void run_extract_job(const ExtractJob& job, std::FILE* out, const BudgetNames& measure = {});
+void run_extract_job(const ExtractJob& job, std::FILE* out);
 
 }  // namespace skd::extract

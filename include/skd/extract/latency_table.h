@@ -55,15 +55,9 @@ struct LatencyTable {
   static LatencyTable from_json(const nlohmann::json& j, const std::string& source);
 };
 
-// The config keys of the inputs of a latency selection, named in its errors (skd::ParameterError: an
-// app prints them as its flags), and the command that measures a table (said as it is).
-struct LatencyNames {
-  std::string budget = "latency_ms";
-  std::string batch = "batch_size";
-  std::string table = "latency_table";
-  std::string measure = "eval::measure_latency_table";  // how to measure a table for a model
-  std::string measure_batch = "eval::measure_latency_table at batch size";  // ... followed by the batch size
-};
+// How to measure a latency table (a command, said as it is in the errors of a missing or mismatched
+// table): the toolkit's measurement is skd-eval's (eval::measure_latency_table).
+inline constexpr const char* kMeasureLatencyTable = "skd-eval --model <super-network> --latency-table";
 
 // The default sidecar of a model file: "dir/model.safetensors" -> "dir/model.latency.json".
 std::string latency_table_path(const std::string& model_path);
@@ -79,7 +73,7 @@ void write_latency_table(const std::string& path, const LatencyTable& table);
 // (e.g. a mask_table that overrides the artifact's table). skd::ParameterError naming `table_path` and
 // the first code that differs. A count mismatch is left to code_for_latency.
 void check_latency_table_widths(const LatencyTable& table, const std::vector<models::Widths>& code_widths,
-                                const std::string& table_path, const LatencyNames& names = {});
+                                const std::string& table_path);
 
 struct LatencySelection {
   int64_t code = 0;
@@ -94,7 +88,6 @@ struct LatencySelection {
 // (`num_codes`), or when the budget is below the fastest code (the message names it and its
 // latency).
 LatencySelection code_for_latency(const LatencyTable& table, double budget_ms, int64_t batch_size,
-                                  const std::string& model_sha256, int64_t num_codes, const std::string& table_path,
-                                  const LatencyNames& names = {});
+                                  const std::string& model_sha256, int64_t num_codes, const std::string& table_path);
 
 }  // namespace skd::extract

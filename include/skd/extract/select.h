@@ -53,16 +53,6 @@ struct Budget {
   static Budget of_latency(double ms, int64_t batch_size, std::string table_path = "");
 };
 
-// The config keys of the budget inputs, named in the errors (skd::ParameterError: an app prints them as
-// its flags), and how to measure a missing latency table (a command, said as it is).
-struct BudgetNames {
-  std::string op_code = "op_code";
-  std::string macs = "macs";  // MACS and MACS_RATIO budgets (a ratio becomes a MACs amount)
-  std::string mask_table = "mask_table";       // for the caller's models::load_mask_table
-  LatencyNames latency;
-  std::string measure_file;  // how to measure a missing latency table (said in the error)
-};
-
 // A latency budget's outcome: the measured numbers of the chosen code and where they come from.
 struct LatencyChoice {
   double budget_ms = 0;
@@ -93,10 +83,11 @@ struct SupernetFile {
 
 // The sub-network of `table` (the mask table of a super-network of architecture `config`) that
 // `budget` selects: the op code itself, or the lowest code (the largest sub-network) whose MACs or
-// measured median latency fit. Errors (skd::ParameterError) name the config keys of `names`: a
+// measured median latency fit. Errors (skd::ParameterError) name the selection's config keys (op_code,
+// macs or macs_ratio, latency, batch, latency_table; an app renders them as its flags): a
 // code outside 0..K (or -1), a budget below the smallest sub-network, a latency table that is
 // missing, for another file, or without the batch size.
 Selection select(const models::ModelConfig& config, const models::MaskTable& table, const Budget& budget,
-                 const SupernetFile& supernet = {}, const BudgetNames& names = {});
+                 const SupernetFile& supernet = {});
 
 }  // namespace skd::extract

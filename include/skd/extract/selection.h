@@ -69,10 +69,6 @@ models::Widths parse_widths(const std::string& text, size_t blocks);
 // refuses, a batch that is not positive, batch or latency_table without latency.
 void check_selection(const SubnetSelection& selection);
 
-// The names a job's errors give the budget inputs: its config keys, and how to measure a missing latency
-// table as `measure` says.
-BudgetNames selection_names(const BudgetNames& measure = {});
-
 // The files a selection reads (mask table, latency table), for skd::check_output_file.
 std::vector<std::string> selection_inputs(const SubnetSelection& selection, const std::string& model_path);
 
@@ -86,9 +82,9 @@ struct SubnetChoice {
 // (check_selection), then a code of the mask table (models::load_mask_table + extract::select), explicit
 // widths (parse_widths), keep fractions (models::keep_fraction) or the stored widths. A mask_table with
 // nothing selected from it is refused. Errors as for check_selection, load_mask_table and select,
-// naming `names`.
+// naming the selection's config keys.
 SubnetChoice resolve_selection(const models::LoadedModel& loaded, const SubnetSelection& selection,
-                               const SupernetFile& file, const BudgetNames& names = selection_names());
+                               const SupernetFile& file);
 
 // Prints how a code was chosen: the measured latency of a latency budget, "op code k of 0..K".
 void print_selection(const Selection& selection, std::FILE* out);
