@@ -110,7 +110,8 @@ std::string Macs::to_text() const {
 
 MacsRatio MacsRatio::from_text(const std::string& text) {
   const auto refuse = [&]() {
-    return std::invalid_argument(cat("'", excerpt(text), "': expected a fraction in (0, 1]: 0.333, 4/12 or 4:12"));
+    return std::invalid_argument(
+        cat("'", excerpt(text), "': expected a fraction in (0, 1]: 0.333, 4/12 or 4:12"));
   };
   const auto number = [&](const std::string& part) {
     const std::string p = trim(part);

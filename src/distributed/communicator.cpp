@@ -178,11 +178,14 @@ struct Communicator::Impl {
   // destructor otherwise waits on, or warns about, communicators still alive (torch >= 2.4 has
   // Backend::shutdown). The store outlives the group (member order).
   ~Impl() {
-#if defined(SKD_HAVE_NCCL) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
+#if defined(SKD_HAVE_NCCL) && \
+    (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
     if (pg && backend == "nccl") {
       try {
-        if (broken.empty()) pg->shutdown();
-        else pg->abort();
+        if (broken.empty())
+          pg->shutdown();
+        else
+          pg->abort();
       } catch (const std::exception& e) {
         std::fprintf(stderr, "%snccl shutdown failed: %s\n", where().c_str(), describe(e).c_str());
       }
@@ -300,7 +303,9 @@ Backend parse_backend(const std::string& name) {
   throw std::invalid_argument(cat("distributed: backend '", name, "': expected gloo, nccl or auto"));
 }
 
-const char* backend_name(Backend backend) { return enum_name(backend, kBackendNames); }
+const char* backend_name(Backend backend) {
+  return enum_name(backend, kBackendNames);
+}
 
 std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, const std::string& backend,
                                                    torch::Device device, std::chrono::milliseconds timeout,
@@ -319,11 +324,13 @@ std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, Backend b
   impl->world = env.world_size;
   impl->device = device;
   impl->timeout = timeout;
-  if (env.world_size == 1 && !group_of_one) return std::shared_ptr<Communicator>(new Communicator(std::move(impl)));
+  if (env.world_size == 1 && !group_of_one)
+    return std::shared_ptr<Communicator>(new Communicator(std::move(impl)));
 
   // auto: NCCL for CUDA when this build has it, else Gloo (which also moves CUDA tensors, slower).
-  const std::string chosen = backend == Backend::AUTO ? (device.is_cuda() && nccl_available() ? "nccl" : "gloo")
-                                                      : backend_name(backend);
+  const std::string chosen = backend == Backend::AUTO
+                                 ? (device.is_cuda() && nccl_available() ? "nccl" : "gloo")
+                                 : backend_name(backend);
   if (chosen == "nccl" && !nccl_available())
     throw std::runtime_error(
         "distributed: backend nccl was asked for but this build has no NCCL support "
@@ -345,7 +352,8 @@ std::shared_ptr<Communicator> Communicator::create(const DistEnv& env, Backend b
     so.timeout = timeout;
     impl->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
     if (env.agent_store)
-      impl->store = c10::make_intrusive<c10d::PrefixStore>(cat("/worker/attempt_", env.restart_count), impl->store);
+      impl->store =
+          c10::make_intrusive<c10d::PrefixStore>(cat("/worker/attempt_", env.restart_count), impl->store);
     if (chosen == "gloo") {
 #ifdef SKD_HAVE_GLOO
       auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -567,14 +575,16 @@ void Communicator::attach_gradient_hooks(const std::vector<torch::Tensor>& param
     const size_t bi = open_idx[j];
     auto& bucket = im.hook_buckets[bi];
     im.hook_slot[r] = {bi, bucket.members.size()};
-    bucket.offsets.push_back(bucket.members.empty() ? 0 : bucket.offsets.back() + params[bucket.members.back()].numel());
+    bucket.offsets.push_back(
+        bucket.members.empty() ? 0 : bucket.offsets.back() + params[bucket.members.back()].numel());
     bucket.members.push_back(r);
     bytes[bi] += nb;
   }
   for (size_t k = 0; k < im.hook_buckets.size(); ++k) {
     auto& b = im.hook_buckets[k];
     const int64_t n = b.offsets.back() + params[b.members.back()].numel();
-    b.flat = torch::zeros({n}, torch::TensorOptions().dtype(std::get<0>(keys[k])).device(std::get<1>(keys[k])));
+    b.flat =
+        torch::zeros({n}, torch::TensorOptions().dtype(std::get<0>(keys[k])).device(std::get<1>(keys[k])));
   }
   Impl* impl = impl_.get();
   for (size_t i = 0; i < params.size(); ++i) {
@@ -629,8 +639,10 @@ void Communicator::finish_gradient_average() {
         if (im.hook_done[i]) continue;
         auto slot = b.flat.narrow(0, b.offsets[k], im.hook_params[i].numel());
         const auto& g = im.hook_params[i].grad();
-        if (g.defined()) slot.copy_(g.reshape({-1}));
-        else slot.zero_();
+        if (g.defined())
+          slot.copy_(g.reshape({-1}));
+        else
+          slot.zero_();
       }
       im.launch(b);
     }

@@ -101,7 +101,8 @@ DistEnv dist_env_from(const GetEnv& getenv_fn) {
       if (const char* tpn = env_value(getenv_fn, name)) {
         std::string v(tpn);
         v = v.substr(0, v.find_first_not_of("0123456789"));
-        if (v.empty()) throw std::invalid_argument(cat("environment variable ", name, "='", tpn, "' is not a count"));
+        if (v.empty())
+          throw std::invalid_argument(cat("environment variable ", name, "='", tpn, "' is not a count"));
         e.local_world_size = parse_env_int(name, v.c_str());
         break;
       }

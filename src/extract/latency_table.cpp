@@ -129,21 +129,25 @@ void check_latency_table_widths(const LatencyTable& t, const std::vector<models:
   for (size_t k = 0; k < n; ++k)
     if (t.codes[k].widths != code_widths[k])
       throw ParameterError(
-          "latency_table", cat(" '", table_path, "' was measured for other sub-networks: its op code ", k, " has widths ",
-                           widths_text(t.codes[k].widths), ", the mask table in use gives ", widths_text(code_widths[k]),
-                           " (a table belongs to the mask table it timed; measure this one with ", kMeasureLatencyTable, ")"));
+          "latency_table",
+          cat(" '", table_path, "' was measured for other sub-networks: its op code ", k, " has widths ",
+              widths_text(t.codes[k].widths), ", the mask table in use gives ", widths_text(code_widths[k]),
+              " (a table belongs to the mask table it timed; measure this one with ", kMeasureLatencyTable,
+              ")"));
 }
 
 LatencySelection code_for_latency(const LatencyTable& t, double budget_ms, int64_t batch_size,
-                                  const std::string& model_sha256, int64_t num_codes, const std::string& table_path) {
+                                  const std::string& model_sha256, int64_t num_codes,
+                                  const std::string& table_path) {
   if (t.model_sha256 != model_sha256)
     throw ParameterError(
-        "latency_table", cat(" '", table_path, "' was measured for another model file ('", t.model, "', sha256 ",
-                         t.model_sha256.substr(0, 12), "...; this one has ", model_sha256.substr(0, 12),
-                         "...): measure this super-network with ", kMeasureLatencyTable));
+        "latency_table",
+        cat(" '", table_path, "' was measured for another model file ('", t.model, "', sha256 ",
+            t.model_sha256.substr(0, 12), "...; this one has ", model_sha256.substr(0, 12),
+            "...): measure this super-network with ", kMeasureLatencyTable));
   if (static_cast<int64_t>(t.codes.size()) != num_codes)
     throw ParameterError("latency_table", cat(" '", table_path, "' has ", t.codes.size(),
-                                          " op codes, the super-network's mask table ", num_codes));
+                                              " op codes, the super-network's mask table ", num_codes));
   size_t col = t.batch_sizes.size();
   std::string measured;
   for (size_t i = 0; i < t.batch_sizes.size(); ++i) {
@@ -165,8 +169,8 @@ LatencySelection code_for_latency(const LatencyTable& t, double budget_ms, int64
   const auto& f = t.codes[fastest];
   throw ParameterError(
       "latency", cat(" ", budget_ms, " ms is below the fastest sub-network in '", table_path, "': code ",
-                        f.code, " at ", f.latency[col].median_ms, " ms (median, batch ", batch_size, ", ",
-                        t.device, ", ", t.threads, " threads)"));
+                     f.code, " at ", f.latency[col].median_ms, " ms (median, batch ", batch_size, ", ",
+                     t.device, ", ", t.threads, " threads)"));
 }
 
 }  // namespace skd::extract

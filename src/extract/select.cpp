@@ -66,7 +66,8 @@ Budget Budget::of_latency(double ms, int64_t batch_size, std::string table_path)
 namespace {
 
 // The code of a latency budget, with the measured numbers it was chosen by.
-LatencyChoice choose_by_latency(const Budget& b, const models::MaskTable& table, const SupernetFile& supernet) {
+LatencyChoice choose_by_latency(const Budget& b, const models::MaskTable& table,
+                                const SupernetFile& supernet) {
   const int64_t num_codes = table.last_code() + 1;
   LatencyChoice c;
   c.budget_ms = b.latency_ms;
@@ -95,8 +96,8 @@ Selection select(const models::ModelConfig& config, const models::MaskTable& tab
   switch (budget.kind) {
     case Budget::Kind::OP_CODE:
       if (budget.op_code < -1 || budget.op_code > k)
-        throw ParameterError("op_code", cat(" ", budget.op_code, " is not in the mask table (codes 0..",
-                                                k, ", or -1 = ", k, ")"));
+        throw ParameterError("op_code", cat(" ", budget.op_code, " is not in the mask table (codes 0..", k,
+                                            ", or -1 = ", k, ")"));
       s.code = budget.op_code == -1 ? k : budget.op_code;
       s.description = cat("op code ", budget.op_code);
       break;

@@ -41,7 +41,8 @@ void check_selection(const SubnetSelection& s) {
   // models::keep_fraction's.
   if (s.batch && *s.batch <= 0) throw ParameterError("batch", cat(" must be positive (got ", *s.batch, ")"));
   const int selections = s.op_code.has_value() + s.macs.has_value() + s.macs_ratio.has_value() +
-                         s.latency.has_value() + !s.widths.empty() + (s.attn_keep != 1.0 || s.mlp_keep != 1.0);
+                         s.latency.has_value() + !s.widths.empty() +
+                         (s.attn_keep != 1.0 || s.mlp_keep != 1.0);
   if (selections > 1)
     throw ParameterError([](N n) {
       return cat("give at most one of ", n("op_code"), ", ", n("macs"), ", ", n("macs_ratio"), ", ",
@@ -76,8 +77,8 @@ SubnetChoice resolve_selection(const models::LoadedModel& loaded, const SubnetSe
   const auto& c = model.config();
   SubnetChoice choice;
   if (s.by_table()) {
-    const auto table = models::load_mask_table(loaded.manifest, s.mask_table, c, model.widths(), file.path,
-                                               "mask_table");
+    const auto table =
+        models::load_mask_table(loaded.manifest, s.mask_table, c, model.widths(), file.path, "mask_table");
     choice.selection = select(c, table, budget_of(s), file);  // throws naming the valid codes
     choice.widths = choice.selection->widths;
     return choice;

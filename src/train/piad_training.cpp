@@ -18,7 +18,11 @@ namespace skd::train {
 
 PiadObserver::PiadObserver(piad::Piad& piad, models::ElasticModelImpl& model, const data::Dataset& data,
                            distributed::Communicator* comm, const std::string& run_dir)
-    : piad_(piad), model_(model), data_(data), comm_(comm), run_dir_(run_dir),
+    : piad_(piad),
+      model_(model),
+      data_(data),
+      comm_(comm),
+      run_dir_(run_dir),
       writer_((comm ? comm->rank() : 0) == 0 && !run_dir.empty()) {}
 
 void PiadObserver::on_epoch_start(int64_t epoch) {

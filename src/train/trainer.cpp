@@ -149,7 +149,6 @@ std::vector<double> all_reduce_sum(distributed::Communicator* comm, std::vector<
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
 }
 
-
 // The stop signal the ranks agreed on: this process's own, or SIGTERM for a peer's.
 int agreed_signal(bool agreed) { return agreed ? (stop_signal() ? stop_signal() : SIGTERM) : 0; }
 

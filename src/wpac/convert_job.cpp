@@ -79,8 +79,8 @@ std::unique_ptr<data::Dataset> open_proxy_data(const ConvertJob& job, const mode
 // WPAC (or a baseline criterion) applied to the loaded model on `device`, its report completed and
 // recorded in the provenance `prov`.
 ConversionReport convert_loaded(const ConvertJob& job, const ConvertOptions& opt, models::LoadedModel& loaded,
-                                torch::Device device, distributed::Communicator* comm, const std::string& report_path,
-                                nlohmann::json& prov) {
+                                torch::Device device, distributed::Communicator* comm,
+                                const std::string& report_path, nlohmann::json& prov) {
   std::unique_ptr<data::Dataset> dataset;
   if (needs_data(opt)) dataset = open_proxy_data(job, loaded.model->config());
   loaded.model->to(device);

@@ -193,12 +193,14 @@ TEST(Cuda, ExtractedSubNetworkEvaluatesAsOnTheCpu) {
 
 TEST(Cuda, NcclGroupOfOneRank) {
   SKIP_WITHOUT_CUDA();
-  if (!distributed::Communicator::nccl_available()) GTEST_SKIP() << "this build has no NCCL (-DSKD_WITH_NCCL=ON)";
+  if (!distributed::Communicator::nccl_available())
+    GTEST_SKIP() << "this build has no NCCL (-DSKD_WITH_NCCL=ON)";
   distributed::DistEnv env;
   env.master_port = 29500 + static_cast<int>(std::chrono::steady_clock::now().time_since_epoch().count() % 2000);
   const torch::Device dev(torch::kCUDA, 0);
   distributed::set_current_device(dev);
-  auto comm = distributed::Communicator::create(env, "nccl", dev, std::chrono::seconds(60), /*group_of_one=*/true);
+  auto comm =
+      distributed::Communicator::create(env, "nccl", dev, std::chrono::seconds(60), /*group_of_one=*/true);
   EXPECT_EQ(comm->backend(), "nccl");
   std::vector<torch::Tensor> t{torch::full({3}, 2.0, torch::TensorOptions().device(dev)),
                                torch::full({2}, 1.5, torch::kBFloat16).to(dev)};

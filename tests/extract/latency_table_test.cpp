@@ -54,7 +54,8 @@ TEST(LatencyTable, SelectionErrorsNameTheProblem) {
   const auto below = test::error_of([&] { code_for_latency(t, 1.5, 1, sha, 4, "t.json"); });
   EXPECT_NE(below.find("below the fastest sub-network in 't.json': code 3 at 2 ms"), std::string::npos) << below;
   const auto batch = test::error_of([&] { code_for_latency(t, 5, 64, sha, 4, "t.json"); });
-  EXPECT_NE(batch.find("batch 64: latency_table 't.json'"), std::string::npos) << batch;  // keys, as apps render them
+  EXPECT_NE(batch.find("batch 64: latency_table 't.json'"), std::string::npos)
+      << batch;  // keys, as apps render them
   EXPECT_NE(batch.find("measure with skd-eval --model <super-network> --latency-table --batch-sizes 64"),
             std::string::npos)
       << batch;

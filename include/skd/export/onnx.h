@@ -42,14 +42,18 @@ struct ExportJob {
     selection.visit_keys(v, false);
     v("out", out, "output .onnx (written atomically)");
     v("opset", opset, "ONNX opset (17 .. the ONNX library's newest)");
-    v("batch", batch, "'dynamic' (symbolic batch dimension) or a fixed batch size (also the batch size a "
-                      "--latency budget is for; 1 when dynamic)");
-    v("fold_scale", fold_scale, "fold each block's softmax scale into its query weights, so the model is exact "
-                                "under the default 1/sqrt(head dim)");
-    v("verify", verify, "run the exported graph in onnxruntime on fixed random inputs (batch 2 and 1, or --batch) "
-                        "against the C++ forward; write only if max |diff| <= --tolerance");
-    v("python", python, "Python with onnxruntime (default: $SKD_PYTHON, else python3; bash scripts/setup_venv.sh "
-                        "makes one)");
+    v("batch", batch,
+      "'dynamic' (symbolic batch dimension) or a fixed batch size (also the batch size a "
+      "--latency budget is for; 1 when dynamic)");
+    v("fold_scale", fold_scale,
+      "fold each block's softmax scale into its query weights, so the model is exact "
+      "under the default 1/sqrt(head dim)");
+    v("verify", verify,
+      "run the exported graph in onnxruntime on fixed random inputs (batch 2 and 1, or --batch) "
+      "against the C++ forward; write only if max |diff| <= --tolerance");
+    v("python", python,
+      "Python with onnxruntime (default: $SKD_PYTHON, else python3; bash scripts/setup_venv.sh "
+      "makes one)");
     v("tolerance", tolerance, "max |logit difference| accepted by --verify (default 1e-4)");
   }
 };

@@ -26,10 +26,12 @@ struct ExtractJob {
     v("model", model, "super-network / elastic model artifact (or checkpoint with --arch)");
     v("arch", arch, "architecture for foreign checkpoints");
     selection.visit(v);
-    v("list", list, "print the op code -> MACs/params table of the super-network and exit (--macs-convention: its MACs)");
+    v("list", list,
+      "print the op code -> MACs/params table of the super-network and exit (--macs-convention: its MACs)");
     v("out", out, "output artifact (.safetensors)");
-    v("fold_scale", fold_scale, "fold each block's softmax scale into its query weights (the sub-network is then "
-                                "exact under the default 1/sqrt(head dim); manifest: attn_scale_folded)");
+    v("fold_scale", fold_scale,
+      "fold each block's softmax scale into its query weights (the sub-network is then "
+      "exact under the default 1/sqrt(head dim); manifest: attn_scale_folded)");
   }
 };
 

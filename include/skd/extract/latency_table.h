@@ -88,6 +88,7 @@ struct LatencySelection {
 // (`num_codes`), or when the budget is below the fastest code (the message names it and its
 // latency).
 LatencySelection code_for_latency(const LatencyTable& table, double budget_ms, int64_t batch_size,
-                                  const std::string& model_sha256, int64_t num_codes, const std::string& table_path);
+                                  const std::string& model_sha256, int64_t num_codes,
+                                  const std::string& table_path);
 
 }  // namespace skd::extract

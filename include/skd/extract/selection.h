@@ -39,22 +39,27 @@ struct SubnetSelection {
   // latency budget's batch size (skd-export's graph batch) sets `batch` itself.
   template <typename V>
   void visit_keys(V&& v, bool batch_key) {
-    v("mask_table", mask_table, "official mask_table.json (for a .pth super-network, or to override the artifact's table)");
+    v("mask_table", mask_table,
+      "official mask_table.json (for a .pth super-network, or to override the artifact's table)");
     v("op_code", op_code, "code of the mask table (0 = full, -1 = smallest)");
     v("macs", macs, "largest sub-network with at most these MACs (2.43G, 897M, ...)");
-    v("macs_ratio", macs_ratio, "largest sub-network with at most this fraction of the full network's MACs: "
-                                "0.333, 4/12 or 4:12 (the paper's n:12)");
-    v("latency", latency, "largest sub-network whose measured median latency fits (5ms, 800us, 0.5s; from "
-                          "--latency-table)");
+    v("macs_ratio", macs_ratio,
+      "largest sub-network with at most this fraction of the full network's MACs: "
+      "0.333, 4/12 or 4:12 (the paper's n:12)");
+    v("latency", latency,
+      "largest sub-network whose measured median latency fits (5ms, 800us, 0.5s; from "
+      "--latency-table)");
     v("widths", widths, "per-block widths 'attn:mlp,attn:mlp,...'");
     v("attn_keep", attn_keep, "keep this fraction of every head's q/k/v dims");
     v("mlp_keep", mlp_keep, "keep this fraction of every MLP's hidden units");
     v("macs_convention", macs_convention, kMacsConventionNames,
-      "MACs convention of --macs/--macs-ratio: paper = ptflops rules, the paper's numbers; full = + attention "
+      "MACs convention of --macs/--macs-ratio: paper = ptflops rules, the paper's numbers; full = + "
+      "attention "
       "matmuls");
     if (batch_key) v("batch", batch, "--latency: the batch size the budget is for");
-    v("latency_table", latency_table, "--latency: the table of skd-eval --latency-table (default "
-                                      "<model>.latency.json)");
+    v("latency_table", latency_table,
+      "--latency: the table of skd-eval --latency-table (default "
+      "<model>.latency.json)");
   }
 
   // Whether a code of the mask table is selected (op_code, macs, macs_ratio or latency).

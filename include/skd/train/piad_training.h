@@ -25,8 +25,8 @@ namespace skd::train {
 // and `data` must outlive the observer.
 class PiadObserver : public TrainObserver {
  public:
-  PiadObserver(piad::Piad& piad, models::ElasticModelImpl& model, const data::Dataset& data, distributed::Communicator* comm,
-               const std::string& run_dir = "");
+  PiadObserver(piad::Piad& piad, models::ElasticModelImpl& model, const data::Dataset& data,
+               distributed::Communicator* comm, const std::string& run_dir = "");
   void on_epoch_start(int64_t epoch) override;
   std::vector<const models::Widths*> step_subnets(int64_t epoch, int64_t step, data::Rng& rng) override;
   bool zero_grad_removed() const override { return true; }

@@ -73,9 +73,9 @@ TrainResult run(const ResolvedConfig& resolved, const RunOptions& options);
 
 // skd-train's job: the model given (model, arch or a resumed run; new_head only with model), the outputs
 // checked before the job is joined (which opens <run_dir>/train.log), stop signals installed, the job
-// joined (skd/distributed/join.h: this rank's device and communicator, replacing those of `options`), run(), and
-// rank 0 prints the summary to `out` (and how to resume a run stopped by a signal or at max_steps).
-// The caller's exit code for a run stopped by a signal is 128 + TrainResult::stop_signal.
+// joined (skd/distributed/join.h: this rank's device and communicator, replacing those of `options`), run(),
+// and rank 0 prints the summary to `out` (and how to resume a run stopped by a signal or at max_steps). The
+// caller's exit code for a run stopped by a signal is 128 + TrainResult::stop_signal.
 TrainResult run_train_job(const ResolvedConfig& resolved, RunOptions options, std::FILE* out);
 
 }  // namespace skd::train

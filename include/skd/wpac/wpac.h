@@ -208,7 +208,8 @@ struct ConversionReport {
 // report (options, proxy set, timings, per block/head eigenvalue spectra and the fraction of
 // weighted variance captured by the leading 25/50/75 % dims). Every rank ends with the same model;
 // a disagreement between ranks is an error. `dataset` may be null only when !needs_data(options).
-ConversionReport convert(models::ElasticModelImpl& model, const data::Dataset* dataset, const ConvertOptions& options,
-                         distributed::Communicator* comm = nullptr, const importance::ProxyProgress& progress = nullptr);
+ConversionReport convert(models::ElasticModelImpl& model, const data::Dataset* dataset,
+                         const ConvertOptions& options, distributed::Communicator* comm = nullptr,
+                         const importance::ProxyProgress& progress = nullptr);
 
 }  // namespace skd::wpac
