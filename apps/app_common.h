@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 #include <thread>
 
@@ -34,6 +35,25 @@ inline void apply_common_options(int& threads, const std::string& log_level) {
   threads = distributed::threads_per_rank(threads, distributed::dist_env_from_environment(), cores);
   torch::set_num_threads(threads);
   if (!log_level.empty()) set_log_level(parse_log_level(log_level));
+}
+
+// The main of a job app (skd-eval, skd-extract, skd-export, skd-convert): parses argv (cli::run's exit
+// codes), resolves the job (defaults < --config < flags), prints it for --dump-config, else applies the
+// common options and calls `body(job)`. skd-train resolves a resumed checkpoint's config as a lower
+// layer first, so it calls cli::run itself.
+template <typename Job, typename Body>
+int run_job(CLI::App& app, int argc, char** argv, cli::OptionBinder<Job>& binder, int& threads,
+            const std::string& log_level, Body body) {
+  return run(app, argc, argv, [&] {
+    const Job job = binder.resolve();
+    if (binder.dump_config()) {
+      std::printf("%s\n", options::to_json(job).dump(2).c_str());
+      return 0;
+    }
+    apply_common_options(threads, log_level);
+    body(job);
+    return 0;
+  });
 }
 
 }  // namespace skd::app

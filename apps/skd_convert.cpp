@@ -47,15 +47,8 @@ int main(int argc, char** argv) {
     b.add(g, key);
   app::add_common_options(app, threads, log_level);
   b.add_config_options(&app, "conversion job");
-  return app::run(app, argc, argv, [&] {
-    const wpac::ConvertJob resolved = b.resolve();
-    if (b.dump_config()) {
-      std::printf("%s\n", options::to_json(resolved).dump(2).c_str());
-      return 0;
-    }
-    app::apply_common_options(threads, log_level);
+  return app::run_job(app, argc, argv, b, threads, log_level, [&](const wpac::ConvertJob& resolved) {
     const auto result = wpac::convert_checkpoint(resolved);
     if (result.main_rank) print_result(result);
-    return 0;
   });
 }

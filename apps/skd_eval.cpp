@@ -28,14 +28,6 @@ int main(int argc, char** argv) {
   }
   app::add_common_options(app, threads, log_level);
   b.add_config_options(&app, "evaluation");
-  return app::run(app, argc, argv, [&] {
-    const eval::EvalJob resolved = b.resolve();
-    if (b.dump_config()) {
-      std::printf("%s\n", options::to_json(resolved).dump(2).c_str());
-      return 0;
-    }
-    app::apply_common_options(threads, log_level);
-    eval::run_eval_job(resolved, stdout);
-    return 0;
-  });
+  return app::run_job(app, argc, argv, b, threads, log_level,
+                      [&](const eval::EvalJob& resolved) { eval::run_eval_job(resolved, stdout); });
 }

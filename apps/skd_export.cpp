@@ -34,14 +34,7 @@ int main(int argc, char** argv) {
   for (const char* key : {"verify", "python", "tolerance"}) b.add(g_verify, key);
   app::add_common_options(app, threads, log_level);
   b.add_config_options(&app, "export");
-  return app::run(app, argc, argv, [&] {
-    const exporter::ExportJob resolved = b.resolve();
-    if (b.dump_config()) {
-      std::printf("%s\n", options::to_json(resolved).dump(2).c_str());
-      return 0;
-    }
-    app::apply_common_options(threads, log_level);
+  return app::run_job(app, argc, argv, b, threads, log_level, [&](const exporter::ExportJob& resolved) {
     exporter::run_export_job(resolved, stdout, threads);
-    return 0;
   });
 }

@@ -25,14 +25,7 @@ int main(int argc, char** argv) {
   for (const char* key : {"batch", "latency_table", "list", "out", "fold_scale"}) b.add(&app, key);
   app::add_common_options(app, threads, log_level);
   b.add_config_options(&app, "extraction");
-  return app::run(app, argc, argv, [&] {
-    const extract::ExtractJob resolved = b.resolve();
-    if (b.dump_config()) {
-      std::printf("%s\n", options::to_json(resolved).dump(2).c_str());
-      return 0;
-    }
-    app::apply_common_options(threads, log_level);
+  return app::run_job(app, argc, argv, b, threads, log_level, [&](const extract::ExtractJob& resolved) {
     extract::run_extract_job(resolved, stdout);
-    return 0;
   });
 }
