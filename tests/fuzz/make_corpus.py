@@ -127,7 +127,7 @@ for name, cfg, extra in (("tiny_vit", tiny_vit, {}), ("tiny_swin", tiny_swin, {}
 for codes in (1, 4, 12):
     out = os.path.join(a.out, "mask_table", f"uniform_{codes}.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench", "make_uniform_mask_table.py"),
+    subprocess.run([sys.executable, os.path.join(ROOT, "tools", "bench", "make_uniform_mask_table.py"),
                     "--arch", "deit_tiny", "--codes", str(codes), "--out", out], check=True)
 irregular = {}
 for b in range(12):
