@@ -75,8 +75,7 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
                              cat(" failed: ", r.parity->line(), "; nothing was written to ", job.out));
   }
   write_file_atomic(job.out, bytes.data(), bytes.size());
-  std::string ws;
-  for (const auto& b : r.widths) ws += cat(ws.empty() ? "" : ",", b.attn, ":", b.mlp);
+  const std::string ws = extract::widths_text(r.widths);
   std::fprintf(out, "wrote %s: %s MACs (paper), %.3f M params, opset %d, batch %s, %.2f MB; widths %s%s\n",
                job.out.c_str(), models::macs_format(r.cost.macs_paper).c_str(), r.cost.params / 1e6,
                graph.opset, job.batch.c_str(), r.bytes / 1e6, ws.c_str(),

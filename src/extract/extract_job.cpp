@@ -18,8 +18,7 @@ void print_code_table(const models::ModelConfig& config, const models::MaskTable
   const auto costs = models::code_costs(config, table);
   std::fprintf(out, "%6s %14s %14s %12s  widths (attn:mlp per block)\n", "code", "MACs paper", "MACs full", "params");
   for (int64_t k = 0; k <= table.last_code(); ++k) {
-    std::string ws;
-    for (const auto& b : table.widths(k)) ws += cat(ws.empty() ? "" : ",", b.attn, ":", b.mlp);
+    const std::string ws = widths_text(table.widths(k));
     const auto& cost = costs[static_cast<size_t>(k)];
     std::fprintf(out, "%6lld %14s %14s %11.3fM  %s\n", static_cast<long long>(k),
                  models::macs_format(cost.macs_paper).c_str(), models::macs_format(cost.macs_full).c_str(),

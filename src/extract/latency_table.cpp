@@ -1,14 +1,13 @@
 #include "skd/extract/latency_table.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <limits>
 
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
 #include "skd/core/json_file.h"
-#include "skd/core/options.h"
+#include "skd/extract/selection.h"
 
 namespace skd::extract {
 
@@ -113,15 +112,6 @@ void write_latency_table(const std::string& path, const LatencyTable& table) {
   write_file_atomic(path, table.to_json().dump(2) + "\n");
 }
 
-namespace {
-
-std::string widths_text(const models::Widths& w) {
-  std::string s;
-  for (const auto& b : w) s += cat(s.empty() ? "" : ",", b.attn, ":", b.mlp);
-  return s;
-}
-
-}  // namespace
 
 void check_latency_table_widths(const LatencyTable& t, const std::vector<models::Widths>& code_widths,
                                 const std::string& table_path) {

@@ -1,11 +1,9 @@
 #include "skd/extract/select.h"
 
-#include <cctype>
 #include <cmath>
 
 #include "skd/core/enum_names.h"
 #include "skd/core/error.h"
-#include "skd/core/options.h"
 
 namespace skd::extract {
 

@@ -35,6 +35,12 @@ models::Widths parse_widths(const std::string& text, size_t blocks) {
   return w;
 }
 
+std::string widths_text(const models::Widths& widths) {
+  std::string s;
+  for (const auto& b : widths) s += cat(s.empty() ? "" : ",", b.attn, ":", b.mlp);
+  return s;
+}
+
 void check_selection(const SubnetSelection& s) {
   using N = const KeyNamer&;
   // The ranges, for flags and --config alike (docs/reliability.md, issue 25); attn_keep/mlp_keep are

@@ -119,3 +119,10 @@ TEST(Selection, ResolvesEveryKind) {
   const auto msg = test::error_of<std::invalid_argument>([&] { resolve(table_only); });
   EXPECT_NE(msg.find("mask_table selects nothing by itself"), std::string::npos) << msg;
 }
+
+TEST(Selection, WidthsTextIsWhatParseWidthsReads) {
+  const models::Widths w{{64, 192}, {32, 0}, {0, 96}};
+  EXPECT_EQ(extract::widths_text(w), "64:192,32:0,0:96");
+  EXPECT_EQ(extract::parse_widths(extract::widths_text(w), w.size()), w);
+  EXPECT_EQ(extract::widths_text({}), "");
+}

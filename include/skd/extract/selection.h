@@ -68,6 +68,8 @@ struct SubnetSelection {
 
 // "a:m,a:m,..." (one pair per block) -> widths; skd::ParameterError naming key widths otherwise.
 models::Widths parse_widths(const std::string& text, size_t blocks);
+// The text parse_widths reads: "attn:mlp,attn:mlp,..." (logs, listings, errors).
+std::string widths_text(const models::Widths& widths);
 
 // The combinations and ranges a selection may not have (skd::ParameterError naming the keys): more
 // than one selection (the command line and a config together),
