@@ -112,7 +112,6 @@ void write_latency_table(const std::string& path, const LatencyTable& table) {
   write_file_atomic(path, table.to_json().dump(2) + "\n");
 }
 
-
 void check_latency_table_widths(const LatencyTable& t, const std::vector<models::Widths>& code_widths,
                                 const std::string& table_path) {
   const size_t n = std::min(t.codes.size(), code_widths.size());
