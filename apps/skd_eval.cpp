@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
       {"Data",
        {"data", "split", "limit", "batch_size", "inputs", "class_index", "crop_pct", "workers",
         "on_bad_image"}},
-      {"Run", {"device", "amp", "latency", "latency_repeats", "latency_table", "batch_sizes"}},
+      {"Run",
+       {"runtime", "python", "device", "amp", "latency", "latency_repeats", "latency_table", "batch_sizes"}},
       {"Output", {"summary", "json", "save_outputs", "out"}}};
   for (const auto& [name, keys] : groups) {
     auto* group = app.add_option_group(name);

@@ -27,11 +27,15 @@ int main(int argc, char** argv) {
   auto* g = app.add_option_group("Sub-network (at most one; none = the stored widths)");
   app::add_selection_options(b, g);
   b.add(g, "latency_table");
+  b.add(g, "runtime");
   auto* g_onnx = app.add_option_group("ONNX");
   b.add_required(g_onnx, "out", argc, argv);
   for (const char* key : {"opset", "batch", "fold_scale"}) b.add(g_onnx, key);
   auto* g_verify = app.add_option_group("Parity check");
   for (const char* key : {"verify", "python", "tolerance"}) b.add(g_verify, key);
+  auto* g_int8 = app.add_option_group("int8");
+  for (const char* key : {"int8", "calibration", "calibration_split", "calibration_samples", "calibration_method"})
+    b.add(g_int8, key);
   app::add_common_options(app, threads, log_level);
   b.add_config_options(&app, "export");
   return app::run_job(app, argc, argv, b, threads, log_level, [&](const exporter::ExportJob& resolved) {

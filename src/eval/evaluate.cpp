@@ -10,10 +10,23 @@ namespace skd::eval {
 
 EvalResult evaluate(models::ElasticModelImpl& model, const data::Dataset& dataset, const EvalOptions& opt,
                     const ProgressFn& progress) {
+  torch::NoGradGuard guard;
+  model.eval();
+  models::ForwardOptions fwd;
+  fwd.widths = opt.widths;
+  const BatchForward forward = [&](const torch::Tensor& x) {
+    AutocastGuard autocast(opt.amp);
+    return model.forward(x, fwd);
+  };
+  return evaluate(forward, model.config().num_classes, dataset, opt, progress);
+}
+
+EvalResult evaluate(const BatchForward& forward, int64_t num_classes, const data::Dataset& dataset,
+                    const EvalOptions& opt, const ProgressFn& progress) {
   if (opt.batch_size <= 0) throw ParameterError("batch_size", " must be positive");
-  if (dataset.num_classes() > model.config().num_classes)
+  if (dataset.num_classes() > num_classes)
     throw std::invalid_argument(cat("the dataset has ", dataset.num_classes(), " classes but the model predicts ",
-                                    model.config().num_classes));
+                                    num_classes));
   const int64_t total = opt.limit > 0 ? std::min(opt.limit, dataset.size()) : dataset.size();
   std::vector<int64_t> order(static_cast<size_t>(total));
   std::iota(order.begin(), order.end(), 0);
@@ -25,9 +38,6 @@ EvalResult evaluate(models::ElasticModelImpl& model, const data::Dataset& datase
   data::Loader loader(dataset, std::move(order), lo);
 
   torch::NoGradGuard guard;
-  model.eval();
-  models::ForwardOptions fwd;
-  fwd.widths = opt.widths;
   EvalResult r;
   std::vector<torch::Tensor> kept;
   double correct1 = 0, correct5 = 0, loss_sum = 0;
@@ -36,12 +46,10 @@ EvalResult evaluate(models::ElasticModelImpl& model, const data::Dataset& datase
   while (loader.next(batch)) {
     const auto x = batch.images.to(opt.device, /*non_blocking=*/true);
     const auto y = batch.labels.to(opt.device, true);
-    torch::Tensor logits;
-    {
-      AutocastGuard autocast(opt.amp);
-      logits = model.forward(x, fwd);
-    }
-    logits = logits.to(torch::kFloat32);
+    torch::Tensor logits = forward(x).to(torch::kFloat32);
+    if (logits.dim() != 2 || logits.size(0) != x.size(0) || logits.size(1) != num_classes)
+      throw std::runtime_error(cat("the model returned logits of shape ", logits.sizes(), " for ", x.size(0),
+                                   " images of ", num_classes, " classes"));
     if (!torch::isfinite(logits).all().item<bool>())
       throw std::runtime_error(cat("the model produced non-finite logits (first image of the batch: dataset index ",
                                    batch.indices.front(), ")"));

@@ -25,6 +25,8 @@ LatencyTable measure_latency_table(const models::ElasticModelImpl& model, const 
   t.amp = enum_name(o.amp, kAmpNames);
   t.threads = torch::get_num_threads();
   t.torch_version = TORCH_VERSION;
+  t.runtime = "libtorch";
+  t.runtime_version = TORCH_VERSION;
   t.created = utc_now();
   t.warmup = o.warmup;
   t.repeats = o.repeats;

@@ -2,6 +2,7 @@
 
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
+#include "skd/deploy/runtime.h"
 #include "skd/extract/extract.h"
 #include "skd/models/checkpoint.h"
 
@@ -34,6 +35,18 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
   if (job.out.empty()) throw ParameterError("out", " is required (the .onnx file to write)");
   if (!(job.tolerance >= 0))
     throw ParameterError("tolerance", cat(" must be >= 0 (got ", job.tolerance, ")"));
+  if (!job.int8 && (!job.calibration.empty() || job.calibration_split != Int8Options{}.split ||
+                    job.calibration_samples != Int8Options{}.samples || job.calibration_method != Int8Options{}.method))
+    throw ParameterError([](const KeyNamer& n) {
+      return cat(n("calibration"), ", ", n("calibration_split"), ", ", n("calibration_samples"), " and ",
+                 n("calibration_method"), " go with ", n("int8"));
+    });
+  if (job.int8 && job.calibration.empty())
+    throw ParameterError([](const KeyNamer& n) {
+      return cat(n("int8"), " needs ", n("calibration"), " (images to calibrate the activation ranges on)");
+    });
+  if (job.int8 && job.calibration_samples <= 0)
+    throw ParameterError("calibration_samples", cat(" must be positive (got ", job.calibration_samples, ")"));
   const GraphOptions graph{job.opset, parse_graph_batch(job.batch)};
   check_graph_options(graph);
   extract::SubnetSelection selection = job.selection;
@@ -49,7 +62,10 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
   const extract::ExtractSource source{
       job.model, models::file_sha256(job.model), selection.mask_table,
       loaded.manifest.contains("provenance") ? loaded.manifest["provenance"] : nlohmann::json()};
-  const auto choice = extract::resolve_selection(loaded, selection, {job.model, source.model_sha256});
+  const auto choice = extract::resolve_selection(
+      loaded, selection, {job.model, source.model_sha256, [&](const std::string& rt) {
+                            return deploy::installed_runtime_version(rt, job.python);
+                          }});
   if (choice.selection) extract::print_selection(*choice.selection, out);
   auto sub = extract::extract(*loaded.model, choice, source, {job.fold_scale});
   sub.model->eval();
@@ -61,7 +77,7 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
   r.widths = sub.model->widths();
   r.cost = models::macs_count(sub.model->config(), r.widths);
   r.manifest = onnx_manifest(sub, choice, graph);
-  const std::string bytes = onnx_model_bytes(*sub.model, r.manifest, graph);
+  std::string bytes = onnx_model_bytes(*sub.model, r.manifest, graph);
   r.bytes = bytes.size();
   if (job.verify) {
     ParityOptions p;
@@ -74,13 +90,29 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
       throw ParameterFailure("verify",
                              cat(" failed: ", r.parity->line(), "; nothing was written to ", job.out));
   }
+  if (job.int8) {
+    Int8Options q;
+    q.calibration = job.calibration;
+    q.split = job.calibration_split;
+    q.samples = job.calibration_samples;
+    q.method = job.calibration_method;
+    q.verify = job.verify;
+    deploy::WorkerOptions w;
+    w.python = job.python;
+    w.threads = threads > 0 ? threads : torch::get_num_threads();
+    r.int8 = quantize_int8(bytes, sub.model->config(), r.manifest, q, w);
+    r.manifest["quantization"] = r.int8->quantization;
+    bytes = r.int8->bytes;
+    r.bytes = bytes.size();
+  }
   write_file_atomic(job.out, bytes.data(), bytes.size());
   const std::string ws = extract::widths_text(r.widths);
-  std::fprintf(out, "wrote %s: %s MACs (paper), %.3f M params, opset %d, batch %s, %.2f MB; widths %s%s\n",
-               job.out.c_str(), models::macs_format(r.cost.macs_paper).c_str(), r.cost.params / 1e6,
+  std::fprintf(out, "wrote %s%s: %s MACs (paper), %.3f M params, opset %d, batch %s, %.2f MB; widths %s%s\n",
+               job.out.c_str(), job.int8 ? " (int8)" : "", models::macs_format(r.cost.macs_paper).c_str(), r.cost.params / 1e6,
                graph.opset, job.batch.c_str(), r.bytes / 1e6, ws.c_str(),
                job.fold_scale ? "; attention scale folded into the query weights" : "");
   if (r.parity) std::fprintf(out, "%s\n", r.parity->line().c_str());
+  if (r.int8) std::fprintf(out, "%s\n", r.int8->line().c_str());
   return r;
 }
 

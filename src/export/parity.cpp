@@ -9,13 +9,18 @@
 
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
-#include "skd/export/process.h"
+#include "skd/deploy/process.h"
 #include "skd/io/json.h"
 #include "skd/io/safetensors.h"
 #include "skd/models/checkpoint.h"
 #include "skd_onnx_check_script.h"  // kOnnxCheckScript: python/skd_onnx_check.py, embedded at build time
 
 namespace skd::exporter {
+
+using deploy::last_line;
+using deploy::read_text;
+using deploy::run_process;
+using deploy::TempDir;
 
 namespace {
 
@@ -83,13 +88,6 @@ std::string ParityResult::line() const {
   for (const auto& s : inputs) in += cat(in.empty() ? "" : " ", shape_text(s));
   return cat("parity: max |logit diff| ", diff, passed() ? " <= " : " > ", tol, " on inputs ", in,
              ", onnxruntime ", onnxruntime_version, " (", python, ")");
-}
-
-std::string resolve_python(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  const char* env = std::getenv("SKD_PYTHON");
-  if (env && *env) return env;
-  return "python3";
 }
 
 ParityResult check_parity(models::ElasticModelImpl& model, const std::string& onnx_bytes,

@@ -23,7 +23,8 @@ nlohmann::json LatencyTable::to_json() const {
                     {"params", r.cost.params}, {"widths", w}, {"latency", lat}});
   }
   return {{"format", kLatencyTableFormat}, {"format_version", kLatencyTableVersion}, {"model", model},
-          {"model_sha256", model_sha256}, {"device", device}, {"amp", amp}, {"threads", threads},
+          {"model_sha256", model_sha256}, {"device", device}, {"amp", amp}, {"runtime", runtime},
+          {"runtime_version", runtime_version}, {"threads", threads},
           {"torch_version", torch_version}, {"created", created}, {"warmup", warmup}, {"repeats", repeats},
           {"sweep_seconds", sweep_seconds}, {"batch_sizes", batch_sizes}, {"codes", rows}};
 }
@@ -51,8 +52,13 @@ LatencyTable LatencyTable::from_json(const nlohmann::json& j, const std::string&
     t.model_sha256 = j.at("model_sha256").get<std::string>();
     t.device = j.at("device").get<std::string>();
     t.amp = j.at("amp").get<std::string>();
+    t.runtime = j.value("runtime", std::string("libtorch"));
+    if (t.runtime != "libtorch" && t.runtime != "onnxruntime" && t.runtime != "openvino")
+      throw fail(cat("key 'runtime' is '", excerpt(t.runtime), "', expected libtorch, onnxruntime or openvino"));
+    t.runtime_version = j.value("runtime_version", std::string());
     t.threads = count("threads", 0);
     t.torch_version = j.value("torch_version", std::string());
+    if (t.runtime == "libtorch" && t.runtime_version.empty()) t.runtime_version = t.torch_version;
     t.created = j.value("created", std::string());
     t.warmup = count("warmup", 0);
     t.repeats = count("repeats", 0);
@@ -95,11 +101,12 @@ LatencyTable LatencyTable::from_json(const nlohmann::json& j, const std::string&
   return t;
 }
 
-std::string latency_table_path(const std::string& model_path) {
+std::string latency_table_path(const std::string& model_path, const std::string& runtime) {
   const std::string ext = ".safetensors";
+  const std::string suffix = runtime.empty() || runtime == "libtorch" ? ".latency.json" : cat(".latency.", runtime, ".json");
   if (model_path.size() > ext.size() && model_path.compare(model_path.size() - ext.size(), ext.size(), ext) == 0)
-    return model_path.substr(0, model_path.size() - ext.size()) + ".latency.json";
-  return model_path + ".latency.json";
+    return model_path.substr(0, model_path.size() - ext.size()) + suffix;
+  return model_path + suffix;
 }
 
 LatencyTable read_latency_table(const std::string& path, const std::string& measure) {
@@ -159,7 +166,7 @@ LatencySelection code_for_latency(const LatencyTable& t, double budget_ms, int64
   throw ParameterError(
       "latency", cat(" ", budget_ms, " ms is below the fastest sub-network in '", table_path, "': code ",
                      f.code, " at ", f.latency[col].median_ms, " ms (median, batch ", batch_size, ", ",
-                     t.device, ", ", t.threads, " threads)"));
+                     t.runtime, " ", t.runtime_version, " on ", t.device, ", ", t.threads, " threads)"));
 }
 
 }  // namespace skd::extract

@@ -2,8 +2,10 @@
 
 #include <sstream>
 
+#include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 #include "skd/core/options.h"
+#include "skd/deploy/runtime.h"
 #include "skd/models/mask_table.h"
 #include "skd/models/slice.h"
 
@@ -55,13 +57,15 @@ void check_selection(const SubnetSelection& s) {
                  n("latency"), ", ", n("widths"), " and ", n("attn_keep"), "/", n("mlp_keep"),
                  " (the command line and ", n("config"), " together)");
     });
-  if ((s.batch || !s.latency_table.empty()) && !s.latency)
-    throw ParameterError(
-        [](N n) { return cat(n("batch"), " and ", n("latency_table"), " go with ", n("latency")); });
+  if ((s.batch || !s.latency_table.empty() || !s.runtime.empty()) && !s.latency)
+    throw ParameterError([](N n) {
+      return cat(n("batch"), ", ", n("latency_table"), " and ", n("runtime"), " go with ", n("latency"));
+    });
+  if (!s.runtime.empty()) parse_enum(s.runtime, deploy::kRuntimeNames, "runtime");
 }
 
 std::vector<std::string> selection_inputs(const SubnetSelection& s, const std::string& model_path) {
-  return {s.mask_table, s.latency_table, s.latency ? latency_table_path(model_path) : ""};
+  return {s.mask_table, s.latency_table, s.latency ? latency_table_path(model_path, s.runtime) : ""};
 }
 
 namespace {
@@ -70,7 +74,11 @@ namespace {
 Budget budget_of(const SubnetSelection& s) {
   if (s.macs) return Budget::of_macs(s.macs->count, s.macs_convention);
   if (s.macs_ratio) return Budget::of_macs_ratio(s.macs_ratio->value, s.macs_convention);
-  if (s.latency) return Budget::of_latency(s.latency->ms, s.batch.value_or(1), s.latency_table);
+  if (s.latency) {
+    auto b = Budget::of_latency(s.latency->ms, s.batch.value_or(1), s.latency_table);
+    b.runtime = s.runtime;
+    return b;
+  }
   return Budget::of_op_code(s.op_code.value_or(0));
 }
 
@@ -85,7 +93,11 @@ SubnetChoice resolve_selection(const models::LoadedModel& loaded, const SubnetSe
   if (s.by_table()) {
     const auto table =
         models::load_mask_table(loaded.manifest, s.mask_table, c, model.widths(), file.path, "mask_table");
-    choice.selection = select(c, table, budget_of(s), file);  // throws naming the valid codes
+    auto budget = budget_of(s);
+    if (!budget.runtime.empty())
+      budget.runtime_version = file.runtime_version ? file.runtime_version(budget.runtime)
+                                                    : deploy::installed_runtime_version(budget.runtime, "");
+    choice.selection = select(c, table, budget, file);  // throws naming the valid codes
     choice.widths = choice.selection->widths;
     return choice;
   }
@@ -104,9 +116,10 @@ void print_selection(const Selection& sel, std::FILE* out) {
     const auto& l = *sel.latency;
     std::fprintf(
         out,
-        "latency budget %.3f ms at batch %lld: measured %.3f ms [p10 %.3f, p90 %.3f] on %s, %d threads\n",
+        "latency budget %.3f ms at batch %lld: measured %.3f ms [p10 %.3f, p90 %.3f] in %s %s on %s, %d "
+        "threads\n",
         l.budget_ms, static_cast<long long>(l.measured.batch_size), l.measured.median_ms, l.measured.p10_ms,
-        l.measured.p90_ms, l.device.c_str(), l.threads);
+        l.measured.p90_ms, l.runtime.c_str(), l.runtime_version.c_str(), l.device.c_str(), l.threads);
   }
   std::fprintf(out, "op code %lld of 0..%lld\n", static_cast<long long>(sel.code),
                static_cast<long long>(sel.last_code));

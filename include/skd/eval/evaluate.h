@@ -44,6 +44,14 @@ using ProgressFn = std::function<void(int64_t, int64_t)>;
 EvalResult evaluate(models::ElasticModelImpl& model, const data::Dataset& dataset, const EvalOptions& options,
                     const ProgressFn& progress = nullptr);
 
+// A forward that maps a batch of images [B, C, H, W] (on options.device) to logits [B, classes]: a model
+// in another runtime (skd/deploy/runtime.h). options.widths and options.amp do not apply.
+using BatchForward = std::function<torch::Tensor(const torch::Tensor&)>;
+// The same evaluation through `forward`, for a model of `num_classes` outputs (logits of another number
+// of classes are a std::runtime_error).
+EvalResult evaluate(const BatchForward& forward, int64_t num_classes, const data::Dataset& dataset,
+                    const EvalOptions& options, const ProgressFn& progress = nullptr);
+
 // One model's forward latency at one batch size: the row type of the latency-table file format.
 using extract::LatencyResult;
 

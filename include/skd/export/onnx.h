@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "skd/export/graph.h"
+#include "skd/export/int8.h"
 #include "skd/export/parity.h"
 #include "skd/extract/selection.h"
 #include "skd/models/macs.h"
@@ -34,6 +35,11 @@ struct ExportJob {
   bool verify = false;  // parity in onnxruntime before writing; the file is written only if it passes
   std::string python;   // ParityOptions::python
   double tolerance = ParityOptions{}.tolerance;
+  bool int8 = false;          // static int8 quantization (skd/export/int8.h) of the exported graph
+  std::string calibration;    // int8: the calibration data
+  std::string calibration_split = Int8Options{}.split;
+  int64_t calibration_samples = Int8Options{}.samples;
+  std::string calibration_method = Int8Options{}.method;
 
   template <typename V>
   void visit(V&& v) {
@@ -55,6 +61,14 @@ struct ExportJob {
       "Python with onnxruntime (default: $SKD_PYTHON, else python3; bash scripts/setup_venv.sh "
       "makes one)");
     v("tolerance", tolerance, "max |logit difference| accepted by --verify (default 1e-4)");
+    v("int8", int8,
+      "write a static int8 model (onnxruntime quantization, QDQ: per-channel int8 weights, uint8 "
+      "activations) calibrated on --calibration; with --verify also its top-1 agreement with fp32");
+    v("calibration", calibration, "--int8: calibration data ('fashion-mnist', an IDX or image folder)");
+    v("calibration_split", calibration_split, "--int8: split of the calibration data (train|test)");
+    v("calibration_samples", calibration_samples,
+      "--int8: images drawn (distinct, seeded) from the calibration split");
+    v("calibration_method", calibration_method, "--int8: activation ranges: minmax | percentile | entropy");
   }
 };
 
@@ -66,6 +80,7 @@ struct ExportResult {
   nlohmann::json manifest;  // the one written into the ONNX metadata
   size_t bytes = 0;
   std::optional<ParityResult> parity;
+  std::optional<Int8Result> int8;
 };
 
 // Runs the job and prints what it did to `out` (the selection as skd-extract prints it, the file

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "skd/deploy/process.h"
 #include "skd/models/model.h"
 
 namespace skd::exporter {
@@ -32,7 +33,7 @@ struct ParityResult {
 };
 
 // The interpreter for the check: `flag` if given, else $SKD_PYTHON, else "python3".
-std::string resolve_python(const std::string& flag);
+using deploy::resolve_python;
 
 // Runs the serialized ONNX model in onnxruntime (python/skd_onnx_check.py, embedded in the library, in a
 // temporary folder) on deterministic random inputs of every batch size and compares the logits with

@@ -20,6 +20,7 @@ struct ExtractJob {
   bool list = false;          // print the op code -> MACs/params table instead of extracting
   std::string out;            // the sub-network artifact
   bool fold_scale = false;    // ExtractOptions::fold_scale
+  std::string python;         // --runtime onnxruntime|openvino: the interpreter that reports its version
 
   template <typename V>
   void visit(V&& v) {
@@ -32,6 +33,9 @@ struct ExtractJob {
     v("fold_scale", fold_scale,
       "fold each block's softmax scale into its query weights (the sub-network is then "
       "exact under the default 1/sqrt(head dim); manifest: attn_scale_folded)");
+    v("python", python,
+      "--runtime onnxruntime|openvino: the Python whose runtime version the table must match "
+      "(default: $SKD_PYTHON, else python3; bash scripts/setup_venv.sh --runtimes makes one)");
   }
 };
 

@@ -42,7 +42,10 @@ struct LatencyTable {
   std::string model;         // path as given
   std::string model_sha256;  // sha256 of the model file: a table only applies to that exact file
   std::string device, amp;   // "cpu" / "cuda:0", "none" / "bf16" / "fp16"
-  int threads = 0;           // torch intra-op threads during the sweep
+  // The runtime that ran the sub-networks ("libtorch", "onnxruntime", "openvino"; tables written before
+  // the key existed are LibTorch's) and its version; a table applies to that runtime only.
+  std::string runtime = "libtorch", runtime_version;
+  int threads = 0;           // intra-op threads during the sweep (torch's, or the runtime's)
   std::string torch_version, created;
   int warmup = 0, repeats = 0;
   double sweep_seconds = 0;  // wall time of the whole sweep (slicing + warm-up + timed runs)
@@ -59,8 +62,9 @@ struct LatencyTable {
 // table): the toolkit's measurement is skd-eval's (eval::measure_latency_table).
 inline constexpr const char* kMeasureLatencyTable = "skd-eval --model <super-network> --latency-table";
 
-// The default sidecar of a model file: "dir/model.safetensors" -> "dir/model.latency.json".
-std::string latency_table_path(const std::string& model_path);
+// The default sidecar of a model file: "dir/model.safetensors" -> "dir/model.latency.json" (LibTorch's
+// table), "dir/model.latency.onnxruntime.json" for another runtime's ("" = libtorch).
+std::string latency_table_path(const std::string& model_path, const std::string& runtime = "");
 // Reads and parses a latency table (skd::read_json_file: std::invalid_argument naming `path` for a
 // missing file, skd::FormatError for one that is not JSON or not a valid table;
 // `measure` = how to measure one, said when the file is missing).

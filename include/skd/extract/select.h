@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -46,6 +47,9 @@ struct Budget {
   double latency_ms = 0;                            // LATENCY: median forward latency
   int64_t batch_size = 1;                           // LATENCY: the batch size the budget is for
   std::string latency_table;                        // LATENCY: table file (empty: latency_table_path(model))
+  // LATENCY: the runtime the table must have been measured in ("" = whichever it names) and, when not
+  // empty, the version of it that runs here (a table of another version is refused).
+  std::string runtime, runtime_version;
 
   static Budget of_op_code(int64_t code);
   static Budget of_macs(int64_t macs, MacsConvention convention);
@@ -58,6 +62,7 @@ struct LatencyChoice {
   double budget_ms = 0;
   LatencySelection measured;
   std::string table_path, device, amp, created;
+  std::string runtime, runtime_version;  // the table's
   int threads = 0;
 };
 
@@ -79,6 +84,9 @@ struct Selection {
 struct SupernetFile {
   std::string path;
   std::string sha256;
+  // The installed version of a runtime (budget.runtime), asked only for a latency budget that names one
+  // (skd::deploy::installed_runtime_version by default when unset).
+  std::function<std::string(const std::string&)> runtime_version;
 };
 
 // The sub-network of `table` (the mask table of a super-network of architecture `config`) that

@@ -30,6 +30,7 @@ struct SubnetSelection {
   MacsConvention macs_convention = MacsConvention::PAPER;
   std::optional<int64_t> batch;  // default 1
   std::string latency_table;     // default: latency_table_path(model)
+  std::string runtime;           // --latency: the runtime the table must be of ("" = the table's own)
 
   template <typename V>
   void visit(V&& v) {
@@ -60,6 +61,9 @@ struct SubnetSelection {
     v("latency_table", latency_table,
       "--latency: the table of skd-eval --latency-table (default "
       "<model>.latency.json)");
+    v("runtime", runtime,
+      "--latency: the runtime the sub-network will run in (libtorch, onnxruntime, openvino): the table "
+      "must have been measured in it, at the version installed here (default: the table's runtime)");
   }
 
   // Whether a code of the mask table is selected (op_code, macs, macs_ratio or latency).

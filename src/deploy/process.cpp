@@ -1,4 +1,4 @@
-#include "skd/export/process.h"
+#include "skd/deploy/process.h"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -19,13 +19,13 @@
 
 extern char** environ;
 
-namespace skd::exporter {
+namespace skd::deploy {
 
 namespace fs = std::filesystem;
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
-  std::string tmpl = cat(base && *base ? base : "/tmp", "/skd-export-XXXXXX");
+  std::string tmpl = cat(base && *base ? base : "/tmp", "/skd-XXXXXX");
   if (!mkdtemp(tmpl.data()))
     throw std::runtime_error(cat("cannot create a temporary folder ", tmpl, ": ", std::strerror(errno)));
   path_ = tmpl;
@@ -47,6 +47,13 @@ std::string last_line(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   const auto nl = text.rfind('\n');
   return nl == std::string::npos ? text : text.substr(nl + 1);
+}
+
+std::string resolve_python(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  const char* env = std::getenv("SKD_PYTHON");
+  if (env && *env) return env;
+  return "python3";
 }
 
 int run_process(const std::vector<std::string>& argv, const std::string& out, const std::string& err,
@@ -97,4 +104,4 @@ int run_process(const std::vector<std::string>& argv, const std::string& out, co
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
-}  // namespace skd::exporter
+}  // namespace skd::deploy

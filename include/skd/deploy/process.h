@@ -1,6 +1,6 @@
-// The helpers of the export area that leave the process: a temporary folder that removes itself, and a
-// child program run with its output in files and a time limit (the onnxruntime parity check,
-// skd/export/parity.h, runs Python through them).
+// The helpers that leave the process: a temporary folder that removes itself, a child program run with
+// its output in files and a time limit (the onnxruntime parity check, skd/export/parity.h, runs Python
+// through them), and the Python interpreter the runtimes are driven with (skd/deploy/runtime.h).
 #pragma once
 
 #include <functional>
@@ -9,7 +9,7 @@
 
 #include "skd/core/error.h"
 
-namespace skd::exporter {
+namespace skd::deploy {
 
 // A temporary folder under $TMPDIR (else /tmp), removed with everything in it when the object goes.
 // std::runtime_error when it cannot be created.
@@ -36,8 +36,11 @@ std::string last_line(std::string text);
 // longer than `timeout_s` is killed with its whole process group, and std::runtime_error says that
 // `label` (argv[0] argv[1]) did not finish. Throws skd::ParameterFailure when it cannot be started
 // (`what` names the program, by config keys).
+// The interpreter for the runtimes and the parity check: `flag` if given, else $SKD_PYTHON, else "python3".
+std::string resolve_python(const std::string& flag);
+
 int run_process(const std::vector<std::string>& argv, const std::string& out, const std::string& err,
                 const std::function<std::string(const KeyNamer&)>& what, double timeout_s,
                 const std::string& label);
 
-}  // namespace skd::exporter
+}  // namespace skd::deploy
