@@ -147,6 +147,11 @@ def quantize(req, np):
 
     model = onnx.load(req["model"])
     input_name = model.graph.input[0].name
+    # Only the MatMuls of a weight (the Linear layers): attention's activation x activation MatMuls stay
+    # float (both operands would need run-time scales, for little gain; docs/decisions.md)
+    weights = {i.name for i in model.graph.initializer}
+    activation_matmuls = [n.name for n in model.graph.node
+                          if n.op_type == "MatMul" and not any(i in weights for i in n.input)]
     methods = {"minmax": q.CalibrationMethod.MinMax, "percentile": q.CalibrationMethod.Percentile,
                "entropy": q.CalibrationMethod.Entropy}
     extra = {"CalibMovingAverage": False}
@@ -155,7 +160,7 @@ def quantize(req, np):
     q.quantize_static(req["model"], req["out"], Reader(input_name), quant_format=q.QuantFormat.QDQ,
                       activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
                       per_channel=bool(req["per_channel"]), reduce_range=bool(req["reduce_range"]),
-                      op_types_to_quantize=req.get("op_types", ["MatMul", "Gemm"]),
+                      op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=activation_matmuls,
                       calibrate_method=methods[req["method"]], extra_options=extra)
     out = onnx.load(req["out"])
     del out.metadata_props[:]
@@ -166,7 +171,7 @@ def quantize(req, np):
     nodes = {}
     for n in out.graph.node:
         nodes[n.op_type] = nodes.get(n.op_type, 0) + 1
-    return {"nodes": nodes, "onnx": onnx.__version__}
+    return {"nodes": nodes, "onnx": onnx.__version__, "float_matmuls": len(activation_matmuls)}
 
 
 def main(argv):

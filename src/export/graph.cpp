@@ -196,10 +196,12 @@ class ModelGraph {
     auto head = b_.op("Slice", {x, b_.ints({0}), b_.ints({n - r}), ax});
     return b_.op("Concat", {tail, head}, {attr("axis", axis)});
   }
-  // Exact GELU: x * 0.5 * (1 + erf(x / sqrt(2))), as torch::gelu's default.
+  // Exact GELU: (x * (1 + erf(x / sqrt(2)))) * 0.5, as torch::gelu's default, in the node order
+  // Div -> Erf -> Add -> Mul -> Mul that onnxruntime's and OpenVINO's GELU fusions recognise (one fused
+  // kernel instead of five element-wise passes; docs/benchmarks.md, issue 26).
   std::string gelu(const std::string& x) {
-    auto e = b_.op("Erf", {b_.op("Mul", {x, b_.scalar(static_cast<float>(M_SQRT1_2))})});
-    return b_.op("Mul", {b_.op("Mul", {x, b_.scalar(0.5f)}), b_.op("Add", {e, b_.scalar(1.0f)})});
+    auto e = b_.op("Erf", {b_.op("Div", {x, b_.scalar(static_cast<float>(M_SQRT2))})});
+    return b_.op("Mul", {b_.op("Mul", {x, b_.op("Add", {e, b_.scalar(1.0f)})}), b_.scalar(0.5f)});
   }
   std::string mlp(const std::string& x, const std::string& p) {
     return linear(gelu(linear(layer_norm(x, p + "norm2"), p + "mlp.fc1")), p + "mlp.fc2");

@@ -105,7 +105,8 @@ Int8Result quantize_int8(const std::string& fp32_bytes, const models::ModelConfi
       {"per_channel", o.per_channel},
       {"reduce_range", o.reduce_range},
       {"method", o.method},
-      {"ops", {"MatMul", "Gemm"}},
+      {"ops", "MatMul/Gemm with a weight (the Linear layers); attention's activation x activation MatMuls "
+              "stay float32"},
       {"calibration",
        {{"data", o.calibration},
         {"split", o.split},
