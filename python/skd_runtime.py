@@ -16,8 +16,9 @@ optionally followed by "bytes" raw bytes; every answer is one JSON line {"ok": t
             "metadata"} -> {"nodes": {op type: count}}  (onnxruntime only; calibration: raw float32)
   quit
 Dynamic dimensions are -1 in shapes. Timing is the runtime's own call on a fixed random input (numpy
-seed 0), `warmup` untimed runs then `repeats` timed ones; percentiles by the rank rule of skd-eval
---latency (index round(q * (n - 1))).
+seed 0): untimed runs until both `warmup` runs and `warmup_s` seconds are done (and, before the
+process's first timing, `settle_s` seconds: a CPU that was idle runs slower for a while), then
+`repeats` timed ones; percentiles by the rank rule of skd-eval --latency (index round(q * (n - 1))).
 """
 import argparse
 import json
@@ -197,6 +198,7 @@ def main(argv):
             stdout.write(payload)
         stdout.flush()
 
+    settled = False  # the first timing of the process waits for the CPU to settle
     answer({"ok": True, "runtime": rt.name, "version": rt.version, "python": sys.executable,
             "numpy": np.__version__})
     while True:
@@ -222,8 +224,12 @@ def main(argv):
                 shape = [req["batch"]] + req["shape"][1:]
                 x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
                 call = rt.timer(x)
-                for _ in range(req["warmup"]):
+                spin = req.get("warmup_s", 0.0) + (0.0 if settled else req.get("settle_s", 0.0))
+                settled = True
+                t0, runs = time.perf_counter(), 0
+                while runs < req["warmup"] or time.perf_counter() - t0 < spin:
                     call()
+                    runs += 1
                 times = []
                 for _ in range(req["repeats"]):
                     t0 = time.perf_counter()

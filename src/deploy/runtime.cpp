@@ -121,6 +121,7 @@ RuntimeWorker::RuntimeWorker(Runtime runtime, const WorkerOptions& o)
   try {
     line = read_line("start");
   } catch (const std::exception&) {
+    if (pid_ <= 0) throw;  // timed out: already killed and said so
     const int status = reap();
     const std::string why = last_line(read_text(err));
     const std::string py = python_;
@@ -135,8 +136,13 @@ RuntimeWorker::RuntimeWorker(Runtime runtime, const WorkerOptions& o)
                  kInstallRuntimes);
     });
   }
-  const auto hello = parse_reply(line, "start");
-  version_ = hello.value("version", std::string());
+  try {
+    version_ = parse_reply(line, "start").value("version", std::string());
+  } catch (...) {  // the destructor does not run for an object whose constructor throws
+    ::kill(-pid_, SIGKILL);
+    reap();
+    throw;
+  }
 }
 
 RuntimeWorker::~RuntimeWorker() {
@@ -340,7 +346,12 @@ torch::Tensor RuntimeWorker::run(const torch::Tensor& input) {
 }
 
 extract::LatencyResult RuntimeWorker::time(int64_t batch, int warmup, int repeats) {
-  const auto j = request({{"cmd", "time"}, {"batch", batch}, {"shape", input_shape_}, {"warmup", warmup},
+  const auto j = request({{"cmd", "time"},
+                          {"batch", batch},
+                          {"shape", input_shape_},
+                          {"warmup", warmup},
+                          {"warmup_s", extract::kWarmupSeconds},
+                          {"settle_s", extract::kSettleSeconds},
                           {"repeats", repeats}});
   extract::LatencyResult r;
   r.batch_size = batch;

@@ -1,6 +1,7 @@
 #include "skd/eval/evaluate.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <numeric>
 
@@ -94,8 +95,16 @@ LatencyResult measure_latency(models::ElasticModelImpl& model, int64_t batch_siz
   fwd.widths = widths;
   const auto x = torch::randn({batch_size, c.in_chans, c.img_size, c.img_size}).to(device);
   AutocastGuard autocast(amp);
-  for (int i = 0; i < warmup; ++i) model.forward(x, fwd);
-  synchronize(device);
+  // Warm-up by count and by time; the first measurement of the process also lets the CPU settle
+  // (extract::kSettleSeconds).
+  static std::atomic<bool> settled{false};
+  const double spin = extract::kWarmupSeconds + (settled.exchange(true) ? 0.0 : extract::kSettleSeconds);
+  const auto w0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < warmup || std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count() < spin;
+       ++i) {
+    model.forward(x, fwd);
+    synchronize(device);
+  }
   std::vector<double> ms;
   for (int i = 0; i < repeats; ++i) {
     const auto t0 = std::chrono::steady_clock::now();

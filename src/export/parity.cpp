@@ -124,7 +124,7 @@ ParityResult check_parity(models::ElasticModelImpl& model, const std::string& on
     throw ParameterFailure([=](const KeyNamer& name) {
       return cat(
           name("verify"), " needs onnxruntime in the Python interpreter '", result.python, "' (", err,
-          "). Install it: `bash scripts/setup_venv.sh` (prints the environment's folder on its last line), "
+          "). Install it: `bash scripts/setup_venv.sh --runtimes` (prints the environment's folder on its last line), "
           "then pass ",
           name("python"),
           " <that folder>/bin/python (or set SKD_PYTHON); or `pip install "

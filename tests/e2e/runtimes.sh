@@ -131,7 +131,19 @@ awk -v a="$q8" -v b="$folder_ref" 'BEGIN { exit !(a != "" && a + 5 >= b) }' && o
   bad "no quantization record"
 check "int8 runs in openvino" 0 "$BIN/skd-eval" --model "$W/sub1.int8.onnx" --runtime openvino --data "$W/data" "${T[@]}"
 
-# 4. Bad input.
+# 4. The README's commands, as written (in $W/doc: the demo model's super-network and its 4/12 export).
+doc_setup
+cp "$W/super.safetensors" "$W/doc/super.safetensors"
+check "README: the 4/12 export" 0 "$BIN/skd-export" --supernet "$W/doc/super.safetensors" --macs-ratio 4:12 \
+  --out "$W/doc/sub4.onnx"
+doc_cmd "README: .onnx accuracy" 0 '$B/skd-eval --model sub4.onnx --data fashion-mnist --limit 1000'
+doc_cmd "README: OpenVINO latency" 0 '$B/skd-eval --model sub4.onnx --runtime openvino --latency 1,64'
+doc_cmd "README: onnxruntime table" 0 '$B/skd-eval --model super.safetensors --latency-table --runtime onnxruntime --batch-sizes 1,64'
+doc_cmd "README: select from it" 0 '$B/skd-extract --supernet super.safetensors --latency 2ms --runtime onnxruntime --out fast.safetensors'
+doc_cmd "README: int8 export" 0 '$B/skd-export --supernet super.safetensors --macs-ratio 4:12 --int8 --calibration fashion-mnist --verify --out sub4.int8.onnx'
+doc_cmd "README: int8 accuracy" 0 '$B/skd-eval --model sub4.int8.onnx --data fashion-mnist --limit 1000'
+
+# 5. Bad input.
 check "runtime not installed" 1 "$BIN/skd-eval" --model "$W/sub1.onnx" --data "$W/data" --python /usr/bin/python3
 expect_in "says how to install it" "$W/err" "setup_venv.sh --runtimes"
 check ".onnx with --runtime libtorch" 2 "$BIN/skd-eval" --model "$W/sub1.onnx" --runtime libtorch --data "$W/data"

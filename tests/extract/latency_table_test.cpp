@@ -118,3 +118,27 @@ TEST(LatencyTable, BoundToTheWidthsItMeasured) {
             std::string::npos)
       << msg;
 }
+
+TEST(LatencyTable, NamesItsRuntime) {
+  auto t = synthetic({3.0, 2.0});
+  t.runtime = "openvino";
+  t.runtime_version = "2025.4.0";
+  const auto back = LatencyTable::from_json(t.to_json(), "t.json");
+  EXPECT_EQ(back.runtime, "openvino");
+  EXPECT_EQ(back.runtime_version, "2025.4.0");
+  // A table written before the key existed is LibTorch's, at the torch version it recorded.
+  auto old = synthetic({3.0, 2.0}).to_json();
+  old.erase("runtime");
+  old.erase("runtime_version");
+  old["torch_version"] = "1.13.1";
+  const auto legacy = LatencyTable::from_json(old, "old.json");
+  EXPECT_EQ(legacy.runtime, "libtorch");
+  EXPECT_EQ(legacy.runtime_version, "1.13.1");
+  auto bad = t.to_json();
+  bad["runtime"] = "tensorrt";
+  const auto msg = test::error_of<FormatError>([&] { LatencyTable::from_json(bad, "bad.json"); });
+  EXPECT_NE(msg.find("latency table 'bad.json': key 'runtime' is 'tensorrt'"), std::string::npos) << msg;
+  EXPECT_EQ(latency_table_path("runs/x/model.safetensors", "onnxruntime"), "runs/x/model.latency.onnxruntime.json");
+  EXPECT_EQ(latency_table_path("runs/x/model.safetensors", "libtorch"), "runs/x/model.latency.json");
+}
+

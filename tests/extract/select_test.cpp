@@ -140,6 +140,59 @@ TEST(Select, LatencyBudgetPicksWhatCodeForLatencyPicks) {
   EXPECT_NE(msg.find("measured for another model file"), std::string::npos) << msg;
 }
 
+TEST(Select, LatencyBudgetOfARuntimeNeedsThatRuntimesTable) {
+  const auto config = micro_config();
+  const auto table = test::micro_table();
+  const auto dir = test::scratch_dir("select_runtime");
+  extract::LatencyTable lt;
+  lt.model = "super.safetensors";
+  lt.model_sha256 = std::string(64, 'a');
+  lt.device = "cpu";
+  lt.amp = "none";
+  lt.runtime = "onnxruntime";
+  lt.runtime_version = "1.32.0";
+  lt.threads = 1;
+  lt.batch_sizes = {1};
+  for (int64_t k = 0; k <= 4; ++k) {
+    extract::LatencyCodeRow r;
+    r.code = k;
+    r.widths = table.widths(k);
+    r.cost = models::macs_count(config, r.widths);
+    r.latency.push_back({1, 5.0 - static_cast<double>(k), 4.0 - k * 0.9, 6.0 - k, 0});
+    lt.codes.push_back(r);
+  }
+  // The runtime's own sidecar is the default table of a budget that names the runtime.
+  const std::string path = dir + "/super.latency.onnxruntime.json";
+  extract::write_latency_table(path, lt);
+  const extract::SupernetFile super{dir + "/super.safetensors", lt.model_sha256};
+  auto budget = Budget::of_latency(3.5, 1);
+  budget.runtime = "onnxruntime";
+  budget.runtime_version = "1.32.0";
+  const auto s = extract::select(config, table, budget, super);
+  EXPECT_EQ(s.code, 2);
+  EXPECT_EQ(s.latency->table_path, path);
+  EXPECT_EQ(s.provenance.at("latency").at("runtime"), "onnxruntime");
+  EXPECT_EQ(s.provenance.at("latency").at("runtime_version"), "1.32.0");
+  // Without a runtime the given table is used, whichever runtime it names (and recorded as such).
+  const auto any = extract::select(config, table, Budget::of_latency(3.5, 1, path), super);
+  EXPECT_EQ(any.provenance.at("latency").at("runtime"), "onnxruntime");
+  // Another runtime, another version: refused, naming the table, both runtimes and how to measure.
+  auto other = Budget::of_latency(3.5, 1, path);
+  other.runtime = "openvino";
+  const auto msg = test::error_of<ParameterError>([&] { extract::select(config, table, other, super); });
+  EXPECT_NE(msg.find("'" + path + "' was measured in onnxruntime 1.32.0, not in openvino"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("--latency-table --runtime openvino"), std::string::npos) << msg;
+  budget.runtime_version = "1.33.0";
+  const auto ver = test::error_of<ParameterError>([&] { extract::select(config, table, budget, super); });
+  EXPECT_NE(ver.find("measured in onnxruntime 1.32.0, but onnxruntime 1.33.0 runs here"), std::string::npos) << ver;
+  // A runtime's missing sidecar says how to measure it in that runtime.
+  auto missing = Budget::of_latency(3.5, 1);
+  missing.runtime = "openvino";
+  const auto none = test::error_of([&] { extract::select(config, table, missing, super); });
+  EXPECT_NE(none.find("super.latency.openvino.json"), std::string::npos) << none;
+  EXPECT_NE(none.find("--latency-table --runtime openvino"), std::string::npos) << none;
+}
+
 TEST(Select, ParsesConventionsNamingTheOption) {
   EXPECT_EQ(extract::parse_macs_convention("paper"), MacsConvention::PAPER);
   EXPECT_EQ(extract::parse_macs_convention("full"), MacsConvention::FULL);

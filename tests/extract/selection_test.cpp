@@ -33,8 +33,19 @@ TEST(Selection, AtMostOneAndItsCompanions) {
   s.macs_ratio.reset();
   s.batch = 4;
   msg = test::error_of<std::invalid_argument>([&] { extract::check_selection(s); });
-  EXPECT_NE(msg.find("batch and latency_table go with latency"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("batch, latency_table and runtime go with latency"), std::string::npos) << msg;
+  s.batch.reset();
+  s.runtime = "onnxruntime";
+  EXPECT_THROW(extract::check_selection(s), std::invalid_argument);
   s.latency = Duration::from_text("5ms");
+  EXPECT_NO_THROW(extract::check_selection(s));
+  s.runtime = "tensorrt";
+  msg = test::error_of<std::invalid_argument>([&] { extract::check_selection(s); });
+  EXPECT_NE(msg.find("runtime: unknown value 'tensorrt' (expected one of libtorch, onnxruntime, openvino)"),
+            std::string::npos)
+      << msg;
+  s.runtime.clear();
+  s.batch = 4;
   EXPECT_NO_THROW(extract::check_selection(s));
   s.batch = 0;
   EXPECT_THROW(extract::check_selection(s), std::invalid_argument);

@@ -8,6 +8,9 @@
 #   4. table vs fresh timing: the onnxruntime latency table of the super-network (--table-threads,
 #      batch sizes as above), skd-extract --latency at budgets between its codes, then a fresh
 #      skd-eval --latency of the chosen sub-network's export; the two medians side by side
+#   5. the LibTorch and OpenVINO tables at batch 1 too, and OUT/latency_runtimes.png: latency against the
+#      op code per runtime, the int8 sub-networks as points, MACs on the right axis
+#      (tools/experiments/plot_latency.py; needs gnuplot)
 # One JSON object per measurement in OUT/rows.jsonl; tools/bench/runtime_table.py makes the tables.
 # Usage: tools/bench/runtime_bench.sh --supernet FILE [--data fashion-mnist] [--budgets "2 3 4 6 8 12"]
 #          [--batches 1,64] [--threads-list "1 2"] [--repeats 50] [--calibration-samples 512]
@@ -42,7 +45,8 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 row() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.update(json.loads(sys.argv[2])); print(json.dumps(d))' "$@" >>"$ROWS"; }
 for n in $BUDGETS; do
   S="$OUT_DIR/sub$n"
-  "$BIN/skd-extract" --supernet "$SUPERNET" --macs-ratio "$n:12" --out "$S.safetensors" "${Q[@]}" >/dev/null
+  code=$("$BIN/skd-extract" --supernet "$SUPERNET" --macs-ratio "$n:12" --out "$S.safetensors" "${Q[@]}" |
+    sed -n 's/^op code \([0-9]*\) of.*/\1/p')
   "$BIN/skd-export" --model "$S.safetensors" --out "$S.onnx" "${Q[@]}" >/dev/null
   start=$(date +%s.%N)
   "$BIN/skd-export" --model "$S.safetensors" --out "$S.int8.onnx" --int8 --calibration "$DATA" \
@@ -52,7 +56,7 @@ for n in $BUDGETS; do
     set -- $m
     rt=${1%-int8}
     "$BIN/skd-eval" --model "$2" --runtime "$rt" --data "$DATA" --threads 2 --json "$OUT_DIR/acc.json" "${Q[@]}" >/dev/null
-    row "$OUT_DIR/acc.json" "{\"kind\": \"accuracy\", \"budget\": $n, \"variant\": \"$1\"}"
+    row "$OUT_DIR/acc.json" "{\"kind\": \"accuracy\", \"budget\": $n, \"code\": $code, \"variant\": \"$1\"}"
     echo "  top-1 $1: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["top1"])' "$OUT_DIR/acc.json")"
   done
   for t in $THREADS_LIST; do
@@ -62,7 +66,7 @@ for n in $BUDGETS; do
       rt=${1%-int8}
       "$BIN/skd-eval" --model "$2" --runtime "$rt" --latency "$BATCHES" --latency-repeats "$REPEATS" --threads "$t" \
         --json "$OUT_DIR/lat.json" "${Q[@]}" >/dev/null
-      row "$OUT_DIR/lat.json" "{\"kind\": \"latency\", \"budget\": $n, \"variant\": \"$1\"}"
+      row "$OUT_DIR/lat.json" "{\"kind\": \"latency\", \"budget\": $n, \"code\": $code, \"variant\": \"$1\"}"
     done
     echo "  latency measured at $t thread(s)"
   done
@@ -93,4 +97,16 @@ PY
     echo "  batch $b, budget $budget: table $table_ms ms, fresh $(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["latency"][0]["median_ms"], 4))' "$OUT_DIR/lat.json") ms"
   done
 done
-python3 "$SRC/tools/bench/runtime_table.py" "$ROWS" | tee "$OUT_DIR/tables.md"
+B1=${BATCHES%%,*}
+for rt in libtorch openvino; do
+  "$BIN/skd-eval" --model "$SUPERNET" --latency-table --runtime "$rt" --batch-sizes "$B1" \
+    --latency-repeats "$REPEATS" --threads "$TABLE_THREADS" --out "$OUT_DIR/supernet.latency.$rt.json" "${Q[@]}" >/dev/null
+done
+python3 "$SRC/tools/bench/runtime_table.py" "$ROWS" --points "$OUT_DIR/int8_points" "$TABLE_THREADS" "$B1" |
+  tee "$OUT_DIR/tables.md"
+if command -v gnuplot >/dev/null 2>&1; then
+  /usr/bin/python3 "$SRC/tools/experiments/plot_latency.py" "$OUT_DIR/supernet.latency.libtorch.json" "$TABLE" \
+    "$OUT_DIR/supernet.latency.openvino.json" "$OUT_DIR/latency_runtimes.png" --batch "$B1" \
+    --points "$OUT_DIR/int8_points.onnxruntime.dat" "int8 (onnxruntime), the budgets' sub-networks" \
+    --points "$OUT_DIR/int8_points.openvino.dat" "int8 (OpenVINO), the budgets' sub-networks"
+fi

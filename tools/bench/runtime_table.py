@@ -2,11 +2,17 @@
 """Markdown tables of tools/bench/runtime_bench.sh's rows.jsonl: per budget, top-1 (LibTorch,
 onnxruntime fp32, int8) and median latency per runtime, thread count and batch size; the latency
 table against fresh timings; the issue-26 goals checked against the numbers.
-Usage: runtime_table.py ROWS.jsonl"""
+Usage: runtime_table.py ROWS.jsonl [--points PREFIX THREADS BATCH]
+  --points: also writes PREFIX.onnxruntime.dat and PREFIX.openvino.dat, "code median_ms" of the int8
+  sub-networks at THREADS threads and batch BATCH (points for tools/experiments/plot_latency.py)"""
+import argparse
 import json
-import sys
 
-rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+ap = argparse.ArgumentParser()
+ap.add_argument("rows")
+ap.add_argument("--points", nargs=3, metavar=("PREFIX", "THREADS", "BATCH"))
+args = ap.parse_args()
+rows = [json.loads(line) for line in open(args.rows) if line.strip()]
 acc = {(r["budget"], r["variant"]): r for r in rows if r["kind"] == "accuracy"}
 lat = {}
 for r in rows:
@@ -61,3 +67,12 @@ if tv:
     dev = max(abs(r["latency"][0]["median_ms"] / r["table_median_ms"] - 1) for r in tv)
     print(f"- table vs fresh timing: largest difference {100 * dev:.1f} % -> {'met' if dev <= 0.10 else 'NOT met'}"
           " (goal within 10 %)")
+if args.points:
+    prefix, t, bs = args.points[0], int(args.points[1]), int(args.points[2])
+    for rt in ("onnxruntime", "openvino"):
+        with open(f"{prefix}.{rt}.dat", "w") as f:
+            for r in rows:
+                if r["kind"] == "latency" and r["variant"] == f"{rt}-int8" and r["threads"] == t:
+                    for x in r["latency"]:
+                        if x["batch_size"] == bs:
+                            f.write(f'{r["code"]} {x["median_ms"]}\n')

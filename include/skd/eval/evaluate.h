@@ -55,7 +55,8 @@ EvalResult evaluate(const BatchForward& forward, int64_t num_classes, const data
 // One model's forward latency at one batch size: the row type of the latency-table file format.
 using extract::LatencyResult;
 
-// Forward latency on random inputs: `warmup` untimed runs, then `repeats` timed runs, each
+// Forward latency on random inputs: untimed runs until `warmup` runs and extract::kWarmupSeconds are done
+// (kSettleSeconds more before the first measurement of the process), then `repeats` timed runs, each
 // synchronised on CUDA; median and 10th/90th percentiles.
 LatencyResult measure_latency(models::ElasticModelImpl& model, int64_t batch_size, const torch::Device& device,
                               Amp amp, int warmup = 5, int repeats = 20, const models::Widths* widths = nullptr);

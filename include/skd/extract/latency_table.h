@@ -30,6 +30,14 @@ struct LatencyResult {
   double images_per_s = 0;  // batch_size / median
 };
 
+// The warm-up rule of every latency measurement (LibTorch's eval::measure_latency and the runtimes'
+// worker alike): untimed runs until both the warm-up count and kWarmupSeconds are done, and before the
+// first measurement of a process also kSettleSeconds (a CPU that was idle runs slower for a while:
+// measured on the team machine, a fresh process timed a 0.6 ms sub-network at ~1.0 ms for its first
+// ~0.5 s; docs/benchmarks.md, issue 26).
+inline constexpr double kWarmupSeconds = 0.1;
+inline constexpr double kSettleSeconds = 1.0;
+
 struct LatencyCodeRow {
   int64_t code = 0;
   models::Widths widths;

@@ -86,7 +86,7 @@ struct SupernetFile {
   std::string sha256;
   // The installed version of a runtime (budget.runtime), asked only for a latency budget that names one
   // (skd::deploy::installed_runtime_version by default when unset).
-  std::function<std::string(const std::string&)> runtime_version;
+  std::function<std::string(const std::string&)> runtime_version = nullptr;
 };
 
 // The sub-network of `table` (the mask table of a super-network of architecture `config`) that
