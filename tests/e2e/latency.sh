@@ -30,7 +30,7 @@ check "skd-eval --latency-table" 0 "$BIN/skd-eval" --model "$W/super.safetensors
 cp "$W/out" "$W/table.txt"
 T="$W/super.latency.json"
 [ -f "$T" ] && ok "sidecar $T written" || bad "no sidecar latency table"
-expect_in "prints where it wrote" "$W/table.txt" "wrote $T (5 codes, cpu, 1 threads"
+expect_in "prints where it wrote" "$W/table.txt" "wrote $T (5 codes, libtorch $(json "$T" 'd["runtime_version"]'), cpu, 1 threads"
 [ "$(grep -c '^ *[0-4] ' "$W/table.txt")" = 5 ] && ok "prints 5 code rows" || bad "code rows: $(cat "$W/table.txt")"
 [ "$(json "$T" '" ".join(map(str, (len(d["codes"]), d["batch_sizes"], d["threads"], d["device"], all(len(c["latency"]) == 2 and c["latency"][0]["median_ms"] > 0 for c in d["codes"]))))')" = "5 [1, 4] 1 cpu True" ] \
   && ok "table: 5 codes x 2 batch sizes, threads, device" || bad "table content: $(head -c 600 "$T")"
