@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
   auto* g_verify = app.add_option_group("Parity check");
   for (const char* key : {"verify", "python", "tolerance"}) b.add(g_verify, key);
   auto* g_int8 = app.add_option_group("int8");
-  for (const char* key : {"int8", "calibration", "calibration_split", "calibration_samples", "calibration_method"})
+  for (const char* key :
+       {"int8", "calibration", "calibration_split", "calibration_samples", "calibration_method"})
     b.add(g_int8, key);
   app::add_common_options(app, threads, log_level);
   b.add_config_options(&app, "export");

@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   b.add(&app, "mask_table");
   auto* g = app.add_option_group("Sub-network (at most one; none = the stored widths)");
   app::add_selection_options(b, g);
-  for (const char* key : {"batch", "latency_table", "runtime", "python", "list", "out", "fold_scale"}) b.add(&app, key);
+  for (const char* key : {"batch", "latency_table", "runtime", "python", "list", "out", "fold_scale"})
+    b.add(&app, key);
   app::add_common_options(app, threads, log_level);
   b.add_config_options(&app, "extraction");
   return app::run_job(app, argc, argv, b, threads, log_level, [&](const extract::ExtractJob& resolved) {

@@ -12,16 +12,16 @@ OnnxGraph load_onnx(RuntimeWorker& worker, const std::string& path, const std::s
   g.info = worker.load(path);
   const auto& in = g.info.input_shape;
   const auto& out = g.info.output_shape;
-  const auto bad = [&](const std::string& what) {
-    return FormatError(cat(key, " '", path, "': ", what));
-  };
+  const auto bad = [&](const std::string& what) { return FormatError(cat(key, " '", path, "': ", what)); };
   if (in.size() != 4 || in[1] <= 0 || in[2] <= 0 || in[2] != in[3])
     throw bad(cat("input '", g.info.input_name, "' has shape ", shape_text(in),
                   "; expected images [batch, channels, size, size] with static channels and size"));
-  if (g.info.input_type.find("float") == std::string::npos && g.info.input_type.find("f32") == std::string::npos)
+  if (g.info.input_type.find("float") == std::string::npos &&
+      g.info.input_type.find("f32") == std::string::npos)
     throw bad(cat("input '", g.info.input_name, "' is ", g.info.input_type, ", expected float32"));
   if (out.size() != 2 || out[1] <= 0)
-    throw bad(cat("output '", g.info.output_name, "' has shape ", shape_text(out), "; expected logits [batch, classes]"));
+    throw bad(cat("output '", g.info.output_name, "' has shape ", shape_text(out),
+                  "; expected logits [batch, classes]"));
   g.channels = in[1];
   g.img_size = in[2];
   g.num_classes = out[1];
@@ -33,8 +33,8 @@ OnnxGraph load_onnx(RuntimeWorker& worker, const std::string& path, const std::s
     g.config = models::manifest_config(*g.manifest, path);
     const auto& c = *g.config;
     if (c.in_chans != g.channels || c.img_size != g.img_size || c.num_classes != g.num_classes)
-      throw bad(cat("its manifest describes ", c.in_chans, " channels of ", c.img_size, "x", c.img_size, " and ",
-                    c.num_classes, " classes, but the graph reads ", shape_text(in), " and writes ",
+      throw bad(cat("its manifest describes ", c.in_chans, " channels of ", c.img_size, "x", c.img_size,
+                    " and ", c.num_classes, " classes, but the graph reads ", shape_text(in), " and writes ",
                     shape_text(out)));
   }
   return g;
@@ -52,8 +52,8 @@ data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec, const 
 eval::EvalResult evaluate_onnx(RuntimeWorker& worker, const OnnxGraph& graph, const data::Dataset& dataset,
                                eval::EvalOptions options, const eval::ProgressFn& progress) {
   if (!options.device.is_cpu())
-    throw ParameterError("device", cat(": ", graph.path, " runs in ", enum_name(worker.runtime(), kRuntimeNames),
-                                       " on the CPU"));
+    throw ParameterError("device", cat(": ", graph.path, " runs in ",
+                                       enum_name(worker.runtime(), kRuntimeNames), " on the CPU"));
   options.amp = Amp::NONE;
   options.widths = nullptr;
   const int64_t fixed = graph.batch;

@@ -41,7 +41,8 @@ double timeout_from_env() {
 // Waits for `fd` to be readable (POLLIN) or writable until `deadline`; false on timeout.
 bool wait_fd(int fd, short events, std::chrono::steady_clock::time_point deadline) {
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     pollfd p{fd, events, 0};
     const int rc = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
@@ -51,17 +52,20 @@ bool wait_fd(int fd, short events, std::chrono::steady_clock::time_point deadlin
 }
 
 std::chrono::steady_clock::time_point deadline_after(double seconds) {
-  return std::chrono::steady_clock::now() +
-         std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
+  return std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                std::chrono::duration<double>(seconds));
 }
 
 }  // namespace
 
-std::string libtorch_version() { return TORCH_VERSION; }
+std::string libtorch_version() {
+  return TORCH_VERSION;
+}
 
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += cat(i ? "," : "", shape[i] < 0 ? std::string("?") : std::to_string(shape[i]));
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += cat(i ? "," : "", shape[i] < 0 ? std::string("?") : std::to_string(shape[i]));
   return s + "]";
 }
 
@@ -75,7 +79,8 @@ std::string installed_runtime_version(const std::string& runtime, const std::str
 
 RuntimeWorker::RuntimeWorker(Runtime runtime, const WorkerOptions& o)
     : runtime_(runtime), python_(resolve_python(o.python)), threads_(o.threads) {
-  if (runtime == Runtime::LIBTORCH) throw std::invalid_argument("RuntimeWorker: libtorch runs in this process");
+  if (runtime == Runtime::LIBTORCH)
+    throw std::invalid_argument("RuntimeWorker: libtorch runs in this process");
   if (threads_ < 1) throw ParameterError("threads", cat(" must be positive (got ", threads_, ")"));
   timeout_s_ = o.timeout_s > 0 ? o.timeout_s : timeout_from_env();
   // The script and the worker's stderr live in a temporary folder for the worker's lifetime.
@@ -85,7 +90,8 @@ RuntimeWorker::RuntimeWorker(Runtime runtime, const WorkerOptions& o)
   write_file_atomic(dir->file("skd_runtime.py"), kRuntimeScript);
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-    throw std::runtime_error(cat("cannot create a socket pair for the runtime worker: ", std::strerror(errno)));
+    throw std::runtime_error(
+        cat("cannot create a socket pair for the runtime worker: ", std::strerror(errno)));
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, sv[1], 0);
@@ -97,8 +103,8 @@ RuntimeWorker::RuntimeWorker(Runtime runtime, const WorkerOptions& o)
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
   posix_spawnattr_setpgroup(&attr, 0);
   const std::string name = enum_name(runtime, kRuntimeNames);
-  std::vector<std::string> argv = {python_, "-u", dir->file("skd_runtime.py"), "--runtime", name, "--threads",
-                                   std::to_string(threads_)};
+  std::vector<std::string> argv = {python_, "-u",        dir->file("skd_runtime.py"), "--runtime",
+                                   name,    "--threads", std::to_string(threads_)};
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
@@ -113,8 +119,8 @@ RuntimeWorker::RuntimeWorker(Runtime runtime, const WorkerOptions& o)
     pid_ = -1;
     const std::string py = python_;
     throw ParameterFailure([=](const KeyNamer& n) {
-      return cat("cannot run the Python interpreter '", py, "' (", n("python"), " / SKD_PYTHON) for ", name, ": ",
-                 std::strerror(rc), ". ", kInstallRuntimes);
+      return cat("cannot run the Python interpreter '", py, "' (", n("python"), " / SKD_PYTHON) for ", name,
+                 ": ", std::strerror(rc), ". ", kInstallRuntimes);
     });
   }
   std::string line;
@@ -127,13 +133,13 @@ RuntimeWorker::RuntimeWorker(Runtime runtime, const WorkerOptions& o)
     const std::string py = python_;
     if (status == 3)
       throw ParameterFailure([=](const KeyNamer& n) {
-        return cat(name, " is not installed in the Python interpreter '", py, "' (", n("python"), " / SKD_PYTHON: ",
-                   why, "). Install it: ", kInstallRuntimes);
+        return cat(name, " is not installed in the Python interpreter '", py, "' (", n("python"),
+                   " / SKD_PYTHON: ", why, "). Install it: ", kInstallRuntimes);
       });
     throw ParameterFailure([=](const KeyNamer& n) {
       return cat("the ", name, " worker did not start with the Python interpreter '", py, "' (", n("python"),
-                 " / SKD_PYTHON; exit ", status, status == 127 ? ": interpreter not found" : "", "): ", why, ". ",
-                 kInstallRuntimes);
+                 " / SKD_PYTHON; exit ", status, status == 127 ? ": interpreter not found" : "", "): ", why,
+                 ". ", kInstallRuntimes);
     });
   }
   try {
@@ -187,8 +193,9 @@ int RuntimeWorker::reap() {
 void RuntimeWorker::died(const std::string& during) {
   const int status = reap();
   const std::string why = last_line(read_text(dir_ + "/stderr.txt"));
-  throw std::runtime_error(cat("the ", enum_name(runtime_, kRuntimeNames), " worker (", python_, ") ended during ",
-                               during, " (exit ", status, ")", why.empty() ? "" : ": ", why));
+  throw std::runtime_error(cat("the ", enum_name(runtime_, kRuntimeNames), " worker (", python_,
+                               ") ended during ", during, " (exit ", status, ")", why.empty() ? "" : ": ",
+                               why));
 }
 
 void RuntimeWorker::write_all(const std::string& bytes, const std::string& during) {
@@ -247,8 +254,9 @@ std::string RuntimeWorker::read_line(const std::string& during) {
 void RuntimeWorker::timed_out(const std::string& during) {
   if (pid_ > 0) ::kill(-pid_, SIGKILL);
   reap();
-  throw std::runtime_error(cat("the ", enum_name(runtime_, kRuntimeNames), " worker (", python_, ") did not answer ",
-                               during, " within ", timeout_s_, " s and was killed (SKD_RUNTIME_TIMEOUT)"));
+  throw std::runtime_error(cat("the ", enum_name(runtime_, kRuntimeNames), " worker (", python_,
+                               ") did not answer ", during, " within ", timeout_s_,
+                               " s and was killed (SKD_RUNTIME_TIMEOUT)"));
 }
 
 nlohmann::json RuntimeWorker::parse_reply(const std::string& line, const std::string& during) {
@@ -257,7 +265,8 @@ nlohmann::json RuntimeWorker::parse_reply(const std::string& line, const std::st
     j = io::parse_json_bounded(line, "its answer");
   } catch (const io::JsonError& e) {
     throw FormatError(cat("the ", enum_name(runtime_, kRuntimeNames), " worker answered ", during,
-                          " with something that is not JSON (", e.detail(), "): '", line.substr(0, 200), "'"));
+                          " with something that is not JSON (", e.detail(), "): '", line.substr(0, 200),
+                          "'"));
   }
   if (!j.is_object() || !j.value("ok", false))
     throw std::runtime_error(cat(enum_name(runtime_, kRuntimeNames), " ", version_, " refused ", during, ": ",
@@ -265,7 +274,8 @@ nlohmann::json RuntimeWorker::parse_reply(const std::string& line, const std::st
   return j;
 }
 
-nlohmann::json RuntimeWorker::request(const nlohmann::json& req, const std::string& payload, std::string* reply) {
+nlohmann::json RuntimeWorker::request(const nlohmann::json& req, const std::string& payload,
+                                      std::string* reply) {
   const std::string during = cat("the request '", req.value("cmd", std::string("?")), "'",
                                  loaded_.empty() ? "" : cat(" for '", loaded_, "'"));
   auto r = req;
@@ -283,8 +293,8 @@ nlohmann::json RuntimeWorker::request(const nlohmann::json& req, const std::stri
   const auto bytes = j.find("bytes");
   if (bytes != j.end()) {
     if (!bytes->is_number_unsigned() || bytes->get<uint64_t>() > (uint64_t{16} << 30))
-      throw FormatError(cat("the ", enum_name(runtime_, kRuntimeNames), " worker announced a bad payload size in ",
-                            during));
+      throw FormatError(cat("the ", enum_name(runtime_, kRuntimeNames),
+                            " worker announced a bad payload size in ", during));
     std::string data(bytes->get<size_t>(), '\0');
     read_exact(data.data(), data.size(), during);
     if (reply) *reply = std::move(data);
@@ -338,8 +348,8 @@ torch::Tensor RuntimeWorker::run(const torch::Tensor& input) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   if (n < 0 || static_cast<size_t>(n) * sizeof(float) != reply.size())
-    throw FormatError(cat("the runtime worker's output for '", loaded_, "' has ", reply.size(),
-                          " bytes for its shape"));
+    throw FormatError(
+        cat("the runtime worker's output for '", loaded_, "' has ", reply.size(), " bytes for its shape"));
   auto y = torch::empty(shape, torch::kFloat32);
   std::memcpy(y.data_ptr<float>(), reply.data(), reply.size());
   return y;

@@ -47,8 +47,8 @@ void print_latency_row(std::FILE* out, const LatencyResult& r) {
 }
 
 void print_accuracy(std::FILE* out, const EvalResult& r) {
-  std::fprintf(out, "top-1 %.2f%%  top-5 %.2f%%  loss %.4f  images %lld  %.1f images/s\n", r.top1, r.top5, r.loss,
-               static_cast<long long>(r.images), r.images_per_s);
+  std::fprintf(out, "top-1 %.2f%%  top-5 %.2f%%  loss %.4f  images %lld  %.1f images/s\n", r.top1, r.top5,
+               r.loss, static_cast<long long>(r.images), r.images_per_s);
   if (r.bad_images > 0) {
     std::fprintf(out, "skipped %lld unreadable image(s), e.g. %s\n", static_cast<long long>(r.bad_images),
                  r.bad_paths.empty() ? "?" : r.bad_paths.front().c_str());
@@ -83,16 +83,19 @@ EvalOptions eval_options(const EvalJob& o, const torch::Device& device) {
 
 void print_latency_table(const LatencyTable& t, const std::string& path, std::FILE* out) {
   std::fprintf(out, "%6s %14s %12s", "code", "MACs paper", "params");
-  for (int64_t b : t.batch_sizes) std::fprintf(out, "  %28s", cat("batch ", b, ": median [p10, p90] ms").c_str());
+  for (int64_t b : t.batch_sizes)
+    std::fprintf(out, "  %28s", cat("batch ", b, ": median [p10, p90] ms").c_str());
   std::fprintf(out, "\n");
   for (const auto& r : t.codes) {
     std::fprintf(out, "%6lld %14s %11.3fM", static_cast<long long>(r.code),
                  models::macs_format(r.cost.macs_paper).c_str(), r.cost.params / 1e6);
-    for (const auto& l : r.latency) std::fprintf(out, "  %10.3f [%7.3f, %7.3f]", l.median_ms, l.p10_ms, l.p90_ms);
+    for (const auto& l : r.latency)
+      std::fprintf(out, "  %10.3f [%7.3f, %7.3f]", l.median_ms, l.p10_ms, l.p90_ms);
     std::fprintf(out, "\n");
   }
-  std::fprintf(out, "wrote %s (%zu codes, %s %s, %s, %d threads, sweep %.1f s)\n", path.c_str(), t.codes.size(),
-               t.runtime.c_str(), t.runtime_version.c_str(), t.device.c_str(), t.threads, t.sweep_seconds);
+  std::fprintf(out, "wrote %s (%zu codes, %s %s, %s, %d threads, sweep %.1f s)\n", path.c_str(),
+               t.codes.size(), t.runtime.c_str(), t.runtime_version.c_str(), t.device.c_str(), t.threads,
+               t.sweep_seconds);
 }
 
 void run_summary(const EvalJob& o, std::FILE* out) {
@@ -128,16 +131,20 @@ void run_latency(const EvalJob& o, models::ElasticModelImpl& model, const torch:
     rows.push_back(latency_json(r));
   }
   auto j = cost_json(models::macs_count(model.config(), model.widths()));
-  j.update({{"model", o.model}, {"device", device.str()}, {"amp", enum_name(o.amp, kAmpNames)},
-            {"runtime", "libtorch"}, {"runtime_version", deploy::libtorch_version()},
-            {"threads", torch::get_num_threads()}, {"latency", rows}});
+  j.update({{"model", o.model},
+            {"device", device.str()},
+            {"amp", enum_name(o.amp, kAmpNames)},
+            {"runtime", "libtorch"},
+            {"runtime_version", deploy::libtorch_version()},
+            {"threads", torch::get_num_threads()},
+            {"latency", rows}});
   write_json(o.json, j);
 }
 
 // Every op code of a super-network, timed as the standalone sub-network extract::extract would write: in
 // LibTorch, or (worker given) exported as skd-export writes it and run in that runtime.
-void run_latency_table(const EvalJob& o, models::LoadedModel& loaded, const torch::Device& device, std::FILE* out,
-                       deploy::RuntimeWorker* worker = nullptr) {
+void run_latency_table(const EvalJob& o, models::LoadedModel& loaded, const torch::Device& device,
+                       std::FILE* out, deploy::RuntimeWorker* worker = nullptr) {
   const auto table =
       models::load_mask_table(loaded.manifest, "", loaded.model->config(), loaded.model->widths(), o.model);
   std::vector<models::Widths> codes;
@@ -147,15 +154,18 @@ void run_latency_table(const EvalJob& o, models::LoadedModel& loaded, const torc
   lo.device = device;
   lo.amp = o.amp;
   lo.repeats = o.latency_repeats;
-  const std::string path = o.out.empty() ? extract::latency_table_path(o.model, enum_name(runtime_of(o), deploy::kRuntimeNames)) : o.out;
+  const std::string path =
+      o.out.empty() ? extract::latency_table_path(o.model, enum_name(runtime_of(o), deploy::kRuntimeNames))
+                    : o.out;
   const std::string where =
-      worker ? cat(enum_name(worker->runtime(), deploy::kRuntimeNames), " ", worker->version()) : device.str();
+      worker ? cat(enum_name(worker->runtime(), deploy::kRuntimeNames), " ", worker->version())
+             : device.str();
   log_info("timing ", codes.size(), " op codes x ", lo.batch_sizes.size(), " batch size(s) in ", where, ", ",
            worker ? worker->threads() : torch::get_num_threads(), " thread(s)");
   ProgressBar bar("runs");
   const auto sha = models::file_sha256(o.model);
-  const auto t = worker ? exporter::measure_runtime_latency_table(*loaded.model, codes, lo, *worker, o.model, sha,
-                                                                  bar.callback())
+  const auto t = worker ? exporter::measure_runtime_latency_table(*loaded.model, codes, lo, *worker, o.model,
+                                                                  sha, bar.callback())
                         : measure_latency_table(*loaded.model, codes, lo, o.model, sha, bar.callback());
   bar.finish();
   extract::write_latency_table(path, t);
@@ -209,23 +219,27 @@ void run_in_runtime(const EvalJob& o, deploy::Runtime runtime, std::FILE* out) {
   }
   const auto graph = deploy::load_onnx(worker, path);
   const auto cost = graph.config ? std::optional(models::macs_count(*graph.config)) : std::nullopt;
-  log_info("running ", o.model, " in ", rt, " (", worker.python(), "), ", worker.threads(), " thread(s); input ",
-           deploy::shape_text(graph.info.input_shape));
+  log_info("running ", o.model, " in ", rt, " (", worker.python(), "), ", worker.threads(),
+           " thread(s); input ", deploy::shape_text(graph.info.input_shape));
   if (o.latency) {
     nlohmann::json rows = nlohmann::json::array();
     std::fprintf(out, "%8s %12s %12s %12s %14s\n", "batch", "median ms", "p10 ms", "p90 ms", "images/s");
     for (int64_t b : o.latency->values) {
       if (!graph.dynamic_batch && b != graph.batch)
-        throw ParameterError("latency", cat(": '", o.model, "' has a fixed batch size of ", graph.batch,
-                                            ", not ", b));
+        throw ParameterError("latency",
+                             cat(": '", o.model, "' has a fixed batch size of ", graph.batch, ", not ", b));
       const auto r = worker.time(b, 5, o.latency_repeats);
       print_latency_row(out, r);
       rows.push_back(latency_json(r));
     }
     nlohmann::json j = cost ? cost_json(*cost) : nlohmann::json::object();
-    j.update({{"model", o.model}, {"device", "cpu"}, {"amp", "none"},
-              {"runtime", enum_name(runtime, deploy::kRuntimeNames)}, {"runtime_version", worker.version()},
-              {"threads", worker.threads()}, {"latency", rows}});
+    j.update({{"model", o.model},
+              {"device", "cpu"},
+              {"amp", "none"},
+              {"runtime", enum_name(runtime, deploy::kRuntimeNames)},
+              {"runtime_version", worker.version()},
+              {"threads", worker.threads()},
+              {"latency", rows}});
     return write_json(o.json, j);
   }
   const auto spec = deploy::data_spec_for(graph, data_spec(o));
@@ -240,7 +254,8 @@ void run_in_runtime(const EvalJob& o, deploy::Runtime runtime, std::FILE* out) {
   auto j = accuracy_json(r, cost.value_or(models::ModelCost{}), o.model, dataset->describe());
   j["runtime"] = enum_name(runtime, deploy::kRuntimeNames);
   j["runtime_version"] = worker.version();
-  if (graph.manifest && graph.manifest->contains("quantization")) j["quantization"] = (*graph.manifest)["quantization"];
+  if (graph.manifest && graph.manifest->contains("quantization"))
+    j["quantization"] = (*graph.manifest)["quantization"];
   write_json(o.json, j);
   if (!o.save_outputs.empty()) save_dataset_outputs(r, *dataset, o.save_outputs);
 }
@@ -283,21 +298,23 @@ void check_job(const EvalJob& o) {
   const bool onnx = is_onnx(o.model);
   if (onnx && runtime == deploy::Runtime::LIBTORCH)
     throw ParameterError([m = o.model](N n) {
-      return cat(n("model"), " '", m, "' is an ONNX graph: run it with ", n("runtime"), " onnxruntime or openvino");
+      return cat(n("model"), " '", m, "' is an ONNX graph: run it with ", n("runtime"),
+                 " onnxruntime or openvino");
     });
   if (runtime != deploy::Runtime::LIBTORCH) {
     if (!o.inputs.empty())
-      throw ParameterError([](N n) { return cat(n("inputs"), " runs in libtorch only (drop ", n("runtime"), ")"); });
+      throw ParameterError(
+          [](N n) { return cat(n("inputs"), " runs in libtorch only (drop ", n("runtime"), ")"); });
     if (o.device != "cpu" || o.amp != Amp::NONE)
       throw ParameterError([](N n) {
-        return cat(n("runtime"), " onnxruntime/openvino run on the CPU in float32 (drop ", n("device"), "/", n("amp"),
-                   ")");
+        return cat(n("runtime"), " onnxruntime/openvino run on the CPU in float32 (drop ", n("device"), "/",
+                   n("amp"), ")");
       });
   }
   if (onnx && (o.latency_table || o.attn_keep != 1.0 || o.mlp_keep != 1.0))
     throw ParameterError([](N n) {
-      return cat(n("model"), ": an .onnx graph is one fixed sub-network (", n("latency_table"), ", ", n("attn_keep"),
-                 " and ", n("mlp_keep"), " need the super-network's artifact)");
+      return cat(n("model"), ": an .onnx graph is one fixed sub-network (", n("latency_table"), ", ",
+                 n("attn_keep"), " and ", n("mlp_keep"), " need the super-network's artifact)");
     });
 }
 
@@ -305,7 +322,10 @@ void check_job(const EvalJob& o) {
 // not a directory or special file, in a writable folder.
 void check_outputs(const EvalJob& o) {
   const std::vector<std::string> inputs = {o.model, o.arch, o.inputs, o.class_index};
-  const std::string table = !o.latency_table ? "" : o.out.empty() ? extract::latency_table_path(o.model, enum_name(runtime_of(o), deploy::kRuntimeNames)) : o.out;
+  const std::string table =
+      !o.latency_table ? ""
+      : o.out.empty()  ? extract::latency_table_path(o.model, enum_name(runtime_of(o), deploy::kRuntimeNames))
+                       : o.out;
   const std::string table_key = o.out.empty() ? "latency_table" : "out";
   check_output_file("json", o.json, inputs);
   check_output_file("save_outputs", o.save_outputs, inputs);

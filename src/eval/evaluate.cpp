@@ -26,8 +26,8 @@ EvalResult evaluate(const BatchForward& forward, int64_t num_classes, const data
                     const EvalOptions& opt, const ProgressFn& progress) {
   if (opt.batch_size <= 0) throw ParameterError("batch_size", " must be positive");
   if (dataset.num_classes() > num_classes)
-    throw std::invalid_argument(cat("the dataset has ", dataset.num_classes(), " classes but the model predicts ",
-                                    num_classes));
+    throw std::invalid_argument(
+        cat("the dataset has ", dataset.num_classes(), " classes but the model predicts ", num_classes));
   const int64_t total = opt.limit > 0 ? std::min(opt.limit, dataset.size()) : dataset.size();
   std::vector<int64_t> order(static_cast<size_t>(total));
   std::iota(order.begin(), order.end(), 0);
@@ -100,7 +100,8 @@ LatencyResult measure_latency(models::ElasticModelImpl& model, int64_t batch_siz
   static std::atomic<bool> settled{false};
   const double spin = extract::kWarmupSeconds + (settled.exchange(true) ? 0.0 : extract::kSettleSeconds);
   const auto w0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < warmup || std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count() < spin;
+  for (int i = 0;
+       i < warmup || std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count() < spin;
        ++i) {
     model.forward(x, fwd);
     synchronize(device);

@@ -39,24 +39,28 @@ torch::Tensor run_all(deploy::RuntimeWorker& worker, const torch::Tensor& images
 
 std::string Int8Result::line() const {
   char buf[256];
-  std::string s = cat("int8: ", quantization.value("scheme", std::string("?")), "; calibrated on ", images,
-                      " images");
+  std::string s =
+      cat("int8: ", quantization.value("scheme", std::string("?")), "; calibrated on ", images, " images");
   if (bad_images > 0) s += cat(" (", bad_images, " unreadable skipped)");
   if (agreement) {
-    std::snprintf(buf, sizeof buf, "; top-1 agreement with fp32 %.2f%% on the calibration images, max |logit diff| %.3g",
+    std::snprintf(buf, sizeof buf,
+                  "; top-1 agreement with fp32 %.2f%% on the calibration images, max |logit diff| %.3g",
                   *agreement, max_abs_diff);
     s += buf;
   }
   return s;
 }
 
-Int8Result quantize_int8(const std::string& fp32_bytes, const models::ModelConfig& config, nlohmann::json manifest,
-                         const Int8Options& o, const deploy::WorkerOptions& worker_options) {
-  if (o.calibration.empty()) throw ParameterError("calibration", " is required for int8 (the images to calibrate on)");
-  if (o.samples <= 0) throw ParameterError("calibration_samples", cat(" must be positive (got ", o.samples, ")"));
+Int8Result quantize_int8(const std::string& fp32_bytes, const models::ModelConfig& config,
+                         nlohmann::json manifest, const Int8Options& o,
+                         const deploy::WorkerOptions& worker_options) {
+  if (o.calibration.empty())
+    throw ParameterError("calibration", " is required for int8 (the images to calibrate on)");
+  if (o.samples <= 0)
+    throw ParameterError("calibration_samples", cat(" must be positive (got ", o.samples, ")"));
   if (o.method != "minmax" && o.method != "percentile" && o.method != "entropy")
-    throw ParameterError("calibration_method",
-                         cat(": unknown value '", o.method, "' (expected one of minmax, percentile, entropy)"));
+    throw ParameterError("calibration_method", cat(": unknown value '", o.method,
+                                                   "' (expected one of minmax, percentile, entropy)"));
   data::DataSpec spec;
   spec.spec = o.calibration;
   spec.split = o.split;
@@ -86,10 +90,10 @@ Int8Result quantize_int8(const std::string& fp32_bytes, const models::ModelConfi
     images += batch.images.size(0);
   }
   if (images == 0)
-    throw ParameterError("calibration", cat(" '", o.calibration, "': none of its ", loader.bad_images(),
-                                            " drawn images could be read (e.g. '",
-                                            loader.bad_paths().empty() ? std::string("?") : loader.bad_paths().front(),
-                                            "')"));
+    throw ParameterError(
+        "calibration", cat(" '", o.calibration, "': none of its ", loader.bad_images(),
+                           " drawn images could be read (e.g. '",
+                           loader.bad_paths().empty() ? std::string("?") : loader.bad_paths().front(), "')"));
   const auto calib = torch::cat(parts, 0).contiguous();
 
   deploy::RuntimeWorker worker(deploy::Runtime::ONNXRUNTIME, worker_options);
@@ -97,27 +101,31 @@ Int8Result quantize_int8(const std::string& fp32_bytes, const models::ModelConfi
   r.images = images;
   r.bad_images = loader.bad_images();
   r.quantization = {
-      {"scheme", cat("static int8 (QDQ): int8 weights per ", o.per_channel ? "output channel" : "tensor",
-                     o.reduce_range ? " (7-bit range)" : "", ", uint8 activations, ", o.method, " calibration")},
+      {"scheme",
+       cat("static int8 (QDQ): int8 weights per ", o.per_channel ? "output channel" : "tensor",
+           o.reduce_range ? " (7-bit range)" : "", ", uint8 activations, ", o.method, " calibration")},
       {"library", cat("onnxruntime ", worker.version(), " quantize_static")},
       {"weights", "int8, symmetric"},
       {"activations", "uint8, asymmetric"},
       {"per_channel", o.per_channel},
       {"reduce_range", o.reduce_range},
       {"method", o.method},
-      {"ops", "MatMul/Gemm with a weight (the Linear layers); attention's activation x activation MatMuls "
-              "stay float32"},
+      {"ops",
+       "MatMul/Gemm with a weight (the Linear layers); attention's activation x activation MatMuls "
+       "stay float32"},
       {"calibration",
        {{"data", o.calibration},
         {"split", o.split},
         {"images", images},
         {"drawn", static_cast<int64_t>(order.size())},
         {"seed", o.seed},
-        {"transform", cat("eval: resize ", spec.crop_pct, " crop, ", config.img_size, "x", config.img_size)}}}};
+        {"transform",
+         cat("eval: resize ", spec.crop_pct, " crop, ", config.img_size, "x", config.img_size)}}}};
   manifest["quantization"] = r.quantization;
 
   deploy::TempDir dir;
-  const std::string fp32 = dir.file("fp32.onnx"), int8 = dir.file("int8.onnx"), calib_path = dir.file("calibration.f32");
+  const std::string fp32 = dir.file("fp32.onnx"), int8 = dir.file("int8.onnx"),
+                    calib_path = dir.file("calibration.f32");
   write_file_atomic(fp32, fp32_bytes.data(), fp32_bytes.size());
   write_file_atomic(calib_path, calib.data_ptr(), static_cast<size_t>(calib.numel()) * sizeof(float));
   worker.quantize({{"model", fp32},

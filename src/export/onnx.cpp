@@ -35,8 +35,9 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
   if (job.out.empty()) throw ParameterError("out", " is required (the .onnx file to write)");
   if (!(job.tolerance >= 0))
     throw ParameterError("tolerance", cat(" must be >= 0 (got ", job.tolerance, ")"));
-  if (!job.int8 && (!job.calibration.empty() || job.calibration_split != Int8Options{}.split ||
-                    job.calibration_samples != Int8Options{}.samples || job.calibration_method != Int8Options{}.method))
+  if (!job.int8 &&
+      (!job.calibration.empty() || job.calibration_split != Int8Options{}.split ||
+       job.calibration_samples != Int8Options{}.samples || job.calibration_method != Int8Options{}.method))
     throw ParameterError([](const KeyNamer& n) {
       return cat(n("calibration"), ", ", n("calibration_split"), ", ", n("calibration_samples"), " and ",
                  n("calibration_method"), " go with ", n("int8"));
@@ -62,10 +63,10 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
   const extract::ExtractSource source{
       job.model, models::file_sha256(job.model), selection.mask_table,
       loaded.manifest.contains("provenance") ? loaded.manifest["provenance"] : nlohmann::json()};
-  const auto choice = extract::resolve_selection(
-      loaded, selection, {job.model, source.model_sha256, [&](const std::string& rt) {
-                            return deploy::installed_runtime_version(rt, job.python);
-                          }});
+  const auto choice = extract::resolve_selection(loaded, selection,
+                                                 {job.model, source.model_sha256, [&](const std::string& rt) {
+                                                    return deploy::installed_runtime_version(rt, job.python);
+                                                  }});
   if (choice.selection) extract::print_selection(*choice.selection, out);
   auto sub = extract::extract(*loaded.model, choice, source, {job.fold_scale});
   sub.model->eval();
@@ -108,8 +109,8 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
   write_file_atomic(job.out, bytes.data(), bytes.size());
   const std::string ws = extract::widths_text(r.widths);
   std::fprintf(out, "wrote %s%s: %s MACs (paper), %.3f M params, opset %d, batch %s, %.2f MB; widths %s%s\n",
-               job.out.c_str(), job.int8 ? " (int8)" : "", models::macs_format(r.cost.macs_paper).c_str(), r.cost.params / 1e6,
-               graph.opset, job.batch.c_str(), r.bytes / 1e6, ws.c_str(),
+               job.out.c_str(), job.int8 ? " (int8)" : "", models::macs_format(r.cost.macs_paper).c_str(),
+               r.cost.params / 1e6, graph.opset, job.batch.c_str(), r.bytes / 1e6, ws.c_str(),
                job.fold_scale ? "; attention scale folded into the query weights" : "");
   if (r.parity) std::fprintf(out, "%s\n", r.parity->line().c_str());
   if (r.int8) std::fprintf(out, "%s\n", r.int8->line().c_str());

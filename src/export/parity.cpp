@@ -122,13 +122,13 @@ ParityResult check_parity(models::ElasticModelImpl& model, const std::string& on
   const std::string err = last_line(read_text(dir.file("err.txt")));
   if (rc == 3)
     throw ParameterFailure([=](const KeyNamer& name) {
-      return cat(
-          name("verify"), " needs onnxruntime in the Python interpreter '", result.python, "' (", err,
-          "). Install it: `bash scripts/setup_venv.sh --runtimes` (prints the environment's folder on its last line), "
-          "then pass ",
-          name("python"),
-          " <that folder>/bin/python (or set SKD_PYTHON); or `pip install "
-          "onnxruntime numpy` into that Python");
+      return cat(name("verify"), " needs onnxruntime in the Python interpreter '", result.python, "' (", err,
+                 "). Install it: `bash scripts/setup_venv.sh --runtimes` (prints the environment's folder on "
+                 "its last line), "
+                 "then pass ",
+                 name("python"),
+                 " <that folder>/bin/python (or set SKD_PYTHON); or `pip install "
+                 "onnxruntime numpy` into that Python");
     });
   if (rc != 0)
     throw std::runtime_error(cat("the onnxruntime parity check with '", result.python, "' failed (exit ", rc,

@@ -15,8 +15,9 @@ namespace skd::exporter {
 
 eval::LatencyTable measure_runtime_latency_table(const models::ElasticModelImpl& model,
                                                  const std::vector<models::Widths>& code_widths,
-                                                 const eval::LatencyTableOptions& o, deploy::RuntimeWorker& worker,
-                                                 const std::string& model_path, const std::string& model_sha256,
+                                                 const eval::LatencyTableOptions& o,
+                                                 deploy::RuntimeWorker& worker, const std::string& model_path,
+                                                 const std::string& model_sha256,
                                                  const eval::LatencyProgressFn& progress) {
   if (o.batch_sizes.empty()) throw ParameterError("batch_sizes", ": no batch sizes given");
   for (int64_t b : o.batch_sizes)

@@ -60,9 +60,9 @@ void run_extract_job(const ExtractJob& o, std::FILE* out) {
       o.model, models::file_sha256(o.model), s.mask_table,
       loaded.manifest.contains("provenance") ? loaded.manifest["provenance"] : nlohmann::json()};
   const auto t_read = clock::now();
-  const auto choice = resolve_selection(
-      loaded, s,
-      {o.model, source.model_sha256, [&](const std::string& rt) { return deploy::installed_runtime_version(rt, o.python); }});
+  const auto choice = resolve_selection(loaded, s, {o.model, source.model_sha256, [&](const std::string& rt) {
+                                                      return deploy::installed_runtime_version(rt, o.python);
+                                                    }});
   if (choice.selection) print_selection(*choice.selection, out);
   const auto sub = extract(*loaded.model, choice, source, {o.fold_scale});
   const auto t_slice = clock::now();

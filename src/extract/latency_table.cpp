@@ -22,11 +22,22 @@ nlohmann::json LatencyTable::to_json() const {
     rows.push_back({{"code", r.code}, {"macs_paper", r.cost.macs_paper}, {"macs_full", r.cost.macs_full},
                     {"params", r.cost.params}, {"widths", w}, {"latency", lat}});
   }
-  return {{"format", kLatencyTableFormat}, {"format_version", kLatencyTableVersion}, {"model", model},
-          {"model_sha256", model_sha256}, {"device", device}, {"amp", amp}, {"runtime", runtime},
-          {"runtime_version", runtime_version}, {"threads", threads},
-          {"torch_version", torch_version}, {"created", created}, {"warmup", warmup}, {"repeats", repeats},
-          {"sweep_seconds", sweep_seconds}, {"batch_sizes", batch_sizes}, {"codes", rows}};
+  return {{"format", kLatencyTableFormat},
+          {"format_version", kLatencyTableVersion},
+          {"model", model},
+          {"model_sha256", model_sha256},
+          {"device", device},
+          {"amp", amp},
+          {"runtime", runtime},
+          {"runtime_version", runtime_version},
+          {"threads", threads},
+          {"torch_version", torch_version},
+          {"created", created},
+          {"warmup", warmup},
+          {"repeats", repeats},
+          {"sweep_seconds", sweep_seconds},
+          {"batch_sizes", batch_sizes},
+          {"codes", rows}};
 }
 
 LatencyTable LatencyTable::from_json(const nlohmann::json& j, const std::string& source) {
@@ -54,7 +65,8 @@ LatencyTable LatencyTable::from_json(const nlohmann::json& j, const std::string&
     t.amp = j.at("amp").get<std::string>();
     t.runtime = j.value("runtime", std::string("libtorch"));
     if (t.runtime != "libtorch" && t.runtime != "onnxruntime" && t.runtime != "openvino")
-      throw fail(cat("key 'runtime' is '", excerpt(t.runtime), "', expected libtorch, onnxruntime or openvino"));
+      throw fail(
+          cat("key 'runtime' is '", excerpt(t.runtime), "', expected libtorch, onnxruntime or openvino"));
     t.runtime_version = j.value("runtime_version", std::string());
     t.threads = count("threads", 0);
     t.torch_version = j.value("torch_version", std::string());
@@ -103,7 +115,8 @@ LatencyTable LatencyTable::from_json(const nlohmann::json& j, const std::string&
 
 std::string latency_table_path(const std::string& model_path, const std::string& runtime) {
   const std::string ext = ".safetensors";
-  const std::string suffix = runtime.empty() || runtime == "libtorch" ? ".latency.json" : cat(".latency.", runtime, ".json");
+  const std::string suffix =
+      runtime.empty() || runtime == "libtorch" ? ".latency.json" : cat(".latency.", runtime, ".json");
   if (model_path.size() > ext.size() && model_path.compare(model_path.size() - ext.size(), ext.size(), ext) == 0)
     return model_path.substr(0, model_path.size() - ext.size()) + suffix;
   return model_path + suffix;

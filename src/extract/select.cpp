@@ -70,20 +70,21 @@ LatencyChoice choose_by_latency(const Budget& b, const models::MaskTable& table,
   LatencyChoice c;
   c.budget_ms = b.latency_ms;
   c.table_path = b.latency_table.empty() ? latency_table_path(supernet.path, b.runtime) : b.latency_table;
-  const std::string measure =
-      b.runtime.empty() || b.runtime == "libtorch" ? kMeasureLatencyTable : cat(kMeasureLatencyTable, " --runtime ", b.runtime);
+  const std::string measure = b.runtime.empty() || b.runtime == "libtorch"
+                                  ? kMeasureLatencyTable
+                                  : cat(kMeasureLatencyTable, " --runtime ", b.runtime);
   const auto t = read_latency_table(c.table_path, measure);
   // A table times one runtime (and one version of it): a budget for another is not answered by it.
   if (!b.runtime.empty() && t.runtime != b.runtime)
     throw ParameterError([=](const KeyNamer& n) {
-      return cat(n("latency_table"), " '", c.table_path, "' was measured in ", t.runtime, " ", t.runtime_version,
-                 ", not in ", b.runtime, " (", n("runtime"), "): measure it with ", kMeasureLatencyTable,
-                 " --runtime ", b.runtime);
+      return cat(n("latency_table"), " '", c.table_path, "' was measured in ", t.runtime, " ",
+                 t.runtime_version, ", not in ", b.runtime, " (", n("runtime"), "): measure it with ",
+                 kMeasureLatencyTable, " --runtime ", b.runtime);
     });
   if (!b.runtime.empty() && !b.runtime_version.empty() && t.runtime_version != b.runtime_version)
     throw ParameterError([=](const KeyNamer& n) {
-      return cat(n("latency_table"), " '", c.table_path, "' was measured in ", t.runtime, " ", t.runtime_version,
-                 ", but ", b.runtime, " ", b.runtime_version, " runs here (", n("runtime"),
+      return cat(n("latency_table"), " '", c.table_path, "' was measured in ", t.runtime, " ",
+                 t.runtime_version, ", but ", b.runtime, " ", b.runtime_version, " runs here (", n("runtime"),
                  "): measure it again with ", kMeasureLatencyTable, " --runtime ", b.runtime);
     });
   std::vector<models::Widths> widths;  // the sub-networks the codes select now (a mask_table override too)
@@ -138,12 +139,18 @@ Selection select(const models::ModelConfig& config, const models::MaskTable& tab
     case Budget::Kind::LATENCY: {
       const auto c = choose_by_latency(budget, table, supernet);
       s.code = c.measured.code;
-      s.provenance["latency"] = {{"budget_ms", c.budget_ms},       {"batch_size", c.measured.batch_size},
-                                 {"median_ms", c.measured.median_ms}, {"p10_ms", c.measured.p10_ms},
-                                 {"p90_ms", c.measured.p90_ms},     {"device", c.device},
-                                 {"threads", c.threads},            {"amp", c.amp},
-                                 {"table", c.table_path},           {"measured", c.created},
-                                 {"runtime", c.runtime},            {"runtime_version", c.runtime_version}};
+      s.provenance["latency"] = {{"budget_ms", c.budget_ms},
+                                 {"batch_size", c.measured.batch_size},
+                                 {"median_ms", c.measured.median_ms},
+                                 {"p10_ms", c.measured.p10_ms},
+                                 {"p90_ms", c.measured.p90_ms},
+                                 {"device", c.device},
+                                 {"threads", c.threads},
+                                 {"amp", c.amp},
+                                 {"table", c.table_path},
+                                 {"measured", c.created},
+                                 {"runtime", c.runtime},
+                                 {"runtime_version", c.runtime_version}};
       s.description = cat("largest sub-network with median latency <= ", c.budget_ms, " ms at batch ",
                           c.measured.batch_size, " in ", c.runtime, " (", c.table_path, ")");
       s.latency = c;

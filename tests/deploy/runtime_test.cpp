@@ -44,33 +44,42 @@ TEST(RuntimeWorker, MissingInterpreterSaysHowToInstall) {
 
 TEST(RuntimeWorker, RuntimeNotInstalledSaysHowToInstall) {
   // Exit 3 with a message: what python/skd_runtime.py does when the import fails.
-  const auto py = fake_python("no_runtime", "echo \"cannot import onnxruntime (No module named 'onnxruntime')\" >&2; exit 3");
+  const auto py = fake_python(
+      "no_runtime", "echo \"cannot import onnxruntime (No module named 'onnxruntime')\" >&2; exit 3");
   const auto msg = test::error_of<ParameterFailure>([&] { RuntimeWorker(Runtime::ONNXRUNTIME, with(py)); });
-  EXPECT_NE(msg.find("onnxruntime is not installed in the Python interpreter '" + py + "'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("onnxruntime is not installed in the Python interpreter '" + py + "'"),
+            std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("No module named 'onnxruntime'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("setup_venv.sh --runtimes"), std::string::npos) << msg;
 }
 
 TEST(RuntimeWorker, AWorkerThatDiesOrLiesIsAnError) {
   // Answers the start, then exits on the first request.
-  const auto dies = fake_python("dies", "echo '{\"ok\": true, \"version\": \"9.9\"}'; read line; echo boom >&2; exit 7");
+  const auto dies =
+      fake_python("dies", "echo '{\"ok\": true, \"version\": \"9.9\"}'; read line; echo boom >&2; exit 7");
   RuntimeWorker w(Runtime::OPENVINO, with(dies));
   EXPECT_EQ(w.version(), "9.9");
   const auto msg = test::error_of<std::runtime_error>([&] { w.load("model.onnx"); });
-  EXPECT_NE(msg.find("the openvino worker (" + dies + ") ended during the request 'load' for 'model.onnx' (exit 7): boom"),
+  EXPECT_NE(msg.find("the openvino worker (" + dies +
+                     ") ended during the request 'load' for 'model.onnx' (exit 7): boom"),
             std::string::npos)
       << msg;
   // Not JSON, a refusal, a payload size it cannot have.
   const auto garbage = fake_python("garbage", "echo 'hello'");
   const auto g = test::error_of<FormatError>([&] { RuntimeWorker(Runtime::ONNXRUNTIME, with(garbage)); });
   EXPECT_NE(g.find("not JSON"), std::string::npos) << g;
-  const auto refuses =
-      fake_python("refuses", "echo '{\"ok\": true, \"version\": \"1\"}'; read line; echo '{\"ok\": false, \"error\": \"ValueError: nope\"}'; sleep 1");
+  const auto refuses = fake_python("refuses",
+                                   "echo '{\"ok\": true, \"version\": \"1\"}'; read line; echo '{\"ok\": "
+                                   "false, \"error\": \"ValueError: nope\"}'; sleep 1");
   RuntimeWorker r(Runtime::ONNXRUNTIME, with(refuses));
   const auto rm = test::error_of<std::runtime_error>([&] { r.load("m.onnx"); });
-  EXPECT_NE(rm.find("onnxruntime 1 refused the request 'load' for 'm.onnx': ValueError: nope"), std::string::npos) << rm;
-  const auto huge = fake_python(
-      "huge", "echo '{\"ok\": true, \"version\": \"1\"}'; read line; echo '{\"ok\": true, \"shape\": [1], \"bytes\": -5}'; sleep 1");
+  EXPECT_NE(rm.find("onnxruntime 1 refused the request 'load' for 'm.onnx': ValueError: nope"),
+            std::string::npos)
+      << rm;
+  const auto huge = fake_python("huge",
+                                "echo '{\"ok\": true, \"version\": \"1\"}'; read line; echo '{\"ok\": true, "
+                                "\"shape\": [1], \"bytes\": -5}'; sleep 1");
   RuntimeWorker h(Runtime::ONNXRUNTIME, with(huge));
   const auto hm = test::error_of<FormatError>([&] { h.run(torch::zeros({1, 1, 2, 2})); });
   EXPECT_NE(hm.find("bad payload size"), std::string::npos) << hm;
@@ -82,7 +91,8 @@ TEST(RuntimeWorker, AHungWorkerIsKilledAfterTheTimeout) {
   const auto start = std::chrono::steady_clock::now();
   const auto msg = test::error_of<std::runtime_error>([&] { w.time(1, 1, 1); });
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_NE(msg.find("did not answer the request 'time' within 0.5 s and was killed"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("did not answer the request 'time' within 0.5 s and was killed"), std::string::npos)
+      << msg;
   EXPECT_LT(s, 10.0);
 }
 

@@ -138,7 +138,7 @@ TEST(LatencyTable, NamesItsRuntime) {
   bad["runtime"] = "tensorrt";
   const auto msg = test::error_of<FormatError>([&] { LatencyTable::from_json(bad, "bad.json"); });
   EXPECT_NE(msg.find("latency table 'bad.json': key 'runtime' is 'tensorrt'"), std::string::npos) << msg;
-  EXPECT_EQ(latency_table_path("runs/x/model.safetensors", "onnxruntime"), "runs/x/model.latency.onnxruntime.json");
+  EXPECT_EQ(latency_table_path("runs/x/model.safetensors", "onnxruntime"),
+            "runs/x/model.latency.onnxruntime.json");
   EXPECT_EQ(latency_table_path("runs/x/model.safetensors", "libtorch"), "runs/x/model.latency.json");
 }
-

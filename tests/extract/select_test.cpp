@@ -180,11 +180,13 @@ TEST(Select, LatencyBudgetOfARuntimeNeedsThatRuntimesTable) {
   auto other = Budget::of_latency(3.5, 1, path);
   other.runtime = "openvino";
   const auto msg = test::error_of<ParameterError>([&] { extract::select(config, table, other, super); });
-  EXPECT_NE(msg.find("'" + path + "' was measured in onnxruntime 1.32.0, not in openvino"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'" + path + "' was measured in onnxruntime 1.32.0, not in openvino"), std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("--latency-table --runtime openvino"), std::string::npos) << msg;
   budget.runtime_version = "1.33.0";
   const auto ver = test::error_of<ParameterError>([&] { extract::select(config, table, budget, super); });
-  EXPECT_NE(ver.find("measured in onnxruntime 1.32.0, but onnxruntime 1.33.0 runs here"), std::string::npos) << ver;
+  EXPECT_NE(ver.find("measured in onnxruntime 1.32.0, but onnxruntime 1.33.0 runs here"), std::string::npos)
+      << ver;
   // A runtime's missing sidecar says how to measure it in that runtime.
   auto missing = Budget::of_latency(3.5, 1);
   missing.runtime = "openvino";

@@ -20,11 +20,11 @@ namespace skd::deploy {
 struct OnnxGraph {
   std::string path;
   OnnxModelInfo info;
-  std::optional<nlohmann::json> manifest;      // the toolkit's manifest (metadata "skd_manifest")
-  std::optional<models::ModelConfig> config;   // the manifest's architecture
+  std::optional<nlohmann::json> manifest;               // the toolkit's manifest (metadata "skd_manifest")
+  std::optional<models::ModelConfig> config;            // the manifest's architecture
   int64_t channels = 0, img_size = 0, num_classes = 0;  // from the graph's input [B, C, S, S] / output [B, K]
   bool dynamic_batch = false;
-  int64_t batch = 0;                           // the fixed batch size when not dynamic
+  int64_t batch = 0;  // the fixed batch size when not dynamic
 };
 
 // Loads `path` into the worker and reads its shape and manifest. skd::FormatError naming the file (and

@@ -71,7 +71,8 @@ class RuntimeWorker {
   nlohmann::json quantize(const nlohmann::json& request);
 
  private:
-  nlohmann::json request(const nlohmann::json& req, const std::string& payload = {}, std::string* reply = nullptr);
+  nlohmann::json request(const nlohmann::json& req, const std::string& payload = {},
+                         std::string* reply = nullptr);
   nlohmann::json parse_reply(const std::string& line, const std::string& during);
   void write_all(const std::string& bytes, const std::string& during);
   void read_exact(char* out, size_t size, const std::string& during);

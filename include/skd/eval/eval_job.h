@@ -39,7 +39,7 @@ struct EvalJob {
   bool summary = false;        // summary mode (needs no weights)
   std::string json;
   std::string save_outputs;
-  std::string out;  // "" = extract::latency_table_path(model, runtime)
+  std::string out;      // "" = extract::latency_table_path(model, runtime)
   std::string runtime;  // "" = libtorch (onnxruntime for an .onnx model); skd/deploy/runtime_names.h
   std::string python;   // the runtimes' interpreter
 
@@ -72,7 +72,9 @@ struct EvalJob {
     v("summary", summary, "print params and MACs (both conventions); needs no weights");
     v("json", json, "also write the results as JSON");
     v("save_outputs", save_outputs, "write logits (and features for --inputs) as safetensors");
-    v("out", out, "--latency-table: the table file (default <model>.latency.json; <model>.latency.<runtime>.json for onnxruntime/openvino)");
+    v("out", out,
+      "--latency-table: the table file (default <model>.latency.json; <model>.latency.<runtime>.json for "
+      "onnxruntime/openvino)");
     v("runtime", runtime,
       "run in libtorch (this process), onnxruntime or openvino (the model exported as skd-export does, or "
       "an .onnx file as it is); default libtorch, onnxruntime for an .onnx model");

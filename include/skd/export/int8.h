@@ -18,23 +18,23 @@
 namespace skd::exporter {
 
 struct Int8Options {
-  std::string calibration;          // data: "fashion-mnist", an IDX folder or an image folder
-  std::string split = "train";      // of the calibration data
-  int64_t samples = 512;            // images drawn (distinct, seeded) from that split
+  std::string calibration;      // data: "fashion-mnist", an IDX folder or an image folder
+  std::string split = "train";  // of the calibration data
+  int64_t samples = 512;        // images drawn (distinct, seeded) from that split
   uint64_t seed = 0;
-  std::string method = "minmax";    // activation-range calibration: minmax | percentile | entropy
-  bool per_channel = true;          // weight scales per output channel (else per tensor)
-  bool reduce_range = false;        // 7-bit weights (for CPUs without VNNI that saturate u8*s8 sums)
-  double crop_pct = 0.875;          // the eval transform's
+  std::string method = "minmax";  // activation-range calibration: minmax | percentile | entropy
+  bool per_channel = true;        // weight scales per output channel (else per tensor)
+  bool reduce_range = false;      // 7-bit weights (for CPUs without VNNI that saturate u8*s8 sums)
+  double crop_pct = 0.875;        // the eval transform's
   data::BadImagePolicy on_bad_image = data::BadImagePolicy::SKIP;
   int workers = 2;
-  bool verify = false;              // top-1 agreement of int8 and fp32 on the calibration images
+  bool verify = false;  // top-1 agreement of int8 and fp32 on the calibration images
 };
 
 struct Int8Result {
-  std::string bytes;        // the quantized ONNX model (with the manifest in its metadata)
+  std::string bytes;            // the quantized ONNX model (with the manifest in its metadata)
   nlohmann::json quantization;  // what the manifest records under "quantization"
-  int64_t images = 0;       // calibration images used
+  int64_t images = 0;           // calibration images used
   int64_t bad_images = 0;
   std::optional<double> agreement;  // verify: percent of calibration images whose top-1 class is the same
   double max_abs_diff = 0;          // verify: max |int8 - fp32| logit

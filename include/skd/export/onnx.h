@@ -35,8 +35,8 @@ struct ExportJob {
   bool verify = false;  // parity in onnxruntime before writing; the file is written only if it passes
   std::string python;   // ParityOptions::python
   double tolerance = ParityOptions{}.tolerance;
-  bool int8 = false;          // static int8 quantization (skd/export/int8.h) of the exported graph
-  std::string calibration;    // int8: the calibration data
+  bool int8 = false;        // static int8 quantization (skd/export/int8.h) of the exported graph
+  std::string calibration;  // int8: the calibration data
   std::string calibration_split = Int8Options{}.split;
   int64_t calibration_samples = Int8Options{}.samples;
   std::string calibration_method = Int8Options{}.method;

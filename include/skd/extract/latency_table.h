@@ -53,7 +53,7 @@ struct LatencyTable {
   // The runtime that ran the sub-networks ("libtorch", "onnxruntime", "openvino"; tables written before
   // the key existed are LibTorch's) and its version; a table applies to that runtime only.
   std::string runtime = "libtorch", runtime_version;
-  int threads = 0;           // intra-op threads during the sweep (torch's, or the runtime's)
+  int threads = 0;  // intra-op threads during the sweep (torch's, or the runtime's)
   std::string torch_version, created;
   int warmup = 0, repeats = 0;
   double sweep_seconds = 0;  // wall time of the whole sweep (slicing + warm-up + timed runs)
