@@ -12,8 +12,10 @@ optionally followed by "bytes" raw bytes; every answer is one JSON line {"ok": t
   load     {"path"}                      -> {"input": {name, shape, type}, "output": {...}, "metadata"}
   run      {"shape": [B,C,H,W], "bytes"} -> {"shape": [B,K], "bytes"}  (float32 little-endian, C order)
   time     {"batch", "warmup", "repeats"} -> {"median_ms", "p10_ms", "p90_ms", "images_per_s"}
-  quantize {"model", "out", "calibration", "shape", "per_channel", "reduce_range", "method",
-            "metadata"} -> {"nodes": {op type: count}}  (onnxruntime only; calibration: raw float32)
+  quantize {"model", "out", "calibration", "shape", "per_channel", "reduce_range", "method", "batch",
+            "fixed_batch", "metadata"} -> {"nodes": {op type: count}, "onnx", "float_matmuls"}
+           (onnxruntime only; calibration: raw float32 [N, C, H, W], fed in batches of "batch", the
+           last one padded for a fixed-batch graph)
   quit
 Dynamic dimensions are -1 in shapes. Timing is the runtime's own call on a fixed random input (numpy
 seed 0): untimed runs until both `warmup` runs and `warmup_s` seconds are done (and, before the
@@ -139,8 +141,13 @@ def quantize(req, np):
     if data.shape[0] == 0:
         raise ValueError("no calibration images")
 
+    batch = int(req.get("batch", 32))
+    if req.get("fixed_batch") and data.shape[0] % batch:  # a fixed-batch graph: pad the last batch
+        pad = batch - data.shape[0] % batch
+        data = np.concatenate([data, np.repeat(data[-1:], pad, axis=0)])
+
     class Reader(q.CalibrationDataReader):
-        def __init__(self, name, batch=32):
+        def __init__(self, name):
             self.items = iter([{name: data[i:i + batch]} for i in range(0, data.shape[0], batch)])
 
         def get_next(self):

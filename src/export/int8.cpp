@@ -27,11 +27,20 @@ std::vector<int64_t> draw(int64_t size, int64_t n, uint64_t seed) {
   return all;
 }
 
-// The logits of `images` ([N, C, S, S]) through the loaded model, in batches.
-torch::Tensor run_all(deploy::RuntimeWorker& worker, const torch::Tensor& images, int64_t batch) {
+// The logits of `images` ([N, C, S, S]) through the loaded model, in batches of `batch` (`fixed`: the
+// graph takes only that size, so the last batch is padded and the padding's rows dropped).
+torch::Tensor run_all(deploy::RuntimeWorker& worker, const torch::Tensor& images, int64_t batch, bool fixed) {
   std::vector<torch::Tensor> out;
-  for (int64_t i = 0; i < images.size(0); i += batch)
-    out.push_back(worker.run(images.narrow(0, i, std::min(batch, images.size(0) - i))));
+  for (int64_t i = 0; i < images.size(0); i += batch) {
+    const int64_t n = std::min(batch, images.size(0) - i);
+    auto x = images.narrow(0, i, n);
+    if (fixed && n < batch) {
+      auto padded = torch::zeros({batch, x.size(1), x.size(2), x.size(3)}, x.options());
+      padded.narrow(0, 0, n).copy_(x);
+      x = padded;
+    }
+    out.push_back(worker.run(x).narrow(0, 0, n));
+  }
   return torch::cat(out, 0);
 }
 
@@ -135,14 +144,17 @@ Int8Result quantize_int8(const std::string& fp32_bytes, const models::ModelConfi
                    {"per_channel", o.per_channel},
                    {"reduce_range", o.reduce_range},
                    {"method", o.method},
+                   {"batch", o.graph_batch > 0 ? o.graph_batch : 32},
+                   {"fixed_batch", o.graph_batch > 0},
                    {"metadata", {{"skd_manifest", manifest.dump()}}}});
   r.bytes = deploy::read_text(int8);
   if (r.bytes.empty()) throw std::runtime_error("onnxruntime's quantization wrote no model");
   if (o.verify) {
+    const int64_t batch = o.graph_batch > 0 ? o.graph_batch : 64;
     worker.load(fp32);
-    const auto y32 = run_all(worker, calib, 64);
+    const auto y32 = run_all(worker, calib, batch, o.graph_batch > 0);
     worker.load(int8);
-    const auto y8 = run_all(worker, calib, 64);
+    const auto y8 = run_all(worker, calib, batch, o.graph_batch > 0);
     if (!torch::isfinite(y8).all().item<bool>())
       throw std::runtime_error("the int8 model produced non-finite logits on the calibration images");
     r.agreement = 100.0 * y32.argmax(1).eq(y8.argmax(1)).to(torch::kFloat64).mean().item<double>();

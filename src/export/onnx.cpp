@@ -98,6 +98,7 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
     q.samples = job.calibration_samples;
     q.method = job.calibration_method;
     q.verify = job.verify;
+    q.graph_batch = graph.batch;
     deploy::WorkerOptions w;
     w.python = job.python;
     w.threads = threads > 0 ? threads : torch::get_num_threads();

@@ -129,6 +129,11 @@ awk -v a="$q8" -v b="$folder_ref" 'BEGIN { exit !(a != "" && a + 5 >= b) }' && o
   bad "int8 top-1 '$q8' % far below fp32 $folder_ref %"
 [ "$(json "$W/q.json" 'd["quantization"]["calibration"]["images"]')" = 24 ] && ok "the manifest records the calibration set" ||
   bad "no quantization record"
+check "int8 export of a fixed-batch graph" 0 "$BIN/skd-export" --supernet "$W/super.safetensors" --op-code 2 --int8 \
+  --calibration "$W/data" --calibration-samples 10 --batch 4 --verify --out "$W/sub2.b4.int8.onnx" "${T[@]}"
+expect_in "reports its agreement on all 10 images" "$W/out" "calibrated on 10 images; top-1 agreement"
+check "the fixed-batch int8 graph evaluates (last batch padded)" 0 "$BIN/skd-eval" --model "$W/sub2.b4.int8.onnx" \
+  --data "$W/data" "${T[@]}"
 check "int8 runs in openvino" 0 "$BIN/skd-eval" --model "$W/sub1.int8.onnx" --runtime openvino --data "$W/data" "${T[@]}"
 
 # 4. The README's commands, as written (in $W/doc: the demo model's super-network and its 4/12 export).

@@ -161,6 +161,8 @@ for c in range(2):
                              "latency": [{"batch_size": b, "median_ms": 1.0 + b - c * 0.1, "p10_ms": 0.9,
                                           "p90_ms": 1.5 + b, "images_per_s": 100.0} for b in (1, 8)]})
 put("latency_table", "two_codes.json", json.dumps(latency, indent=2).encode())
+put("latency_table", "onnxruntime.json",
+    json.dumps({**latency, "runtime": "onnxruntime", "runtime_version": "1.32.0"}, indent=2).encode())
 
 # Images: the small PNG fixture, and a 24x16 crop of it in every format decode_image accepts.
 small = os.path.join(a.fixtures, "transforms", "small_64x48.png")

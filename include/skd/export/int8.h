@@ -29,6 +29,7 @@ struct Int8Options {
   data::BadImagePolicy on_bad_image = data::BadImagePolicy::SKIP;
   int workers = 2;
   bool verify = false;  // top-1 agreement of int8 and fp32 on the calibration images
+  int64_t graph_batch = 0;  // the graph's fixed batch size (0 = dynamic): calibration runs at it
 };
 
 struct Int8Result {
