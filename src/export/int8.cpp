@@ -60,16 +60,18 @@ std::string Int8Result::line() const {
   return s;
 }
 
-Int8Result quantize_int8(const std::string& fp32_bytes, const models::ModelConfig& config,
-                         nlohmann::json manifest, const Int8Options& o,
-                         const deploy::WorkerOptions& worker_options) {
-  if (o.calibration.empty())
-    throw ParameterError("calibration", " is required for int8 (the images to calibrate on)");
-  if (o.samples <= 0)
-    throw ParameterError("calibration_samples", cat(" must be positive (got ", o.samples, ")"));
-  if (o.method != "minmax" && o.method != "percentile" && o.method != "entropy")
-    throw ParameterError("calibration_method", cat(": unknown value '", o.method,
-                                                   "' (expected one of minmax, percentile, entropy)"));
+namespace {
+
+struct Calibration {
+  torch::Tensor images;  // [N, C, S, S] float32, through the eval transform
+  int64_t drawn = 0, bad = 0;
+  std::string transform;
+};
+
+// The calibration images: `samples` distinct images drawn with the seed from the calibration split, read
+// through the eval transform (the loader's, without augmentation). skd::ParameterError naming
+// calibration for data that cannot be opened, is empty, or has no readable drawn image.
+Calibration calibration_images(const Int8Options& o, const models::ModelConfig& config) {
   data::DataSpec spec;
   spec.spec = o.calibration;
   spec.split = o.split;
@@ -84,7 +86,6 @@ Int8Result quantize_int8(const std::string& fp32_bytes, const models::ModelConfi
   }
   if (dataset->size() == 0)
     throw ParameterError("calibration", cat(" '", o.calibration, "' (split ", o.split, ") has no images"));
-  // The calibration images, through the eval transform (the loader's, without augmentation).
   data::LoaderOptions lo;
   lo.batch_size = 64;
   lo.workers = o.workers;
@@ -93,54 +94,69 @@ Int8Result quantize_int8(const std::string& fp32_bytes, const models::ModelConfi
   data::Loader loader(*dataset, order, lo);
   std::vector<torch::Tensor> parts;
   data::LoadedBatch batch;
-  int64_t images = 0;
-  while (loader.next(batch)) {
-    parts.push_back(batch.images.to(torch::kFloat32).contiguous());
-    images += batch.images.size(0);
-  }
-  if (images == 0)
+  while (loader.next(batch)) parts.push_back(batch.images.to(torch::kFloat32).contiguous());
+  if (parts.empty())
     throw ParameterError(
         "calibration", cat(" '", o.calibration, "': none of its ", loader.bad_images(),
                            " drawn images could be read (e.g. '",
                            loader.bad_paths().empty() ? std::string("?") : loader.bad_paths().front(), "')"));
-  const auto calib = torch::cat(parts, 0).contiguous();
+  return {torch::cat(parts, 0).contiguous(), static_cast<int64_t>(order.size()), loader.bad_images(),
+          cat("eval: resize ", spec.crop_pct, " crop, ", config.img_size, "x", config.img_size)};
+}
 
+// What the manifest records under "quantization".
+nlohmann::json quantization_record(const Int8Options& o, const Calibration& c, const std::string& version) {
+  return {{"scheme",
+           cat("static int8 (QDQ): int8 weights per ", o.per_channel ? "output channel" : "tensor",
+               o.reduce_range ? " (7-bit range)" : "", ", uint8 activations, ", o.method, " calibration")},
+          {"library", cat("onnxruntime ", version, " quantize_static")},
+          {"weights", "int8, symmetric"},
+          {"activations", "uint8, asymmetric"},
+          {"per_channel", o.per_channel},
+          {"reduce_range", o.reduce_range},
+          {"method", o.method},
+          {"ops",
+           "MatMul/Gemm with a weight (the Linear layers); attention's activation x activation MatMuls "
+           "stay float32"},
+          {"calibration",
+           {{"data", o.calibration},
+            {"split", o.split},
+            {"images", c.images.size(0)},
+            {"drawn", c.drawn},
+            {"seed", o.seed},
+            {"transform", c.transform}}}};
+}
+
+}  // namespace
+
+Int8Result quantize_int8(const std::string& fp32_bytes, const models::ModelConfig& config,
+                         nlohmann::json manifest, const Int8Options& o,
+                         const deploy::WorkerOptions& worker_options) {
+  if (o.calibration.empty())
+    throw ParameterError("calibration", " is required for int8 (the images to calibrate on)");
+  if (o.samples <= 0)
+    throw ParameterError("calibration_samples", cat(" must be positive (got ", o.samples, ")"));
+  if (o.method != "minmax" && o.method != "percentile" && o.method != "entropy")
+    throw ParameterError("calibration_method", cat(": unknown value '", o.method,
+                                                   "' (expected one of minmax, percentile, entropy)"));
+  const auto calib = calibration_images(o, config);
   deploy::RuntimeWorker worker(deploy::Runtime::ONNXRUNTIME, worker_options);
   Int8Result r;
-  r.images = images;
-  r.bad_images = loader.bad_images();
-  r.quantization = {
-      {"scheme",
-       cat("static int8 (QDQ): int8 weights per ", o.per_channel ? "output channel" : "tensor",
-           o.reduce_range ? " (7-bit range)" : "", ", uint8 activations, ", o.method, " calibration")},
-      {"library", cat("onnxruntime ", worker.version(), " quantize_static")},
-      {"weights", "int8, symmetric"},
-      {"activations", "uint8, asymmetric"},
-      {"per_channel", o.per_channel},
-      {"reduce_range", o.reduce_range},
-      {"method", o.method},
-      {"ops",
-       "MatMul/Gemm with a weight (the Linear layers); attention's activation x activation MatMuls "
-       "stay float32"},
-      {"calibration",
-       {{"data", o.calibration},
-        {"split", o.split},
-        {"images", images},
-        {"drawn", static_cast<int64_t>(order.size())},
-        {"seed", o.seed},
-        {"transform",
-         cat("eval: resize ", spec.crop_pct, " crop, ", config.img_size, "x", config.img_size)}}}};
+  r.images = calib.images.size(0);
+  r.bad_images = calib.bad;
+  r.quantization = quantization_record(o, calib, worker.version());
   manifest["quantization"] = r.quantization;
 
   deploy::TempDir dir;
   const std::string fp32 = dir.file("fp32.onnx"), int8 = dir.file("int8.onnx"),
                     calib_path = dir.file("calibration.f32");
+  const auto& x = calib.images;
   write_file_atomic(fp32, fp32_bytes.data(), fp32_bytes.size());
-  write_file_atomic(calib_path, calib.data_ptr(), static_cast<size_t>(calib.numel()) * sizeof(float));
+  write_file_atomic(calib_path, x.data_ptr(), static_cast<size_t>(x.numel()) * sizeof(float));
   worker.quantize({{"model", fp32},
                    {"out", int8},
                    {"calibration", calib_path},
-                   {"shape", calib.sizes().vec()},
+                   {"shape", x.sizes().vec()},
                    {"per_channel", o.per_channel},
                    {"reduce_range", o.reduce_range},
                    {"method", o.method},
@@ -152,9 +168,9 @@ Int8Result quantize_int8(const std::string& fp32_bytes, const models::ModelConfi
   if (o.verify) {
     const int64_t batch = o.graph_batch > 0 ? o.graph_batch : 64;
     worker.load(fp32);
-    const auto y32 = run_all(worker, calib, batch, o.graph_batch > 0);
+    const auto y32 = run_all(worker, x, batch, o.graph_batch > 0);
     worker.load(int8);
-    const auto y8 = run_all(worker, calib, batch, o.graph_batch > 0);
+    const auto y8 = run_all(worker, x, batch, o.graph_batch > 0);
     if (!torch::isfinite(y8).all().item<bool>())
       throw std::runtime_error("the int8 model produced non-finite logits on the calibration images");
     r.agreement = 100.0 * y32.argmax(1).eq(y8.argmax(1)).to(torch::kFloat64).mean().item<double>();

@@ -29,15 +29,11 @@ nlohmann::json onnx_manifest(const extract::Extracted& sub, const extract::Subne
   return models::make_manifest(*sub.model, sub.provenance, extra);
 }
 
-}  // namespace
-
-ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
-  if (job.out.empty()) throw ParameterError("out", " is required (the .onnx file to write)");
-  if (!(job.tolerance >= 0))
-    throw ParameterError("tolerance", cat(" must be >= 0 (got ", job.tolerance, ")"));
-  if (!job.int8 &&
-      (!job.calibration.empty() || job.calibration_split != Int8Options{}.split ||
-       job.calibration_samples != Int8Options{}.samples || job.calibration_method != Int8Options{}.method))
+// The int8 keys: calibration and its companions only with int8, and int8 only with calibration data.
+void check_int8_keys(const ExportJob& job) {
+  const Int8Options defaults;
+  if (!job.int8 && (!job.calibration.empty() || job.calibration_split != defaults.split ||
+                    job.calibration_samples != defaults.samples || job.calibration_method != defaults.method))
     throw ParameterError([](const KeyNamer& n) {
       return cat(n("calibration"), ", ", n("calibration_split"), ", ", n("calibration_samples"), " and ",
                  n("calibration_method"), " go with ", n("int8"));
@@ -48,6 +44,31 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
     });
   if (job.int8 && job.calibration_samples <= 0)
     throw ParameterError("calibration_samples", cat(" must be positive (got ", job.calibration_samples, ")"));
+}
+
+// The int8 step of the job (quantize_int8 on the checked fp32 graph).
+Int8Result run_int8(const ExportJob& job, const std::string& bytes, const models::ModelConfig& config,
+                    const nlohmann::json& manifest, int64_t graph_batch, int threads) {
+  Int8Options q;
+  q.calibration = job.calibration;
+  q.split = job.calibration_split;
+  q.samples = job.calibration_samples;
+  q.method = job.calibration_method;
+  q.verify = job.verify;
+  q.graph_batch = graph_batch;
+  deploy::WorkerOptions w;
+  w.python = job.python;
+  w.threads = threads > 0 ? threads : torch::get_num_threads();
+  return quantize_int8(bytes, config, manifest, q, w);
+}
+
+}  // namespace
+
+ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
+  if (job.out.empty()) throw ParameterError("out", " is required (the .onnx file to write)");
+  if (!(job.tolerance >= 0))
+    throw ParameterError("tolerance", cat(" must be >= 0 (got ", job.tolerance, ")"));
+  check_int8_keys(job);
   const GraphOptions graph{job.opset, parse_graph_batch(job.batch)};
   check_graph_options(graph);
   extract::SubnetSelection selection = job.selection;
@@ -92,17 +113,7 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
                              cat(" failed: ", r.parity->line(), "; nothing was written to ", job.out));
   }
   if (job.int8) {
-    Int8Options q;
-    q.calibration = job.calibration;
-    q.split = job.calibration_split;
-    q.samples = job.calibration_samples;
-    q.method = job.calibration_method;
-    q.verify = job.verify;
-    q.graph_batch = graph.batch;
-    deploy::WorkerOptions w;
-    w.python = job.python;
-    w.threads = threads > 0 ? threads : torch::get_num_threads();
-    r.int8 = quantize_int8(bytes, sub.model->config(), r.manifest, q, w);
+    r.int8 = run_int8(job, bytes, sub.model->config(), r.manifest, graph.batch, threads);
     r.manifest["quantization"] = r.int8->quantization;
     bytes = r.int8->bytes;
     r.bytes = bytes.size();
