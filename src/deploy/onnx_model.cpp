@@ -49,6 +49,13 @@ data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec, const 
   return spec;
 }
 
+torch::Tensor run_padded(RuntimeWorker& worker, const torch::Tensor& x, int64_t fixed_batch) {
+  if (fixed_batch <= 0 || x.size(0) >= fixed_batch) return worker.run(x);
+  auto padded = torch::zeros({fixed_batch, x.size(1), x.size(2), x.size(3)}, x.options());
+  padded.narrow(0, 0, x.size(0)).copy_(x);
+  return worker.run(padded).narrow(0, 0, x.size(0));
+}
+
 eval::EvalResult evaluate_onnx(RuntimeWorker& worker, const OnnxGraph& graph, const data::Dataset& dataset,
                                eval::EvalOptions options, const eval::ProgressFn& progress) {
   if (!options.device.is_cpu())
@@ -58,14 +65,7 @@ eval::EvalResult evaluate_onnx(RuntimeWorker& worker, const OnnxGraph& graph, co
   options.widths = nullptr;
   const int64_t fixed = graph.batch;
   if (fixed > 0) options.batch_size = fixed;
-  const eval::BatchForward forward = [&](const torch::Tensor& x) {
-    if (fixed > 0 && x.size(0) < fixed) {  // a fixed-batch graph: pad the last batch, drop the padding's rows
-      auto padded = torch::zeros({fixed, x.size(1), x.size(2), x.size(3)}, x.options());
-      padded.narrow(0, 0, x.size(0)).copy_(x);
-      return worker.run(padded).narrow(0, 0, x.size(0));
-    }
-    return worker.run(x);
-  };
+  const eval::BatchForward forward = [&](const torch::Tensor& x) { return run_padded(worker, x, fixed); };
   return eval::evaluate(forward, graph.num_classes, dataset, options, progress);
 }
 

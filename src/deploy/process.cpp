@@ -49,6 +49,16 @@ std::string last_line(std::string text) {
   return nl == std::string::npos ? text : text.substr(nl + 1);
 }
 
+double seconds_from_env(const char* name, double fallback) {
+  const char* env = std::getenv(name);
+  if (env && *env) {
+    char* end = nullptr;
+    const double v = std::strtod(env, &end);
+    if (end && *end == '\0' && v > 0) return v;
+  }
+  return fallback;
+}
+
 std::string resolve_python(const std::string& flag) {
   if (!flag.empty()) return flag;
   const char* env = std::getenv("SKD_PYTHON");

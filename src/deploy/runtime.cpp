@@ -28,16 +28,6 @@ namespace skd::deploy {
 
 namespace {
 
-double timeout_from_env() {
-  const char* env = std::getenv("SKD_RUNTIME_TIMEOUT");
-  if (env && *env) {
-    char* end = nullptr;
-    const double v = std::strtod(env, &end);
-    if (end && *end == '\0' && v > 0) return v;
-  }
-  return 600.0;
-}
-
 // Waits for `fd` to be readable (POLLIN) or writable until `deadline`; false on timeout.
 bool wait_fd(int fd, short events, std::chrono::steady_clock::time_point deadline) {
   for (;;) {
@@ -82,7 +72,7 @@ RuntimeWorker::RuntimeWorker(Runtime runtime, const WorkerOptions& o)
   if (runtime == Runtime::LIBTORCH)
     throw std::invalid_argument("RuntimeWorker: libtorch runs in this process");
   if (threads_ < 1) throw ParameterError("threads", cat(" must be positive (got ", threads_, ")"));
-  timeout_s_ = o.timeout_s > 0 ? o.timeout_s : timeout_from_env();
+  timeout_s_ = o.timeout_s > 0 ? o.timeout_s : seconds_from_env("SKD_RUNTIME_TIMEOUT", 600.0);
   // The script and the worker's stderr live in a temporary folder for the worker's lifetime.
   auto dir = std::make_shared<TempDir>();
   dir_ = dir->path();

@@ -8,6 +8,7 @@
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
 #include "skd/data/dataset.h"
+#include "skd/deploy/onnx_model.h"
 #include "skd/deploy/process.h"
 
 namespace skd::exporter {
@@ -32,14 +33,8 @@ std::vector<int64_t> draw(int64_t size, int64_t n, uint64_t seed) {
 torch::Tensor run_all(deploy::RuntimeWorker& worker, const torch::Tensor& images, int64_t batch, bool fixed) {
   std::vector<torch::Tensor> out;
   for (int64_t i = 0; i < images.size(0); i += batch) {
-    const int64_t n = std::min(batch, images.size(0) - i);
-    auto x = images.narrow(0, i, n);
-    if (fixed && n < batch) {
-      auto padded = torch::zeros({batch, x.size(1), x.size(2), x.size(3)}, x.options());
-      padded.narrow(0, 0, n).copy_(x);
-      x = padded;
-    }
-    out.push_back(worker.run(x).narrow(0, 0, n));
+    const auto x = images.narrow(0, i, std::min(batch, images.size(0) - i));
+    out.push_back(deploy::run_padded(worker, x, fixed ? batch : 0));
   }
   return torch::cat(out, 0);
 }

@@ -24,18 +24,6 @@ using deploy::TempDir;
 
 namespace {
 
-// Seconds the checker may run before it is killed: $SKD_ONNX_CHECK_TIMEOUT (for tests; documented in
-// docs/reliability.md), else 600.
-double checker_timeout_seconds() {
-  const char* env = std::getenv("SKD_ONNX_CHECK_TIMEOUT");
-  if (env && *env) {
-    char* end = nullptr;
-    const double v = std::strtod(env, &end);
-    if (end && *end == '\0' && v > 0) return v;
-  }
-  return 600.0;
-}
-
 // The checker's result line (python/skd_onnx_check.py prints one JSON object on its last stdout line):
 // {"max_abs_diff": number, "onnxruntime": string, "inputs": {name: [batch, ...dims], ...}}. Anything
 // else is a skd::FormatError naming the checker.
@@ -118,7 +106,7 @@ ParityResult check_parity(models::ElasticModelImpl& model, const std::string& on
        "--threads", std::to_string(options.threads)},
       dir.file("out.txt"), dir.file("err.txt"),
       [](const KeyNamer& name) { return cat("the Python interpreter (", name("python"), " / SKD_PYTHON)"); },
-      checker_timeout_seconds(), "the onnxruntime parity check");
+      deploy::seconds_from_env("SKD_ONNX_CHECK_TIMEOUT", 600.0), "the onnxruntime parity check");
   const std::string err = last_line(read_text(dir.file("err.txt")));
   if (rc == 3)
     throw ParameterFailure([=](const KeyNamer& name) {

@@ -38,6 +38,10 @@ OnnxGraph load_onnx(RuntimeWorker& worker, const std::string& path, const std::s
 // than 1 or 3).
 data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec, const std::string& key = "model");
 
+// The loaded graph's output on `x`; a graph of fixed batch `fixed_batch` (> 0) gets `x` padded with
+// zero images to that size and its padding rows dropped (x.size(0) <= fixed_batch).
+torch::Tensor run_padded(RuntimeWorker& worker, const torch::Tensor& x, int64_t fixed_batch);
+
 // Accuracy of the loaded graph on `dataset` (eval::evaluate through the worker; options.device must be
 // the CPU). A fixed-batch graph is run at its batch size: options.batch_size is replaced by it and the
 // last partial batch is padded (the padding's logits dropped).

@@ -36,6 +36,10 @@ std::string last_line(std::string text);
 // longer than `timeout_s` is killed with its whole process group, and std::runtime_error says that
 // `label` (argv[0] argv[1]) did not finish. Throws skd::ParameterFailure when it cannot be started
 // (`what` names the program, by config keys).
+// Seconds from the environment variable `name` (a positive number; a test seam, documented in
+// docs/reliability.md), else `fallback`.
+double seconds_from_env(const char* name, double fallback);
+
 // The interpreter for the runtimes and the parity check: `flag` if given, else $SKD_PYTHON, else "python3".
 std::string resolve_python(const std::string& flag);
 
