@@ -54,6 +54,27 @@ std::string BatchList::to_text() const {
   return s;
 }
 
+ChannelValues ChannelValues::from_text(const std::string& text) {
+  ChannelValues out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    item = trim(item);
+    const auto [v, used] = options::leading_number<double>(item);
+    if (used == 0 || used != item.size() || !std::isfinite(v))
+      throw std::invalid_argument(cat("'", excerpt(text), "': expected numbers like 0.485,0.456,0.406"));
+    out.values.push_back(v);
+  }
+  if (out.values.empty()) throw std::invalid_argument("empty list (expected numbers like 0.485,0.456,0.406)");
+  return out;
+}
+
+std::string ChannelValues::to_text() const {
+  std::string s;
+  for (double v : values) s += cat(s.empty() ? "" : ",", shortest(v));
+  return s;
+}
+
 Duration Duration::from_text(const std::string& text) {
   const std::string s = trim(text);
   const auto [v, used] = options::leading_number<double>(s);

@@ -30,13 +30,39 @@ bool holds_fashion_mnist(const fs::path& dir) {
 
 }  // namespace
 
+bool is_fashion_mnist(const DataSpec& s) {
+  std::error_code ec;
+  return s.spec == "fashion-mnist" || s.spec == "fmnist" || (fs::is_directory(s.spec, ec) && holds_fashion_mnist(s.spec));
+}
+
+ResolvedPreprocess data_preprocess(const DataSpec& s) {
+  ResolvedPreprocess r;
+  if (is_fashion_mnist(s)) {
+    r.values = fashion_mnist_preprocess(s.channels, s.img_size);
+    r.source = "the defaults of Fashion-MNIST (no preprocess entry)";
+    return r;
+  }
+  const auto p = imagenet_preprocess(s.channels, s.img_size);
+  if (!p)
+    throw ParameterError("data", cat(" '", s.spec, "': image folders give 3-channel (RGB) or 1-channel ",
+                                    "(grayscale) images, the model expects ", s.channels));
+  r.values = *p;
+  r.source = "the defaults of image folders, the official DeiT/Swin evaluation (no preprocess entry)";
+  return r;
+}
+
 std::unique_ptr<Dataset> open_dataset(const DataSpec& s) {
-  if (s.spec == "fashion-mnist" || s.spec == "fmnist" || (fs::is_directory(s.spec) && holds_fashion_mnist(s.spec))) {
+  if (s.preprocess) check_preprocess_fits(*s.preprocess, s.channels, s.img_size, cat("data '", s.spec, "'"));
+  if (is_fashion_mnist(s)) {
     FashionMnistOptions o;
     if (s.spec != "fashion-mnist" && s.spec != "fmnist") o.root = s.spec;
     o.split = s.split == "val" ? "test" : s.split;
     o.img_size = s.img_size;
     o.channels = s.channels;
+    if (s.preprocess) {
+      o.mean = s.preprocess->mean;
+      o.std = s.preprocess->std;
+    }
     return open_fashion_mnist(o);
   }
   if (!fs::is_directory(s.spec))
@@ -55,7 +81,7 @@ std::unique_ptr<Dataset> open_dataset(const DataSpec& s) {
   }
   o.class_index = s.class_index;
   o.img_size = s.img_size;
-  o.crop_pct = s.crop_pct;
+  o.preprocess = s.preprocess;
   o.train_augment = s.train_augment;
   o.channels = s.channels;
   if (s.channels != 3 && s.channels != 1)

@@ -363,7 +363,7 @@ void check_image_shape(const Image& img, const std::string& source) {
                           "an image ", hi / lo, " times longer than wide); refused as a degenerate image"));
 }
 
-Image resize_shorter_side(const Image& img, int size) {
+Image resize_shorter_side(const Image& img, int size, Filter filter) {
   check_image(img, "resize_shorter_side");
   check_image_shape(img, "resize_shorter_side");
   if (size <= 0) throw std::invalid_argument(cat("resize_shorter_side: size ", size, " must be > 0"));
@@ -379,7 +379,7 @@ Image resize_shorter_side(const Image& img, int size) {
   const int new_long = static_cast<int>(q);
   const int w = w_short ? size : new_long;
   const int h = w_short ? new_long : size;
-  return resize_pil(img, w, h, Filter::BICUBIC);
+  return resize_pil(img, w, h, filter);
 }
 
 Image center_crop(const Image& img, int width, int height) {
@@ -412,7 +412,7 @@ int eval_resize_size(const EvalTransform& t) {
 }
 
 Image eval_crop(const Image& img, const EvalTransform& t) {
-  return center_crop(resize_shorter_side(img, eval_resize_size(t)), t.size, t.size);
+  return center_crop(resize_shorter_side(img, eval_resize_size(t), t.interpolation), t.size, t.size);
 }
 
 torch::Tensor to_normalized_tensor(const Image& img, const std::array<float, 3>& mean,

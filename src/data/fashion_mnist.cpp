@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <filesystem>
 #include <stdexcept>
 
@@ -8,8 +9,6 @@
 
 namespace skd::data {
 namespace {
-
-constexpr double kMean = 0.2860, kStd = 0.3530;
 
 std::string find_idx(const std::string& root, const std::string& stem) {
   for (const char* ext : {".gz", ""}) {
@@ -29,6 +28,11 @@ class FashionMnist : public Dataset {
       throw ParameterError("split", cat(" '", o.split, "': Fashion-MNIST has 'train' and 'test'"));
     if (o.img_size <= 0 || o.channels <= 0)
       throw std::invalid_argument("Fashion-MNIST: image size and channels must be positive");
+    const Preprocess own = fashion_mnist_preprocess(o.channels, o.img_size);
+    if (opt_.mean.empty()) opt_.mean = own.mean;
+    if (opt_.std.empty()) opt_.std = own.std;
+    if (opt_.mean.size() != static_cast<size_t>(o.channels) || opt_.std.size() != static_cast<size_t>(o.channels))
+      throw std::invalid_argument(cat("Fashion-MNIST: ", o.channels, " channels need as many means and stds"));
     const std::string prefix = o.split == "train" ? "train" : "t10k";
     const std::string ipath = find_idx(o.root, prefix + "-images-idx3-ubyte");
     const std::string lpath = find_idx(o.root, prefix + "-labels-idx1-ubyte");
@@ -73,6 +77,12 @@ class FashionMnist : public Dataset {
     }
     return {prepare(img.unsqueeze(0))[0], labels_[index].item<int64_t>()};
   }
+  std::optional<Preprocess> preprocess() const override {
+    Preprocess p = fashion_mnist_preprocess(opt_.channels, opt_.img_size);
+    p.mean = opt_.mean;
+    p.std = opt_.std;
+    return p;
+  }
   std::vector<std::string> class_names() const override {
     return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
   }
@@ -87,9 +97,17 @@ class FashionMnist : public Dataset {
                  .size(std::vector<int64_t>{opt_.img_size, opt_.img_size})
                  .mode(torch::kBilinear)
                  .align_corners(false));
-    x = x.sub_(kMean).div_(kStd);
-    if (opt_.channels != 1) x = x.expand({-1, opt_.channels, -1, -1}).contiguous();
-    return x;
+    const bool uniform = std::all_of(opt_.mean.begin(), opt_.mean.end(), [&](double m) { return m == opt_.mean[0]; }) &&
+                         std::all_of(opt_.std.begin(), opt_.std.end(), [&](double s) { return s == opt_.std[0]; });
+    if (uniform) {  // one scalar step for every channel (the arithmetic of Fashion-MNIST's own values)
+      x = x.sub_(opt_.mean[0]).div_(opt_.std[0]);
+      if (opt_.channels != 1) x = x.expand({-1, opt_.channels, -1, -1}).contiguous();
+      return x;
+    }
+    x = x.expand({-1, opt_.channels, -1, -1}).contiguous();
+    const auto shape = std::vector<int64_t>{1, opt_.channels, 1, 1};
+    return x.sub_(torch::tensor(opt_.mean, torch::kDouble).to(torch::kFloat32).view(shape))
+        .div_(torch::tensor(opt_.std, torch::kDouble).to(torch::kFloat32).view(shape));
   }
 
   FashionMnistOptions opt_;

@@ -118,24 +118,22 @@ class ImageFolder : public Dataset {
     }
     st.images = static_cast<int64_t>(paths_.size());
     if (stats) *stats = st;
-    eval_.size = static_cast<int>(o.img_size);
-    eval_.crop_pct = o.crop_pct;
     train_.crop.size = static_cast<int>(o.img_size);
     if (o.channels != 1 && o.channels != 3)
       throw std::invalid_argument(cat("image folder '", o.root, "': the model expects ", o.channels,
                                       "-channel input; image folders give 3 (RGB) or 1 (grayscale)"));
-    if (o.channels == 1) {
-      eval_.mean.fill(kGrayMean);
-      eval_.std.fill(kGrayStd);
-      train_.mean.fill(kGrayMean);
-      train_.std.fill(kGrayStd);
-    }
+    preprocess_ = o.preprocess ? *o.preprocess : *imagenet_preprocess(o.channels, o.img_size);
+    check_preprocess_fits(preprocess_, o.channels, o.img_size, cat("image folder '", o.root, "'"));
+    eval_ = eval_transform_of(preprocess_);
+    train_.mean = eval_.mean;
+    train_.std = eval_.std;
   }
 
   int64_t size() const override { return static_cast<int64_t>(paths_.size()); }
   int64_t num_classes() const override { return num_classes_; }
   std::string path(int64_t i) const override { return paths_.at(static_cast<size_t>(i)); }
   std::vector<std::string> class_names() const override { return names_; }
+  std::optional<Preprocess> preprocess() const override { return preprocess_; }
   std::string describe() const override {
     return cat("image folder ", opt_.root, " (", size(), " images, ", num_classes_, " classes",
                opt_.channels == 1 ? ", as grayscale" : "", ")");
@@ -167,6 +165,7 @@ class ImageFolder : public Dataset {
   std::vector<int64_t> labels_;
   std::vector<std::string> names_;
   int64_t num_classes_ = 0;
+  Preprocess preprocess_;
   EvalTransform eval_;
   TrainTransform train_;
 };

@@ -55,4 +55,14 @@ struct MacsRatio {
   bool operator==(const MacsRatio& o) const { return value == o.value; }
 };
 
+// Per-channel values "0.485,0.456,0.406" (a normalization's mean or std): at least one finite decimal
+// number, separated by commas (spaces around items allowed).
+struct ChannelValues {
+  std::vector<double> values;
+
+  static ChannelValues from_text(const std::string& text);
+  std::string to_text() const;  // "0.485,0.456,0.406", each the shortest text that reads back exactly
+  bool operator==(const ChannelValues& o) const { return values == o.values; }
+};
+
 }  // namespace skd

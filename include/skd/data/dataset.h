@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "skd/data/image.h"
+#include "skd/data/preprocess.h"
 
 namespace skd::data {
 
@@ -46,6 +47,9 @@ class Dataset {
   virtual std::string path(int64_t index) const { return ""; }
   // Class names in label order (may be empty).
   virtual std::vector<std::string> class_names() const { return {}; }
+  // How the examples are prepared (the eval transform's values; a training run records them in its
+  // artifacts); nullopt for a dataset of ready tensors.
+  virtual std::optional<Preprocess> preprocess() const { return std::nullopt; }
 };
 
 // Where Debian's dataset-fashion-mnist puts the IDX files.
@@ -60,9 +64,11 @@ struct FashionMnistOptions {
   // pixels on each side (0 = none), then a horizontal flip with probability 0.5.
   int64_t train_pad = 2;
   bool train_flip = true;
+  // Normalization per channel (empty: Fashion-MNIST's own, fashion_mnist_preprocess).
+  std::vector<double> mean, std;
 };
 
-// Fashion-MNIST from IDX files, normalised with its mean/std (0.2860, 0.3530).
+// Fashion-MNIST from IDX files, normalised with its mean/std (0.2860, 0.3530) or the options'.
 std::unique_ptr<Dataset> open_fashion_mnist(const FashionMnistOptions& options);
 
 struct DataSpec {
@@ -70,7 +76,10 @@ struct DataSpec {
   std::string split = "test";          // "train" | "test"/"val"
   int64_t img_size = 224;              // model input size
   int64_t channels = 3;                // model input channels
-  double crop_pct = 0.875;             // eval: resize to int(img_size / crop_pct), center crop
+  // The eval transform's values and the normalization (input_size must be channels x img_size x
+  // img_size); nullopt: the data's defaults (data_preprocess). Fashion-MNIST applies mean and std only:
+  // its 28 x 28 images are resized bilinearly to img_size, never cropped.
+  std::optional<Preprocess> preprocess;
   std::string class_index;             // image folders: optional class-index file
   bool train_augment = false;          // image folders: timm/DeiT training augmentation with an Rng
 };
@@ -80,6 +89,12 @@ struct DataSpec {
 // <folder>/<split> when that exists ("test" also tries "val"). Throws std::invalid_argument
 // naming the value when it cannot be opened.
 std::unique_ptr<Dataset> open_dataset(const DataSpec& spec);
+// Whether `spec.spec` names Fashion-MNIST ("fashion-mnist", "fmnist" or a folder with its IDX files).
+bool is_fashion_mnist(const DataSpec& spec);
+// The data's own preprocessing for a model of spec.channels x spec.img_size: Fashion-MNIST's, or for
+// image folders the official DeiT/Swin evaluation (imagenet_preprocess); with where it comes from.
+// skd::ParameterError (key "data") for an image folder and a channel count other than 1 or 3.
+ResolvedPreprocess data_preprocess(const DataSpec& spec);
 std::unique_ptr<Dataset> open_dataset(const std::string& spec, const std::string& split, int64_t img_size,
                                       int64_t channels);
 

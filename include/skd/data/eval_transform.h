@@ -8,6 +8,7 @@
 #include <string>
 
 #include "skd/data/image.h"
+#include "skd/data/resize.h"
 
 namespace skd::data {
 
@@ -35,14 +36,15 @@ inline constexpr int kMaxAspectRatio = 64;
 void check_image_shape(const Image& img, const std::string& source);
 
 // torchvision Resize(int): shorter side to `size`, the other int(size * long / short) (PIL rounding
-// as torchvision 0.14 does), bicubic.
-Image resize_shorter_side(const Image& img, int size);
+// as torchvision 0.14 does), with PIL's `filter` (bicubic by default).
+Image resize_shorter_side(const Image& img, int size, Filter filter = Filter::BICUBIC);
 // torchvision CenterCrop (with its rounding of the offsets; pads with 0 if the image is smaller).
 Image center_crop(const Image& img, int width, int height);
 
 struct EvalTransform {
   int size = 224;
   double crop_pct = 0.875;  // resize to int(size / crop_pct) first
+  Filter interpolation = Filter::BICUBIC;
   std::array<float, 3> mean = kImagenetMean, std = kImagenetStd;
 };
 

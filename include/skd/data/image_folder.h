@@ -3,10 +3,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "skd/data/dataset.h"
+#include "skd/data/preprocess.h"
 
 namespace skd::data {
 
@@ -18,7 +20,9 @@ struct ImageFolderOptions {
   std::string class_index;  // optional: .txt (one class per line) or .json ({"name": idx} or
                             // {"idx": ["wnid", "label"]}, the imagenet_class_index.json layout)
   int64_t img_size = 224;
-  double crop_pct = 0.875;
+  // The eval transform and the normalization (also of the training augmentation); nullopt:
+  // imagenet_preprocess(channels, img_size), the official DeiT/Swin evaluation.
+  std::optional<Preprocess> preprocess;
   bool train_augment = false;
   // Model input channels: 3 (RGB, normalised with the ImageNet mean/std) or 1 (each decoded image
   // converted as PIL's convert('L') does, then the same transforms; normalised with kGrayMean/kGrayStd).
