@@ -8,7 +8,8 @@ namespace skd::extract {
 Extracted extract(const models::ElasticModelImpl& model, const SubnetChoice& choice,
                   const ExtractSource& source, const ExtractOptions& options) {
   Extracted e{models::slice_model(model, choice.widths),
-              {{"extracted_from", source.model_path}, {"source_sha256", source.model_sha256}}};
+              {{"extracted_from", source.model_path}, {"source_sha256", source.model_sha256}},
+              source.preprocess};
   if (!source.provenance.is_null()) e.provenance["source_provenance"] = source.provenance;
   if (choice.selection) {
     for (const auto& [key, value] : choice.selection->provenance.items()) e.provenance[key] = value;
@@ -20,7 +21,7 @@ Extracted extract(const models::ElasticModelImpl& model, const SubnetChoice& cho
 }
 
 void save(const std::string& path, const Extracted& extracted) {
-  models::save_artifact(path, *extracted.model, extracted.provenance);
+  models::save_artifact(path, *extracted.model, extracted.provenance, models::preprocess_entry(extracted.preprocess));
 }
 
 }  // namespace skd::extract

@@ -58,7 +58,8 @@ void run_extract_job(const ExtractJob& o, std::FILE* out) {
                             out);
   const ExtractSource source{
       o.model, models::file_sha256(o.model), s.mask_table,
-      loaded.manifest.contains("provenance") ? loaded.manifest["provenance"] : nlohmann::json()};
+      loaded.manifest.contains("provenance") ? loaded.manifest["provenance"] : nlohmann::json(),
+      loaded.preprocess};
   const auto t_read = clock::now();
   const auto choice = resolve_selection(loaded, s, {o.model, source.model_sha256, [&](const std::string& rt) {
                                                       return deploy::installed_runtime_version(rt, o.python);

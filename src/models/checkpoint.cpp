@@ -105,7 +105,8 @@ nlohmann::json parse_manifest(const std::string& text, const std::string& path) 
   static const std::pair<const char*, Kind> kShapes[] = {
       {"config", Kind::object},     {"provenance", Kind::object}, {"macs", Kind::object},
       {"widths", Kind::array},      {"attn_scale", Kind::array},  {"family", Kind::string},
-      {"mask_table", Kind::object}, {"attn_scale_folded", Kind::boolean}};
+      {"mask_table", Kind::object}, {"attn_scale_folded", Kind::boolean}, {data::kPreprocessKey, Kind::object},
+      {"graph_input", Kind::string}};
   for (const auto& [key, kind] : kShapes) {
     const auto it = manifest.find(key);
     if (it == manifest.end() || it->type() == kind) continue;
@@ -114,6 +115,19 @@ nlohmann::json parse_manifest(const std::string& text, const std::string& path) 
                           ", expected ", expected.type_name()));
   }
   return manifest;
+}
+
+std::optional<data::Preprocess> manifest_preprocess(const nlohmann::json& manifest, const ModelConfig& config,
+                                                    const std::string& path) {
+  if (!manifest.is_object() || !manifest.contains(data::kPreprocessKey)) return std::nullopt;
+  auto p = data::preprocess_from_json(manifest.at(data::kPreprocessKey), path);
+  data::check_preprocess_fits(p, config.in_chans, config.img_size, path);
+  return p;
+}
+
+nlohmann::json preprocess_entry(const std::optional<data::Preprocess>& p) {
+  if (!p) return nlohmann::json::object();
+  return {{data::kPreprocessKey, data::preprocess_to_json(*p)}};
 }
 
 ModelConfig manifest_config(const nlohmann::json& manifest, const std::string& path) {
@@ -371,13 +385,14 @@ LoadedModel load_model(const std::string& path, const std::string& arch) {
       });
     config = resolve_arch(arch);
   }
+  LoadedModel out;
+  if (ck.manifest) out.preprocess = manifest_preprocess(*ck.manifest, config, path);
   const auto notes = normalize_keys(config, ck.tensors, path);
   if (config.widths.empty()) {
     const Widths w = infer_widths(config, ck.tensors, path);
     if (w != full_widths(config)) config.widths = w;
   }
   check_params_fit(config, ck.tensors, path);
-  LoadedModel out;
   out.source = path;
   out.model = create_model(config);
   load_state_dict(*out.model, ck.tensors, path);

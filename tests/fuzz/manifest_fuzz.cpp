@@ -1,6 +1,6 @@
 // Fuzz target: the manifest of an artifact (the "skd_manifest" text in its safetensors metadata)
 // along the path skd::models::load_model takes it: parse_manifest, the architecture it describes
-// (manifest_config), the per-block widths and costs, the parameter check against the weights
+// (manifest_config), its preprocess entry, the per-block widths and costs, the parameter check against the weights
 // held in the file, and a super-network's "mask_table" (with its "op_codes", verified against the
 // computed costs) as load_mask_table reads it. The file's weights are stood in for by one tensor
 // of 2^20 elements (a ~4 MB artifact): a manifest that needs far more (check_params_fit) is
@@ -41,6 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   skd::fuzz::run_expecting<skd::FormatError, std::invalid_argument>("manifest", [&] {
     const auto manifest = skd::models::parse_manifest(text, path);
     skd::models::ModelConfig config = skd::models::manifest_config(manifest, path);
+    skd::models::manifest_preprocess(manifest, config, path);  // the "preprocess" entry (issue 27)
     skd::models::check_params_fit(config, weights(), path);
     const auto full = skd::models::stored_widths(config);
     const auto cost = skd::models::macs_count(config);

@@ -5,10 +5,12 @@
 // as ONNX: both take it from extract(), with the same provenance.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "skd/data/preprocess.h"
 #include "skd/extract/selection.h"
 #include "skd/models/model.h"
 
@@ -20,6 +22,7 @@ struct ExtractSource {
   std::string model_sha256;
   std::string mask_table_path;  // the official mask_table.json the selection came from (empty: the manifest's)
   nlohmann::json provenance;    // the source artifact's own provenance (null: none)
+  std::optional<data::Preprocess> preprocess;  // the source's preprocess entry, carried unchanged
 };
 
 struct ExtractOptions {
@@ -39,13 +42,14 @@ struct ExtractOptions {
 struct Extracted {
   models::ElasticModel model;
   nlohmann::json provenance;  // the vocabulary above
+  std::optional<data::Preprocess> preprocess;  // the source's (ExtractSource::preprocess)
 };
 
 // `model` sliced to the choice's widths (each within its stored widths), its scale folded if asked.
 Extracted extract(const models::ElasticModelImpl& model, const SubnetChoice& choice,
                   const ExtractSource& source, const ExtractOptions& options = {});
 
-// Writes the sub-network's artifact (weights + manifest with its provenance) atomically.
+// Writes the sub-network's artifact (weights + manifest with its provenance and preprocess entry) atomically.
 void save(const std::string& path, const Extracted& extracted);
 
 }  // namespace skd::extract

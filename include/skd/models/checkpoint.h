@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "skd/data/preprocess.h"
 #include "skd/io/tensor_record.h"
 #include "skd/models/model.h"
 
@@ -40,6 +41,13 @@ nlohmann::json parse_manifest(const std::string& text, const std::string& path);
 // is missing or not JSON of the expected types).
 ModelConfig manifest_config(const nlohmann::json& manifest, const std::string& path);
 
+// The manifest's "preprocess" entry (data/preprocess.h), checked against the model's input (channels,
+// size); nullopt when the manifest has none (older artifacts). skd::FormatError naming `path` and the key.
+std::optional<data::Preprocess> manifest_preprocess(const nlohmann::json& manifest, const ModelConfig& config,
+                                                    const std::string& path);
+// {"preprocess": entry} for make_manifest's `extra`, or {} for nullopt.
+nlohmann::json preprocess_entry(const std::optional<data::Preprocess>& p);
+
 // Refuses (skd::FormatError naming `path`) a config with far more parameters (over twice, plus 2^20)
 // than `tensors` hold in all: a strict load needs every parameter in the file, so the model is only
 // allocated when the file's own size justifies it, whatever a manifest or --arch claims.
@@ -67,6 +75,7 @@ io::TensorMap state_dict(const ElasticModelImpl& model);
 struct LoadedModel {
   ElasticModel model{nullptr};
   nlohmann::json manifest;  // the artifact's manifest, or one describing the foreign file
+  std::optional<data::Preprocess> preprocess;  // the manifest's entry (nullopt: none, or a foreign file)
   std::string source;
 };
 
