@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   b.add_named(gm, "eval", "--eval,!--no-eval");
   b.add_named(gm, "augment", "--augment,!--no-augment");
   b.add(gm, "workers");
+  for (const char* key : {"crop_pct", "interpolation", "mean", "std"}) b.add(gm, key);
   gm->add_flag("--new-head", run.new_head,
                "re-initialise the classifier even when the data has the model's class count (another class count always "
                "gets a new head)");

@@ -27,6 +27,8 @@ namespace {
 struct InitialModel {
   models::ElasticModel net;
   nlohmann::json provenance = nlohmann::json::object();
+  std::optional<data::Preprocess> preprocess;  // the preprocess entry of the weights' file
+  std::string source;                          // that file
 };
 
 InitialModel initial_model(const ResolvedConfig& resolved) {
@@ -35,8 +37,13 @@ InitialModel initial_model(const ResolvedConfig& resolved) {
   if (!resolved.resume_path.empty()) {  // train() restores the checkpoint's weights
     m.net = models::create_model(resolved.resume_arch);
     m.provenance["resumed_from"] = resolved.resume_path;
+    m.preprocess = models::manifest_preprocess(resolved.resume_manifest, resolved.resume_arch, resolved.resume_path);
+    m.source = resolved.resume_path;
   } else if (!cfg.model.empty()) {
-    m.net = models::load_model(cfg.model, cfg.arch).model;
+    auto loaded = models::load_model(cfg.model, cfg.arch);
+    m.net = loaded.model;
+    m.preprocess = loaded.preprocess;
+    m.source = cfg.model;
     m.provenance["init"] = cfg.model;
     m.provenance["init_sha256"] = models::file_sha256(cfg.model);
   } else {
@@ -182,6 +189,9 @@ TrainResult run(const ResolvedConfig& resolved, const RunOptions& options) {
   spec.img_size = m.net->config().img_size;
   spec.channels = m.net->config().in_chans;
   spec.train_augment = cfg.augment;
+  const auto pp = data::resolve_preprocess(m.preprocess, m.source, data::data_preprocess(spec), cfg.preprocess);
+  data::log_preprocess("preprocess", pp);
+  spec.preprocess = pp.values;
   auto train_set = data::open_dataset(spec);
   replace_head_for(m, *train_set, resolved, options.new_head);
   std::unique_ptr<data::Dataset> test_set;

@@ -653,7 +653,9 @@ bool Trainer::evaluate(int64_t epoch, nlohmann::json& rec) {
 }
 
 nlohmann::json Trainer::manifest_extra() const {
-  nlohmann::json extra = nlohmann::json::object();
+  // The preprocessing of the data it trained on (data::Dataset::preprocess: the resolved entry for image
+  // folders; Fashion-MNIST's resize with the resolved mean and std).
+  nlohmann::json extra = models::preprocess_entry(train_set_.preprocess());
   for (const auto* o : observers_) extra.update(o->manifest_extra());
   return extra;
 }

@@ -61,13 +61,45 @@ ConvertOptions convert_options(const ConvertJob& job, bool format_only) {
   return opt;
 }
 
-// The proxy dataset of `job` for a model with `config`.
-std::unique_ptr<data::Dataset> open_proxy_data(const ConvertJob& job, const models::ModelConfig& c) {
+// The proxy data of `job` for a model with `config` (no data: an empty spec).
+data::DataSpec proxy_spec(const ConvertJob& job, const models::ModelConfig& c) {
   data::DataSpec spec;
   spec.spec = job.data;
   spec.split = job.split;
   spec.img_size = c.img_size;
   spec.channels = c.in_chans;
+  return spec;
+}
+
+// The preprocessing of the conversion: the input's entry, else the proxy data's defaults, else the
+// architecture's (imagenet_preprocess: the official DeiT/Swin evaluation); the job's overrides on top.
+// nullopt only for a model without an entry, data or known defaults (a channel count other than 1 or 3)
+// and no override.
+std::optional<data::ResolvedPreprocess> conversion_preprocess(const ConvertJob& job, const models::LoadedModel& loaded) {
+  const auto& c = loaded.model->config();
+  data::ResolvedPreprocess fallback;
+  if (!job.data.empty()) {
+    fallback = data::data_preprocess(proxy_spec(job, c));
+  } else if (const auto p = data::imagenet_preprocess(c.in_chans, c.img_size)) {
+    fallback = {*p, "the architecture's defaults, the official DeiT/Swin evaluation (no preprocess entry, no data)"};
+  } else if (!loaded.preprocess) {
+    if (job.preprocess.any())
+      throw ParameterError("model", cat(" '", job.model, "' takes ", c.in_chans,
+                                        "-channel images: no default preprocessing to change"));
+    log_warn("'", job.model, "' has no preprocess entry and ", c.in_chans,
+             "-channel inputs have no default: the artifact records none");
+    return std::nullopt;
+  }
+  auto pp = data::resolve_preprocess(loaded.preprocess, job.model, fallback, job.preprocess);
+  data::log_preprocess("preprocess", pp);
+  return pp;
+}
+
+// The proxy dataset of `job` for a model with `config`, prepared as `preprocess` says.
+std::unique_ptr<data::Dataset> open_proxy_data(const ConvertJob& job, const models::ModelConfig& c,
+                                               const std::optional<data::Preprocess>& preprocess) {
+  auto spec = proxy_spec(job, c);
+  spec.preprocess = preprocess;
   auto dataset = data::open_dataset(spec);
   if (dataset->num_classes() > c.num_classes)
     throw ParameterError("data", cat(" ", dataset->describe(), " has ", dataset->num_classes(),
@@ -79,10 +111,11 @@ std::unique_ptr<data::Dataset> open_proxy_data(const ConvertJob& job, const mode
 // WPAC (or a baseline criterion) applied to the loaded model on `device`, its report completed and
 // recorded in the provenance `prov`.
 ConversionReport convert_loaded(const ConvertJob& job, const ConvertOptions& opt, models::LoadedModel& loaded,
-                                torch::Device device, distributed::Communicator* comm,
-                                const std::string& report_path, nlohmann::json& prov) {
+                                const std::optional<data::Preprocess>& preprocess, torch::Device device,
+                                distributed::Communicator* comm, const std::string& report_path,
+                                nlohmann::json& prov) {
   std::unique_ptr<data::Dataset> dataset;
-  if (needs_data(opt)) dataset = open_proxy_data(job, loaded.model->config());
+  if (needs_data(opt)) dataset = open_proxy_data(job, loaded.model->config(), preprocess);
   loaded.model->to(device);
   ProgressBar bar("batches");
   ConversionReport report = convert(*loaded.model, dataset.get(), opt, comm, bar.callback());
@@ -144,13 +177,16 @@ ConvertResult convert_checkpoint(const ConvertJob& job) {
   } else if (!format_only && loaded.manifest.contains("mask_table")) {
     log_warn("the input's mask table is dropped: ", criterion, " reorders the dims it refers to");
   }
+  const auto pp = conversion_preprocess(job, loaded);
+  const auto preprocess = pp ? std::optional(pp->values) : std::nullopt;
+  extra.update(models::preprocess_entry(preprocess));
   ConvertResult result;
   result.main_rank = session.env.rank == 0;
   result.artifact = job.out;
   if (!format_only) {
     result.report_path = report_path;
-    result.report =
-        convert_loaded(job, opt, loaded, session.device, session.comm.get(), result.report_path, prov);
+    result.report = convert_loaded(job, opt, loaded, preprocess, session.device, session.comm.get(),
+                                   result.report_path, prov);
   }
   if (result.main_rank) {
     models::save_artifact(job.out, *loaded.model, prov, extra);

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "skd/data/preprocess.h"
 #include "skd/core/device.h"
 #include "skd/distributed/communicator.h"
 #include "skd/distributed/join.h"
@@ -31,6 +32,8 @@ struct TrainConfig {
   bool eval = true;   // evaluate on the test/val split after every epoch
   int workers = 2;    // loader threads per process
   bool augment = true;  // training augmentation (image folders: DeiT's; Fashion-MNIST: pad-crop + flip)
+  // Over the model's preprocess entry (else the data's defaults): evaluation transform and normalization.
+  data::PreprocessOverrides preprocess;
 
   // Recipe (DeiT defaults, docs/algorithm.md §3.7)
   int64_t epochs = 300;
@@ -79,6 +82,7 @@ struct TrainConfig {
     v("eval", eval, "evaluate on the test/val split after every epoch");
     v("workers", workers, "data loader threads per process");
     v("augment", augment, "training augmentation");
+    preprocess.visit(v);
     v("epochs", epochs, "training epochs");
     v("batch_size", batch_size, "per process");
     v("lr", lr, "base LR; peak = lr * global batch / 512 unless --unscale-lr");

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "skd/data/preprocess.h"
 #include "skd/distributed/communicator.h"
 #include "skd/distributed/join.h"
 #include "skd/importance/taylor.h"
@@ -38,6 +39,9 @@ struct ConvertJob {
   std::string device = "cpu";
   distributed::Backend dist_backend = distributed::Backend::AUTO;
   double dist_timeout = distributed::kDefaultTimeoutSeconds;
+  // Over the input's preprocess entry (else the proxy data's defaults, else the architecture's): the
+  // proxy images' transform and the entry the artifact records.
+  data::PreprocessOverrides preprocess;
 
   template <typename V>
   void visit(V&& v) {
@@ -65,6 +69,7 @@ struct ConvertJob {
     v("device", device, "cpu | cuda | cuda:N");
     v("dist_backend", dist_backend, distributed::kBackendNames, "under torchrun/srun: the process group");
     v("dist_timeout", dist_timeout, "seconds a collective may wait for a peer");
+    preprocess.visit(v);
   }
 };
 
