@@ -18,11 +18,11 @@ int main(int argc, char** argv) {
   const std::vector<std::pair<const char*, std::vector<const char*>>> groups = {
       {"Model", {"model", "arch", "attn_keep", "mlp_keep"}},
       {"Data",
-       {"data", "split", "limit", "batch_size", "inputs", "class_index", "crop_pct", "workers",
+       {"data", "split", "limit", "batch_size", "inputs", "class_index", "crop_pct", "interpolation", "mean", "std", "workers",
         "on_bad_image"}},
       {"Run",
        {"runtime", "python", "device", "amp", "latency", "latency_repeats", "latency_table", "batch_sizes"}},
-      {"Output", {"summary", "json", "save_outputs", "out"}}};
+      {"Output", {"summary", "json", "save_outputs", "save_inputs", "out"}}};
   for (const auto& [name, keys] : groups) {
     auto* group = app.add_option_group(name);
     for (const char* key : keys) b.add(group, key);

@@ -64,7 +64,6 @@ data::DataSpec data_spec(const EvalJob& o) {
   data::DataSpec spec;
   spec.spec = o.data;
   spec.split = o.split;
-  spec.crop_pct = o.crop_pct;
   spec.class_index = o.class_index;
   return spec;
 }
@@ -78,6 +77,7 @@ EvalOptions eval_options(const EvalJob& o, const torch::Device& device) {
   eo.device = device;
   eo.amp = o.amp;
   eo.keep_logits = !o.save_outputs.empty();
+  eo.keep_inputs = o.save_inputs;
   return eo;
 }
 
@@ -179,6 +179,9 @@ void run_dataset(const EvalJob& o, models::LoadedModel& loaded, const torch::Dev
   auto spec = data_spec(o);
   spec.img_size = c.img_size;
   spec.channels = c.in_chans;
+  const auto pp = data::resolve_preprocess(loaded.preprocess, o.model, data::data_preprocess(spec), o.preprocess);
+  data::log_preprocess("preprocess", pp);
+  spec.preprocess = pp.values;
   auto dataset = data::open_dataset(spec);
   log_info("evaluating ", o.model, " on ", dataset->describe());
   ProgressBar bar("images");
@@ -187,7 +190,10 @@ void run_dataset(const EvalJob& o, models::LoadedModel& loaded, const torch::Dev
   const auto cost = models::macs_count(c, model.widths());
   print_accuracy(out, r);
   print_cost(out, cost);
-  write_json(o.json, accuracy_json(r, cost, o.model, dataset->describe()));
+  auto j = accuracy_json(r, cost, o.model, dataset->describe());
+  j["preprocess"] = data::preprocess_to_json(pp.values);
+  j["preprocess_source"] = pp.source;
+  write_json(o.json, j);
   if (!o.save_outputs.empty()) save_dataset_outputs(r, *dataset, o.save_outputs);
 }
 
@@ -213,7 +219,8 @@ void run_in_runtime(const EvalJob& o, deploy::Runtime runtime, std::FILE* out) {
           *loaded.model, models::keep_fraction(loaded.model->widths(), o.attn_keep, o.mlp_keep));
     loaded.model->eval();
     const auto bytes = exporter::onnx_model_bytes(
-        *loaded.model, models::make_manifest(*loaded.model, nlohmann::json{{"exported_for", "skd-eval"}}));
+        *loaded.model, models::make_manifest(*loaded.model, nlohmann::json{{"exported_for", "skd-eval"}},
+                                             models::preprocess_entry(loaded.preprocess)));
     path = dir.file("model.onnx");
     write_file_atomic(path, bytes.data(), bytes.size());
   }
@@ -242,7 +249,7 @@ void run_in_runtime(const EvalJob& o, deploy::Runtime runtime, std::FILE* out) {
               {"latency", rows}});
     return write_json(o.json, j);
   }
-  const auto spec = deploy::data_spec_for(graph, data_spec(o));
+  const auto spec = deploy::data_spec_for(graph, data_spec(o), o.preprocess);
   auto dataset = data::open_dataset(spec);
   log_info("evaluating ", o.model, " on ", dataset->describe());
   ProgressBar bar("images");
@@ -256,6 +263,8 @@ void run_in_runtime(const EvalJob& o, deploy::Runtime runtime, std::FILE* out) {
   j["runtime_version"] = worker.version();
   if (graph.manifest && graph.manifest->contains("quantization"))
     j["quantization"] = (*graph.manifest)["quantization"];
+  j["preprocess"] = data::preprocess_to_json(*spec.preprocess);
+  j["graph_input"] = enum_name(graph.input, data::kGraphInputNames);
   write_json(o.json, j);
   if (!o.save_outputs.empty()) save_dataset_outputs(r, *dataset, o.save_outputs);
 }
@@ -269,7 +278,6 @@ void check_job(const EvalJob& o) {
   };
   need(o.limit >= 0, "limit", ">= 0", o.limit);
   need(o.batch_size > 0, "batch_size", "positive", o.batch_size);
-  need(o.crop_pct >= 0.05 && o.crop_pct <= 1.0, "crop_pct", "in [0.05, 1]", o.crop_pct);
   need(o.workers >= 0, "workers", ">= 0", o.workers);
   need(o.latency_repeats > 0, "latency_repeats", "positive", o.latency_repeats);
   if (o.summary) {
@@ -292,6 +300,14 @@ void check_job(const EvalJob& o) {
       return cat(n("latency_table"), " times the super-network's own op codes; drop ", n("attn_keep"), "/",
                  n("mlp_keep"));
     });
+  if (o.preprocess.any() && o.data.empty())
+    throw ParameterError([](N n) {
+      return cat(n("crop_pct"), ", ", n("interpolation"), ", ", n("mean"), " and ", n("std"), " go with ", n("data"),
+                 " (how its images are prepared)");
+    });
+  if (o.save_inputs && (o.data.empty() || o.save_outputs.empty()))
+    throw ParameterError(
+        [](N n) { return cat(n("save_inputs"), " goes with ", n("data"), " and ", n("save_outputs")); });
   if (!o.inputs.empty() && o.save_outputs.empty())
     throw ParameterError([](N n) { return cat(n("inputs"), " needs ", n("save_outputs")); });
   const auto runtime = runtime_of(o);

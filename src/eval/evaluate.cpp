@@ -40,7 +40,7 @@ EvalResult evaluate(const BatchForward& forward, int64_t num_classes, const data
 
   torch::NoGradGuard guard;
   EvalResult r;
-  std::vector<torch::Tensor> kept;
+  std::vector<torch::Tensor> kept, kept_inputs;
   double correct1 = 0, correct5 = 0, loss_sum = 0;
   const auto start = std::chrono::steady_clock::now();
   data::LoadedBatch batch;
@@ -63,6 +63,7 @@ EvalResult evaluate(const BatchForward& forward, int64_t num_classes, const data
     correct5 += hits.any(1).sum().item<double>();
     if (opt.keep_logits) {
       kept.push_back(logits.cpu());
+      if (opt.keep_inputs) kept_inputs.push_back(batch.images.to(torch::kFloat32).cpu());
       r.indices.insert(r.indices.end(), batch.indices.begin(), batch.indices.end());
     }
     r.images += x.size(0);
@@ -81,6 +82,7 @@ EvalResult evaluate(const BatchForward& forward, int64_t num_classes, const data
     r.images_per_s = r.images / std::max(r.seconds, 1e-9);
   }
   if (opt.keep_logits && !kept.empty()) r.logits = torch::cat(kept, 0);
+  if (opt.keep_logits && !kept_inputs.empty()) r.inputs = torch::cat(kept_inputs, 0);
   return r;
 }
 

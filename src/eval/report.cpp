@@ -32,6 +32,7 @@ void save_dataset_outputs(const EvalResult& r, const data::Dataset& dataset, con
   SKD_CHECK(r.logits.defined() || r.images == 0, "evaluation did not keep logits");
   io::SafetensorsContent out;
   if (r.logits.defined()) out.tensors["logits"] = models::record_from_tensor(r.logits);
+  if (r.inputs.defined()) out.tensors["inputs"] = models::record_from_tensor(r.inputs);
   out.tensors["indices"] = models::record_from_tensor(torch::tensor(r.indices, torch::kLong));
   nlohmann::json paths = nlohmann::json::array();
   for (int64_t i : r.indices) paths.push_back(dataset.path(i));

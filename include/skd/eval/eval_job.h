@@ -12,6 +12,7 @@
 #include "skd/core/device.h"
 #include "skd/core/units.h"
 #include "skd/data/loader.h"
+#include "skd/data/preprocess.h"
 
 namespace skd::eval {
 
@@ -27,7 +28,7 @@ struct EvalJob {
   int64_t batch_size = 256;
   std::string inputs;  // outputs mode (with save_outputs)
   std::string class_index;
-  double crop_pct = 0.875;
+  data::PreprocessOverrides preprocess;  // crop_pct, interpolation, mean, std over the model's entry
   int workers = 2;
   data::BadImagePolicy on_bad_image = data::BadImagePolicy::SKIP;
   std::string device = "cpu";
@@ -39,6 +40,7 @@ struct EvalJob {
   bool summary = false;        // summary mode (needs no weights)
   std::string json;
   std::string save_outputs;
+  bool save_inputs = false;
   std::string out;      // "" = extract::latency_table_path(model, runtime)
   std::string runtime;  // "" = libtorch (onnxruntime for an .onnx model); skd/deploy/runtime_names.h
   std::string python;   // the runtimes' interpreter
@@ -57,7 +59,7 @@ struct EvalJob {
     v("batch_size", batch_size, "images per batch");
     v("inputs", inputs, "safetensors with a tensor 'input' [B,3,H,W] (already normalised)");
     v("class_index", class_index, "image folders: class-index file (.txt or .json)");
-    v("crop_pct", crop_pct, "eval resize: shorter side to int(size / crop-pct), then crop");
+    preprocess.visit(v);
     v("workers", workers, "image decoding threads");
     v("on_bad_image", on_bad_image, data::kBadImagePolicyNames,
       "skip (and count) or fail on unreadable images");
@@ -72,6 +74,8 @@ struct EvalJob {
     v("summary", summary, "print params and MACs (both conventions); needs no weights");
     v("json", json, "also write the results as JSON");
     v("save_outputs", save_outputs, "write logits (and features for --inputs) as safetensors");
+    v("save_inputs", save_inputs,
+      "--data: --save-outputs also holds the images as the model got them ('inputs', after the eval transform)");
     v("out", out,
       "--latency-table: the table file (default <model>.latency.json; <model>.latency.<runtime>.json for "
       "onnxruntime/openvino)");

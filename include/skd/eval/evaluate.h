@@ -22,6 +22,7 @@ struct EvalOptions {
   int workers = 2;           // decoding threads (0 = in the calling thread)
   data::BadImagePolicy on_bad_image = data::BadImagePolicy::SKIP;
   bool keep_logits = false;  // return every evaluated image's logits, in dataset order
+  bool keep_inputs = false;  // with keep_logits: also the images as the data gave them (after the eval transform)
   const models::Widths* widths = nullptr;
   torch::Device device = torch::kCPU;
   Amp amp = Amp::NONE;
@@ -34,6 +35,7 @@ struct EvalResult {
   std::vector<std::string> bad_paths;  // first 100
   double seconds = 0, images_per_s = 0;
   torch::Tensor logits;          // [images, classes] (float32, CPU) when keep_logits
+  torch::Tensor inputs;          // [images, C, H, W] (float32, CPU) when keep_inputs
   std::vector<int64_t> indices;  // dataset index of each logits row
 };
 
