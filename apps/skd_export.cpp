@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   b.add(g, "runtime");
   auto* g_onnx = app.add_option_group("ONNX");
   b.add_required(g_onnx, "out", argc, argv);
-  for (const char* key : {"opset", "batch", "fold_scale"}) b.add(g_onnx, key);
+  for (const char* key : {"opset", "batch", "embed_normalize", "fold_scale"}) b.add(g_onnx, key);
   auto* g_verify = app.add_option_group("Parity check");
   for (const char* key : {"verify", "python", "tolerance"}) b.add(g_verify, key);
   auto* g_int8 = app.add_option_group("int8");

@@ -26,10 +26,11 @@ def read_safetensors(path, np):
     for key, info in header.items():
         if key == "__metadata__":
             continue
-        if info["dtype"] != "F32":
-            raise ValueError(f"{path}: tensor '{key}' has dtype {info['dtype']}, expected F32")
+        dtypes = {"F32": "<f4", "U8": "u1"}  # U8: the pixels of a graph with its normalization inside
+        if info["dtype"] not in dtypes:
+            raise ValueError(f"{path}: tensor '{key}' has dtype {info['dtype']}, expected F32 or U8")
         begin, end = info["data_offsets"]
-        out[key] = np.frombuffer(body[begin:end], dtype="<f4").reshape(info["shape"])
+        out[key] = np.frombuffer(body[begin:end], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
     return out
 
 

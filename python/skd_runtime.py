@@ -155,6 +155,8 @@ def quantize(req, np):
 
     model = onnx.load(req["model"])
     input_name = model.graph.input[0].name
+    if model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8:
+        data = data.astype(np.uint8)  # pixels 0..255 (skd-export --embed-normalize uint8), exact in float32
     # Only the MatMuls of a weight (the Linear layers): attention's activation x activation MatMuls stay
     # float (both operands would need run-time scales, for little gain; docs/decisions.md)
     weights = {i.name for i in model.graph.initializer}
@@ -206,6 +208,7 @@ def main(argv):
         stdout.flush()
 
     settled = False  # the first timing of the process waits for the CPU to settle
+    uint8_input = False  # the loaded graph reads uint8 pixels (skd-export --embed-normalize uint8)
     answer({"ok": True, "runtime": rt.name, "version": rt.version, "python": sys.executable,
             "numpy": np.__version__})
     while True:
@@ -222,14 +225,21 @@ def main(argv):
                 answer({"ok": True})
                 return 0
             if cmd == "load":
-                answer({"ok": True, **rt.load(req["path"])})
+                info = rt.load(req["path"])
+                uint8_input = "uint8" in info["input"]["type"] or info["input"]["type"] == "u8"
+                answer({"ok": True, **info})
             elif cmd == "run":
                 x = np.frombuffer(payload, dtype="<f4").reshape(req["shape"])
+                if uint8_input:  # pixels 0..255 sent as float32 (exact): the graph reads uint8
+                    x = x.astype(np.uint8)
                 y = np.ascontiguousarray(rt.run(x), dtype="<f4")
                 answer({"ok": True, "shape": list(y.shape)}, y.tobytes())
             elif cmd == "time":
                 shape = [req["batch"]] + req["shape"][1:]
-                x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+                if uint8_input:
+                    x = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+                else:
+                    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
                 call = rt.timer(x)
                 spin = req.get("warmup_s", 0.0) + (0.0 if settled else req.get("settle_s", 0.0))
                 settled = True

@@ -2,6 +2,7 @@
 
 #include "skd/core/enum_names.h"
 #include "skd/core/error.h"
+#include "skd/core/logging.h"
 #include "skd/models/checkpoint.h"
 
 namespace skd::deploy {
@@ -16,9 +17,10 @@ OnnxGraph load_onnx(RuntimeWorker& worker, const std::string& path, const std::s
   if (in.size() != 4 || in[1] <= 0 || in[2] <= 0 || in[2] != in[3])
     throw bad(cat("input '", g.info.input_name, "' has shape ", shape_text(in),
                   "; expected images [batch, channels, size, size] with static channels and size"));
-  if (g.info.input_type.find("float") == std::string::npos &&
-      g.info.input_type.find("f32") == std::string::npos)
-    throw bad(cat("input '", g.info.input_name, "' is ", g.info.input_type, ", expected float32"));
+  const bool uint8_input = g.info.input_type.find("uint8") != std::string::npos || g.info.input_type == "u8";
+  if (g.info.input_type.find("float") == std::string::npos && g.info.input_type.find("f32") == std::string::npos &&
+      !uint8_input)
+    throw bad(cat("input '", g.info.input_name, "' is ", g.info.input_type, ", expected float32 (or uint8)"));
   if (out.size() != 2 || out[1] <= 0)
     throw bad(cat("output '", g.info.output_name, "' has shape ", shape_text(out),
                   "; expected logits [batch, classes]"));
@@ -36,16 +38,42 @@ OnnxGraph load_onnx(RuntimeWorker& worker, const std::string& path, const std::s
       throw bad(cat("its manifest describes ", c.in_chans, " channels of ", c.img_size, "x", c.img_size,
                     " and ", c.num_classes, " classes, but the graph reads ", shape_text(in), " and writes ",
                     shape_text(out)));
+    g.preprocess = models::manifest_preprocess(*g.manifest, c, path);
+    if (g.manifest->contains("graph_input")) {
+      const auto input = find_enum((*g.manifest)["graph_input"].get<std::string>(), data::kGraphInputNames);
+      if (!input)
+        throw FormatError(cat(path, ": manifest key 'graph_input' is ", (*g.manifest)["graph_input"].dump(),
+                              ", expected one of ", enum_names(data::kGraphInputNames)));
+      g.input = *input;
+    }
+    if (g.input != data::GraphInput::NORMALIZED && !g.preprocess)
+      throw FormatError(cat(path, ": manifest key 'graph_input' is '", enum_name(g.input, data::kGraphInputNames),
+                            "' but the manifest has no '", data::kPreprocessKey, "' entry"));
   }
+  if (uint8_input != (g.input == data::GraphInput::UINT8))
+    throw bad(cat("input '", g.info.input_name, "' is ", g.info.input_type, " but its manifest's graph_input is '",
+                  enum_name(g.input, data::kGraphInputNames), "'"));
   return g;
 }
 
-data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec, const std::string& key) {
+data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec, const data::PreprocessOverrides& overrides,
+                             const std::string& key) {
   if (graph.channels != 1 && graph.channels != 3)
     throw ParameterError(key, cat(" '", graph.path, "' reads ", graph.channels,
                                   "-channel images; the toolkit's data gives 1 (grey) or 3 (RGB) channels"));
   spec.channels = graph.channels;
   spec.img_size = graph.img_size;
+  if (graph.input != data::GraphInput::NORMALIZED && (overrides.mean || overrides.std))
+    throw ParameterError([p = graph.path](const KeyNamer& n) {
+      return cat(n("mean"), " and ", n("std"), ": '", p, "' normalizes its input inside the graph");
+    });
+  const auto pp = data::resolve_preprocess(graph.preprocess, graph.path, data::data_preprocess(spec), overrides);
+  data::log_preprocess("preprocess", pp);
+  spec.preprocess = pp.values;
+  if (graph.input != data::GraphInput::NORMALIZED) {  // images in [0, 1]: the graph normalizes them
+    spec.preprocess->mean.assign(pp.values.mean.size(), 0.0);
+    spec.preprocess->std.assign(pp.values.std.size(), 1.0);
+  }
   return spec;
 }
 
@@ -65,7 +93,10 @@ eval::EvalResult evaluate_onnx(RuntimeWorker& worker, const OnnxGraph& graph, co
   options.widths = nullptr;
   const int64_t fixed = graph.batch;
   if (fixed > 0) options.batch_size = fixed;
-  const eval::BatchForward forward = [&](const torch::Tensor& x) { return run_padded(worker, x, fixed); };
+  const bool pixels = graph.input == data::GraphInput::UINT8;  // the data gives [0, 1]; the graph reads 0..255
+  const eval::BatchForward forward = [&](const torch::Tensor& x) {
+    return run_padded(worker, pixels ? x.mul(255.0).round_() : x, fixed);
+  };
   return eval::evaluate(forward, graph.num_classes, dataset, options, progress);
 }
 

@@ -314,10 +314,10 @@ class ModelGraph {
 };
 
 void set_tensor_type(onnx::ValueInfoProto* v, const std::string& name, const std::vector<int64_t>& dims,
-                     int64_t batch) {
+                     int64_t batch, int elem_type = onnx::TensorProto::FLOAT) {
   v->set_name(name);
   auto* tt = v->mutable_type()->mutable_tensor_type();
-  tt->set_elem_type(onnx::TensorProto::FLOAT);
+  tt->set_elem_type(elem_type);
   auto* shape = tt->mutable_shape();
   auto* b = shape->add_dim();
   if (batch > 0)
@@ -325,6 +325,23 @@ void set_tensor_type(onnx::ValueInfoProto* v, const std::string& name, const std
   else
     b->set_dim_param("batch");
   for (int64_t d : dims) shape->add_dim()->set_dim_value(d);
+}
+
+// The eval transform's normalization in front of the model (GraphOptions::input UNIT or UINT8): uint8 is
+// cast to float and divided by 255, then (x - mean) / std per channel, in the order of the C++ transform.
+std::string normalize_input(GraphBuilder& b, const GraphOptions& o, const std::string& input) {
+  std::string x = input;
+  if (o.input == data::GraphInput::UINT8) {
+    x = b.op("Cast", {x}, {attr("to", static_cast<int64_t>(onnx::TensorProto::FLOAT))});
+    x = b.op("Div", {x, b.scalar(255.0f)});
+  }
+  const auto c = static_cast<int64_t>(o.mean.size());
+  const auto per_channel = [](const std::vector<double>& v) {
+    return torch::tensor(v, torch::kDouble).to(torch::kFloat32).view({static_cast<int64_t>(v.size()), 1, 1});
+  };
+  SKD_CHECK(static_cast<int64_t>(o.std.size()) == c, "mean and std of different lengths");
+  x = b.op("Sub", {x, b.weight("preprocess.mean", per_channel(o.mean))});
+  return b.op("Div", {x, b.weight("preprocess.std", per_channel(o.std))});
 }
 
 #endif  // SKD_HAVE_ONNX
@@ -339,6 +356,14 @@ void check_graph_options(const GraphOptions& o) {
                      " (LayerNormalization needs 17; the ONNX library knows up to ", max_opset(), ")"));
   if (o.batch < 0)
     throw ParameterError("batch", cat(" ", o.batch, ": expected 'dynamic' or a positive size"));
+  if (o.input != data::GraphInput::NORMALIZED) {
+    bool ok = !o.mean.empty() && o.mean.size() == o.std.size();
+    for (double v : o.std) ok = ok && v > 0 && std::isfinite(v);
+    for (double v : o.mean) ok = ok && std::isfinite(v);
+    if (!ok)
+      throw ParameterError("embed_normalize", cat(" needs one finite mean and one std > 0 per channel (got ",
+                                                  o.mean.size(), " means, ", o.std.size(), " stds)"));
+  }
 }
 
 std::string onnx_model_bytes(const models::ElasticModelImpl& model, const nlohmann::json& manifest,
@@ -359,10 +384,17 @@ std::string onnx_model_bytes(const models::ElasticModelImpl& model, const nlohma
   meta->set_value(manifest.dump());
   auto* g = proto.mutable_graph();
   g->set_name(c.name);
-  set_tensor_type(g->add_input(), "pixel_values", {c.in_chans, c.img_size, c.img_size}, options.batch);
+  set_tensor_type(g->add_input(), "pixel_values", {c.in_chans, c.img_size, c.img_size}, options.batch,
+                  options.input == data::GraphInput::UINT8 ? onnx::TensorProto::UINT8 : onnx::TensorProto::FLOAT);
   set_tensor_type(g->add_output(), "logits", {c.num_classes}, options.batch);
   GraphBuilder builder(g, options.opset);
-  ModelGraph(builder, model).build("pixel_values", "logits");
+  if (options.input != data::GraphInput::NORMALIZED && static_cast<int64_t>(options.mean.size()) != c.in_chans)
+    throw ParameterError("embed_normalize", cat(": ", options.mean.size(), " means for a model of ", c.in_chans,
+                                                " input channels"));
+  const std::string input = options.input == data::GraphInput::NORMALIZED
+                                ? std::string("pixel_values")
+                                : normalize_input(builder, options, "pixel_values");
+  ModelGraph(builder, model).build(input, "logits");
   try {
     onnx::checker::check_model(proto);
   } catch (const std::exception& e) {

@@ -5,6 +5,7 @@
 #include <numeric>
 #include <random>
 
+#include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
 #include "skd/data/dataset.h"
@@ -72,9 +73,15 @@ Calibration calibration_images(const Int8Options& o, const models::ModelConfig& 
   spec.split = o.split;
   spec.img_size = config.img_size;
   spec.channels = config.in_chans;
-  spec.crop_pct = o.crop_pct;
   std::unique_ptr<data::Dataset> dataset;
+  data::Preprocess preprocess;
   try {
+    preprocess = o.preprocess ? *o.preprocess : data::data_preprocess(spec).values;
+    spec.preprocess = preprocess;
+    if (o.input != data::GraphInput::NORMALIZED) {  // the graph normalizes: images in [0, 1]
+      spec.preprocess->mean.assign(preprocess.mean.size(), 0.0);
+      spec.preprocess->std.assign(preprocess.std.size(), 1.0);
+    }
     dataset = data::open_dataset(spec);
   } catch (const std::exception& e) {
     throw ParameterError("calibration", cat(" '", o.calibration, "' (split ", o.split, "): ", e.what()));
@@ -89,14 +96,19 @@ Calibration calibration_images(const Int8Options& o, const models::ModelConfig& 
   data::Loader loader(*dataset, order, lo);
   std::vector<torch::Tensor> parts;
   data::LoadedBatch batch;
-  while (loader.next(batch)) parts.push_back(batch.images.to(torch::kFloat32).contiguous());
+  while (loader.next(batch)) {
+    auto x = batch.images.to(torch::kFloat32);
+    if (o.input == data::GraphInput::UINT8) x = x.mul(255.0).round_();  // pixels, cast to uint8 by the worker
+    parts.push_back(x.contiguous());
+  }
   if (parts.empty())
     throw ParameterError(
         "calibration", cat(" '", o.calibration, "': none of its ", loader.bad_images(),
                            " drawn images could be read (e.g. '",
                            loader.bad_paths().empty() ? std::string("?") : loader.bad_paths().front(), "')"));
   return {torch::cat(parts, 0).contiguous(), static_cast<int64_t>(order.size()), loader.bad_images(),
-          cat("eval: resize ", spec.crop_pct, " crop, ", config.img_size, "x", config.img_size)};
+          cat("eval: ", data::describe(preprocess), o.preprocess ? "" : " (the data's defaults)",
+              o.input == data::GraphInput::NORMALIZED ? "" : cat("; fed as ", enum_name(o.input, data::kGraphInputNames)))};
 }
 
 // What the manifest records under "quantization".

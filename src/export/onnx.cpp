@@ -1,5 +1,6 @@
 #include "skd/export/onnx.h"
 
+#include "skd/core/enum_names.h"
 #include "skd/core/error.h"
 #include "skd/core/fs.h"
 #include "skd/deploy/runtime.h"
@@ -20,13 +21,35 @@ nlohmann::json onnx_manifest(const extract::Extracted& sub, const extract::Subne
        {{"opset", graph.opset},
         {"batch", graph.batch > 0 ? nlohmann::json(graph.batch) : nlohmann::json("dynamic")},
         {"input", "pixel_values"},
-        {"output", "logits"}}}};
+        {"output", "logits"}}},
+      {"graph_input", enum_name(graph.input, data::kGraphInputNames)}};
+  extra.update(models::preprocess_entry(sub.preprocess));
   const auto& source = sub.provenance.value("source_provenance", nlohmann::json());
   if (choice.selection)
     extra["op_code"] = choice.selection->code;
   else if (source.is_object() && source.contains("op_code"))
     extra["op_code"] = source["op_code"];
   return models::make_manifest(*sub.model, sub.provenance, extra);
+}
+
+// The normalization --embed-normalize puts into the graph: the model's preprocess entry's.
+void embed_normalization(const ExportJob& job, const models::LoadedModel& loaded, GraphOptions& graph,
+                         std::FILE* out) {
+  graph.input = job.embed_normalize;
+  if (graph.input == data::GraphInput::NORMALIZED) return;
+  if (!loaded.preprocess)
+    throw ParameterError([m = job.model](const KeyNamer& n) {
+      return cat(n("embed_normalize"), ": '", m, "' has no preprocess entry (an older artifact or a foreign ",
+                 "checkpoint), so its normalization is unknown; write one with skd-convert ", n("model"), " ", m,
+                 " (the data's or the architecture's defaults; ", n("crop_pct"), ", ", n("mean"), ", ", n("std"),
+                 " to change them)");
+    });
+  graph.mean = loaded.preprocess->mean;
+  graph.std = loaded.preprocess->std;
+  check_graph_options(graph);
+  std::fprintf(out, "input: %s, normalized in the graph (%s)\n",
+               graph.input == data::GraphInput::UINT8 ? "uint8 pixels 0..255" : "float32 images in [0, 1]",
+               data::describe(*loaded.preprocess).c_str());
 }
 
 // The int8 keys: calibration and its companions only with int8, and int8 only with calibration data.
@@ -48,7 +71,8 @@ void check_int8_keys(const ExportJob& job) {
 
 // The int8 step of the job (quantize_int8 on the checked fp32 graph).
 Int8Result run_int8(const ExportJob& job, const std::string& bytes, const models::ModelConfig& config,
-                    const nlohmann::json& manifest, int64_t graph_batch, int threads) {
+                    const nlohmann::json& manifest, int64_t graph_batch, const std::optional<data::Preprocess>& preprocess,
+                    data::GraphInput input, int threads) {
   Int8Options q;
   q.calibration = job.calibration;
   q.split = job.calibration_split;
@@ -56,6 +80,8 @@ Int8Result run_int8(const ExportJob& job, const std::string& bytes, const models
   q.method = job.calibration_method;
   q.verify = job.verify;
   q.graph_batch = graph_batch;
+  q.preprocess = preprocess;
+  q.input = input;
   deploy::WorkerOptions w;
   w.python = job.python;
   w.threads = threads > 0 ? threads : torch::get_num_threads();
@@ -69,7 +95,7 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
   if (!(job.tolerance >= 0))
     throw ParameterError("tolerance", cat(" must be >= 0 (got ", job.tolerance, ")"));
   check_int8_keys(job);
-  const GraphOptions graph{job.opset, parse_graph_batch(job.batch)};
+  GraphOptions graph{job.opset, parse_graph_batch(job.batch)};
   check_graph_options(graph);
   extract::SubnetSelection selection = job.selection;
   if (selection.latency && graph.batch > 0) selection.batch = graph.batch;
@@ -81,9 +107,11 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
   check_output_file("out", job.out, inputs);
 
   const auto loaded = models::load_model(job.model, job.arch);
+  embed_normalization(job, loaded, graph, out);
   const extract::ExtractSource source{
       job.model, models::file_sha256(job.model), selection.mask_table,
-      loaded.manifest.contains("provenance") ? loaded.manifest["provenance"] : nlohmann::json()};
+      loaded.manifest.contains("provenance") ? loaded.manifest["provenance"] : nlohmann::json(),
+      loaded.preprocess};
   const auto choice = extract::resolve_selection(loaded, selection,
                                                  {job.model, source.model_sha256, [&](const std::string& rt) {
                                                     return deploy::installed_runtime_version(rt, job.python);
@@ -106,6 +134,9 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
     p.python = job.python;
     p.tolerance = job.tolerance;
     p.threads = threads;
+    p.input = graph.input;
+    p.mean = graph.mean;
+    p.std = graph.std;
     if (graph.batch > 0) p.batches = {graph.batch};
     r.parity = check_parity(*sub.model, bytes, p);
     if (!r.parity->passed())
@@ -113,7 +144,7 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
                              cat(" failed: ", r.parity->line(), "; nothing was written to ", job.out));
   }
   if (job.int8) {
-    r.int8 = run_int8(job, bytes, sub.model->config(), r.manifest, graph.batch, threads);
+    r.int8 = run_int8(job, bytes, sub.model->config(), r.manifest, graph.batch, sub.preprocess, graph.input, threads);
     r.manifest["quantization"] = r.int8->quantization;
     bytes = r.int8->bytes;
     r.bytes = bytes.size();

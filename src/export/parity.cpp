@@ -94,9 +94,21 @@ ParityResult check_parity(models::ElasticModelImpl& model, const std::string& on
     auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
     io::SafetensorsContent data;
     for (int64_t b : options.batches) {
-      auto x = torch::randn({b, c.in_chans, c.img_size, c.img_size}, gen, torch::kFloat32);
+      const std::vector<int64_t> shape = {b, c.in_chans, c.img_size, c.img_size};
+      torch::Tensor x, graph_x;
+      if (options.input == data::GraphInput::NORMALIZED) {
+        x = graph_x = torch::randn(shape, gen, torch::kFloat32);
+      } else {  // pixels: the graph normalizes them itself, the C++ forward gets them normalized here
+        const auto pixels = torch::randint(0, 256, shape, gen, torch::kUInt8);
+        const auto unit = pixels.to(torch::kFloat32).div(255.0);
+        const auto per_channel = [&](const std::vector<double>& v) {
+          return torch::tensor(v, torch::kDouble).to(torch::kFloat32).view({1, c.in_chans, 1, 1});
+        };
+        x = (unit - per_channel(options.mean)) / per_channel(options.std);
+        graph_x = options.input == data::GraphInput::UINT8 ? pixels : unit;
+      }
       auto y = model.forward(x);
-      data.tensors.emplace(cat("input.b", b), models::record_from_tensor(x));
+      data.tensors.emplace(cat("input.b", b), models::record_from_tensor(graph_x));
       data.tensors.emplace(cat("expected.b", b), models::record_from_tensor(y));
     }
     io::write_safetensors(dir.file("data.safetensors"), data);

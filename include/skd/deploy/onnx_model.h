@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "skd/data/dataset.h"
+#include "skd/data/preprocess.h"
 #include "skd/deploy/runtime.h"
 #include "skd/eval/evaluate.h"
 #include "skd/models/config.h"
@@ -25,18 +26,24 @@ struct OnnxGraph {
   int64_t channels = 0, img_size = 0, num_classes = 0;  // from the graph's input [B, C, S, S] / output [B, K]
   bool dynamic_batch = false;
   int64_t batch = 0;  // the fixed batch size when not dynamic
+  std::optional<data::Preprocess> preprocess;               // the manifest's entry
+  data::GraphInput input = data::GraphInput::NORMALIZED;  // the manifest's graph_input
 };
 
 // Loads `path` into the worker and reads its shape and manifest. skd::FormatError naming the file (and
-// `key`) for a graph whose input is not one float [B, C, S, S] with static C and S, whose output is not
+// `key`) for a graph whose input is not one float (or, as its graph_input says, uint8) [B, C, S, S] with
+// static C and S, whose output is not
 // [B, K], whose manifest does not parse, or whose manifest's architecture (in_chans, img_size,
 // num_classes) disagrees with the graph.
 OnnxGraph load_onnx(RuntimeWorker& worker, const std::string& path, const std::string& key = "model");
 
-// The data a graph reads: `spec` with the graph's channels and input size (the other fields as given).
-// skd::ParameterError naming `key` and the file when the data cannot fit the graph (a channel count other
-// than 1 or 3).
-data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec, const std::string& key = "model");
+// The data a graph reads: `spec` with the graph's channels and input size and its preprocessing (the
+// manifest's entry, else the data's defaults; `overrides` on top; logged with its source). A graph that
+// normalizes inside (graph_input unit or uint8) gets images in [0, 1] (evaluate_onnx scales them to 0..255
+// for uint8). skd::ParameterError naming `key` and the file when the data cannot fit the graph (a channel
+// count other than 1 or 3), naming mean/std when they are given for a graph that normalizes itself.
+data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec, const data::PreprocessOverrides& overrides,
+                             const std::string& key = "model");
 
 // The loaded graph's output on `x`; a graph of fixed batch `fixed_batch` (> 0) gets `x` padded with
 // zero images to that size and its padding rows dropped (x.size(0) <= fixed_batch).

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "skd/data/loader.h"
+#include "skd/data/preprocess.h"
 #include "skd/deploy/runtime.h"
 #include "skd/models/config.h"
 
@@ -25,7 +26,10 @@ struct Int8Options {
   std::string method = "minmax";  // activation-range calibration: minmax | percentile | entropy
   bool per_channel = true;        // weight scales per output channel (else per tensor)
   bool reduce_range = false;      // 7-bit weights (for CPUs without VNNI that saturate u8*s8 sums)
-  double crop_pct = 0.875;        // the eval transform's
+  // The model's preprocess entry (nullopt: the calibration data's defaults) and what the graph takes:
+  // the calibration images are given to the graph as it reads them (normalized, in [0, 1] or 0..255).
+  std::optional<data::Preprocess> preprocess;
+  data::GraphInput input = data::GraphInput::NORMALIZED;
   data::BadImagePolicy on_bad_image = data::BadImagePolicy::SKIP;
   int workers = 2;
   bool verify = false;  // top-1 agreement of int8 and fp32 on the calibration images

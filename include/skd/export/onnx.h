@@ -32,6 +32,7 @@ struct ExportJob {
   int opset = kDefaultOpset;           // GraphOptions::opset
   std::string batch = "dynamic";       // "dynamic" or a fixed batch size (parse_graph_batch)
   bool fold_scale = false;             // models::fold_attention_scale before export
+  data::GraphInput embed_normalize = data::GraphInput::NORMALIZED;  // GraphOptions::input
   bool verify = false;  // parity in onnxruntime before writing; the file is written only if it passes
   std::string python;   // ParityOptions::python
   double tolerance = ParityOptions{}.tolerance;
@@ -51,6 +52,9 @@ struct ExportJob {
     v("batch", batch,
       "'dynamic' (symbolic batch dimension) or a fixed batch size (also the batch size a "
       "--latency budget is for; 1 when dynamic)");
+    v("embed_normalize", embed_normalize, data::kEmbedNormalizeNames,
+      "put the model's normalization (its preprocess entry's mean and std) into the graph, which then takes "
+      "images scaled to [0, 1] (unit, float32) or uint8 pixels (uint8); recorded as graph_input");
     v("fold_scale", fold_scale,
       "fold each block's softmax scale into its query weights, so the model is exact "
       "under the default 1/sqrt(head dim)");

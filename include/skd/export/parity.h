@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "skd/deploy/process.h"
+#include "skd/data/preprocess.h"
 #include "skd/models/model.h"
 
 namespace skd::exporter {
@@ -18,6 +19,10 @@ struct ParityOptions {
   std::vector<int64_t> batches = {2, 1};  // one deterministic random input per batch size
   uint64_t seed = 0;
   int threads = 1;  // onnxruntime intra-op threads
+  // A graph that normalizes its input itself (GraphOptions::input UNIT or UINT8, with its mean and std):
+  // it gets random pixels (uint8, or scaled to [0, 1]) and the C++ forward the same pixels normalized.
+  data::GraphInput input = data::GraphInput::NORMALIZED;
+  std::vector<double> mean, std;
 };
 
 struct ParityResult {
