@@ -4,6 +4,7 @@
     model = skd_loader.load("sub.safetensors")             # eval mode, float32, CPU
     logits = model(x)                                      # x: [B, in_chans, img, img], normalised
     sub = skd_loader.load("super.safetensors", op_code=134)  # a super-network's sub-network
+    logits = model(model.transform(pil_image).unsqueeze(0))  # skd-eval's preprocessing of one image
 
 Only torch and the standard library are needed (torch 1.13 .. 2.x). See python/README.md.
 
@@ -12,7 +13,14 @@ src/models/checkpoint.cpp, config.cpp, mask_table.cpp), raising only FormatError
 (SafetensorsError, ArtifactError; all SkdLoaderError and ValueError) that name the file and key,
 and it checks the parameter count a manifest implies against the tensors in the file before it
 builds (allocates) any module.
+
+Preprocessing: the manifest's "preprocess" entry (input_size, interpolation, crop_pct, crop_mode, mean,
+std) is checked as src/data/preprocess.cpp does; preprocess_of() gives it (or the C++ image-folder
+defaults, with a warning, for older artifacts) and eval_transform() the transform of skd-eval
+(include/skd/data/eval_transform.h) on PIL images; load() attaches both to the model.
 """
+import warnings
+
 import torch
 
 from . import strict_json
@@ -21,11 +29,14 @@ from .config import (ConfigError, attention_scales, block_specs, config_from_jso
 from .errors import ArtifactError, FormatError, SafetensorsError, SkdLoaderError, printable
 from .mask_table import check_op_codes, table_from_json
 from .models import build_model
+from .preprocess import (EvalTransform, NoTransform, PreprocessError, PREPROCESS_KEY, check_fits, check_preprocess,
+                         default_preprocess, describe)
 from .safetensors_io import FLOAT_DTYPES, load_file, parse_safetensors, read_bytes, read_header, save_file
 
 __all__ = ["load", "read_artifact", "read_manifest", "mask_table_widths", "op_code_for_macs", "slice_state_dict",
-           "build_model", "expected_shapes", "load_file", "save_file", "SkdLoaderError", "FormatError",
-           "ArtifactError", "SafetensorsError"]
+           "build_model", "expected_shapes", "load_file", "save_file", "preprocess_of", "eval_transform",
+           "EvalTransform", "PreprocessWarning", "PreprocessError", "SkdLoaderError", "FormatError", "ArtifactError",
+           "SafetensorsError"]
 
 MANIFEST_KEY = "skd_manifest"   # include/skd/models/checkpoint.h kManifestKey
 # The artifact format versions this loader reads: integers 1..kArtifactFormatVersion
@@ -70,7 +81,7 @@ def _parse_manifest(text, path):
 # parse_manifest's kShapes (checkpoint.cpp): the JSON type each of these keys must have when present.
 MANIFEST_KEY_KINDS = {"config": "object", "provenance": "object", "macs": "object", "widths": "array",
                       "attn_scale": "array", "family": "string", "mask_table": "object",
-                      "attn_scale_folded": "boolean"}
+                      "attn_scale_folded": "boolean", "preprocess": "object", "graph_input": "string"}
 
 
 def _json_kind(value):
@@ -92,7 +103,9 @@ def _manifest_from_metadata(meta, path):
     if MANIFEST_KEY not in meta:
         _fail(path, f"no '{MANIFEST_KEY}' in the safetensors __metadata__ (not an SKD artifact; convert foreign "
                     f"checkpoints with skd-convert first)", MANIFEST_KEY)
-    return _parse_manifest(meta[MANIFEST_KEY], path)
+    manifest = _parse_manifest(meta[MANIFEST_KEY], path)
+    _check_preprocess_entry(manifest, path)
+    return manifest
 
 
 def manifest_config(manifest, path="artifact"):
@@ -103,6 +116,70 @@ def manifest_config(manifest, path="artifact"):
         return config_from_json(manifest["config"])
     except ConfigError as e:
         _fail(path, f"manifest 'config': {e}", "config")
+
+
+class PreprocessWarning(UserWarning):
+    """An artifact without a "preprocess" entry (written before it existed): the defaults are used."""
+
+
+def _check_preprocess_entry(manifest, path, cfg=None):
+    """The validated "preprocess" entry of a manifest (None when it has none), checked as
+    preprocess_from_json and check_preprocess_fits (src/data/preprocess.cpp) do: against the
+    architecture's input when `cfg` is given or the manifest's config is valid (an invalid config is
+    refused by manifest_config, naming "config")."""
+    if PREPROCESS_KEY not in manifest:
+        return None
+    try:
+        p = check_preprocess(manifest[PREPROCESS_KEY])
+        if cfg is None and isinstance(manifest.get("config"), dict):
+            try:
+                cfg = config_from_json(manifest["config"])
+            except ConfigError:
+                cfg = None
+        if cfg is not None:
+            check_fits(p, cfg["in_chans"], cfg["img_size"])
+    except PreprocessError as e:
+        _fail(path, f"manifest: {e}", e.key)
+    return p
+
+
+def _preprocess(manifest, cfg, path, stacklevel):
+    p = _check_preprocess_entry(manifest, path, cfg)
+    if p is not None:
+        return p
+    c, s = cfg["in_chans"], cfg["img_size"]
+    p = default_preprocess(c, s)
+    if p is None:
+        warnings.warn(f"{printable(path, 1000)} has no preprocess entry and there is no default preprocessing for "
+                      f"{c}-channel input (defaults exist for 3 (RGB) and 1 (L)): no transform",
+                      PreprocessWarning, stacklevel=stacklevel + 1)
+        return None
+    warnings.warn(f"{printable(path, 1000)} has no preprocess entry: using the defaults of skd-eval's image-folder "
+                  f"evaluation ({describe(p)}); artifacts written by newer skd tools record theirs",
+                  PreprocessWarning, stacklevel=stacklevel + 1)
+    return p
+
+
+def preprocess_of(manifest, path="artifact"):
+    """The preprocessing of an artifact's manifest: a dict {"input_size": [C, S, S], "interpolation",
+    "crop_pct", "crop_mode", "mean", "std"} (crop_mode filled in), its "preprocess" entry checked as the
+    C++ does (ArtifactError naming "preprocess.<key>" otherwise) against the architecture (`config`).
+    Without an entry (artifacts written before it existed): the defaults of the C++ image-folder eval
+    (bicubic, crop_pct 0.875, ImageNet mean/std; 1 channel: their L-weighted values) with a
+    PreprocessWarning naming `path`; None (and a warning) for other channel counts."""
+    return _preprocess(manifest, manifest_config(manifest, path), path, stacklevel=2)
+
+
+def eval_transform(preprocess):
+    """The eval transform of skd-eval for `preprocess` (a dict as preprocess_of returns): a callable
+    taking a PIL image or a path and returning the float32 tensor [C, S, S] (resize the shorter side to
+    int(S / crop_pct) with the interpolation, center crop S x S, normalize). Raises PreprocessError (a
+    ValueError) for a dict the manifest reader would refuse. Needs Pillow when called."""
+    if preprocess is None:
+        raise PreprocessError("no preprocessing given (preprocess_of returns None for an artifact without a "
+                              "preprocess entry whose channel count has no default): pass a dict with input_size, "
+                              "interpolation, crop_pct, mean and std")
+    return EvalTransform(preprocess)
 
 
 def _read(path):
@@ -351,7 +428,9 @@ def load(path, op_code=None, macs=None, widths=None, convention="paper", device=
       macs:    the largest sub-network within this many MACs (`convention` paper | full),
       widths:  per-block [[a, m], ...] (each <= the stored width)
     slices the weights into a standalone smaller model. The returned module has `.manifest` (the
-    artifact's manifest), `.widths` (per-block widths it runs at) and `.op_code` (or None).
+    artifact's manifest), `.widths` (per-block widths it runs at), `.op_code` (or None), `.preprocess`
+    (preprocess_of: the artifact's entry, or the defaults with a PreprocessWarning) and `.transform`
+    (its eval transform: model(model.transform(pil_image).unsqueeze(0)) gives skd-eval's logits).
     A file the C++ load_model refuses raises a FormatError (ArtifactError or SafetensorsError)."""
     if sum(x is not None for x in (op_code, macs, widths)) > 1:
         raise ValueError("give at most one of op_code, macs and widths")
@@ -395,4 +474,8 @@ def load(path, op_code=None, macs=None, widths=None, convention="paper", device=
     model.op_code = None
     if op_code is not None:
         model.op_code = len(_supernet(manifest, cfg, path)[0]) - 1 if op_code == -1 else int(op_code)
+    # A sub-network takes the same input as its super-network: the artifact's preprocessing.
+    model.preprocess = _preprocess(manifest, cfg, path, stacklevel=2)
+    model.transform = EvalTransform(model.preprocess) if model.preprocess is not None else \
+        NoTransform(path, cfg["in_chans"])
     return model.to(device).eval()

@@ -10,6 +10,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import skd_loader  # noqa: E402
 from skd_loader import config as skd_config  # noqa: E402
+from skd_loader import preprocess as skd_preprocess  # noqa: E402
 from skd_loader.safetensors_io import _NAMES  # noqa: E402
 
 VIT_CONFIG = {"family": "vit", "name": "vit_hostile", "img_size": 8, "patch_size": 4, "in_chans": 1,
@@ -23,13 +24,36 @@ MASK_TABLE = {"0.attn": {"0": 4, "1": 4, "2": 2, "-1": 2}, "0.mlp": {"0": 16, "1
               "1.attn": {"0": 4, "1": 2, "2": 0, "-1": 0}, "1.mlp": {"0": 16, "1": 16, "2": 8, "-1": 8}}
 
 
-def manifest_for(cfg_json, supernet=False):
+def preprocess_for(cfg_json, **changes):
+    """The "preprocess" entry the C++ writes for `cfg_json` (the defaults of its channels and size), with
+    `changes` (None deletes a key)."""
+    cfg = skd_config.config_from_json(cfg_json)
+    entry = skd_preprocess.default_preprocess(cfg["in_chans"], cfg["img_size"])
+    if entry is None:  # no default for this channel count: a made-up normalization
+        entry = {"input_size": [cfg["in_chans"], cfg["img_size"], cfg["img_size"]], "interpolation": "bicubic",
+                 "crop_pct": 0.875, "crop_mode": "center", "mean": [0.5] * cfg["in_chans"],
+                 "std": [0.25] * cfg["in_chans"]}
+    for k, v in changes.items():
+        if v is None:
+            entry.pop(k, None)
+        else:
+            entry[k] = v
+    return entry
+
+
+def manifest_for(cfg_json, supernet=False, preprocess=True):
+    """A valid manifest. `preprocess`: True = the default entry (as every artifact the apps write now has),
+    None = no entry (an artifact written before it existed), a dict (or any value) = that entry."""
     cfg = skd_config.config_from_json(cfg_json)
     cost = skd_config.macs_count(cfg)
     m = {"format": "skd-artifact", "format_version": 1, "family": cfg["family"], "config": cfg_json,
          "widths": skd_config.stored_widths(cfg), "attn_scale": skd_config.attention_scales(cfg),
          "macs": {"paper": cost["macs_paper"], "full": cost["macs_full"], "params": cost["params"]},
          "provenance": {"source": "python/tests/hostile_artifacts.py"}}
+    if preprocess is True:
+        m["preprocess"] = preprocess_for(cfg_json)
+    elif preprocess is not None:
+        m["preprocess"] = preprocess
     if supernet:
         table = skd_loader.mask_table.table_from_json(MASK_TABLE, skd_config.stored_widths(cfg))
         m["mask_table"] = MASK_TABLE
@@ -69,10 +93,10 @@ def raw_file(header, data, pad=True):
     return struct.pack("<Q", len(header)) + header + data
 
 
-def artifact_parts(cfg_json=None, supernet=False, seed=0):
-    """(header dict, data bytes, manifest dict) of a valid artifact."""
+def artifact_parts(cfg_json=None, supernet=False, seed=0, preprocess=True):
+    """(header dict, data bytes, manifest dict) of a valid artifact (`preprocess` as in manifest_for)."""
     cfg_json = dict(cfg_json or VIT_CONFIG)
-    manifest = manifest_for(cfg_json, supernet)
+    manifest = manifest_for(cfg_json, supernet, preprocess)
     header, data = header_and_data(weights_for(cfg_json, seed), {"format": "pt",
                                                                   "skd_manifest": json.dumps(manifest)})
     return header, data, manifest

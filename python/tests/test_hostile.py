@@ -65,13 +65,18 @@ class Hostile(unittest.TestCase):
         return ha.raw_file(h, self.data)
 
     def config(self, **changes):
-        """The artifact with manifest config keys replaced (None deletes a key)."""
+        """The artifact with manifest config keys replaced (None deletes a key); its preprocess entry
+        follows a valid architecture's input size, so that what is refused is the change itself."""
         m = json.loads(json.dumps(self.manifest))
         for k, v in changes.items():
             if v is None:
                 m["config"].pop(k, None)
             else:
                 m["config"][k] = v
+        try:
+            m["preprocess"] = ha.preprocess_for(m["config"])
+        except skd_loader.ConfigError:
+            pass  # refused as a config anyway
         return ha.raw_file(ha.with_manifest(self.header, m), self.data)
 
     def manifest_with(self, **changes):
