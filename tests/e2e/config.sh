@@ -24,13 +24,14 @@ value_is() {
 
 declare -A KEYS
 KEYS[skd-convert]="model arch out report mask_table data split proxy_samples batch_size seed criterion \
-mlp_criterion centering cost device dist_backend dist_timeout"
-KEYS[skd-eval]="model arch attn_keep mlp_keep data split limit batch_size inputs class_index crop_pct workers \
-on_bad_image device amp latency latency_repeats latency_table batch_sizes summary json save_outputs out runtime python"
+mlp_criterion centering cost device dist_backend dist_timeout crop_pct interpolation mean std"
+KEYS[skd-eval]="model arch attn_keep mlp_keep data split limit batch_size inputs class_index crop_pct interpolation \
+mean std workers on_bad_image device amp latency latency_repeats latency_table batch_sizes summary json save_outputs \
+save_inputs out runtime python"
 KEYS[skd-extract]="model arch mask_table op_code macs macs_ratio latency widths attn_keep mlp_keep \
 macs_convention batch latency_table runtime list out fold_scale python"
 KEYS[skd-export]="model arch mask_table op_code macs macs_ratio latency widths attn_keep mlp_keep macs_convention \
-latency_table runtime out opset batch fold_scale verify python tolerance int8 calibration calibration_split \
+latency_table runtime out opset batch embed_normalize fold_scale verify python tolerance int8 calibration calibration_split \
 calibration_samples calibration_method"
 # one key per app: a value in the --config file, and a flag that overrides it
 declare -A FILE_KEY=([skd-convert]=split [skd-eval]=split [skd-extract]=latency_table [skd-export]=python)

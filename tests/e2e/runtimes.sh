@@ -9,6 +9,8 @@
 #    provenance; a table of another runtime, of another runtime version or of another model is refused
 #  - int8: skd-export --int8 --calibration writes a quantized graph that runs, reports its top-1
 #    agreement with fp32 (--verify) and records the scheme and the calibration set in its manifest
+#  - the preprocess entry in the ONNX metadata; --embed-normalize unit|uint8 graphs give the plain graph's
+#    logits (1e-5) in onnxruntime, run in OpenVINO and quantize to int8 (issue 27)
 #  - bad input: a runtime that is not installed (says how to install it), an .onnx whose input does not
 #    fit the data, a manifest that disagrees with its graph, an empty or unreadable calibration set,
 #    --runtime libtorch for an .onnx: a clear error, exit 1 or 2, no file left
@@ -136,7 +138,62 @@ check "the fixed-batch int8 graph evaluates (last batch padded)" 0 "$BIN/skd-eva
   --data "$W/data" "${T[@]}"
 check "int8 runs in openvino" 0 "$BIN/skd-eval" --model "$W/sub1.int8.onnx" --runtime openvino --data "$W/data" "${T[@]}"
 
-# 4. The README's commands, as written (in $W/doc: the demo model's super-network and its 4/12 export).
+# 4. The preprocessing in the ONNX metadata, and in the graph with --embed-normalize (issue 27): the graph
+# that normalizes its own input gives the plain graph's logits on the same images (within 1e-5).
+onnx_manifest() {  # onnx_manifest FILE EXPR: EXPR of the skd manifest m in the ONNX metadata
+  "$PY" -c 'import json, sys, onnx
+m = json.loads({p.key: p.value for p in onnx.load(sys.argv[1]).metadata_props}["skd_manifest"])
+print(eval(sys.argv[2]))' "$@"
+}
+[ "$(onnx_manifest "$W/sub1.onnx" '(m["graph_input"], m["preprocess"]["mean"], m["preprocess"]["std"])')" = \
+  "('normalized', [0.286], [0.353])" ] && ok "the ONNX metadata holds the preprocess entry" \
+  || bad "ONNX metadata: $(onnx_manifest "$W/sub1.onnx" 'm.get("preprocess")')"
+check "plain graph on the folder" 0 "$BIN/skd-eval" --model "$W/sub1.onnx" --data "$W/data" "${T[@]}" \
+  --save-outputs "$W/plain.out"
+for input in unit uint8; do
+  check "export --embed-normalize $input --verify" 0 "$BIN/skd-export" --supernet "$W/super.safetensors" --op-code 1 \
+    --embed-normalize "$input" --verify --out "$W/sub1.$input.onnx" "${T[@]}"
+  expect_in "$input: prints the normalization" "$W/out" "normalized in the graph (1x28x28, bilinear"
+  expect_in "$input: parity in onnxruntime" "$W/out" "^parity: max |logit diff|"
+  [ "$(onnx_manifest "$W/sub1.$input.onnx" 'm["graph_input"]')" = "$input" ] && ok "$input: recorded as graph_input" \
+    || bad "$input: graph_input $(onnx_manifest "$W/sub1.$input.onnx" 'm.get("graph_input")')"
+  check "$input graph on the folder" 0 "$BIN/skd-eval" --model "$W/sub1.$input.onnx" --data "$W/data" "${T[@]}" \
+    --save-outputs "$W/$input.out"
+  if python3 "$SRC/tools/dev/compare_outputs.py" "$W/plain.out" "$W/$input.out" logits --atol 1e-5 >"$W/cmp" 2>&1; then
+    ok "$input graph = plain graph fed normalized images ($(tail -1 "$W/cmp"))"
+  else
+    bad "$input graph differs from the plain one"; sed 's/^/  | /' "$W/cmp" | tail -5
+  fi
+  check "$input graph in openvino" 0 "$BIN/skd-eval" --model "$W/sub1.$input.onnx" --runtime openvino --data "$W/data" \
+    "${T[@]}"
+  same_top1 "$input graph: openvino = libtorch top-1" "$(top1 "$W/out")" "$folder_ref"
+done
+check "--mean for a graph that normalizes itself" 2 "$BIN/skd-eval" --model "$W/sub1.unit.onnx" --data "$W/data" \
+  --mean 0.5 "${T[@]}"
+expect_in "names --mean" "$W/err" "normalizes its input inside the graph"
+check "int8 of a uint8 graph" 0 "$BIN/skd-export" --supernet "$W/super.safetensors" --op-code 1 --embed-normalize uint8 \
+  --int8 --calibration "$W/data" --calibration-samples 24 --verify --out "$W/sub1.uint8.int8.onnx" "${T[@]}"
+expect_in "uint8 int8: calibrated as the graph reads" "$W/out" "^int8: .*calibrated on 24 images"
+check "the uint8 int8 graph evaluates" 0 "$BIN/skd-eval" --model "$W/sub1.uint8.int8.onnx" --data "$W/data" "${T[@]}"
+q8u=$(top1 "$W/out")
+awk -v a="$q8u" -v b="$folder_ref" 'BEGIN { exit !(a != "" && a + 5 >= b) }' && ok "uint8 int8 top-1 $q8u % (fp32 $folder_ref %)" ||
+  bad "uint8 int8 top-1 '$q8u' % far below fp32 $folder_ref %"
+python3 - "$W/super.safetensors" "$W/noentry.safetensors" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+m = json.loads(h["__metadata__"]["skd_manifest"]); m.pop("preprocess")
+h["__metadata__"]["skd_manifest"] = json.dumps(m)
+t = json.dumps(h).encode()
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
+PY
+check "--embed-normalize without a preprocess entry" 2 "$BIN/skd-export" --supernet "$W/noentry.safetensors" \
+  --op-code 1 --embed-normalize unit --out "$W/bad7.onnx"
+expect_in "says the normalization is unknown" "$W/err" "has no preprocess entry"
+[ ! -e "$W/bad7.onnx" ] && ok "nothing written" || bad "bad7.onnx written"
+
+# 5. The README's commands, as written (in $W/doc: the demo model's super-network and its 4/12 export).
 doc_setup
 cp "$W/super.safetensors" "$W/doc/super.safetensors"
 check "README: the 4/12 export" 0 "$BIN/skd-export" --supernet "$W/doc/super.safetensors" --macs-ratio 4:12 \
@@ -147,8 +204,9 @@ doc_cmd "README: onnxruntime table" 0 '$B/skd-eval --model super.safetensors --l
 doc_cmd "README: select from it" 0 '$B/skd-extract --supernet super.safetensors --latency 2ms --runtime onnxruntime --out fast.safetensors'
 doc_cmd "README: int8 export" 0 '$B/skd-export --supernet super.safetensors --macs-ratio 4:12 --int8 --calibration fashion-mnist --verify --out sub4.int8.onnx'
 doc_cmd "README: int8 accuracy" 0 '$B/skd-eval --model sub4.int8.onnx --data fashion-mnist --limit 1000'
+doc_cmd "README: normalization in the graph" 0 '$B/skd-export --supernet super.safetensors --macs-ratio 4:12 --embed-normalize uint8 --out sub4.u8.onnx'
 
-# 5. Bad input.
+# 6. Bad input.
 check "runtime not installed" 1 "$BIN/skd-eval" --model "$W/sub1.onnx" --data "$W/data" --python /usr/bin/python3
 expect_in "says how to install it" "$W/err" "setup_venv.sh --runtimes"
 check ".onnx with --runtime libtorch" 2 "$BIN/skd-eval" --model "$W/sub1.onnx" --runtime libtorch --data "$W/data"
