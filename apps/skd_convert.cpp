@@ -40,8 +40,9 @@ int main(int argc, char** argv) {
   b.add(&app, "arch");
   b.add_required(&app, "out", argc, argv);
   b.add(&app, "mask_table");
-  auto* gp = app.add_option_group("Preprocessing (recorded in the artifact; default: the input's entry, else the "
-                                  "data's or the architecture's defaults)");
+  auto* gp = app.add_option_group(
+      "Preprocessing (recorded in the artifact; default: the input's entry, else the "
+      "data's or the architecture's defaults)");
   for (const char* key : {"crop_pct", "interpolation", "mean", "std"}) b.add(gp, key);
   auto* g = app.add_option_group("WPAC");
   for (const char* key :

@@ -18,8 +18,8 @@ int main(int argc, char** argv) {
   const std::vector<std::pair<const char*, std::vector<const char*>>> groups = {
       {"Model", {"model", "arch", "attn_keep", "mlp_keep"}},
       {"Data",
-       {"data", "split", "limit", "batch_size", "inputs", "class_index", "crop_pct", "interpolation", "mean", "std", "workers",
-        "on_bad_image"}},
+       {"data", "split", "limit", "batch_size", "inputs", "class_index", "crop_pct", "interpolation", "mean",
+        "std", "workers", "on_bad_image"}},
       {"Run",
        {"runtime", "python", "device", "amp", "latency", "latency_repeats", "latency_table", "batch_sizes"}},
       {"Output", {"summary", "json", "save_outputs", "save_inputs", "out"}}};

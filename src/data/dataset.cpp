@@ -32,7 +32,8 @@ bool holds_fashion_mnist(const fs::path& dir) {
 
 bool is_fashion_mnist(const DataSpec& s) {
   std::error_code ec;
-  return s.spec == "fashion-mnist" || s.spec == "fmnist" || (fs::is_directory(s.spec, ec) && holds_fashion_mnist(s.spec));
+  return s.spec == "fashion-mnist" || s.spec == "fmnist" ||
+         (fs::is_directory(s.spec, ec) && holds_fashion_mnist(s.spec));
 }
 
 ResolvedPreprocess data_preprocess(const DataSpec& s) {
@@ -45,7 +46,7 @@ ResolvedPreprocess data_preprocess(const DataSpec& s) {
   const auto p = imagenet_preprocess(s.channels, s.img_size);
   if (!p)
     throw ParameterError("data", cat(" '", s.spec, "': image folders give 3-channel (RGB) or 1-channel ",
-                                    "(grayscale) images, the model expects ", s.channels));
+                                     "(grayscale) images, the model expects ", s.channels));
   r.values = *p;
   r.source = "the defaults of image folders, the official DeiT/Swin evaluation (no preprocess entry)";
   return r;

@@ -31,8 +31,10 @@ class FashionMnist : public Dataset {
     const Preprocess own = fashion_mnist_preprocess(o.channels, o.img_size);
     if (opt_.mean.empty()) opt_.mean = own.mean;
     if (opt_.std.empty()) opt_.std = own.std;
-    if (opt_.mean.size() != static_cast<size_t>(o.channels) || opt_.std.size() != static_cast<size_t>(o.channels))
-      throw std::invalid_argument(cat("Fashion-MNIST: ", o.channels, " channels need as many means and stds"));
+    if (opt_.mean.size() != static_cast<size_t>(o.channels) ||
+        opt_.std.size() != static_cast<size_t>(o.channels))
+      throw std::invalid_argument(
+          cat("Fashion-MNIST: ", o.channels, " channels need as many means and stds"));
     const std::string prefix = o.split == "train" ? "train" : "t10k";
     const std::string ipath = find_idx(o.root, prefix + "-images-idx3-ubyte");
     const std::string lpath = find_idx(o.root, prefix + "-labels-idx1-ubyte");
@@ -97,8 +99,9 @@ class FashionMnist : public Dataset {
                  .size(std::vector<int64_t>{opt_.img_size, opt_.img_size})
                  .mode(torch::kBilinear)
                  .align_corners(false));
-    const bool uniform = std::all_of(opt_.mean.begin(), opt_.mean.end(), [&](double m) { return m == opt_.mean[0]; }) &&
-                         std::all_of(opt_.std.begin(), opt_.std.end(), [&](double s) { return s == opt_.std[0]; });
+    const bool uniform =
+        std::all_of(opt_.mean.begin(), opt_.mean.end(), [&](double m) { return m == opt_.mean[0]; }) &&
+        std::all_of(opt_.std.begin(), opt_.std.end(), [&](double s) { return s == opt_.std[0]; });
     if (uniform) {  // one scalar step for every channel (the arithmetic of Fashion-MNIST's own values)
       x = x.sub_(opt_.mean[0]).div_(opt_.std[0]);
       if (opt_.channels != 1) x = x.expand({-1, opt_.channels, -1, -1}).contiguous();

@@ -46,7 +46,8 @@ std::vector<double> channel_values(const nlohmann::json& j, const std::string& s
   const nlohmann::json& v = j.at(key);
   const std::string want = cat("a list of ", channels, " finite numbers", positive ? " > 0" : "",
                                " (one per channel of input_size)");
-  if (!v.is_array() || static_cast<int64_t>(v.size()) != channels) refuse(source, key, cat("is ", excerpt(v.dump()), ", expected ", want));
+  if (!v.is_array() || static_cast<int64_t>(v.size()) != channels)
+    refuse(source, key, cat("is ", excerpt(v.dump()), ", expected ", want));
   std::vector<double> out;
   for (const auto& x : v) {
     if (!x.is_number() || !std::isfinite(x.get<double>()) || (positive && !(x.get<double>() > 0)))
@@ -96,11 +97,13 @@ nlohmann::json preprocess_to_json(const Preprocess& p) {
 
 Preprocess preprocess_from_json(const nlohmann::json& j, const std::string& source) {
   if (!j.is_object())
-    throw FormatError(cat(source, ": manifest key '", kPreprocessKey, "' is ", excerpt(j.dump()), ", expected an object"));
+    throw FormatError(
+        cat(source, ": manifest key '", kPreprocessKey, "' is ", excerpt(j.dump()), ", expected an object"));
   for (const auto& [key, value] : j.items())
-    if (key != "input_size" && key != "interpolation" && key != "crop_pct" && key != "crop_mode" && key != "mean" &&
-        key != "std")
-      refuse(source, key, "is not a key of the entry (input_size, interpolation, crop_pct, crop_mode, mean, std)");
+    if (key != "input_size" && key != "interpolation" && key != "crop_pct" && key != "crop_mode" &&
+        key != "mean" && key != "std")
+      refuse(source, key,
+             "is not a key of the entry (input_size, interpolation, crop_pct, crop_mode, mean, std)");
   for (const char* key : {"input_size", "interpolation", "crop_pct", "mean", "std"})
     if (!j.contains(key)) refuse(source, key, "is missing");
   Preprocess p;
@@ -111,12 +114,13 @@ Preprocess preprocess_from_json(const nlohmann::json& j, const std::string& sour
        in[1].get<int64_t>() <= kMaxSize;
   if (!ok)
     refuse(source, "input_size",
-           cat("is ", excerpt(in.dump()), ", expected [channels, size, size]: integers, channels 1..", kMaxChannels,
-               ", a square size 1..", kMaxSize));
+           cat("is ", excerpt(in.dump()), ", expected [channels, size, size]: integers, channels 1..",
+               kMaxChannels, ", a square size 1..", kMaxSize));
   p.channels = in[0].get<int64_t>();
   p.size = in[1].get<int64_t>();
   const auto& interp = j.at("interpolation");
-  const auto filter = interp.is_string() ? find_enum(interp.get<std::string>(), kInterpolationNames) : std::nullopt;
+  const auto filter =
+      interp.is_string() ? find_enum(interp.get<std::string>(), kInterpolationNames) : std::nullopt;
   if (!filter)
     refuse(source, "interpolation",
            cat("is ", excerpt(interp.dump()), ", expected one of ", enum_names(kInterpolationNames)));
@@ -136,13 +140,14 @@ Preprocess preprocess_from_json(const nlohmann::json& j, const std::string& sour
 void check_preprocess_fits(const Preprocess& p, int64_t channels, int64_t size, const std::string& source) {
   if (p.channels != channels || p.size != size)
     refuse(source, "input_size",
-           cat("is [", p.channels, ", ", p.size, ", ", p.size, "] but the model takes [", channels, ", ", size, ", ",
-               size, "]"));
+           cat("is [", p.channels, ", ", p.size, ", ", p.size, "] but the model takes [", channels, ", ",
+               size, ", ", size, "]"));
 }
 
 std::string describe(const Preprocess& p) {
   return cat(p.channels, "x", p.size, "x", p.size, ", ", enum_name(p.interpolation, kInterpolationNames),
-             ", crop_pct ", number_text(p.crop_pct), ", mean ", list_text(p.mean), ", std ", list_text(p.std));
+             ", crop_pct ", number_text(p.crop_pct), ", mean ", list_text(p.mean), ", std ",
+             list_text(p.std));
 }
 
 EvalTransform eval_transform_of(const Preprocess& p) {
@@ -160,8 +165,9 @@ EvalTransform eval_transform_of(const Preprocess& p) {
   return t;
 }
 
-ResolvedPreprocess resolve_preprocess(const std::optional<Preprocess>& artifact, const std::string& artifact_path,
-                                      const ResolvedPreprocess& fallback, const PreprocessOverrides& o) {
+ResolvedPreprocess resolve_preprocess(const std::optional<Preprocess>& artifact,
+                                      const std::string& artifact_path, const ResolvedPreprocess& fallback,
+                                      const PreprocessOverrides& o) {
   ResolvedPreprocess r = fallback;
   if (artifact) {
     r.from_artifact = true;
@@ -171,7 +177,8 @@ ResolvedPreprocess resolve_preprocess(const std::optional<Preprocess>& artifact,
   std::vector<std::string> given;
   if (o.crop_pct) {
     if (!(*o.crop_pct >= kMinCropPct && *o.crop_pct <= kMaxCropPct))
-      throw ParameterError("crop_pct", cat(" must be in [", kMinCropPct, ", ", kMaxCropPct, "] (got ", *o.crop_pct, ")"));
+      throw ParameterError("crop_pct",
+                           cat(" must be in [", kMinCropPct, ", ", kMaxCropPct, "] (got ", *o.crop_pct, ")"));
     r.values.crop_pct = *o.crop_pct;
     given.push_back("crop_pct");
   }

@@ -18,8 +18,8 @@ OnnxGraph load_onnx(RuntimeWorker& worker, const std::string& path, const std::s
     throw bad(cat("input '", g.info.input_name, "' has shape ", shape_text(in),
                   "; expected images [batch, channels, size, size] with static channels and size"));
   const bool uint8_input = g.info.input_type.find("uint8") != std::string::npos || g.info.input_type == "u8";
-  if (g.info.input_type.find("float") == std::string::npos && g.info.input_type.find("f32") == std::string::npos &&
-      !uint8_input)
+  if (g.info.input_type.find("float") == std::string::npos &&
+      g.info.input_type.find("f32") == std::string::npos && !uint8_input)
     throw bad(cat("input '", g.info.input_name, "' is ", g.info.input_type, ", expected float32 (or uint8)"));
   if (out.size() != 2 || out[1] <= 0)
     throw bad(cat("output '", g.info.output_name, "' has shape ", shape_text(out),
@@ -47,17 +47,18 @@ OnnxGraph load_onnx(RuntimeWorker& worker, const std::string& path, const std::s
       g.input = *input;
     }
     if (g.input != data::GraphInput::NORMALIZED && !g.preprocess)
-      throw FormatError(cat(path, ": manifest key 'graph_input' is '", enum_name(g.input, data::kGraphInputNames),
-                            "' but the manifest has no '", data::kPreprocessKey, "' entry"));
+      throw FormatError(cat(path, ": manifest key 'graph_input' is '",
+                            enum_name(g.input, data::kGraphInputNames), "' but the manifest has no '",
+                            data::kPreprocessKey, "' entry"));
   }
   if (uint8_input != (g.input == data::GraphInput::UINT8))
-    throw bad(cat("input '", g.info.input_name, "' is ", g.info.input_type, " but its manifest's graph_input is '",
-                  enum_name(g.input, data::kGraphInputNames), "'"));
+    throw bad(cat("input '", g.info.input_name, "' is ", g.info.input_type,
+                  " but its manifest's graph_input is '", enum_name(g.input, data::kGraphInputNames), "'"));
   return g;
 }
 
-data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec, const data::PreprocessOverrides& overrides,
-                             const std::string& key) {
+data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec,
+                             const data::PreprocessOverrides& overrides, const std::string& key) {
   if (graph.channels != 1 && graph.channels != 3)
     throw ParameterError(key, cat(" '", graph.path, "' reads ", graph.channels,
                                   "-channel images; the toolkit's data gives 1 (grey) or 3 (RGB) channels"));
@@ -67,7 +68,8 @@ data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec, const 
     throw ParameterError([p = graph.path](const KeyNamer& n) {
       return cat(n("mean"), " and ", n("std"), ": '", p, "' normalizes its input inside the graph");
     });
-  const auto pp = data::resolve_preprocess(graph.preprocess, graph.path, data::data_preprocess(spec), overrides);
+  const auto pp =
+      data::resolve_preprocess(graph.preprocess, graph.path, data::data_preprocess(spec), overrides);
   data::log_preprocess("preprocess", pp);
   spec.preprocess = pp.values;
   if (graph.input != data::GraphInput::NORMALIZED) {  // images in [0, 1]: the graph normalizes them
@@ -93,7 +95,8 @@ eval::EvalResult evaluate_onnx(RuntimeWorker& worker, const OnnxGraph& graph, co
   options.widths = nullptr;
   const int64_t fixed = graph.batch;
   if (fixed > 0) options.batch_size = fixed;
-  const bool pixels = graph.input == data::GraphInput::UINT8;  // the data gives [0, 1]; the graph reads 0..255
+  const bool pixels =
+      graph.input == data::GraphInput::UINT8;  // the data gives [0, 1]; the graph reads 0..255
   const eval::BatchForward forward = [&](const torch::Tensor& x) {
     return run_padded(worker, pixels ? x.mul(255.0).round_() : x, fixed);
   };

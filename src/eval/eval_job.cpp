@@ -179,7 +179,8 @@ void run_dataset(const EvalJob& o, models::LoadedModel& loaded, const torch::Dev
   auto spec = data_spec(o);
   spec.img_size = c.img_size;
   spec.channels = c.in_chans;
-  const auto pp = data::resolve_preprocess(loaded.preprocess, o.model, data::data_preprocess(spec), o.preprocess);
+  const auto pp =
+      data::resolve_preprocess(loaded.preprocess, o.model, data::data_preprocess(spec), o.preprocess);
   data::log_preprocess("preprocess", pp);
   spec.preprocess = pp.values;
   auto dataset = data::open_dataset(spec);
@@ -302,8 +303,8 @@ void check_job(const EvalJob& o) {
     });
   if (o.preprocess.any() && o.data.empty())
     throw ParameterError([](N n) {
-      return cat(n("crop_pct"), ", ", n("interpolation"), ", ", n("mean"), " and ", n("std"), " go with ", n("data"),
-                 " (how its images are prepared)");
+      return cat(n("crop_pct"), ", ", n("interpolation"), ", ", n("mean"), " and ", n("std"), " go with ",
+                 n("data"), " (how its images are prepared)");
     });
   if (o.save_inputs && (o.data.empty() || o.save_outputs.empty()))
     throw ParameterError(

@@ -384,13 +384,15 @@ std::string onnx_model_bytes(const models::ElasticModelImpl& model, const nlohma
   meta->set_value(manifest.dump());
   auto* g = proto.mutable_graph();
   g->set_name(c.name);
-  set_tensor_type(g->add_input(), "pixel_values", {c.in_chans, c.img_size, c.img_size}, options.batch,
-                  options.input == data::GraphInput::UINT8 ? onnx::TensorProto::UINT8 : onnx::TensorProto::FLOAT);
+  set_tensor_type(
+      g->add_input(), "pixel_values", {c.in_chans, c.img_size, c.img_size}, options.batch,
+      options.input == data::GraphInput::UINT8 ? onnx::TensorProto::UINT8 : onnx::TensorProto::FLOAT);
   set_tensor_type(g->add_output(), "logits", {c.num_classes}, options.batch);
   GraphBuilder builder(g, options.opset);
-  if (options.input != data::GraphInput::NORMALIZED && static_cast<int64_t>(options.mean.size()) != c.in_chans)
-    throw ParameterError("embed_normalize", cat(": ", options.mean.size(), " means for a model of ", c.in_chans,
-                                                " input channels"));
+  if (options.input != data::GraphInput::NORMALIZED &&
+      static_cast<int64_t>(options.mean.size()) != c.in_chans)
+    throw ParameterError("embed_normalize", cat(": ", options.mean.size(), " means for a model of ",
+                                                c.in_chans, " input channels"));
   const std::string input = options.input == data::GraphInput::NORMALIZED
                                 ? std::string("pixel_values")
                                 : normalize_input(builder, options, "pixel_values");

@@ -108,7 +108,9 @@ Calibration calibration_images(const Int8Options& o, const models::ModelConfig& 
                            loader.bad_paths().empty() ? std::string("?") : loader.bad_paths().front(), "')"));
   return {torch::cat(parts, 0).contiguous(), static_cast<int64_t>(order.size()), loader.bad_images(),
           cat("eval: ", data::describe(preprocess), o.preprocess ? "" : " (the data's defaults)",
-              o.input == data::GraphInput::NORMALIZED ? "" : cat("; fed as ", enum_name(o.input, data::kGraphInputNames)))};
+              o.input == data::GraphInput::NORMALIZED
+                  ? ""
+                  : cat("; fed as ", enum_name(o.input, data::kGraphInputNames)))};
 }
 
 // What the manifest records under "quantization".

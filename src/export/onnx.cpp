@@ -40,9 +40,9 @@ void embed_normalization(const ExportJob& job, const models::LoadedModel& loaded
   if (!loaded.preprocess)
     throw ParameterError([m = job.model](const KeyNamer& n) {
       return cat(n("embed_normalize"), ": '", m, "' has no preprocess entry (an older artifact or a foreign ",
-                 "checkpoint), so its normalization is unknown; write one with skd-convert ", n("model"), " ", m,
-                 " (the data's or the architecture's defaults; ", n("crop_pct"), ", ", n("mean"), ", ", n("std"),
-                 " to change them)");
+                 "checkpoint), so its normalization is unknown; write one with skd-convert ", n("model"), " ",
+                 m, " (the data's or the architecture's defaults; ", n("crop_pct"), ", ", n("mean"), ", ",
+                 n("std"), " to change them)");
     });
   graph.mean = loaded.preprocess->mean;
   graph.std = loaded.preprocess->std;
@@ -71,8 +71,8 @@ void check_int8_keys(const ExportJob& job) {
 
 // The int8 step of the job (quantize_int8 on the checked fp32 graph).
 Int8Result run_int8(const ExportJob& job, const std::string& bytes, const models::ModelConfig& config,
-                    const nlohmann::json& manifest, int64_t graph_batch, const std::optional<data::Preprocess>& preprocess,
-                    data::GraphInput input, int threads) {
+                    const nlohmann::json& manifest, int64_t graph_batch,
+                    const std::optional<data::Preprocess>& preprocess, data::GraphInput input, int threads) {
   Int8Options q;
   q.calibration = job.calibration;
   q.split = job.calibration_split;
@@ -144,7 +144,8 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
                              cat(" failed: ", r.parity->line(), "; nothing was written to ", job.out));
   }
   if (job.int8) {
-    r.int8 = run_int8(job, bytes, sub.model->config(), r.manifest, graph.batch, sub.preprocess, graph.input, threads);
+    r.int8 = run_int8(job, bytes, sub.model->config(), r.manifest, graph.batch, sub.preprocess, graph.input,
+                      threads);
     r.manifest["quantization"] = r.int8->quantization;
     bytes = r.int8->bytes;
     r.bytes = bytes.size();

@@ -21,7 +21,8 @@ Extracted extract(const models::ElasticModelImpl& model, const SubnetChoice& cho
 }
 
 void save(const std::string& path, const Extracted& extracted) {
-  models::save_artifact(path, *extracted.model, extracted.provenance, models::preprocess_entry(extracted.preprocess));
+  models::save_artifact(path, *extracted.model, extracted.provenance,
+                        models::preprocess_entry(extracted.preprocess));
 }
 
 }  // namespace skd::extract

@@ -102,11 +102,16 @@ nlohmann::json parse_manifest(const std::string& text, const std::string& path) 
   // The structure readers rely on, checked here at the boundary so that a manifest with a string
   // where an object belongs is a FormatError naming the key, not nlohmann's type_error later.
   using Kind = nlohmann::json::value_t;
-  static const std::pair<const char*, Kind> kShapes[] = {
-      {"config", Kind::object},     {"provenance", Kind::object}, {"macs", Kind::object},
-      {"widths", Kind::array},      {"attn_scale", Kind::array},  {"family", Kind::string},
-      {"mask_table", Kind::object}, {"attn_scale_folded", Kind::boolean}, {data::kPreprocessKey, Kind::object},
-      {"graph_input", Kind::string}};
+  static const std::pair<const char*, Kind> kShapes[] = {{"config", Kind::object},
+                                                         {"provenance", Kind::object},
+                                                         {"macs", Kind::object},
+                                                         {"widths", Kind::array},
+                                                         {"attn_scale", Kind::array},
+                                                         {"family", Kind::string},
+                                                         {"mask_table", Kind::object},
+                                                         {"attn_scale_folded", Kind::boolean},
+                                                         {data::kPreprocessKey, Kind::object},
+                                                         {"graph_input", Kind::string}};
   for (const auto& [key, kind] : kShapes) {
     const auto it = manifest.find(key);
     if (it == manifest.end() || it->type() == kind) continue;

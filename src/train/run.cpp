@@ -37,7 +37,8 @@ InitialModel initial_model(const ResolvedConfig& resolved) {
   if (!resolved.resume_path.empty()) {  // train() restores the checkpoint's weights
     m.net = models::create_model(resolved.resume_arch);
     m.provenance["resumed_from"] = resolved.resume_path;
-    m.preprocess = models::manifest_preprocess(resolved.resume_manifest, resolved.resume_arch, resolved.resume_path);
+    m.preprocess =
+        models::manifest_preprocess(resolved.resume_manifest, resolved.resume_arch, resolved.resume_path);
     m.source = resolved.resume_path;
   } else if (!cfg.model.empty()) {
     auto loaded = models::load_model(cfg.model, cfg.arch);
@@ -189,7 +190,8 @@ TrainResult run(const ResolvedConfig& resolved, const RunOptions& options) {
   spec.img_size = m.net->config().img_size;
   spec.channels = m.net->config().in_chans;
   spec.train_augment = cfg.augment;
-  const auto pp = data::resolve_preprocess(m.preprocess, m.source, data::data_preprocess(spec), cfg.preprocess);
+  const auto pp =
+      data::resolve_preprocess(m.preprocess, m.source, data::data_preprocess(spec), cfg.preprocess);
   data::log_preprocess("preprocess", pp);
   spec.preprocess = pp.values;
   auto train_set = data::open_dataset(spec);

@@ -75,13 +75,15 @@ data::DataSpec proxy_spec(const ConvertJob& job, const models::ModelConfig& c) {
 // architecture's (imagenet_preprocess: the official DeiT/Swin evaluation); the job's overrides on top.
 // nullopt only for a model without an entry, data or known defaults (a channel count other than 1 or 3)
 // and no override.
-std::optional<data::ResolvedPreprocess> conversion_preprocess(const ConvertJob& job, const models::LoadedModel& loaded) {
+std::optional<data::ResolvedPreprocess> conversion_preprocess(const ConvertJob& job,
+                                                              const models::LoadedModel& loaded) {
   const auto& c = loaded.model->config();
   data::ResolvedPreprocess fallback;
   if (!job.data.empty()) {
     fallback = data::data_preprocess(proxy_spec(job, c));
   } else if (const auto p = data::imagenet_preprocess(c.in_chans, c.img_size)) {
-    fallback = {*p, "the architecture's defaults, the official DeiT/Swin evaluation (no preprocess entry, no data)"};
+    fallback = {
+        *p, "the architecture's defaults, the official DeiT/Swin evaluation (no preprocess entry, no data)"};
   } else if (!loaded.preprocess) {
     if (job.preprocess.any())
       throw ParameterError("model", cat(" '", job.model, "' takes ", c.in_chans,

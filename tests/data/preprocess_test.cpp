@@ -171,7 +171,8 @@ TEST(Preprocess, OverridesAndTheirSource) {
   bad = {};
   bad.std = ChannelValues{{0.2, 0.0, 0.2}};
   refused(bad, "std");
-  EXPECT_EQ(ChannelValues::from_text(" 0.485, 0.456 ,0.406").values, (std::vector<double>{0.485, 0.456, 0.406}));
+  EXPECT_EQ(ChannelValues::from_text(" 0.485, 0.456 ,0.406").values,
+            (std::vector<double>{0.485, 0.456, 0.406}));
   EXPECT_EQ(ChannelValues::from_text("0.485,0.456,0.406").to_text(), "0.485,0.456,0.406");
   EXPECT_THROW(ChannelValues::from_text("0.4,,0.5"), std::invalid_argument);
   EXPECT_THROW(ChannelValues::from_text("nan"), std::invalid_argument);

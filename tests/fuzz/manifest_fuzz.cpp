@@ -1,7 +1,7 @@
 // Fuzz target: the manifest of an artifact (the "skd_manifest" text in its safetensors metadata)
 // along the path skd::models::load_model takes it: parse_manifest, the architecture it describes
-// (manifest_config), its preprocess entry, the per-block widths and costs, the parameter check against the weights
-// held in the file, and a super-network's "mask_table" (with its "op_codes", verified against the
+// (manifest_config), its preprocess entry, the per-block widths and costs, the parameter check against the
+// weights held in the file, and a super-network's "mask_table" (with its "op_codes", verified against the
 // computed costs) as load_mask_table reads it. The file's weights are stood in for by one tensor
 // of 2^20 elements (a ~4 MB artifact): a manifest that needs far more (check_params_fit) is
 // refused before any model is built. Small enough configs are built for real.

@@ -83,7 +83,8 @@ struct PreprocessOverrides {
     v("crop_pct", crop_pct,
       "eval resize: shorter side to int(size / crop-pct), then center crop (default: the model's preprocess "
       "entry)");
-    v("interpolation", interpolation, "eval resize filter: bicubic | bilinear | nearest (default: the model's)");
+    v("interpolation", interpolation,
+      "eval resize filter: bicubic | bilinear | nearest (default: the model's)");
     v("mean", mean, "normalization mean per channel, e.g. 0.485,0.456,0.406 (default: the model's)");
     v("std", std, "normalization std per channel, e.g. 0.229,0.224,0.225 (default: the model's)");
   }
@@ -92,16 +93,17 @@ struct PreprocessOverrides {
 // A preprocessing and where its values came from (for the log and reports).
 struct ResolvedPreprocess {
   Preprocess values;
-  std::string source;         // e.g. "the preprocess entry of 'm.safetensors'; crop_pct from --crop-pct"
+  std::string source;          // e.g. "the preprocess entry of 'm.safetensors'; crop_pct from --crop-pct"
   bool from_artifact = false;  // the base values are an artifact's entry
 };
 
 // The preprocessing a consumer applies: `artifact` (an artifact's entry, read from `artifact_path`) when
-// it has one, else `fallback` (the data's defaults, data_preprocess of dataset.h), then the overrides. skd::ParameterError
-// naming the key for an override out of range (crop_pct) or of the wrong length for the channels
-// (mean, std), or an unknown interpolation.
-ResolvedPreprocess resolve_preprocess(const std::optional<Preprocess>& artifact, const std::string& artifact_path,
-                                      const ResolvedPreprocess& fallback, const PreprocessOverrides& overrides);
+// it has one, else `fallback` (the data's defaults, data_preprocess of dataset.h), then the overrides.
+// skd::ParameterError naming the key for an override out of range (crop_pct) or of the wrong length for the
+// channels (mean, std), or an unknown interpolation.
+ResolvedPreprocess resolve_preprocess(const std::optional<Preprocess>& artifact,
+                                      const std::string& artifact_path, const ResolvedPreprocess& fallback,
+                                      const PreprocessOverrides& overrides);
 // Logs the values and their source (one info line, "<what>: <describe> (from <source>)").
 void log_preprocess(const std::string& what, const ResolvedPreprocess& p);
 

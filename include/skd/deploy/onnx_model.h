@@ -26,7 +26,7 @@ struct OnnxGraph {
   int64_t channels = 0, img_size = 0, num_classes = 0;  // from the graph's input [B, C, S, S] / output [B, K]
   bool dynamic_batch = false;
   int64_t batch = 0;  // the fixed batch size when not dynamic
-  std::optional<data::Preprocess> preprocess;               // the manifest's entry
+  std::optional<data::Preprocess> preprocess;             // the manifest's entry
   data::GraphInput input = data::GraphInput::NORMALIZED;  // the manifest's graph_input
 };
 
@@ -42,8 +42,8 @@ OnnxGraph load_onnx(RuntimeWorker& worker, const std::string& path, const std::s
 // normalizes inside (graph_input unit or uint8) gets images in [0, 1] (evaluate_onnx scales them to 0..255
 // for uint8). skd::ParameterError naming `key` and the file when the data cannot fit the graph (a channel
 // count other than 1 or 3), naming mean/std when they are given for a graph that normalizes itself.
-data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec, const data::PreprocessOverrides& overrides,
-                             const std::string& key = "model");
+data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec,
+                             const data::PreprocessOverrides& overrides, const std::string& key = "model");
 
 // The loaded graph's output on `x`; a graph of fixed batch `fixed_batch` (> 0) gets `x` padded with
 // zero images to that size and its padding rows dropped (x.size(0) <= fixed_batch).

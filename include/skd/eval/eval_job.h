@@ -75,7 +75,8 @@ struct EvalJob {
     v("json", json, "also write the results as JSON");
     v("save_outputs", save_outputs, "write logits (and features for --inputs) as safetensors");
     v("save_inputs", save_inputs,
-      "--data: --save-outputs also holds the images as the model got them ('inputs', after the eval transform)");
+      "--data: --save-outputs also holds the images as the model got them ('inputs', after the eval "
+      "transform)");
     v("out", out,
       "--latency-table: the table file (default <model>.latency.json; <model>.latency.<runtime>.json for "
       "onnxruntime/openvino)");

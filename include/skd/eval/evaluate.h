@@ -22,7 +22,8 @@ struct EvalOptions {
   int workers = 2;           // decoding threads (0 = in the calling thread)
   data::BadImagePolicy on_bad_image = data::BadImagePolicy::SKIP;
   bool keep_logits = false;  // return every evaluated image's logits, in dataset order
-  bool keep_inputs = false;  // with keep_logits: also the images as the data gave them (after the eval transform)
+  bool keep_inputs =
+      false;  // with keep_logits: also the images as the data gave them (after the eval transform)
   const models::Widths* widths = nullptr;
   torch::Device device = torch::kCPU;
   Amp amp = Amp::NONE;

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "skd/deploy/process.h"
 #include "skd/data/preprocess.h"
+#include "skd/deploy/process.h"
 #include "skd/models/model.h"
 
 namespace skd::exporter {

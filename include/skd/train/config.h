@@ -11,8 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "skd/data/preprocess.h"
 #include "skd/core/device.h"
+#include "skd/data/preprocess.h"
 #include "skd/distributed/communicator.h"
 #include "skd/distributed/join.h"
 #include "skd/piad/piad.h"
