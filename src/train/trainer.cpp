@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 
 #include "skd/core/device.h"
 #include "skd/core/error.h"
@@ -22,6 +23,7 @@
 #include "skd/train/checkpointing.h"
 #include "skd/train/optim.h"
 #include "skd/train/signals.h"
+#include "skd/train/step_timer.h"
 
 namespace skd::train {
 
@@ -63,8 +65,11 @@ class Shard : public data::Dataset {
 // Progress on a terminal (one rewritten skd::ProgressLine), or a log line every `every` steps otherwise.
 class StepProgress : public TrainObserver {
  public:
-  StepProgress(int64_t epochs, int64_t steps_per_epoch, int64_t images_per_step, int64_t every, bool enabled)
-      : epochs_(epochs),
+  // `interval` gives the step-time breakdown since the previous log line (StepBreakdown::line).
+  StepProgress(int64_t epochs, int64_t steps_per_epoch, int64_t images_per_step, int64_t every, bool enabled,
+               std::function<std::string()> interval)
+      : interval_(std::move(interval)),
+        epochs_(epochs),
         steps_(steps_per_epoch),
         total_(steps_per_epoch * epochs),
         per_step_(images_per_step),
@@ -90,11 +95,12 @@ class StepProgress : public TrainObserver {
       if (step == steps_) line_.finish();
     } else if (every_ > 0 && (step % every_ == 0 || step == steps_)) {
       log_info("epoch ", epoch + 1, "/", epochs_, " step ", step, "/", steps_, " loss ", loss, " lr ", lr, " | ",
-               static_cast<int64_t>(rate), " img/s, ETA ", format_eta(eta));
+               static_cast<int64_t>(rate), " img/s, ETA ", format_eta(eta), " | ", interval_());
     }
   }
 
  private:
+  std::function<std::string()> interval_;
   int64_t epochs_, steps_, total_, per_step_, every_;
   bool enabled_;
   ProgressLine line_;
@@ -237,6 +243,9 @@ class Trainer {
     double lr;
   };
   std::vector<PendingLoss> pending_;
+  // Where the steps' time goes (issue 28): the current log interval, and the epoch's intervals so far.
+  StepTimer timer_;
+  StepBreakdown epoch_time_;
   double loss_sum_ = 0;
   int64_t loss_count_ = 0;
   int64_t bad_images_ = 0;         // unreadable training images skipped in this epoch (this rank)
@@ -268,7 +277,12 @@ Trainer::Trainer(models::ElasticModelImpl& model, const data::Dataset& train_set
   fwd_.drop_path = cfg_.drop_path;
   observers_ = ctx_.observers;
   for (const auto* o : observers_) fwd_.zero_grad_removed = fwd_.zero_grad_removed || o->zero_grad_removed();
-  bar_ = std::make_unique<StepProgress>(cfg_.epochs, steps_per_epoch_, global_batch_, cfg_.log_every, main_);
+  bar_ = std::make_unique<StepProgress>(cfg_.epochs, steps_per_epoch_, global_batch_, cfg_.log_every, main_,
+                                        [this] {
+                                          const StepBreakdown b = timer_.take();
+                                          epoch_time_ += b;
+                                          return b.line();
+                                        });
   observers_.push_back(metrics_.get());
   observers_.push_back(bar_.get());
   ce_opts_.label_smoothing(cfg_.smoothing);
@@ -394,8 +408,13 @@ bool Trainer::run_epoch(int64_t epoch) {
     const auto paths = loader.bad_paths();
     bad_example_ = paths.empty() ? "" : paths.front();
   };
+  timer_.start();
+  epoch_time_ = StepBreakdown{};
   for (int64_t step = first; step < steps_per_epoch_; ++step) {
-    if (!loader.next(batch)) {
+    timer_.mark(StepPhase::REST);
+    const bool got = loader.next(batch);
+    timer_.mark(StepPhase::DATA);
+    if (!got) {
       note_bad();
       if (bad_images_ == 0) throw std::runtime_error(cat("data loader ended early at step ", step));
       throw std::runtime_error(cat(train_set_.describe(), ": ",
@@ -407,6 +426,8 @@ bool Trainer::run_epoch(int64_t epoch) {
     }
     if (!train_step(epoch, step, batch)) return false;
   }
+  timer_.mark(StepPhase::REST);
+  epoch_time_ += timer_.take();
   note_bad();
   return end_epoch(epoch, first, seconds_since(epoch_start));
 }
@@ -424,6 +445,7 @@ std::vector<const models::Widths*> Trainer::step_subnets(int64_t epoch, int64_t 
 
 // One optimizer step; false when the run stopped after it.
 bool Trainer::train_step(int64_t epoch, int64_t step, const data::LoadedBatch& batch) {
+  timer_.step_done();
   const uint64_t s = step_seed(cfg_.seed, epoch, step, rank_);
   torch::manual_seed(s);
   data::Rng rng(s);
@@ -445,6 +467,7 @@ bool Trainer::train_step(int64_t epoch, int64_t step, const data::LoadedBatch& b
   images = images.to(device_, true);
   if (mixing_) targets = targets.to(device_);
   labels = labels.to(device_);
+  timer_.mark(StepPhase::REST);
   pending_.push_back({forward_backward(subnets, teachers, images, labels, targets), step, lr});
   // Read the losses (and agree on a stop request) now when the interval is full, at the end of the
   // epoch, before a --max-steps stop, or when a single process was asked to stop; a non-finite loss
@@ -454,8 +477,11 @@ bool Trainer::train_step(int64_t epoch, int64_t step, const data::LoadedBatch& b
   if (static_cast<int64_t>(pending_.size()) >= sync_every_ || step + 1 == steps_per_epoch_ || at_max ||
       (world_ == 1 && stop_signal() != 0))
     stop_agreed = read_losses(epoch);
+  timer_.mark(StepPhase::REST);
   if (multi()) comm_->finish_gradient_average();
+  timer_.mark(StepPhase::ALLREDUCE);
   optimizer_step(lr);
+  timer_.mark(StepPhase::OPTIMIZER);
   ++result_.steps;
   ++progress_.global_step;
   progress_.step_in_epoch = step + 1;
@@ -504,7 +530,9 @@ torch::Tensor Trainer::forward_backward(const std::vector<const models::Widths*>
     }
     if (subnets.size() > 1) loss = loss * share;
     step_loss = step_loss.defined() ? step_loss + loss.detach() : loss.detach();
+    timer_.mark(StepPhase::FORWARD);
     scaler_->scale_loss(loss).backward();
+    timer_.mark(StepPhase::BACKWARD);
   }
   fwd_.widths = nullptr;
   return step_loss;
@@ -607,7 +635,8 @@ bool Trainer::end_epoch(int64_t epoch, int64_t first, double secs) {
                         {"images_per_s", (steps_per_epoch_ - first) * global_batch_ / secs},
                         {"epoch_seconds", secs},
                         {"skipped_steps", result_.skipped_steps},
-                        {"skipped_images", skipped_images}};
+                        {"skipped_images", skipped_images},
+                        {"step_time", epoch_time_.to_json()}};
   result_.images_per_s = rec["images_per_s"];
   const bool evaluated = eval_set_ && cfg_.eval;
   const bool is_best = evaluated && evaluate(epoch, rec);
@@ -615,10 +644,10 @@ bool Trainer::end_epoch(int64_t epoch, int64_t first, double secs) {
     log_info("epoch ", epoch + 1, "/", cfg_.epochs, ": train loss ", rec["train_loss"].get<double>(), ", top-1 ",
              rec["top1"].get<double>(), "%, top-5 ", rec["top5"].get<double>(), "% (best ", progress_.best_top1,
              "% at epoch ", progress_.best_epoch, "), ", static_cast<int64_t>(result_.images_per_s), " img/s, ",
-             secs, " s");
+             secs, " s | ", epoch_time_.line());
   else
     log_info("epoch ", epoch + 1, "/", cfg_.epochs, ": train loss ", rec["train_loss"].get<double>(), ", ",
-             static_cast<int64_t>(result_.images_per_s), " img/s, ", secs, " s");
+             static_cast<int64_t>(result_.images_per_s), " img/s, ", secs, " s | ", epoch_time_.line());
   for (auto* o : observers_) o->on_epoch_end(rec);
   save_checkpoint(is_best);
   const bool agreed = all_reduce_sum(comm_, {static_cast<double>(stop_signal())})[0] > 0;

@@ -12,6 +12,7 @@
 #include "skd/models/checkpoint.h"
 #include "skd/train/checkpointing.h"
 #include "skd/train/signals.h"
+#include "skd/train/step_timer.h"
 #include "skd/train/trainer.h"
 #include "test_util.h"
 #include "tiny_training.h"
@@ -158,6 +159,76 @@ TEST(Trainer, RunDirectoryLayoutAndKeepLast) {
   const auto best = train::read_training_state(dir + "/checkpoints/best.safetensors");
   EXPECT_DOUBLE_EQ(best.progress.best_top1, r.best_top1);
   EXPECT_EQ(best.progress.epoch, best.progress.best_epoch);
+}
+
+// The step-time breakdown (issue 28): every epoch record has it, its phases are all there, none is
+// negative, the mean step time and the steps agree, and the parts add up to the epoch's measured time
+// (epoch_seconds also holds the loader's start, so the parts may only be a little smaller).
+TEST(Trainer, StepTimeBreakdownAddsUpToTheEpoch) {
+  TinyData data(64), eval(8);
+  const auto dir = test::scratch_dir("train_breakdown");
+  auto m = tiny_model();
+  auto cfg = tiny_config(dir);
+  cfg.epochs = 2;
+  cfg.log_every = 3;
+  const auto r = train::train(*m, data, &eval, cfg);
+  EXPECT_GT(r.steps, 0);
+  std::ifstream metrics(dir + "/metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(metrics, line)) {
+    const auto j = nlohmann::json::parse(line);
+    ASSERT_TRUE(j.contains("step_time")) << line;
+    const auto& t = j["step_time"];
+    EXPECT_EQ(t.at("steps").get<int64_t>() * cfg.epochs, r.steps);
+    double sum = 0, shares = 0;
+    for (const auto& [name, phase] : train::kStepPhaseNames) {
+      const double s = t.at("seconds").at(name).get<double>();
+      EXPECT_GE(s, 0.0) << name;
+      sum += s;
+      shares += t.at("share").at(name).get<double>();
+    }
+    EXPECT_NEAR(shares, 1.0, 1e-9);
+    EXPECT_NEAR(sum, t.at("wall_s").get<double>(), 1e-9);
+    EXPECT_GT(t.at("seconds").at("forward").get<double>(), 0.0);
+    EXPECT_GT(t.at("seconds").at("backward").get<double>(), 0.0);
+    EXPECT_GT(t.at("seconds").at("optimizer").get<double>(), 0.0);
+    const double epoch_s = j.at("epoch_seconds").get<double>();
+    EXPECT_LE(sum, epoch_s * 1.0001) << line;
+    EXPECT_GE(sum, epoch_s * 0.95) << line;
+    EXPECT_NEAR(t.at("step_ms").get<double>(), 1e3 * sum / t.at("steps").get<double>(), 1e-6);
+    ++lines;
+  }
+  EXPECT_EQ(lines, 2);
+}
+
+TEST(StepTimer, IntervalsPartitionTheTime) {
+  train::StepTimer timer;
+  timer.start();
+  timer.step_done();
+  timer.mark(train::StepPhase::DATA);
+  timer.mark(train::StepPhase::FORWARD);
+  const auto a = timer.take();
+  timer.step_done();
+  timer.step_done();
+  timer.mark(train::StepPhase::OPTIMIZER);
+  const auto b = timer.take();
+  EXPECT_EQ(a.steps, 1);
+  EXPECT_EQ(b.steps, 2);
+  EXPECT_NEAR(a.total(), a.wall, 1e-12);
+  auto both = a;
+  both += b;
+  EXPECT_EQ(both.steps, 3);
+  EXPECT_NEAR(both.total(), a.wall + b.wall, 1e-12);
+  train::StepBreakdown d;
+  d.seconds[static_cast<size_t>(train::StepPhase::FORWARD)] = 0.3;
+  d.seconds[static_cast<size_t>(train::StepPhase::BACKWARD)] = 0.6;
+  d.seconds[static_cast<size_t>(train::StepPhase::DATA)] = 0.1;
+  d.wall = 1.0;
+  d.steps = 4;
+  EXPECT_EQ(d.line(), "step 250.0 ms: data 10% forward 30% backward 60% optimizer 0% allreduce 0% rest 0%");
+  EXPECT_DOUBLE_EQ(d.to_json()["share"]["backward"].get<double>(), 0.6);
+  EXPECT_DOUBLE_EQ(d.to_json()["step_ms"].get<double>(), 250.0);
 }
 
 TEST(Trainer, NonFiniteLossStopsWithClearError) {
