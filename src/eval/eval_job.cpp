@@ -100,10 +100,12 @@ void print_latency_table(const LatencyTable& t, const std::string& path, std::FI
 
 void run_summary(const EvalJob& o, std::FILE* out) {
   models::ModelConfig config;
+  std::optional<data::Preprocess> preprocess;
   if (!o.model.empty()) {
     const auto loaded = models::load_model(o.model, o.arch);
     config = loaded.model->config();
     config.widths = loaded.model->widths();
+    preprocess = loaded.preprocess;
   } else {
     config = models::resolve_arch(o.arch);
   }
@@ -116,9 +118,13 @@ void run_summary(const EvalJob& o, std::FILE* out) {
                models::macs_format(j["macs_paper"]).c_str());
   std::fprintf(out, "MACs (full)    %lld (%s)\n", static_cast<long long>(j["macs_full"].get<int64_t>()),
                models::macs_format(j["macs_full"]).c_str());
+  if (!o.model.empty())
+    std::fprintf(out, "preprocess     %s\n",
+                 preprocess ? data::describe(*preprocess).c_str() : "none recorded (the data's defaults apply)");
   auto result = j;
   result["model"] = o.model.empty() ? o.arch : o.model;
   result["config"] = models::config_to_json(config);
+  if (preprocess) result["preprocess"] = data::preprocess_to_json(*preprocess);
   write_json(o.json, result);
 }
 

@@ -83,6 +83,11 @@ check "extract" 0 "$BIN/skd-extract" --model "$W/wpac.safetensors" --widths 8:12
 check "eval the sub-network (no flag)" 0 "$BIN/skd-eval" --model "$W/sub.safetensors" "${EV[@]}" --save-outputs "$W/s.out"
 inputs_equal "$W/s.out" "$W/a09.out" && ok "the sub-network is evaluated at crop_pct 0.9" || bad "sub-network inputs"
 
+check "--summary shows the entry" 0 "$BIN/skd-eval" --model "$W/sub.safetensors" --summary --json "$W/sum.json"
+expect_in "summary line" "$W/out" "^preprocess     3x32x32, bicubic, crop_pct 0.9, mean \[0.485, 0.456, 0.406\]"
+[ "$(json "$W/sum.json" 'd["preprocess"]["crop_pct"]')" = 0.9 ] && ok "--summary --json records it" \
+  || bad "summary json: $(cat "$W/sum.json")"
+
 # the embedded model: Fashion-MNIST's values, accuracy unchanged
 E="$SRC/assets/vit_fmnist.safetensors"
 [ "$(manifest "$E" '(m["preprocess"]["mean"], m["preprocess"]["std"], m["preprocess"]["input_size"])')" = \
