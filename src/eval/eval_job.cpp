@@ -119,8 +119,9 @@ void run_summary(const EvalJob& o, std::FILE* out) {
   std::fprintf(out, "MACs (full)    %lld (%s)\n", static_cast<long long>(j["macs_full"].get<int64_t>()),
                models::macs_format(j["macs_full"]).c_str());
   if (!o.model.empty())
-    std::fprintf(out, "preprocess     %s\n",
-                 preprocess ? data::describe(*preprocess).c_str() : "none recorded (the data's defaults apply)");
+    std::fprintf(
+        out, "preprocess     %s\n",
+        preprocess ? data::describe(*preprocess).c_str() : "none recorded (the data's defaults apply)");
   auto result = j;
   result["model"] = o.model.empty() ? o.arch : o.model;
   result["config"] = models::config_to_json(config);

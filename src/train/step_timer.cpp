@@ -47,7 +47,9 @@ std::string StepBreakdown::line() const {
   return out;
 }
 
-void StepTimer::start() { last_ = Clock::now(); }
+void StepTimer::start() {
+  last_ = Clock::now();
+}
 
 void StepTimer::mark(StepPhase phase) {
   const auto now = Clock::now();

@@ -94,8 +94,8 @@ class StepProgress : public TrainObserver {
       line_.draw(buf);
       if (step == steps_) line_.finish();
     } else if (every_ > 0 && (step % every_ == 0 || step == steps_)) {
-      log_info("epoch ", epoch + 1, "/", epochs_, " step ", step, "/", steps_, " loss ", loss, " lr ", lr, " | ",
-               static_cast<int64_t>(rate), " img/s, ETA ", format_eta(eta), " | ", interval_());
+      log_info("epoch ", epoch + 1, "/", epochs_, " step ", step, "/", steps_, " loss ", loss, " lr ", lr,
+               " | ", static_cast<int64_t>(rate), " img/s, ETA ", format_eta(eta), " | ", interval_());
     }
   }
 
@@ -641,10 +641,10 @@ bool Trainer::end_epoch(int64_t epoch, int64_t first, double secs) {
   const bool evaluated = eval_set_ && cfg_.eval;
   const bool is_best = evaluated && evaluate(epoch, rec);
   if (evaluated)
-    log_info("epoch ", epoch + 1, "/", cfg_.epochs, ": train loss ", rec["train_loss"].get<double>(), ", top-1 ",
-             rec["top1"].get<double>(), "%, top-5 ", rec["top5"].get<double>(), "% (best ", progress_.best_top1,
-             "% at epoch ", progress_.best_epoch, "), ", static_cast<int64_t>(result_.images_per_s), " img/s, ",
-             secs, " s | ", epoch_time_.line());
+    log_info("epoch ", epoch + 1, "/", cfg_.epochs, ": train loss ", rec["train_loss"].get<double>(),
+             ", top-1 ", rec["top1"].get<double>(), "%, top-5 ", rec["top5"].get<double>(), "% (best ",
+             progress_.best_top1, "% at epoch ", progress_.best_epoch, "), ",
+             static_cast<int64_t>(result_.images_per_s), " img/s, ", secs, " s | ", epoch_time_.line());
   else
     log_info("epoch ", epoch + 1, "/", cfg_.epochs, ": train loss ", rec["train_loss"].get<double>(), ", ",
              static_cast<int64_t>(result_.images_per_s), " img/s, ", secs, " s | ", epoch_time_.line());

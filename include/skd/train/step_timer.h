@@ -21,8 +21,9 @@ namespace skd::train {
 enum class StepPhase { DATA, FORWARD, BACKWARD, OPTIMIZER, ALLREDUCE, REST };
 inline constexpr size_t kStepPhases = 6;
 inline constexpr std::pair<const char*, StepPhase> kStepPhaseNames[] = {
-    {"data", StepPhase::DATA},           {"forward", StepPhase::FORWARD},     {"backward", StepPhase::BACKWARD},
-    {"optimizer", StepPhase::OPTIMIZER}, {"allreduce", StepPhase::ALLREDUCE}, {"rest", StepPhase::REST}};
+    {"data", StepPhase::DATA},           {"forward", StepPhase::FORWARD},
+    {"backward", StepPhase::BACKWARD},   {"optimizer", StepPhase::OPTIMIZER},
+    {"allreduce", StepPhase::ALLREDUCE}, {"rest", StepPhase::REST}};
 
 // The phases' seconds over an interval of steps.
 struct StepBreakdown {
