@@ -95,7 +95,9 @@ ExportResult run_export_job(const ExportJob& job, std::FILE* out, int threads) {
   if (!(job.tolerance >= 0))
     throw ParameterError("tolerance", cat(" must be >= 0 (got ", job.tolerance, ")"));
   check_int8_keys(job);
-  GraphOptions graph{job.opset, parse_graph_batch(job.batch)};
+  GraphOptions graph;
+  graph.opset = job.opset;
+  graph.batch = parse_graph_batch(job.batch);
   check_graph_options(graph);
   extract::SubnetSelection selection = job.selection;
   if (selection.latency && graph.batch > 0) selection.batch = graph.batch;

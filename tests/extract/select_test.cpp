@@ -211,7 +211,10 @@ TEST(Extract, SlicesAtTheSelectionWithItsProvenance) {
   const auto costs = models::code_costs(config, table);
   const auto sel = extract::select(config, table, Budget::of_macs(costs[3].macs_paper, MacsConvention::PAPER));
   ASSERT_EQ(sel.code, 3);
-  const auto e = extract::extract(*loaded.model, {sel, sel.widths}, {path, "abc", "table.json", nullptr});
+  const auto& lc = loaded.model->config();
+  const auto entry = data::imagenet_preprocess(lc.in_chans, lc.img_size);
+  const auto e = extract::extract(*loaded.model, {sel, sel.widths}, {path, "abc", "table.json", nullptr, entry});
+  EXPECT_EQ(e.preprocess, entry);  // the source's preprocess entry, carried unchanged
   EXPECT_EQ(e.model->widths(), table.widths(3));
   EXPECT_EQ(models::macs_count(e.model->config()).macs_paper, costs[3].macs_paper);
   EXPECT_EQ(e.provenance.at("extracted_from"), path);
@@ -221,11 +224,13 @@ TEST(Extract, SlicesAtTheSelectionWithItsProvenance) {
   EXPECT_EQ(e.provenance.at("macs_convention"), "paper");
   EXPECT_EQ(e.provenance.at("mask_table"), "table.json");
   // At explicit widths: no selection fields.
-  const auto w = extract::extract(*loaded.model, {std::nullopt, table.widths(1)}, {path, "abc", "", nullptr});
+  const auto w =
+      extract::extract(*loaded.model, {std::nullopt, table.widths(1)}, {path, "abc", "", nullptr, std::nullopt});
+  EXPECT_FALSE(w.preprocess.has_value());
   EXPECT_EQ(w.provenance, (nlohmann::json{{"extracted_from", path}, {"source_sha256", "abc"}}));
   // The source's own provenance goes along.
   const auto s =
-      extract::extract(*loaded.model, {std::nullopt, table.widths(1)}, {path, "abc", "", {{"op_code", 2}}});
+      extract::extract(*loaded.model, {std::nullopt, table.widths(1)}, {path, "abc", "", {{"op_code", 2}}, std::nullopt});
   EXPECT_EQ(s.provenance.at("source_provenance"), (nlohmann::json{{"op_code", 2}}));
   // Extraction is models::slice_model: the same forward.
   loaded.model->eval();
