@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
 #include "skd/core/error.h"
 #include "skd/core/options.h"
@@ -21,8 +22,27 @@ std::string trim(std::string s) {
   return s;
 }
 
-// The shortest %g text of `v` that reads back to exactly `v`.
-std::string shortest(double v) {
+// The numbers of a comma-separated list (spaces around items allowed), each a plain decimal of T that
+// `accept` takes; std::invalid_argument saying `expected` otherwise, and for an empty list.
+template <typename T, typename Accept>
+std::vector<T> number_list(const std::string& text, Accept accept, const char* expected) {
+  std::vector<T> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    item = trim(item);
+    const auto [v, used] = options::leading_number<T>(item);
+    if (used == 0 || used != item.size() || !accept(v))
+      throw std::invalid_argument(cat("'", excerpt(text), "': expected ", expected));
+    out.push_back(v);
+  }
+  if (out.empty()) throw std::invalid_argument(cat("empty list (expected ", expected, ")"));
+  return out;
+}
+
+}  // namespace
+
+std::string shortest_text(double v) {
   char buf[40];
   for (int precision = 6; precision <= 17; ++precision) {
     std::snprintf(buf, sizeof buf, "%.*g", precision, v);
@@ -31,21 +51,8 @@ std::string shortest(double v) {
   return buf;
 }
 
-}  // namespace
-
 BatchList BatchList::from_text(const std::string& text) {
-  BatchList out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    item = trim(item);
-    const auto [v, used] = options::leading_number<int64_t>(item);
-    if (used == 0 || used != item.size() || v <= 0)
-      throw std::invalid_argument(cat("'", excerpt(text), "': expected positive integers like 1,8,64"));
-    out.values.push_back(v);
-  }
-  if (out.values.empty()) throw std::invalid_argument("empty list (expected positive integers like 1,8,64)");
-  return out;
+  return {number_list<int64_t>(text, [](int64_t v) { return v > 0; }, "positive integers like 1,8,64")};
 }
 
 std::string BatchList::to_text() const {
@@ -55,23 +62,13 @@ std::string BatchList::to_text() const {
 }
 
 ChannelValues ChannelValues::from_text(const std::string& text) {
-  ChannelValues out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    item = trim(item);
-    const auto [v, used] = options::leading_number<double>(item);
-    if (used == 0 || used != item.size() || !std::isfinite(v))
-      throw std::invalid_argument(cat("'", excerpt(text), "': expected numbers like 0.485,0.456,0.406"));
-    out.values.push_back(v);
-  }
-  if (out.values.empty()) throw std::invalid_argument("empty list (expected numbers like 0.485,0.456,0.406)");
-  return out;
+  // leading_number refuses inf and nan itself: every number it reads is finite.
+  return {number_list<double>(text, [](double) { return true; }, "numbers like 0.485,0.456,0.406")};
 }
 
 std::string ChannelValues::to_text() const {
   std::string s;
-  for (double v : values) s += cat(s.empty() ? "" : ",", shortest(v));
+  for (double v : values) s += cat(s.empty() ? "" : ",", shortest_text(v));
   return s;
 }
 
@@ -93,7 +90,7 @@ Duration Duration::from_text(const std::string& text) {
 }
 
 std::string Duration::to_text() const {
-  return shortest(ms) + "ms";
+  return shortest_text(ms) + "ms";
 }
 
 Macs Macs::from_text(const std::string& text) {

@@ -2,8 +2,6 @@
 #include "skd/data/preprocess.h"
 
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <tuple>
 
 #include "skd/core/enum_names.h"
@@ -21,18 +19,9 @@ constexpr int64_t kMaxChannels = 64;
 constexpr int64_t kMaxSize = 4096;
 constexpr double kFashionMnistMean = 0.2860, kFashionMnistStd = 0.3530;
 
-std::string number_text(double v) {
-  char buf[40];
-  for (int precision = 6; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  return buf;
-}
-
 std::string list_text(const std::vector<double>& values) {
   std::string s = "[";
-  for (size_t i = 0; i < values.size(); ++i) s += cat(i ? ", " : "", number_text(values[i]));
+  for (size_t i = 0; i < values.size(); ++i) s += cat(i ? ", " : "", shortest_text(values[i]));
   return s + "]";
 }
 
@@ -146,8 +135,12 @@ void check_preprocess_fits(const Preprocess& p, int64_t channels, int64_t size, 
 
 std::string describe(const Preprocess& p) {
   return cat(p.channels, "x", p.size, "x", p.size, ", ", enum_name(p.interpolation, kInterpolationNames),
-             ", crop_pct ", number_text(p.crop_pct), ", mean ", list_text(p.mean), ", std ",
+             ", crop_pct ", shortest_text(p.crop_pct), ", mean ", list_text(p.mean), ", std ",
              list_text(p.std));
+}
+
+torch::Tensor channel_tensor(const std::vector<double>& values) {
+  return torch::tensor(values, torch::kDouble).to(torch::kFloat32).view({static_cast<int64_t>(values.size()), 1, 1});
 }
 
 EvalTransform eval_transform_of(const Preprocess& p) {

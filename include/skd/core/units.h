@@ -16,6 +16,9 @@
 
 namespace skd {
 
+// The shortest %g text of `v` that reads back to exactly `v` ("0.875", "0.44819", "1e-05").
+std::string shortest_text(double v);
+
 // Batch sizes "1,8,64" (spaces around items allowed): at least one, every one a positive decimal integer.
 struct BatchList {
   std::vector<int64_t> values;
