@@ -108,9 +108,7 @@ class FashionMnist : public Dataset {
       return x;
     }
     x = x.expand({-1, opt_.channels, -1, -1}).contiguous();
-    const auto shape = std::vector<int64_t>{1, opt_.channels, 1, 1};
-    return x.sub_(torch::tensor(opt_.mean, torch::kDouble).to(torch::kFloat32).view(shape))
-        .div_(torch::tensor(opt_.std, torch::kDouble).to(torch::kFloat32).view(shape));
+    return x.sub_(channel_tensor(opt_.mean)).div_(channel_tensor(opt_.std));
   }
 
   FashionMnistOptions opt_;

@@ -335,13 +335,9 @@ std::string normalize_input(GraphBuilder& b, const GraphOptions& o, const std::s
     x = b.op("Cast", {x}, {attr("to", static_cast<int64_t>(onnx::TensorProto::FLOAT))});
     x = b.op("Div", {x, b.scalar(255.0f)});
   }
-  const auto c = static_cast<int64_t>(o.mean.size());
-  const auto per_channel = [](const std::vector<double>& v) {
-    return torch::tensor(v, torch::kDouble).to(torch::kFloat32).view({static_cast<int64_t>(v.size()), 1, 1});
-  };
-  SKD_CHECK(static_cast<int64_t>(o.std.size()) == c, "mean and std of different lengths");
-  x = b.op("Sub", {x, b.weight("preprocess.mean", per_channel(o.mean))});
-  return b.op("Div", {x, b.weight("preprocess.std", per_channel(o.std))});
+  SKD_CHECK(o.std.size() == o.mean.size(), "mean and std of different lengths");
+  x = b.op("Sub", {x, b.weight("preprocess.mean", data::channel_tensor(o.mean))});
+  return b.op("Div", {x, b.weight("preprocess.std", data::channel_tensor(o.std))});
 }
 
 #endif  // SKD_HAVE_ONNX

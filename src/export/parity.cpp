@@ -101,10 +101,7 @@ ParityResult check_parity(models::ElasticModelImpl& model, const std::string& on
       } else {  // pixels: the graph normalizes them itself, the C++ forward gets them normalized here
         const auto pixels = torch::randint(0, 256, shape, gen, torch::kUInt8);
         const auto unit = pixels.to(torch::kFloat32).div(255.0);
-        const auto per_channel = [&](const std::vector<double>& v) {
-          return torch::tensor(v, torch::kDouble).to(torch::kFloat32).view({1, c.in_chans, 1, 1});
-        };
-        x = (unit - per_channel(options.mean)) / per_channel(options.std);
+        x = (unit - data::channel_tensor(options.mean)) / data::channel_tensor(options.std);
         graph_x = options.input == data::GraphInput::UINT8 ? pixels : unit;
       }
       auto y = model.forward(x);

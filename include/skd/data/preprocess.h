@@ -71,6 +71,10 @@ std::string describe(const Preprocess& p);
 // transform normalizes before the first is taken). std::invalid_argument for other channel counts.
 EvalTransform eval_transform_of(const Preprocess& p);
 
+// Per-channel values (a mean or std) as float32 [C, 1, 1], to broadcast over [..., C, H, W] images: each
+// value rounded to float32 as the eval transform's tables have it.
+torch::Tensor channel_tensor(const std::vector<double>& values);
+
 // The flags that override an artifact's preprocessing (or the defaults), by config key.
 struct PreprocessOverrides {
   std::optional<double> crop_pct;
