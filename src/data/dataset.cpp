@@ -52,6 +52,14 @@ ResolvedPreprocess data_preprocess(const DataSpec& s) {
   return r;
 }
 
+ResolvedPreprocess apply_preprocess(DataSpec& spec, const std::optional<Preprocess>& entry, const std::string& path,
+                                    const PreprocessOverrides& overrides) {
+  auto pp = resolve_preprocess(entry, path, data_preprocess(spec), overrides);
+  log_preprocess("preprocess", pp);
+  spec.preprocess = pp.values;
+  return pp;
+}
+
 std::unique_ptr<Dataset> open_dataset(const DataSpec& s) {
   if (s.preprocess) check_preprocess_fits(*s.preprocess, s.channels, s.img_size, cat("data '", s.spec, "'"));
   if (is_fashion_mnist(s)) {

@@ -57,8 +57,21 @@ OnnxGraph load_onnx(RuntimeWorker& worker, const std::string& path, const std::s
   return g;
 }
 
+data::Preprocess graph_feed(data::Preprocess p, data::GraphInput input) {
+  if (input != data::GraphInput::NORMALIZED) {  // images in [0, 1]: the graph normalizes them itself
+    p.mean.assign(p.mean.size(), 0.0);
+    p.std.assign(p.std.size(), 1.0);
+  }
+  return p;
+}
+
+torch::Tensor graph_pixels(const torch::Tensor& x, data::GraphInput input) {
+  return input == data::GraphInput::UINT8 ? x.mul(255.0).round_() : x;
+}
+
 data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec,
-                             const data::PreprocessOverrides& overrides, const std::string& key) {
+                             const data::PreprocessOverrides& overrides, data::Preprocess* values,
+                             const std::string& key) {
   if (graph.channels != 1 && graph.channels != 3)
     throw ParameterError(key, cat(" '", graph.path, "' reads ", graph.channels,
                                   "-channel images; the toolkit's data gives 1 (grey) or 3 (RGB) channels"));
@@ -68,14 +81,9 @@ data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec,
     throw ParameterError([p = graph.path](const KeyNamer& n) {
       return cat(n("mean"), " and ", n("std"), ": '", p, "' normalizes its input inside the graph");
     });
-  const auto pp =
-      data::resolve_preprocess(graph.preprocess, graph.path, data::data_preprocess(spec), overrides);
-  data::log_preprocess("preprocess", pp);
-  spec.preprocess = pp.values;
-  if (graph.input != data::GraphInput::NORMALIZED) {  // images in [0, 1]: the graph normalizes them
-    spec.preprocess->mean.assign(pp.values.mean.size(), 0.0);
-    spec.preprocess->std.assign(pp.values.std.size(), 1.0);
-  }
+  const auto pp = data::apply_preprocess(spec, graph.preprocess, graph.path, overrides);
+  if (values) *values = pp.values;
+  spec.preprocess = graph_feed(pp.values, graph.input);
   return spec;
 }
 
@@ -95,10 +103,8 @@ eval::EvalResult evaluate_onnx(RuntimeWorker& worker, const OnnxGraph& graph, co
   options.widths = nullptr;
   const int64_t fixed = graph.batch;
   if (fixed > 0) options.batch_size = fixed;
-  const bool pixels =
-      graph.input == data::GraphInput::UINT8;  // the data gives [0, 1]; the graph reads 0..255
   const eval::BatchForward forward = [&](const torch::Tensor& x) {
-    return run_padded(worker, pixels ? x.mul(255.0).round_() : x, fixed);
+    return run_padded(worker, graph_pixels(x, graph.input), fixed);
   };
   return eval::evaluate(forward, graph.num_classes, dataset, options, progress);
 }

@@ -186,10 +186,7 @@ void run_dataset(const EvalJob& o, models::LoadedModel& loaded, const torch::Dev
   auto spec = data_spec(o);
   spec.img_size = c.img_size;
   spec.channels = c.in_chans;
-  const auto pp =
-      data::resolve_preprocess(loaded.preprocess, o.model, data::data_preprocess(spec), o.preprocess);
-  data::log_preprocess("preprocess", pp);
-  spec.preprocess = pp.values;
+  const auto pp = data::apply_preprocess(spec, loaded.preprocess, o.model, o.preprocess);
   auto dataset = data::open_dataset(spec);
   log_info("evaluating ", o.model, " on ", dataset->describe());
   ProgressBar bar("images");
@@ -257,7 +254,8 @@ void run_in_runtime(const EvalJob& o, deploy::Runtime runtime, std::FILE* out) {
               {"latency", rows}});
     return write_json(o.json, j);
   }
-  const auto spec = deploy::data_spec_for(graph, data_spec(o), o.preprocess);
+  data::Preprocess preprocess;  // the values of the entry (and flags), not the [0, 1] a graph may be fed
+  const auto spec = deploy::data_spec_for(graph, data_spec(o), o.preprocess, &preprocess);
   auto dataset = data::open_dataset(spec);
   log_info("evaluating ", o.model, " on ", dataset->describe());
   ProgressBar bar("images");
@@ -271,7 +269,7 @@ void run_in_runtime(const EvalJob& o, deploy::Runtime runtime, std::FILE* out) {
   j["runtime_version"] = worker.version();
   if (graph.manifest && graph.manifest->contains("quantization"))
     j["quantization"] = (*graph.manifest)["quantization"];
-  j["preprocess"] = data::preprocess_to_json(*spec.preprocess);
+  j["preprocess"] = data::preprocess_to_json(preprocess);
   j["graph_input"] = enum_name(graph.input, data::kGraphInputNames);
   write_json(o.json, j);
   if (!o.save_outputs.empty()) save_dataset_outputs(r, *dataset, o.save_outputs);

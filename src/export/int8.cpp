@@ -77,11 +77,7 @@ Calibration calibration_images(const Int8Options& o, const models::ModelConfig& 
   data::Preprocess preprocess;
   try {
     preprocess = o.preprocess ? *o.preprocess : data::data_preprocess(spec).values;
-    spec.preprocess = preprocess;
-    if (o.input != data::GraphInput::NORMALIZED) {  // the graph normalizes: images in [0, 1]
-      spec.preprocess->mean.assign(preprocess.mean.size(), 0.0);
-      spec.preprocess->std.assign(preprocess.std.size(), 1.0);
-    }
+    spec.preprocess = deploy::graph_feed(preprocess, o.input);
     dataset = data::open_dataset(spec);
   } catch (const std::exception& e) {
     throw ParameterError("calibration", cat(" '", o.calibration, "' (split ", o.split, "): ", e.what()));
@@ -96,11 +92,8 @@ Calibration calibration_images(const Int8Options& o, const models::ModelConfig& 
   data::Loader loader(*dataset, order, lo);
   std::vector<torch::Tensor> parts;
   data::LoadedBatch batch;
-  while (loader.next(batch)) {
-    auto x = batch.images.to(torch::kFloat32);
-    if (o.input == data::GraphInput::UINT8) x = x.mul(255.0).round_();  // pixels, cast to uint8 by the worker
-    parts.push_back(x.contiguous());
-  }
+  while (loader.next(batch))
+    parts.push_back(deploy::graph_pixels(batch.images.to(torch::kFloat32), o.input).contiguous());
   if (parts.empty())
     throw ParameterError(
         "calibration", cat(" '", o.calibration, "': none of its ", loader.bad_images(),

@@ -46,7 +46,6 @@ void embed_normalization(const ExportJob& job, const models::LoadedModel& loaded
     });
   graph.mean = loaded.preprocess->mean;
   graph.std = loaded.preprocess->std;
-  check_graph_options(graph);
   std::fprintf(out, "input: %s, normalized in the graph (%s)\n",
                graph.input == data::GraphInput::UINT8 ? "uint8 pixels 0..255" : "float32 images in [0, 1]",
                data::describe(*loaded.preprocess).c_str());

@@ -190,10 +190,7 @@ TrainResult run(const ResolvedConfig& resolved, const RunOptions& options) {
   spec.img_size = m.net->config().img_size;
   spec.channels = m.net->config().in_chans;
   spec.train_augment = cfg.augment;
-  const auto pp =
-      data::resolve_preprocess(m.preprocess, m.source, data::data_preprocess(spec), cfg.preprocess);
-  data::log_preprocess("preprocess", pp);
-  spec.preprocess = pp.values;
+  data::apply_preprocess(spec, m.preprocess, m.source, cfg.preprocess);
   auto train_set = data::open_dataset(spec);
   replace_head_for(m, *train_set, resolved, options.new_head);
   std::unique_ptr<data::Dataset> test_set;

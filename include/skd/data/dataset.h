@@ -95,6 +95,10 @@ bool is_fashion_mnist(const DataSpec& spec);
 // image folders the official DeiT/Swin evaluation (imagenet_preprocess); with where it comes from.
 // skd::ParameterError (key "data") for an image folder and a channel count other than 1 or 3.
 ResolvedPreprocess data_preprocess(const DataSpec& spec);
+// The preprocessing a consumer reads `spec` with: `entry` (the model's, from `path`) or the data's
+// defaults, `overrides` on top (resolve_preprocess), logged with its source and set as spec.preprocess.
+ResolvedPreprocess apply_preprocess(DataSpec& spec, const std::optional<Preprocess>& entry, const std::string& path,
+                                    const PreprocessOverrides& overrides);
 std::unique_ptr<Dataset> open_dataset(const std::string& spec, const std::string& split, int64_t img_size,
                                       int64_t channels);
 

@@ -37,13 +37,20 @@ struct OnnxGraph {
 // num_classes) disagrees with the graph.
 OnnxGraph load_onnx(RuntimeWorker& worker, const std::string& path, const std::string& key = "model");
 
+// The preprocessing values a graph's images are read with: `p` for a graph that takes normalized images;
+// mean 0 and std 1 (images in [0, 1]) for one that normalizes them itself (graph_input unit or uint8).
+data::Preprocess graph_feed(data::Preprocess p, data::GraphInput input);
+// A batch read with graph_feed's values as the graph takes it: for a uint8 graph its pixels 0..255 (as
+// exact floats; the runtime worker casts them), else `x` itself.
+torch::Tensor graph_pixels(const torch::Tensor& x, data::GraphInput input);
+
 // The data a graph reads: `spec` with the graph's channels and input size and its preprocessing (the
-// manifest's entry, else the data's defaults; `overrides` on top; logged with its source). A graph that
-// normalizes inside (graph_input unit or uint8) gets images in [0, 1] (evaluate_onnx scales them to 0..255
-// for uint8). skd::ParameterError naming `key` and the file when the data cannot fit the graph (a channel
-// count other than 1 or 3), naming mean/std when they are given for a graph that normalizes itself.
-data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec,
-                             const data::PreprocessOverrides& overrides, const std::string& key = "model");
+// manifest's entry, else the data's defaults; `overrides` on top; logged with its source; the values
+// go to `values` when given), fed as graph_feed says. skd::ParameterError naming `key` and the file when
+// the data cannot fit the graph (a channel count other than 1 or 3), naming mean/std when they are given
+// for a graph that normalizes itself.
+data::DataSpec data_spec_for(const OnnxGraph& graph, data::DataSpec spec, const data::PreprocessOverrides& overrides,
+                             data::Preprocess* values = nullptr, const std::string& key = "model");
 
 // The loaded graph's output on `x`; a graph of fixed batch `fixed_batch` (> 0) gets `x` padded with
 // zero images to that size and its padding rows dropped (x.size(0) <= fixed_batch).
