@@ -18,7 +18,6 @@ double StepBreakdown::share(StepPhase phase) const {
 
 StepBreakdown& StepBreakdown::operator+=(const StepBreakdown& o) {
   for (size_t i = 0; i < kStepPhases; ++i) seconds[i] += o.seconds[i];
-  wall += o.wall;
   steps += o.steps;
   return *this;
 }
@@ -31,14 +30,14 @@ nlohmann::json StepBreakdown::to_json() const {
   }
   return {{"seconds", s},
           {"share", f},
-          {"wall_s", wall},
+          {"wall_s", total()},
           {"steps", steps},
-          {"step_ms", steps > 0 ? 1e3 * wall / static_cast<double>(steps) : 0.0}};
+          {"step_ms", steps > 0 ? 1e3 * total() / static_cast<double>(steps) : 0.0}};
 }
 
 std::string StepBreakdown::line() const {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "step %.1f ms:", steps > 0 ? 1e3 * wall / static_cast<double>(steps) : 0.0);
+  std::snprintf(buf, sizeof buf, "step %.1f ms:", steps > 0 ? 1e3 * total() / static_cast<double>(steps) : 0.0);
   std::string out = buf;
   for (const auto& [name, phase] : kStepPhaseNames) {
     std::snprintf(buf, sizeof buf, " %s %.0f%%", name, 100.0 * share(phase));
@@ -55,7 +54,6 @@ void StepTimer::mark(StepPhase phase) {
   const auto now = Clock::now();
   const double s = std::chrono::duration<double>(now - last_).count();
   current_.seconds[static_cast<size_t>(phase)] += s;
-  current_.wall += s;
   last_ = now;
 }
 

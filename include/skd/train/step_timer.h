@@ -27,11 +27,10 @@ inline constexpr std::pair<const char*, StepPhase> kStepPhaseNames[] = {
 
 // The phases' seconds over an interval of steps.
 struct StepBreakdown {
-  std::array<double, kStepPhases> seconds{};
-  double wall = 0;    // the interval's wall time (= the sum of the phases)
-  int64_t steps = 0;  // optimizer steps in it
+  std::array<double, kStepPhases> seconds{};  // they partition the interval: their sum is its wall time
+  int64_t steps = 0;                           // optimizer steps in it
 
-  double total() const;
+  double total() const;  // the interval's wall time
   double share(StepPhase phase) const;  // of total(), 0..1
   StepBreakdown& operator+=(const StepBreakdown& o);
   // {"seconds": {"data": s, ...}, "share": {"data": f, ...}, "wall_s": s, "steps": n, "step_ms": ms}
