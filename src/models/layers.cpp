@@ -3,6 +3,7 @@
 #include <torch/version.h>
 
 #include "skd/core/error.h"
+#include "skd/models/batched_matmul.h"
 
 // scaled_dot_product_attention takes an explicit scale from LibTorch 2.1 on.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
@@ -73,13 +74,15 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, int64_t a, double s
   const int64_t B = x.size(0), T = x.size(1);
   const auto w = slice_qkv_rows(qkv->weight, heads, a);
   const auto b = qkv->bias.defined() ? slice_qkv_rows(qkv->bias, heads, a) : torch::Tensor();
-  auto f = torch::nn::functional::linear(x, w, b);
+  auto f = linear(x, w, b);
   Probes* probes = opt.probes;
   if (probes && probes->capture_qkv) {
     if (probes->retain_grad && f.requires_grad()) f.retain_grad();
     probes->qkv.push_back(f);
   }
-  auto parts = f.reshape({B, T, 3, heads, a}).permute({2, 0, 3, 1, 4});
+  // unbind, not three selects: its gradient is one stack of the three, where each select's would be
+  // a zero-filled [3, B, H, T, a] tensor and the engine would add the three.
+  const auto parts = f.reshape({B, T, 3, heads, a}).permute({2, 0, 3, 1, 4}).unbind(0);
   // The additive terms of the logits: Swin's relative-position bias [1, H, T, T] and, in shifted
   // blocks, the window mask [nW, T, T] (windows of one image are consecutive in B*).
   torch::Tensor bias;
@@ -97,23 +100,23 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, int64_t a, double s
     } else {
       add = bias;
     }
-    if (add.defined()) add = add.to(parts.scalar_type());
+    if (add.defined()) add = add.to(parts[0].scalar_type());
     const c10::optional<at::Tensor> mask_arg = add.defined() ? c10::optional<at::Tensor>(add) : c10::nullopt;
     out = at::scaled_dot_product_attention(parts[0], parts[1], parts[2], mask_arg, 0.0, false, scale);
   }
 #endif
   if (!out.defined()) {
     auto q = parts[0] * scale, k = parts[1], v = parts[2];
-    auto attn = torch::matmul(q, k.transpose(-2, -1));
+    auto attn = batched_matmul(q, k.transpose(-2, -1));
     if (bias.defined()) attn = attn + bias;
     if (mask.defined()) {
       const int64_t nw = mask.size(0);
       attn = (attn.view({-1, nw, heads, T, T}) + mask.unsqueeze(1).unsqueeze(0)).view({-1, heads, T, T});
     }
-    out = torch::matmul(attn.softmax(-1), v);
+    out = batched_matmul(attn.softmax(-1), v);
   }
   out = out.transpose(1, 2).reshape({B, T, heads * a});
-  return torch::nn::functional::linear(out, slice_proj_cols(proj->weight, heads, a), proj->bias);
+  return linear(out, slice_proj_cols(proj->weight, heads, a), proj->bias);
 }
 
 MlpImpl::MlpImpl(int64_t dim, int64_t stored_) : stored(stored_) {
@@ -124,16 +127,15 @@ MlpImpl::MlpImpl(int64_t dim, int64_t stored_) : stored(stored_) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x, int64_t m, Probes* probes) {
-  namespace F = torch::nn::functional;
   const bool full = m == stored;
-  auto h = F::linear(x, full ? fc1->weight : fc1->weight.narrow(0, 0, m),
-                     full ? fc1->bias : fc1->bias.narrow(0, 0, m));
+  auto h = linear(x, full ? fc1->weight : fc1->weight.narrow(0, 0, m),
+                  full ? fc1->bias : fc1->bias.narrow(0, 0, m));
   h = torch::gelu(h);  // exact erf form, as timm's nn.GELU()
   if (probes && probes->capture_mlp_act) {
     if (probes->retain_grad && h.requires_grad()) h.retain_grad();
     probes->mlp_act.push_back(h);
   }
-  return F::linear(h, full ? fc2->weight : fc2->weight.narrow(1, 0, m), fc2->bias);
+  return linear(h, full ? fc2->weight : fc2->weight.narrow(1, 0, m), fc2->bias);
 }
 
 }  // namespace skd::models::detail

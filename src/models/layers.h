@@ -53,6 +53,14 @@ TORCH_MODULE(Mlp);
 torch::nn::Linear make_linear(int64_t in, int64_t out, bool bias = true);
 // timm-style init of an existing Linear (skipped under a SkipInit guard).
 void init_linear(torch::nn::Linear& l);
+// x Wᵀ + b through ATen's linear, as PyTorch's nn.Linear runs it. (The C++ frontend's
+// torch::nn::functional::linear, and so torch::nn::Linear's forward, folds the bias into the GEMM
+// only for 2-D input: on the [B, T, C] activations it runs matmul (the GEMM zeroes its output
+// first) and then a second pass adding the bias; at::linear runs one addmm on the [B*T, C] view.
+// Where the GEMM's reduction is one block, as in OpenBLAS for C <= its K block, both round alike.)
+inline torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  return at::linear(x, w, b);
+}
 // 0 * sum(params of `module`), to keep removed branches in the autograd graph.
 torch::Tensor zero_touch(torch::nn::Module& module);
 
