@@ -12,6 +12,32 @@ else()
   set(SKD_TORCH_CUDA OFF)
 endif()
 message(STATUS "LibTorch ${Torch_VERSION} from ${Torch_DIR} (CUDA: ${SKD_TORCH_CUDA}, C++${CMAKE_CXX_STANDARD})")
+# ATen's intra-op parallelism (at::parallel_for, used by skd::models::batched_matmul) is inline OpenMP
+# code in LibTorch's headers: compiled without OpenMP it runs the whole range on the calling thread.
+# So where this LibTorch's parallel backend is OpenMP (ATen/Config.h), every target compiles with it:
+# directory-wide, as the sanitizer flags, because the torch precompiled header is shared. One OpenMP
+# runtime is loaded (a wheel's bundled libgomp.so.1 has the system one's soname).
+find_file(SKD_ATEN_CONFIG ATen/Config.h PATHS ${TORCH_INCLUDE_DIRS} NO_DEFAULT_PATH)
+set(SKD_ATEN_OPENMP OFF)
+if(SKD_ATEN_CONFIG)
+  file(STRINGS "${SKD_ATEN_CONFIG}" _aten_openmp REGEX "^#define AT_PARALLEL_OPENMP 1")
+  if(_aten_openmp)
+    set(SKD_ATEN_OPENMP ON)
+  endif()
+endif()
+set(SKD_WITH_OPENMP OFF)
+if(SKD_ATEN_OPENMP)
+  find_package(OpenMP COMPONENTS CXX)
+  if(OpenMP_CXX_FOUND)
+    # Compiled everywhere; linked through skd (src/CMakeLists.txt), whose users get both.
+    set(SKD_WITH_OPENMP ON)
+    add_compile_options($<$<COMPILE_LANGUAGE:CXX>:${OpenMP_CXX_FLAGS}>)
+    message(STATUS "ATen parallel backend OpenMP: compiling with ${OpenMP_CXX_FLAGS}")
+  else()
+    message(STATUS "ATen parallel backend OpenMP, but no OpenMP for this compiler: at::parallel_for in "
+                   "this project's code runs on one thread")
+  endif()
+endif()
 # PyTorch wheels' libtorch.so exports its own copies of std::filesystem functions (built by another
 # GCC); resolved before libstdc++'s, they crash (remove_all calls a null function). libstdc++ first
 # among every binary's needed libraries makes the system's copies win.
