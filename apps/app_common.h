@@ -12,6 +12,7 @@
 
 #include "skd/cli/app.h"
 #include "skd/cli/binder.h"
+#include "skd/core/blas.h"
 #include "skd/core/logging.h"
 #include "skd/core/memory.h"
 #include "skd/distributed/env.h"
@@ -26,15 +27,17 @@ using cli::OptionBinder;
 using cli::positive;
 using cli::run;
 
-// Tunes the host allocator (skd/core/memory.h), sets the log level and the intra-op threads; an unset
-// --threads becomes the cores of this node divided among its ranks (LOCAL_WORLD_SIZE / SLURM), written
-// back into `threads`.
+// Tunes the host allocator (skd/core/memory.h), sets the log level and the intra-op threads, and
+// OpenBLAS's pool to as many (skd/core/blas.h); an unset --threads becomes the cores of this node
+// divided among its ranks (LOCAL_WORLD_SIZE / SLURM), written back into `threads`.
 inline void apply_common_options(int& threads, const std::string& log_level) {
   tune_host_allocator();
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   threads = distributed::threads_per_rank(threads, distributed::dist_env_from_environment(), cores);
   torch::set_num_threads(threads);
+  const std::string blas = tune_blas_threads(threads);
   if (!log_level.empty()) set_log_level(parse_log_level(log_level));
+  if (!blas.empty()) log_debug(blas);
 }
 
 // The main of a job app (skd-eval, skd-extract, skd-export, skd-convert): parses argv (cli::run's exit
