@@ -287,6 +287,9 @@ Trainer::Trainer(models::ElasticModelImpl& model, const data::Dataset& train_set
   observers_.push_back(bar_.get());
   ce_opts_.label_smoothing(cfg_.smoothing);
   sync_every_ = device_.is_cuda() ? (cfg_.log_every > 0 ? cfg_.log_every : 50) : 1;
+  // On CUDA the step-time breakdown reads CUDA events (no host synchronisation of its own).
+  if (device_.is_cuda() && !timer_.use_cuda_events(device_.index()))
+    log_debug("step-time breakdown: this LibTorch has no CUDA event timing (< 2.4); host clock");
 }
 
 // The class count check and the epoch's length on this rank.
@@ -427,7 +430,7 @@ bool Trainer::run_epoch(int64_t epoch) {
     if (!train_step(epoch, step, batch)) return false;
   }
   timer_.mark(StepPhase::REST);
-  epoch_time_ += timer_.take();
+  epoch_time_ += timer_.take(/*settle=*/true);
   note_bad();
   return end_epoch(epoch, first, seconds_since(epoch_start));
 }

@@ -3,11 +3,14 @@
 // both attention kernels, full and sliced widths); WPAC on CUDA equal to WPAC on the CPU; bf16 PIAD
 // training steps finite and learning, also with in-place distillation (the frozen teacher on the
 // device, the progressive chain) in the same autocast; an extracted sub-network evaluated on CUDA as on the
-// CPU; a NCCL group of one rank.
+// CPU; a NCCL group of one rank; the step-time breakdown read from CUDA events.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <torch/version.h>
+
 #include <chrono>
+#include <fstream>
 #include <functional>
 
 #include "../train/tiny_training.h"
@@ -19,9 +22,11 @@
 #include "skd/models/slice.h"
 #include "skd/piad/piad.h"
 #include "skd/train/piad_training.h"
+#include "skd/train/step_timer.h"
 #include "skd/train/trainer.h"
 #include "skd/wpac/wpac.h"
 #include "test_dataset.h"
+#include "test_util.h"
 
 using namespace skd;
 
@@ -215,3 +220,42 @@ TEST(Cuda, NcclGroupOfOneRank) {
 }
 
 }  // namespace
+
+// On CUDA the step-time breakdown comes from CUDA events (LibTorch >= 2.4): every epoch's phases
+// partition its time on the device (within a few percent of the host's epoch time, which also holds
+// the loader's start), and the forward, backward and optimizer each took time on the device.
+TEST(Cuda, StepTimeBreakdownReadsCudaEvents) {
+  SKIP_WITHOUT_CUDA();
+  const auto dir = test::scratch_dir("cuda_breakdown");
+  auto model = test::tiny_model();
+  test::TinyData data(256), eval(16);
+  auto cfg = test::tiny_config(dir);
+  cfg.device = "cuda";
+  cfg.epochs = 2;
+  cfg.log_every = 3;
+  cfg.mixup = cfg.cutmix = 0;
+  const auto r = train::train(*model, data, &eval, cfg);
+  ASSERT_GT(r.steps, 0);
+  std::ifstream metrics(dir + "/metrics.jsonl");
+  std::string line;
+  int epochs = 0;
+  const bool events = TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4);
+  while (std::getline(metrics, line)) {
+    const auto j = nlohmann::json::parse(line);
+    const auto& t = j.at("step_time");
+    EXPECT_EQ(t.at("clock").get<std::string>(), events ? "cuda events" : "host") << line;
+    double sum = 0;
+    for (const auto& [name, phase] : train::kStepPhaseNames) {
+      const double s = t.at("seconds").at(name).get<double>();
+      EXPECT_GE(s, 0.0) << name;
+      sum += s;
+    }
+    for (const char* name : {"forward", "backward", "optimizer"})
+      EXPECT_GT(t.at("seconds").at(name).get<double>(), 0.0) << name << ": " << line;
+    const double epoch_s = j.at("epoch_seconds").get<double>();
+    EXPECT_LE(sum, epoch_s * 1.05) << line;
+    EXPECT_GE(sum, epoch_s * 0.9) << line;
+    ++epochs;
+  }
+  EXPECT_EQ(epochs, 2);
+}

@@ -114,7 +114,7 @@ struct TrainConfig {
       "steps between progress lines off a terminal (0 = off); each ends with the interval's "
       "step-time breakdown (data wait, forward, backward, optimizer incl. clipping and EMA, "
       "gradient all-reduce wait, rest: mean step ms and shares), the epoch line and "
-      "metrics.jsonl ('step_time') with the epoch's");
+      "metrics.jsonl ('step_time') with the epoch's; host clock on the CPU, CUDA events on a GPU");
     v("mode", mode, kModeNames, "plain training / fine-tuning (train) or super-network training (piad)");
     piad.visit(v);
     v("dist_backend", dist_backend, distributed::kBackendNames, "the process group of a multi-process job");
