@@ -7,14 +7,17 @@
 // leaves out model construction, the first steps' allocations and the loader's start.
 //
 // Usage: skd-bench-step --arch NAME|JSON [--batch 64] [--steps 20] [--warmup 5] [--threads 2]
-//                       [--mode train|piad|both|none] [--mixup 0.8 --cutmix 1.0] [--device cpu] [--amp bf16]
+//                       [--mode train|piad|both|none] [--mixup 0.8 --cutmix 1.0] [--drop-path 0.1]
+//                       [--device cpu] [--amp bf16]
 //                       [--wpac N] [--latency 1,64] [--distill none,frozen,full,progressive] [--sandwich]
 // --distill times the PIAD step once per piad_distill mode (in-place distillation: its teacher
 // forwards), --sandwich with the sandwich rule (three sub-networks per step).
 // --wpac N also times wpac::convert with N proxy images (random, batch --batch) on --device;
 // --latency times the eval forward (median of 20 after 5 warm-ups) at the given batch sizes.
 // Prints one JSON line per measurement; "macs_full" is the forward MACs per image (both attention
-// matmuls counted), so forward FLOPs = 2 x macs_full and a training step ~ 3 x that.
+// matmuls counted), so forward FLOPs = 2 x macs_full and a training step ~ 3 x that. With
+// --mode both, a last line compares the PIAD step with the full one scaled by full / mean sampled
+// MACs (the table's codes are sampled uniformly): "piad_vs_mac_proportional".
 #include <torch/torch.h>
 
 #include <CLI/CLI.hpp>
@@ -25,6 +28,7 @@
 #include <sstream>
 #include <vector>
 
+#include "skd/core/blas.h"
 #include "skd/core/device.h"
 #include "skd/core/enum_names.h"
 #include "skd/core/memory.h"
@@ -139,7 +143,7 @@ int main(int argc, char** argv) {
   std::string arch, mode = "both", device = "cpu", amp = "none";
   int64_t batch = 64, steps = 20, warmup = 5;
   int threads = 2;
-  double mixup = 0.8, cutmix = 1.0;
+  double mixup = 0.8, cutmix = 1.0, drop_path = 0.1;
   app.add_option("--arch", arch, "named config or JSON file")->required();
   app.add_option("--batch", batch);
   app.add_option("--steps", steps, "timed steps");
@@ -148,6 +152,7 @@ int main(int argc, char** argv) {
   app.add_option("--mode", mode, "train | piad | both");
   app.add_option("--mixup", mixup);
   app.add_option("--cutmix", cutmix);
+  app.add_option("--drop-path", drop_path, "stochastic depth rate of the last block");
   app.add_option("--device", device);
   app.add_option("--amp", amp);
   int64_t wpac_samples = 0;
@@ -167,8 +172,9 @@ int main(int argc, char** argv) {
   app.add_flag("--sandwich", sandwich, "piad: the sandwich rule");
   app.add_option("--attention", attention, "latency: fused | explicit attention kernel");
   CLI11_PARSE(app, argc, argv);
-  tune_host_allocator();  // as the apps do (skd/core/memory.h)
+  tune_host_allocator();  // as the apps do (skd/core/memory.h, skd/core/blas.h)
   torch::set_num_threads(threads);
+  tune_blas_threads(threads);
   const auto config = models::resolve_arch(arch);
   const torch::Device dev = parse_device(device);
   const auto cost = models::macs_count(config);
@@ -188,7 +194,7 @@ int main(int argc, char** argv) {
   cfg.augment = false;
   cfg.mixup = mixup;
   cfg.cutmix = cutmix;
-  cfg.drop_path = 0.1;
+  cfg.drop_path = drop_path;
   cfg.warmup_epochs = 0;
   cfg.log_every = 0;
   cfg.device = device;
@@ -209,6 +215,12 @@ int main(int argc, char** argv) {
       }
     }
   }
+  // The expected MACs of a PIAD step's sub-network: Piad samples its table's codes uniformly.
+  const auto table = uniform_table(config, 12);
+  double macs_sampled = 0;
+  for (const auto& c : models::code_costs(config, table)) macs_sampled += static_cast<double>(c.macs_full);
+  macs_sampled /= static_cast<double>(table.last_code() + 1);
+  double full_ips = 0;
   for (const auto& [m, distill] : runs) {
     const bool piad_mode = m == "piad";
     // An untimed run first: the process's first steps pay one-time costs (allocator, thread pools,
@@ -227,6 +239,19 @@ int main(int argc, char** argv) {
         arch.c_str(), TORCH_VERSION, threads, static_cast<long long>(batch), static_cast<long long>(steps),
         device.c_str(), amp.c_str(), static_cast<long long>(cost.macs_full), data_mode.c_str(), workers,
         loader_ms, per_step, static_cast<double>(batch) / per_step);
+    const double ips = static_cast<double>(batch) / per_step;
+    if (!piad_mode) full_ips = ips;
+    // Issue 28's goal for sampled sub-networks: images/s >= 0.9 x the full network's images/s scaled
+    // by full MACs / mean sampled MACs.
+    if (piad_mode && distill == piad::Distill::NONE && !sandwich && full_ips > 0) {
+      const double proportional = full_ips * static_cast<double>(cost.macs_full) / macs_sampled;
+      std::printf(
+          "{\"impl\": \"skd\", \"mode\": \"piad_vs_mac_proportional\", \"arch\": \"%s\", "
+          "\"macs_full\": %lld, \"macs_mean_sampled\": %.0f, \"full_images_per_s\": %.2f, "
+          "\"piad_images_per_s\": %.2f, \"mac_proportional_images_per_s\": %.2f, \"ratio\": %.3f}\n",
+          arch.c_str(), static_cast<long long>(cost.macs_full), macs_sampled, full_ips, ips, proportional,
+          ips / proportional);
+    }
     std::fflush(stdout);
   }
   if (wpac_samples > 0) {

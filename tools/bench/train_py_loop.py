@@ -116,7 +116,18 @@ class VisionTransformer(nn.Module):
         return self.head(x[:, 0])
 
 
+# Named architectures (timm's), for --data random: DeiT-Ti as `skd-bench-step --arch deit_tiny` builds it.
+NAMED_ARCHS = {
+    "deit_tiny": {"img_size": 224, "patch_size": 16, "in_chans": 3, "num_classes": 1000, "embed_dim": 192,
+                  "depth": 12, "num_heads": 3, "mlp_ratio": 4, "qkv_bias": True},
+    "deit_small": {"img_size": 224, "patch_size": 16, "in_chans": 3, "num_classes": 1000, "embed_dim": 384,
+                   "depth": 12, "num_heads": 6, "mlp_ratio": 4, "qkv_bias": True},
+}
+
+
 def load_arch(path):
+    if path in NAMED_ARCHS:
+        return dict(NAMED_ARCHS[path])
     with open(path) as f:
         cfg = json.load(f)
     if not isinstance(cfg, dict):
@@ -145,6 +156,14 @@ def read_idx(path):
     if data.size != math.prod(dims):
         raise ValueError(f"{path}: {data.size} bytes of data, header says {dims}")
     return data.reshape(dims)
+
+
+def random_train(n, in_chans, img_size, num_classes, seed):
+    """n standard-normal images and uniform labels, held in memory (as skd-bench-step's RandomImages)."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    x = torch.randn(n, in_chans, img_size, img_size, generator=gen)
+    y = torch.randint(0, num_classes, (n,), generator=gen)
+    return x, y
 
 
 def load_fmnist_train(limit, in_chans, img_size):
@@ -178,7 +197,10 @@ def param_groups(model, weight_decay):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--arch", required=True, help="JSON model config (timm ViT keys)")
+    ap.add_argument("--arch", required=True,
+                    help="JSON model config (timm ViT keys), or " + " | ".join(sorted(NAMED_ARCHS)))
+    ap.add_argument("--data", choices=("fashion-mnist", "random"), default="fashion-mnist",
+                    help="Fashion-MNIST's training images, or --limit random images of the model's input size")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N training images (0 = all)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -201,7 +223,12 @@ def main():
     torch.manual_seed(args.seed)
     cfg = load_arch(args.arch)
     model = VisionTransformer(**cfg)
-    x_all, y_all = load_fmnist_train(args.limit, cfg["in_chans"], cfg["img_size"])
+    if args.data == "random":
+        if args.limit <= 0:
+            ap.error("--data random needs --limit N (the number of images)")
+        x_all, y_all = random_train(args.limit, cfg["in_chans"], cfg["img_size"], cfg["num_classes"], args.seed)
+    else:
+        x_all, y_all = load_fmnist_train(args.limit, cfg["in_chans"], cfg["img_size"])
     n = x_all.shape[0]
     steps_per_epoch = n // args.batch_size  # drop_last
     if steps_per_epoch == 0:
