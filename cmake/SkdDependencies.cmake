@@ -14,14 +14,17 @@ endif()
 message(STATUS "LibTorch ${Torch_VERSION} from ${Torch_DIR} (CUDA: ${SKD_TORCH_CUDA}, C++${CMAKE_CXX_STANDARD})")
 # ATen's intra-op parallelism (at::parallel_for, used by skd::models::batched_matmul) is inline OpenMP
 # code in LibTorch's headers: compiled without OpenMP it runs the whole range on the calling thread.
-# So where this LibTorch's parallel backend is OpenMP (ATen/Config.h), every target compiles with it:
-# directory-wide, as the sanitizer flags, because the torch precompiled header is shared. One OpenMP
-# runtime is loaded (a wheel's bundled libgomp.so.1 has the system one's soname).
+# batched_matmul splits attention's products only on a LibTorch without MKL (Debian's: at::bmm there
+# loops over the matrices on one thread), so where this LibTorch's parallel backend is OpenMP and it
+# has no MKL (ATen/Config.h), every target compiles with OpenMP: directory-wide, as the sanitizer
+# flags, because the torch precompiled header is shared. (A wheel has MKL and bundles its own
+# libgomp: it builds as before.)
 find_file(SKD_ATEN_CONFIG ATen/Config.h PATHS ${TORCH_INCLUDE_DIRS} NO_DEFAULT_PATH)
 set(SKD_ATEN_OPENMP OFF)
 if(SKD_ATEN_CONFIG)
   file(STRINGS "${SKD_ATEN_CONFIG}" _aten_openmp REGEX "^#define AT_PARALLEL_OPENMP 1")
-  if(_aten_openmp)
+  file(STRINGS "${SKD_ATEN_CONFIG}" _aten_mkl REGEX "^#define AT_MKL_ENABLED\\(\\) 1")
+  if(_aten_openmp AND NOT _aten_mkl)
     set(SKD_ATEN_OPENMP ON)
   endif()
 endif()

@@ -187,7 +187,7 @@ print(f"\nMedian C++/Python ratio (per round): **{statistics.median(ratios):.2f}
       f" (range {min(ratios):.2f}x-{max(ratios):.2f}x)")
 aw = [v[2] for v in py.values() if v[2] != "None"]
 if aw:
-    print(f"Python images/s leaving out its first 5 steps (median): {statistics.median(map(float, aw)):.1f}")
+    print(f"Python images/s leaving out its warm-up steps (median): {statistics.median(map(float, aw)):.1f}")
 print(f"\nMachine: {nproc} cores (nproc), CPU: {cpu}")
 print(f"LibTorch (C++): {torch_cpp}; PyTorch (Python): {torch_py}")
 print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
