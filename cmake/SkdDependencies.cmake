@@ -24,7 +24,9 @@ set(SKD_ATEN_OPENMP OFF)
 if(SKD_ATEN_CONFIG)
   file(STRINGS "${SKD_ATEN_CONFIG}" _aten_openmp REGEX "^#define AT_PARALLEL_OPENMP 1")
   file(STRINGS "${SKD_ATEN_CONFIG}" _aten_mkl REGEX "^#define AT_MKL_ENABLED\\(\\) 1")
-  if(_aten_openmp AND NOT _aten_mkl)
+  # GCC's OpenMP only: the runtime LibTorch's ATen was built with (libgomp); clang's libomp beside
+  # it would be a second OpenMP runtime in the process (the clang sanitizer/fuzz builds do without).
+  if(_aten_openmp AND NOT _aten_mkl AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
     set(SKD_ATEN_OPENMP ON)
   endif()
 endif()
