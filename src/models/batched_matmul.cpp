@@ -7,6 +7,7 @@
 #include <torch/version.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
 
 #include "skd/core/error.h"
@@ -110,6 +111,20 @@ GemmCall plan_gemm(int64_t rows, int64_t inner, int64_t cols, c10::IntArrayRef x
   return g;
 }
 
+// Whether a product of `batch` [n, k] by [k, m] matrices of a and b may be split, whatever their
+// strides: a 1.x LibTorch without MKL (LibTorch 2's mm may route float GEMMs elsewhere, e.g. oneDNN;
+// the calls below are 1.13's), 2+ intra-op threads outside a parallel region, float or double CPU
+// tensors, 2+ matrices, products between at::bmm's own kernel and OpenBLAS's threaded ones.
+bool may_split(const torch::Tensor& a, const torch::Tensor& b, int64_t batch, int64_t n, int64_t k,
+               int64_t m) {
+  const auto type = a.scalar_type();
+  const int64_t mnk = n * k * m;
+  return TORCH_VERSION_MAJOR < 2 && !at::hasMKL() && at::get_num_threads() > 1 && !at::in_parallel_region() &&
+         a.device().is_cpu() && b.device().is_cpu() && (type == torch::kFloat || type == torch::kDouble) &&
+         b.scalar_type() == type && !a.is_conj() && !b.is_conj() && !a.is_neg() && !b.is_neg() && batch > 1 &&
+         mnk >= kBmmBlasMin && mnk <= kBlasOneThreadMax;
+}
+
 // Whether a [B, n, k] by [B, k, m] product is split, and the call each matrix gets.
 struct Split {
   bool ok = false;
@@ -119,19 +134,10 @@ struct Split {
 
 Split plan_split(const torch::Tensor& a, const torch::Tensor& b) {
   Split s;
-  const auto type = a.scalar_type();
-#if TORCH_VERSION_MAJOR >= 2
-  // LibTorch 2's mm may route float GEMMs elsewhere (oneDNN); the calls above are 1.13's.
-  return s;
-#endif
-  if (at::hasMKL() || at::get_num_threads() < 2 || at::in_parallel_region()) return s;
-  if (!a.device().is_cpu() || !b.device().is_cpu() || (type != torch::kFloat && type != torch::kDouble) ||
-      b.scalar_type() != type || a.dim() != 3 || b.dim() != 3 || a.size(0) < 2 || a.size(0) != b.size(0) ||
-      a.size(2) != b.size(1) || a.is_conj() || b.is_conj() || a.is_neg() || b.is_neg())
+  if (a.dim() != 3 || b.dim() != 3 || a.size(0) != b.size(0) || a.size(2) != b.size(1) ||
+      !may_split(a, b, a.size(0), a.size(1), a.size(2), b.size(2)))
     return s;
-  const int64_t mnk = a.size(1) * a.size(2) * b.size(2);
-  if (mnk < kBmmBlasMin || mnk > kBlasOneThreadMax) return s;
-  s.gemm = blas_gemm(type);
+  s.gemm = blas_gemm(a.scalar_type());
   if (!s.gemm) return s;
   s.call = plan_gemm(a.size(1), a.size(2), b.size(2), a.strides().slice(1), b.strides().slice(1));
   s.ok = s.call.valid;
@@ -207,6 +213,9 @@ torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b) {
   SKD_CHECK(a.sizes().slice(0, d - 2) == b.sizes().slice(0, d - 2) && a.size(d - 1) == b.size(d - 2),
             "batched_matmul: cannot multiply ", a.sizes(), " by ", b.sizes());
   const int64_t n = a.size(d - 2), k = a.size(d - 1), m = b.size(d - 1);
+  const int64_t batch = n * k > 0 ? a.numel() / (n * k) : 0;
+  // Decided before the folding below, whose copies torch::matmul would make again.
+  if (!may_split(a, b, batch, n, k, m)) return torch::matmul(a, b);
   // The same [batch, n, k] operands torch::matmul folds the leading dimensions into (a copy where
   // they cannot be viewed so), and the same view back.
   const auto a3 = a.reshape({-1, n, k});

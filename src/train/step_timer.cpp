@@ -101,7 +101,6 @@ bool StepTimer::use_cuda_events(int index) {
                                  ? c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(index))
                                  : cuda.getDevice();  // "cuda" without an index: the current one
   events_.reset(new DeviceEvents{device, {}, {}});
-  current_.clock = "cuda events";
   return true;
 #else
   (void)index;
@@ -139,8 +138,8 @@ StepBreakdown StepTimer::take(bool settle) {
   (void)settle;
 #endif
   StepBreakdown out = current_;
+  out.clock = events_ ? "cuda events" : "host";
   current_ = StepBreakdown{};
-  current_.clock = out.clock;
   return out;
 }
 

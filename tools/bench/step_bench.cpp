@@ -95,6 +95,8 @@ double loader_ms_per_batch(const data::Dataset& ds, int64_t batch, torch::Device
   return ms[ms.size() / 2];
 }
 
+// The PIAD steps' mask table: codes 1..kTableCodes below the full network.
+constexpr int64_t kTableCodes = 12;
 models::MaskTable uniform_table(const models::ModelConfig& config, int64_t codes) {
   const auto full = models::stored_widths(config);
   models::MaskTable table(full);
@@ -123,7 +125,7 @@ double seconds_for(const models::ModelConfig& config, const data::Dataset& ds, c
     po.progressive_epochs = 1;  // next update epoch 1 (below): the given table is used as it is
     po.distill = distill;
     po.sandwich = sandwich;
-    super = std::make_unique<piad::Piad>(config, model->widths(), po, uniform_table(config, 12), 1);
+    super = std::make_unique<piad::Piad>(config, model->widths(), po, uniform_table(config, kTableCodes), 1);
     sampler = std::make_unique<train::PiadObserver>(*super, *model, ds, nullptr);  // sampling only
     ctx.observers.push_back(sampler.get());
     if (distill != piad::Distill::NONE) {
@@ -216,7 +218,7 @@ int main(int argc, char** argv) {
     }
   }
   // The expected MACs of a PIAD step's sub-network: Piad samples its table's codes uniformly.
-  const auto table = uniform_table(config, 12);
+  const auto table = uniform_table(config, kTableCodes);
   double macs_sampled = 0;
   for (const auto& c : models::code_costs(config, table)) macs_sampled += static_cast<double>(c.macs_full);
   macs_sampled /= static_cast<double>(table.last_code() + 1);
@@ -229,6 +231,7 @@ int main(int argc, char** argv) {
     const double t_warm = seconds_for(config, ds, cfg, piad_mode, warmup, distill, sandwich);
     const double t_all = seconds_for(config, ds, cfg, piad_mode, warmup + steps, distill, sandwich);
     const double per_step = (t_all - t_warm) / static_cast<double>(steps);
+    const double ips = static_cast<double>(batch) / per_step;
     std::printf(
         "{\"impl\": \"skd\", \"mode\": \"%s\", \"distill\": \"%s\", \"sandwich\": %s, \"arch\": \"%s\", "
         "\"torch\": \"%s\", \"threads\": %d, "
@@ -238,8 +241,7 @@ int main(int argc, char** argv) {
         m.c_str(), enum_name(distill, piad::kDistillNames), piad_mode && sandwich ? "true" : "false",
         arch.c_str(), TORCH_VERSION, threads, static_cast<long long>(batch), static_cast<long long>(steps),
         device.c_str(), amp.c_str(), static_cast<long long>(cost.macs_full), data_mode.c_str(), workers,
-        loader_ms, per_step, static_cast<double>(batch) / per_step);
-    const double ips = static_cast<double>(batch) / per_step;
+        loader_ms, per_step, ips);
     if (!piad_mode) full_ips = ips;
     // Issue 28's goal for sampled sub-networks: images/s >= 0.9 x the full network's images/s scaled
     // by full MACs / mean sampled MACs.
@@ -280,7 +282,7 @@ int main(int argc, char** argv) {
     model->to(dev);
     model->eval();
     torch::NoGradGuard no_grad;
-    const auto table = uniform_table(config, 12);
+    const auto table = uniform_table(config, kTableCodes);
     std::stringstream ss(latency);
     std::string item;
     while (std::getline(ss, item, ',')) {

@@ -68,11 +68,12 @@ if [ -z "$ARCH" ]; then
 fi
 
 PY="${PY:-/usr/bin/python3}"
+CPP_BIN="$SKD_TRAIN"  # the C++ side's binary (the summary names its LibTorch)
+[ "$DATA" = random ] && CPP_BIN="$SKD_BENCH_STEP"
 if [ "$DATA" = random ]; then
-  [ -x "$SKD_BENCH_STEP" ] || die "$SKD_BENCH_STEP not found: configure with -DSKD_BUILD_BENCH=ON and build"
-  SKD_TRAIN="$SKD_BENCH_STEP"  # the binary whose LibTorch the summary names
+  [ -x "$CPP_BIN" ] || die "$CPP_BIN not found: configure with -DSKD_BUILD_BENCH=ON and build"
 else
-  [ -x "$SKD_TRAIN" ] || die "$SKD_TRAIN not found or not executable: build first (scripts/build.sh)"
+  [ -x "$CPP_BIN" ] || die "$CPP_BIN not found or not executable: build first (scripts/build.sh)"
 fi
 [ -x "$PY" ] || die "$PY not found: this benchmark needs Debian's python3 with torch (install python3-torch)"
 TORCH_PY="$("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null)" \
@@ -141,7 +142,7 @@ done
 
 # ---- machine ----
 CPU_MODEL="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" || CPU_MODEL=unknown
-TORCH_LIB="$(ldd "$SKD_TRAIN" 2>/dev/null | awk '/libtorch_cpu/ {print $3; exit}')" || TORCH_LIB=""
+TORCH_LIB="$(ldd "$CPP_BIN" 2>/dev/null | awk '/libtorch_cpu/ {print $3; exit}')" || TORCH_LIB=""
 TORCH_CPP="unknown"
 if [ -n "$TORCH_LIB" ]; then
   real="$(readlink -f "$TORCH_LIB")"

@@ -12,9 +12,9 @@
 namespace skd::models {
 
 // torch::matmul(a, b) for a [..., n, k] and b [..., k, m] with the same leading dimensions (no
-// broadcasting), differentiable in both. Where at::bmm does not run the per-matrix loop (MKL builds,
-// tensors not on the CPU, types other than float/double, products under at::bmm's small-size
-// threshold, one intra-op thread) it is torch::matmul itself.
+// broadcasting), differentiable in both. Where it does not split (LibTorch 2 or MKL builds, tensors
+// not on the CPU, types other than float/double, products under at::bmm's small-size threshold or
+// over OpenBLAS's one-thread bound, one intra-op thread) it is torch::matmul itself.
 torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b);
 
 // Whether batched_matmul splits the batch of a [B, n, k] by b [B, k, m] product over the threads

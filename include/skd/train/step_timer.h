@@ -58,7 +58,6 @@ class StepTimer {
   // start(). False where this LibTorch cannot read the time between two events (before 2.4); the
   // host clock is kept then.
   bool use_cuda_events(int index);
-  bool cuda_events() const { return events_ != nullptr; }
   // Starts the interval's clock now (at the start of an epoch: time before it, e.g. evaluation, is
   // not counted).
   void start();
@@ -72,9 +71,8 @@ class StepTimer {
   // last event first (the end of an epoch).
   StepBreakdown take(bool settle = false);
 
-  struct DeviceEvents;
-
  private:
+  struct DeviceEvents;
   Clock::time_point last_ = Clock::now();
   StepBreakdown current_;
   std::unique_ptr<DeviceEvents> events_;
